@@ -1,0 +1,33 @@
+# The two commands: `make up` (run the platform) and `make test` (run every test).
+# `make` alone lists the targets.
+SHELL := /bin/bash
+VENV := .venv
+BIN := $(VENV)/bin
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+
+help: ## list the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+deps: ## install apt packages and the Python venv (idempotent)
+	@infra/host/install-deps.sh
+
+app: deps ## run the case service on its embedded PostgreSQL (foreground)
+	$(BIN)/kntc local up
+
+up: app ## run the platform (today: the case service on its embedded PostgreSQL)
+
+stop-local: ## stop the embedded PostgreSQL started by `make app`
+	$(BIN)/kntc local stop
+
+test: deps ## run every test (unit, integration, lab, drills, browser)
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+test-fast: deps ## unit and integration tests only (no lab, no browser)
+	$(BIN)/pytest -m 'not lab and not drill and not browser' -x $(PYTEST_ARGS)
+
+lint: deps ## ruff over the Python code
+	$(BIN)/ruff check core_app dr loadtests tests
+
+.PHONY: help deps app up stop-local test test-fast lint

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs what the project needs on a Debian 12 host, once: apt packages and the Python venv.
+# Safe to run again: it installs only what is missing and reinstalls the venv only when
+# pyproject.toml changed.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+APT_PACKAGES=(postgresql-15 postgresql-contrib-15 postgresql-client-15 python3-venv python3-dev
+  gcc make git openssl ca-certificates iproute2 procps)
+if [ "${KNTC_WITH_LAB:-0}" = 1 ]; then
+  APT_PACKAGES+=(podman runc debootstrap nftables openssh-client uidmap slirp4netns fuse-overlayfs)
+fi
+if [ "${KNTC_WITH_BROWSER:-0}" = 1 ]; then
+  APT_PACKAGES+=(chromium fonts-dejavu-core)
+fi
+
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "install-deps: apt-get install ${missing[*]}"
+  # A host with systemd would otherwise create and start 15/main on 5432 on install.
+  mkdir -p /etc/postgresql-common
+  grep -qs '^create_main_cluster' /etc/postgresql-common/createcluster.conf \
+    || echo 'create_main_cluster = false' >> /etc/postgresql-common/createcluster.conf
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+PY=${PYTHON:-python3}
+stamp=.venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)
+if [ ! -f "$stamp" ]; then
+  [ -x .venv/bin/python ] || "$PY" -m venv .venv
+  .venv/bin/pip install -q --upgrade pip >/dev/null
+  .venv/bin/pip install -q -e '.[app,ops,load,test]'
+  rm -f .venv/.installed-*
+  touch "$stamp"
+fi
