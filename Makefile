@@ -31,3 +31,5 @@ lint: deps ## ruff over the Python code
 	$(BIN)/ruff check core_app dr loadtests tests
 
 .PHONY: help deps app up stop-local test test-fast lint
+
+-include infra/lab/lab.mk
