@@ -1,0 +1,436 @@
+#!/usr/bin/env python3
+"""The two-site KNTC lab: Debian 12 hosts with systemd as Podman containers.
+
+    infra/lab/lab.py up       build the image if missing, start both sites, provision with site.yml
+    infra/lab/lab.py down     remove the lab containers and networks (keeps the image cache)
+    infra/lab/lab.py status   show the hosts, their state and the app addresses
+    infra/lab/lab.py cut dr   drop traffic between the DR site and the DC (nftables on this host)
+    infra/lab/lab.py heal     remove the cut
+
+Only the standard library is used, so that the script runs before the venv exists.
+Everything generated (SSH key, CA, secrets, inventory vars, containers.conf) lives under
+infra/lab/.state/, which git ignores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+LAB_DIR = Path(__file__).resolve().parent
+REPO = LAB_DIR.parent.parent
+STATE = LAB_DIR / ".state"
+ANSIBLE_DIR = REPO / "infra" / "ansible"
+INVENTORY = ANSIBLE_DIR / "inventories" / "lab" / "hosts.yml"
+VENV_BIN = REPO / ".venv" / "bin"
+
+LAB_RANGE = "10.231.0.0/16"
+SITES = {
+    # site: (podman network, subnet, host-side gateway address)
+    "dc": ("kntc-dc", "10.231.1.0/24", "10.231.1.254"),
+    "dr": ("kntc-dr", "10.231.2.0/24", "10.231.2.254"),
+}
+# name: (site, address, tiers)
+HOSTS: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "dc-db1": ("dc", "10.231.1.11", ("etcd", "database")),
+    "dc-db2": ("dc", "10.231.1.12", ("etcd", "database")),
+    "dc-db3": ("dc", "10.231.1.13", ("etcd", "database")),
+    "dc-app1": ("dc", "10.231.1.21", ("balancer", "app")),
+    "dc-app2": ("dc", "10.231.1.22", ("balancer", "app")),
+    "dc-backup1": ("dc", "10.231.1.31", ("backup",)),
+    "dr-db1": ("dr", "10.231.2.11", ("etcd", "database")),
+    "dr-db2": ("dr", "10.231.2.12", ("etcd", "database")),
+    "dr-app1": ("dr", "10.231.2.21", ("balancer", "app")),
+    "dr-backup1": ("dr", "10.231.2.31", ("backup",)),
+}
+LABEL = "kntc-lab=1"
+
+# Everything the hosts need is installed into the image, so that lab hosts need no internet.
+IMAGE_PACKAGES = [
+    "postgresql-15", "postgresql-client-15", "patroni", "python3-etcd", "python3-psycopg2",
+    "etcd-server", "etcd-client", "haproxy", "pgbackrest", "nginx", "python3-venv",
+    "nftables", "chrony", "openssl", "curl", "acl", "less", "netcat-openbsd", "iputils-ping",
+]
+BASE_INCLUDE = "systemd,systemd-sysv,dbus,openssh-server,python3,sudo,iproute2,ca-certificates,procps"
+SERVICES_OFF = ["etcd", "haproxy", "nginx", "patroni", "postgresql", "chrony", "pgbackrest"]
+IMAGE_SPEC = json.dumps([IMAGE_PACKAGES, BASE_INCLUDE, SERVICES_OFF, 3], sort_keys=True)
+IMAGE = "localhost/kntc-lab:bookworm-" + hashlib.sha256(IMAGE_SPEC.encode()).hexdigest()[:10]
+# NET_ADMIN (scoped to the container's own network namespace) lets each host load its nftables
+# firewall; this host's forward chain still drops any lab packet that is not for the lab range.
+CAPS = "SYS_ADMIN,NET_ADMIN,NET_RAW,AUDIT_WRITE,SYS_NICE,IPC_LOCK"
+
+CONTAINERS_CONF = """\
+[containers]
+default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
+log_driver = "k8s-file"
+
+[engine]
+runtime = "runc"
+"""
+
+NFT_TABLE = "kntc_lab"
+
+
+def log(msg: str) -> None:
+    print(f"lab: {msg}", flush=True)
+
+
+def run(cmd: list[str] | str, check: bool = True, capture: bool = False, **kw) -> subprocess.CompletedProcess:
+    env = dict(os.environ, CONTAINERS_CONF=str(STATE / "containers.conf"))
+    env.update(kw.pop("env", {}))
+    return subprocess.run(cmd, check=check, text=True, env=env, shell=isinstance(cmd, str),
+                          stdout=subprocess.PIPE if capture else None,
+                          stderr=subprocess.PIPE if capture else None, **kw)
+
+
+def podman(*args: str, check: bool = True, capture: bool = True) -> subprocess.CompletedProcess:
+    return run(["podman", *args], check=check, capture=capture)
+
+
+# ---------------------------------------------------------------- state
+def ensure_state() -> None:
+    STATE.mkdir(mode=0o700, exist_ok=True)
+    conf = STATE / "containers.conf"
+    if not conf.exists() or conf.read_text() != CONTAINERS_CONF:
+        conf.write_text(CONTAINERS_CONF)
+    key = STATE / "id_ed25519"
+    if not key.exists():
+        run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "kntc-lab", "-f", str(key)])
+    auth = STATE / "authorized_keys"
+    auth.write_text((STATE / "id_ed25519.pub").read_text())
+    auth.chmod(0o644)
+
+
+# ---------------------------------------------------------------- image
+def debian_mirror() -> str:
+    src = Path("/etc/apt/sources.list.d/debian.sources")
+    if src.exists():
+        for line in src.read_text().splitlines():
+            if line.startswith("URIs:"):
+                return line.split()[1]
+    return "http://deb.debian.org/debian"
+
+
+def build_image() -> None:
+    if podman("image", "exists", IMAGE, check=False).returncode == 0:
+        log(f"image {IMAGE} cached")
+        return
+    t0 = time.monotonic()
+    rootfs = STATE / "rootfs"
+    base_tar = STATE / "debootstrap-bookworm-minbase.tar"
+    if rootfs.exists():
+        unmount_chroot(rootfs)
+        shutil.rmtree(rootfs)
+    rootfs.mkdir()
+    if base_tar.exists():
+        log(f"reusing {base_tar.name}")
+        run(["tar", "-C", str(rootfs), "-xf", str(base_tar)])
+    else:
+        log("debootstrap bookworm (minbase), about 80 s")
+        run(["debootstrap", "--variant=minbase", f"--include={BASE_INCLUDE}", "bookworm",
+             str(rootfs), debian_mirror()], capture=True)
+        run(["tar", "-C", str(rootfs), "-cf", str(base_tar), "."])
+    # apt inside the image: the same mirror and registry settings as this host
+    (rootfs / "etc/apt/sources.list").unlink(missing_ok=True)
+    for f in Path("/etc/apt/sources.list.d").glob("*.sources"):
+        shutil.copy(f, rootfs / "etc/apt/sources.list.d" / f.name)
+    for f in Path("/etc/apt/apt.conf.d").glob("99*"):
+        shutil.copy(f, rootfs / "etc/apt/apt.conf.d" / f.name)
+    (rootfs / "etc/postgresql-common").mkdir(parents=True, exist_ok=True)
+    (rootfs / "etc/postgresql-common/createcluster.conf").write_text(
+        "# Patroni creates and manages the clusters\ncreate_main_cluster = false\n")
+    policy = rootfs / "usr/sbin/policy-rc.d"
+    policy.write_text("#!/bin/sh\nexit 101\n")
+    policy.chmod(0o755)
+    log("installing the hosts' packages into the image")
+    for m in ("proc", "sys", "dev", "dev/pts"):
+        run(["mount", "--bind", f"/{m}", str(rootfs / m)])
+    try:
+        shutil.copy("/etc/resolv.conf", rootfs / "etc/resolv.conf")
+        chroot = ["chroot", str(rootfs), "env", "DEBIAN_FRONTEND=noninteractive", "LC_ALL=C"]
+        run([*chroot, "apt-get", "update", "-qq"], capture=True)
+        run([*chroot, "apt-get", "install", "-y", "-qq", "--no-install-recommends", *IMAGE_PACKAGES],
+            capture=True)
+        run([*chroot, "apt-get", "clean"])
+    finally:
+        unmount_chroot(rootfs)
+    policy.unlink()
+    (rootfs / "etc/resolv.conf").unlink(missing_ok=True)
+    run(["chroot", str(rootfs), "systemctl", "disable", "--quiet", *SERVICES_OFF], check=False)
+    run(["chroot", str(rootfs), "systemctl", "mask", "--quiet", "systemd-logind", "getty.target",
+         "console-getty", "systemd-udevd", "systemd-udevd-kernel.socket",
+         "systemd-udevd-control.socket"], check=False)
+    # host keys are generated at first boot, not shared by every host of the image
+    for k in (rootfs / "etc/ssh").glob("ssh_host_*"):
+        k.unlink()
+    unit = rootfs / "etc/systemd/system/ssh-hostkeys.service"
+    unit.write_text("[Unit]\nDescription=Generate SSH host keys\nBefore=ssh.service\n\n"
+                    "[Service]\nType=oneshot\nExecStart=/usr/bin/ssh-keygen -A\n\n"
+                    "[Install]\nWantedBy=multi-user.target\n")
+    wants = rootfs / "etc/systemd/system/multi-user.target.wants"
+    wants.mkdir(exist_ok=True)
+    link = wants / "ssh-hostkeys.service"
+    if not link.exists():
+        link.symlink_to("/etc/systemd/system/ssh-hostkeys.service")
+    (rootfs / "etc/ssh/sshd_config.d").mkdir(exist_ok=True)
+    (rootfs / "etc/ssh/sshd_config.d/lab.conf").write_text(
+        "PermitRootLogin prohibit-password\nPasswordAuthentication no\nUseDNS no\n")
+    (rootfs / "etc/machine-id").write_text("")
+    log("importing the image")
+    run(f"tar -C {rootfs} -c . | podman import --change CMD=/sbin/init - {IMAGE} >/dev/null")
+    shutil.rmtree(rootfs)
+    log(f"image {IMAGE} built in {time.monotonic() - t0:.0f} s")
+
+
+def unmount_chroot(rootfs: Path) -> None:
+    for m in ("dev/pts", "dev", "sys", "proc"):
+        p = rootfs / m
+        if os.path.ismount(p):
+            run(["umount", "-l", str(p)], check=False)
+
+
+# ---------------------------------------------------------------- networks
+def conflist(site: str) -> Path:
+    return Path("/etc/cni/net.d") / f"{SITES[site][0]}.conflist"
+
+
+def ensure_host_safety() -> None:
+    """Blackhole the lab range and refuse to forward lab traffic anywhere but the lab."""
+    routes = run(["ip", "route", "show", "type", "blackhole", LAB_RANGE], capture=True).stdout
+    if LAB_RANGE not in routes:
+        run(["ip", "route", "add", "blackhole", LAB_RANGE])
+    rules = (
+        f"table inet {NFT_TABLE} {{\n"
+        "  set cut { type ipv4_addr . ipv4_addr; flags interval; }\n"
+        "  chain forward {\n"
+        "    type filter hook forward priority -10; policy accept;\n"
+        f"    ip saddr {LAB_RANGE} ip daddr != {LAB_RANGE} counter drop\n"
+        f"    ip daddr {LAB_RANGE} ip saddr != {LAB_RANGE} counter drop\n"
+        "    ip saddr . ip daddr @cut counter drop\n"
+        "  }\n"
+        "}\n"
+    )
+    if run(["nft", "list", "table", "inet", NFT_TABLE], check=False, capture=True).returncode != 0:
+        run(["nft", "-f", "-"], input=rules)
+    Path("/proc/sys/net/ipv4/ip_forward").write_text("1\n")
+
+
+def ensure_network(site: str) -> None:
+    name, subnet, gateway = SITES[site]
+    if podman("network", "exists", name, check=False).returncode != 0:
+        podman("network", "create", "--internal", "--disable-dns", "--subnet", subnet,
+               "--gateway", gateway, name)
+    # An internal CNI network has no address on the host's bridge and no routes at all. Give the
+    # bridge its gateway address and the hosts one route, to the lab range only: the sites reach
+    # each other through this host, nothing is masqueraded, and there is no default route.
+    path = conflist(site)
+    conf = json.loads(path.read_text())
+    bridge = conf["plugins"][0]
+    want_ipam = {"type": "host-local",
+                 "ranges": [[{"subnet": subnet, "gateway": gateway}]],
+                 "routes": [{"dst": LAB_RANGE, "gw": gateway}]}
+    if not bridge.get("isGateway") or bridge.get("ipam") != want_ipam or bridge.get("ipMasq"):
+        bridge["isGateway"] = True
+        bridge["ipMasq"] = False
+        bridge["ipam"] = want_ipam
+        path.write_text(json.dumps(conf, indent=3))
+
+
+def remove_networks() -> None:
+    for name, _, _ in SITES.values():
+        podman("network", "rm", "-f", name, check=False)
+
+
+# ---------------------------------------------------------------- hosts
+def container_state(name: str) -> str | None:
+    r = podman("container", "inspect", "--format", "{{.State.Status}}", name, check=False)
+    return r.stdout.strip() if r.returncode == 0 else None
+
+
+def start_host(name: str) -> None:
+    site, addr, _ = HOSTS[name]
+    state = container_state(name)
+    spec = hashlib.sha256(f"{IMAGE} {CAPS} {site} {addr} {sorted(HOSTS)}".encode()).hexdigest()[:12]
+    if state is not None:
+        have = podman("container", "inspect", "--format", '{{index .Config.Labels "kntc-lab-spec"}}',
+                      name).stdout.strip()
+        if have != spec:
+            log(f"{name}: made from an older image or settings, recreating")
+            podman("rm", "-f", "-t", "2", name)
+            state = None
+        elif state == "running":
+            return
+        else:
+            log(f"{name}: {state}, starting again")
+            podman("start", name)
+            return
+    add_hosts = [f"--add-host={h}:{a}" for h, (_, a, _) in HOSTS.items() if h != name]
+    podman(
+        "run", "-d", "--name", name, "--hostname", name, "--label", LABEL, "--label", f"kntc-lab-spec={spec}",
+        "--network", SITES[site][0], "--ip", addr, *add_hosts,
+        "--systemd=always", "--cap-add", CAPS, "--stop-timeout", "5",
+        "-v", f"{STATE / 'authorized_keys'}:/root/.ssh/authorized_keys:ro",
+        IMAGE, "/sbin/init",
+    )
+
+
+def wait_ssh(deadline_s: float = 60) -> None:
+    end = time.monotonic() + deadline_s
+    pending = set(HOSTS)
+    while pending and time.monotonic() < end:
+        for name in sorted(pending):
+            r = run(ssh_cmd(name, "true"), check=False, capture=True)
+            if r.returncode == 0:
+                pending.discard(name)
+        if pending:
+            time.sleep(0.5)
+    if pending:
+        sys.exit(f"lab: no SSH on {', '.join(sorted(pending))} after {deadline_s:.0f} seconds")
+
+
+def ssh_cmd(name: str, command: str) -> list[str]:
+    return ["ssh", "-i", str(STATE / "id_ed25519"), "-o", "BatchMode=yes", "-o", "ConnectTimeout=2",
+            "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
+            f"root@{HOSTS[name][1]}", command]
+
+
+# ---------------------------------------------------------------- inventory
+def write_inventory() -> None:
+    groups: dict[str, list[str]] = {}
+    for name, (site, _, tiers) in HOSTS.items():
+        groups.setdefault(site, []).append(name)
+        for t in tiers:
+            groups.setdefault(t, []).append(name)
+    lines = [
+        "# Generated by infra/lab/lab.py: the lab's hosts. Do not edit; edit HOSTS in lab.py.",
+        "all:",
+        "  vars:",
+        "    ansible_user: root",
+        "    ansible_ssh_private_key_file: \"{{ inventory_dir }}/../../../lab/.state/id_ed25519\"",
+        "  hosts:",
+    ]
+    for name, (_, addr, _) in HOSTS.items():
+        lines += [f"    {name}:", f"      ansible_host: {addr}"]
+    lines.append("  children:")
+    for g in ("dc", "dr", "etcd", "database", "balancer", "app", "backup"):
+        lines.append(f"    {g}:")
+        lines.append("      hosts:")
+        lines += [f"        {h}:" for h in groups[g]]
+    text = "\n".join(lines) + "\n"
+    INVENTORY.parent.mkdir(parents=True, exist_ok=True)
+    if not INVENTORY.exists() or INVENTORY.read_text() != text:
+        INVENTORY.write_text(text)
+
+
+def provision(extra: list[str]) -> None:
+    playbook = VENV_BIN / "ansible-playbook"
+    if not playbook.exists():
+        sys.exit("lab: .venv/bin/ansible-playbook missing: run `KNTC_WITH_LAB=1 infra/host/install-deps.sh`")
+    log("provisioning: ansible-playbook -i inventories/lab site.yml")
+    r = run([str(playbook), "-i", "inventories/lab", "site.yml", *extra], check=False, cwd=ANSIBLE_DIR)
+    if r.returncode != 0:
+        sys.exit(f"lab: site.yml failed (exit {r.returncode})")
+
+
+# ---------------------------------------------------------------- commands
+def lab_memory_mib() -> float:
+    r = podman("stats", "--no-stream", "--no-reset", "--format", "{{.Name}} {{.MemUsage}}", check=False)
+    total = 0.0
+    units = {"b": 1 / 2**20, "kb": 1 / 1024, "kib": 1 / 1024, "mb": 1, "mib": 1, "gb": 1024, "gib": 1024}
+    for line in r.stdout.splitlines():
+        parts = line.split()
+        if len(parts) < 2 or parts[0] not in HOSTS:
+            continue
+        used = parts[1]
+        num = "".join(c for c in used if c.isdigit() or c == ".")
+        unit = used[len(num):].lower()
+        total += float(num) * units.get(unit, 1)
+    return total
+
+
+def cmd_up(args: argparse.Namespace) -> None:
+    t0 = time.monotonic()
+    ensure_state()
+    build_image()
+    ensure_host_safety()
+    for site in SITES:
+        ensure_network(site)
+    for name in HOSTS:
+        start_host(name)
+    wait_ssh()
+    log(f"{len(HOSTS)} hosts answer SSH after {time.monotonic() - t0:.1f} s")
+    write_inventory()
+    if not args.no_provision:
+        provision(args.ansible_args)
+    print_summary(t0)
+
+
+def print_summary(t0: float | None = None) -> None:
+    print("lab: DC app  https://10.231.1.21/  https://10.231.1.22/")
+    print("lab: DR app  https://10.231.2.21/")
+    print(f"lab: CA certificate {STATE / 'pki' / 'ca.crt'}")
+    if t0 is not None:
+        print(f"lab: elapsed {time.monotonic() - t0:.1f} s")
+    print(f"lab: memory used by the lab hosts {lab_memory_mib():.0f} MiB")
+
+
+def cmd_down(_: argparse.Namespace) -> None:
+    ensure_state()
+    r = podman("ps", "-a", "--filter", f"label={LABEL}", "--format", "{{.Names}}")
+    names = r.stdout.split()
+    if names:
+        podman("rm", "-f", "-t", "2", *names)
+    remove_networks()
+    run(["nft", "delete", "table", "inet", NFT_TABLE], check=False, capture=True)
+    log(f"removed {len(names)} containers and the lab networks (image {IMAGE} kept)")
+
+
+def cmd_status(_: argparse.Namespace) -> None:
+    ensure_state()
+    for name, (site, addr, tiers) in HOSTS.items():
+        print(f"{name:<11} {site}  {addr:<12} {container_state(name) or 'absent':<8} {','.join(tiers)}")
+    cut = run(["nft", "list", "set", "inet", NFT_TABLE, "cut"], check=False, capture=True).stdout
+    print("sites cut" if "elements" in cut else "sites connected")
+    print_summary()
+
+
+def cmd_cut(args: argparse.Namespace) -> None:
+    ensure_host_safety()
+    a, b = SITES["dc"][1], SITES["dr"][1]
+    run(["nft", "add", "element", "inet", NFT_TABLE, "cut", f"{{ {a} . {b}, {b} . {a} }}"])
+    log(f"traffic between {a} and {b} is dropped")
+
+
+def cmd_heal(_: argparse.Namespace) -> None:
+    run(["nft", "flush", "set", "inet", NFT_TABLE, "cut"], check=False)
+    log("sites connected again")
+
+
+def main() -> None:
+    if os.geteuid() != 0:
+        sys.exit("lab: run as root (podman with systemd containers, nftables, routes)")
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    up = sub.add_parser("up", help="build, start and provision the lab")
+    up.add_argument("--no-provision", action="store_true", help="start the hosts only")
+    up.add_argument("ansible_args", nargs="*", help="extra ansible-playbook arguments (after --)")
+    up.set_defaults(fn=cmd_up)
+    sub.add_parser("down", help="remove the lab").set_defaults(fn=cmd_down)
+    sub.add_parser("status", help="show the lab").set_defaults(fn=cmd_status)
+    cut = sub.add_parser("cut", help="cut the DR site off the DC")
+    cut.add_argument("site", choices=["dr"])
+    cut.set_defaults(fn=cmd_cut)
+    sub.add_parser("heal", help="undo `cut`").set_defaults(fn=cmd_heal)
+    args = p.parse_args()
+    args.fn(args)
+
+
+if __name__ == "__main__":
+    main()
