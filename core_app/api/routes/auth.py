@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+from core_app.api.deps import acting, database, token_of
+from core_app.api.schemas import LoginIn
+from core_app.repo import accounts
+
+router = APIRouter(prefix="/api/auth", tags=["auth"])
+
+
+@router.post("/login")
+async def login(body: LoginIn, request: Request) -> dict[str, Any]:
+    """Log in; send the token as `Authorization: Bearer <token>` on every later call."""
+    db = database(request)
+    async with db.transaction() as conn:
+        token, expires = await accounts.login(conn, body.username, body.password,
+                                              request.app.state.settings.session_hours)
+    async with db.acting(token) as (_, actor):
+        return {"token": token, "expires_at": expires, "account": actor}
+
+
+@router.post("/logout")
+async def logout(request: Request) -> dict[str, str]:
+    token = token_of(request)
+    if token:
+        async with database(request).transaction() as conn:
+            await accounts.logout(conn, token)
+    return {"status": "logged_out"}
+
+
+@router.get("/me")
+async def me(request: Request) -> dict[str, Any]:
+    async with acting(request) as (_, actor):
+        return actor

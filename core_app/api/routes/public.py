@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Query, Request
+
+from core_app.api.deps import database
+from core_app.api.errors import ApiError
+from core_app.repo import cases
+
+router = APIRouter(tags=["public"])
+
+
+@router.get("/healthz")
+async def healthz(request: Request) -> dict[str, str]:
+    """200 when the database answers (and says whether it is the primary)."""
+    try:
+        async with database(request).transaction() as conn:
+            cur = await conn.execute("SELECT pg_is_in_recovery() AS standby")
+            row = await cur.fetchone()
+    except Exception as exc:
+        raise ApiError(503, "database_unavailable", "Cơ sở dữ liệu không phản hồi.", "the database does not answer") from exc
+    return {"status": "ok", "database": "standby" if row and row["standby"] else "primary"}
+
+
+@router.get("/api/lookup")
+async def lookup(request: Request, code: str = Query(min_length=3, max_length=64),
+                 secret: str = Query(min_length=8, max_length=64)) -> dict[str, Any]:
+    """Citizen lookup by the case code and the secret on the receipt. Wrong code and wrong secret
+    get the same answer."""
+    async with database(request).transaction() as conn:
+        row = await cases.public_lookup(conn, code, secret)
+    if row is None:
+        raise ApiError(404, "not_found", "Không tìm thấy hồ sơ với mã và mã tra cứu đã nhập.",
+                       "no case matches this code and secret")
+    return row

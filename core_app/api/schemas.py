@@ -1,0 +1,113 @@
+"""Request bodies of the JSON API: validation happens here, before any SQL runs."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, model_validator
+
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100_000)]
+Short = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+IdNumber = Annotated[str, StringConstraints(pattern=r"^[0-9]{12}$")]
+UnitCode = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[A-Z0-9][A-Z0-9.-]{1,40}$")]
+Kind = Literal["complaint", "denunciation", "recommendation", "multi"]
+Channel = Literal["in_person", "letter", "email", "fax", "phone", "online", "transferred"]
+Role = Literal["reception", "handling", "resolution", "head", "unit_admin", "external_reader", "sysadmin"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class LoginIn(Strict):
+    username: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+    password: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+
+
+class PartyIn(Strict):
+    role: Literal["complainant", "denouncer", "petitioner", "representative"]
+    party_kind: Literal["person", "organisation"] = "person"
+    full_name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=2, max_length=300)]
+    id_number: IdNumber | None = Field(None, description="12-digit personal ID number (CCCD), when given")
+    address: Short | None = None
+    address_unit: UnitCode | None = Field(None, description="code of the unit of the address, e.g. X00004")
+    phone: Annotated[str, StringConstraints(pattern=r"^\+?[0-9 .-]{6,20}$")] | None = None
+    email: EmailStr | None = None
+
+
+class CaseIn(Strict):
+    kind: Kind
+    subject: Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=500)]
+    content: Text
+    respondent: Short | None = None
+    classification: int = Field(0, ge=0, le=2, description="0 normal, 1 confidential, 2 secret")
+    denouncer_confidential: bool = False
+    channel: Channel
+    complaint_round: Literal[1, 2] = 1
+    is_complex: bool = False
+    is_remote_area: bool = False
+    received_on: date | None = None
+    people_count: int = Field(1, ge=1, le=10_000)
+    reception_id: str | None = None
+    parties: list[PartyIn] = Field(min_length=1, max_length=100)
+
+    @model_validator(mode="after")
+    def denouncer_flag_needs_denunciation(self) -> CaseIn:
+        if self.denouncer_confidential and self.kind not in ("denunciation", "multi"):
+            raise ValueError("denouncer_confidential applies only to a denunciation")
+        return self
+
+
+class ReceptionIn(Strict):
+    visitor_name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=2, max_length=300)]
+    visitor_id_number: IdNumber | None = None
+    visitor_address: Short | None = None
+    people_count: int = Field(1, ge=1, le=10_000)
+    content: Text
+    documents_received: Short | None = None
+    prior_handling_agency: Short | None = None
+    action_taken: Literal["accepted", "guided", "transferred", "recorded"] | None = None
+    notes: Short | None = None
+
+
+class PetitionIn(Strict):
+    channel: Channel
+    content: Text
+    received_on: date | None = None
+    people_count: int = Field(1, ge=1, le=10_000)
+    reception_id: str | None = None
+
+
+class TransitionIn(Strict):
+    action: Annotated[str, StringConstraints(min_length=1, max_length=40)]
+    version: int = Field(ge=1, description="the version you read; a stale one is refused with 409")
+    note: Annotated[str, StringConstraints(strip_whitespace=True, max_length=5000)] | None = None
+    summary: Annotated[str, StringConstraints(strip_whitespace=True, max_length=20_000)] | None = None
+    published_result: Annotated[str, StringConstraints(strip_whitespace=True, max_length=20_000)] | None = None
+    target_unit: UnitCode | None = None
+
+
+class CaseUpdateIn(Strict):
+    version: int = Field(ge=1)
+    subject: Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=500)] | None = None
+    content: Text | None = None
+    respondent: Short | None = None
+    classification: int | None = Field(None, ge=0, le=2)
+    is_complex: bool | None = None
+    is_remote_area: bool | None = None
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=2000)]
+
+
+class AssignIn(Strict):
+    username: Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=64)]
+    duty: Literal["handling", "resolution", "verification"]
+
+
+class AccountIn(Strict):
+    username: Annotated[str, StringConstraints(strip_whitespace=True, to_lower=True, pattern=r"^[a-z0-9][a-z0-9._-]{2,63}$")]
+    full_name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=2, max_length=200)]
+    unit: UnitCode
+    roles: list[Role] = Field(min_length=1)
+    clearance: int = Field(0, ge=0, le=2)
+    password: Annotated[str, StringConstraints(min_length=10, max_length=256)]

@@ -1,0 +1,1 @@
+"""Domain rules that know no HTTP and no SQL: workflow, deadlines, roles."""

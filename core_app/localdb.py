@@ -1,0 +1,183 @@
+"""The embedded PostgreSQL 15 cluster that `make app` and the tests run under a data folder.
+
+PostgreSQL refuses to run as root, so when we are root the cluster belongs to the `postgres`
+system user (from Debian's postgresql-common). The superuser is reached only through the
+cluster's own Unix socket with peer authentication; the application roles use TCP on loopback
+with scram-sha-256 and passwords generated here, kept in `secrets.env` (mode 0600) beside the
+data, never in the repository.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import secrets
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+PG_BIN = Path(os.environ.get("KNTC_PG_BIN", "/usr/lib/postgresql/15/bin"))
+ROLES = ("kntc_owner", "kntc_app", "kntc_readonly")
+
+
+class LocalDbError(RuntimeError):
+    """A problem with the embedded cluster, said in one line."""
+
+
+@dataclass(frozen=True)
+class LocalCluster:
+    root: Path  # e.g. .data/local
+    port: int
+    database: str = "kntc"
+
+    @property
+    def datadir(self) -> Path:
+        return self.root / "pg"
+
+    @property
+    def socket_dir(self) -> Path:
+        return self.root / "socket"
+
+    @property
+    def secrets_file(self) -> Path:
+        return self.root / "secrets.env"
+
+    @property
+    def log_file(self) -> Path:
+        return self.root / "postgresql.log"
+
+    # -- helpers -------------------------------------------------------------------------
+    def _as_owner(self, args: list[str], **kw) -> subprocess.CompletedProcess[str]:
+        cmd = [str(a) for a in args]
+        if os.geteuid() == 0:
+            cmd = ["runuser", "-u", "postgres", "--", *cmd]
+        return subprocess.run(cmd, text=True, capture_output=True, **kw)
+
+    def _psql(self, sql: str, database: str = "postgres") -> str:
+        res = self._as_owner(
+            [PG_BIN / "psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-h", self.socket_dir,
+             "-p", str(self.port), "-d", database, "-c", sql]
+        )
+        if res.returncode != 0:
+            raise LocalDbError(f"psql failed: {res.stderr.strip()}")
+        return res.stdout.strip()
+
+    def is_running(self) -> bool:
+        res = self._as_owner([PG_BIN / "pg_ctl", "status", "-D", self.datadir])
+        return res.returncode == 0
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def ensure(self) -> dict[str, str]:
+        """Initialise (once), start (if stopped), create roles and database; return the DSNs."""
+        if not (PG_BIN / "initdb").exists():
+            raise LocalDbError(f"PostgreSQL 15 is not installed ({PG_BIN}/initdb missing): run make deps")
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.socket_dir.mkdir(exist_ok=True)
+        if os.geteuid() == 0:
+            pg = pwd.getpwnam("postgres")
+            for p in (self.root, self.socket_dir):
+                os.chown(p, pg.pw_uid, pg.pw_gid)
+        if not (self.datadir / "PG_VERSION").exists():
+            self._init()
+        if not self.is_running():
+            self._start()
+        return self._provision()
+
+    def _init(self) -> None:
+        if self.datadir.exists():
+            # A folder left by an interrupted initdb: it holds no data worth keeping.
+            shutil.rmtree(self.datadir)
+        res = self._as_owner(
+            [PG_BIN / "initdb", "-D", self.datadir, "--data-checksums", "--encoding=UTF8",
+             "--locale=C.UTF-8", "--auth-local=peer", "--auth-host=scram-sha-256", "-U", "postgres"]
+        )
+        if res.returncode != 0:
+            raise LocalDbError(f"initdb failed: {res.stderr.strip()}")
+        conf = self.datadir / "postgresql.conf"
+        with conf.open("a") as f:
+            f.write(
+                "\n# kntc embedded cluster\n"
+                "listen_addresses = '127.0.0.1'\n"
+                f"port = {self.port}\n"
+                f"unix_socket_directories = '{self.socket_dir}'\n"
+                "password_encryption = 'scram-sha-256'\n"
+                "shared_buffers = '256MB'\n"
+                "max_connections = 200\n"
+                "wal_level = replica\n"
+                "fsync = on\n"
+                "log_min_duration_statement = 1000\n"
+            )
+        # root reaches the superuser through peer auth mapped to postgres; nobody else does.
+        (self.datadir / "pg_ident.conf").write_text("admin root postgres\nadmin postgres postgres\n")
+        (self.datadir / "pg_hba.conf").write_text(
+            "local all postgres peer map=admin\n"
+            "local all all scram-sha-256\n"
+            "host all all 127.0.0.1/32 scram-sha-256\n"
+        )
+
+    def _start(self) -> None:
+        # A postmaster killed without cleanup leaves its pid file; pg_ctl handles a stale one.
+        res = self._as_owner(
+            [PG_BIN / "pg_ctl", "start", "-w", "-t", "60", "-D", self.datadir, "-l", self.log_file]
+        )
+        if res.returncode != 0:
+            tail = self.log_file.read_text(errors="replace")[-800:] if self.log_file.exists() else ""
+            raise LocalDbError(f"PostgreSQL did not start: {res.stderr.strip()} {tail}")
+        for _ in range(50):
+            if self._as_owner([PG_BIN / "pg_isready", "-h", self.socket_dir, "-p", str(self.port)]).returncode == 0:
+                return
+            time.sleep(0.2)
+        raise LocalDbError("PostgreSQL started but does not accept connections")
+
+    def stop(self) -> None:
+        if self.is_running():
+            self._as_owner([PG_BIN / "pg_ctl", "stop", "-m", "fast", "-w", "-D", self.datadir])
+
+    def _passwords(self) -> dict[str, str]:
+        found: dict[str, str] = {}
+        if self.secrets_file.exists():
+            for line in self.secrets_file.read_text().splitlines():
+                k, _, v = line.partition("=")
+                found[k] = v
+        changed = False
+        for key in (*[f"{r}_password" for r in ROLES], "secret_key"):
+            if key not in found:
+                found[key] = secrets.token_hex(32 if key == "secret_key" else 24)
+                changed = True
+        if changed:
+            self.secrets_file.write_text("".join(f"{k}={v}\n" for k, v in found.items()))
+            self.secrets_file.chmod(0o600)
+        return found
+
+    def _provision(self) -> dict[str, str]:
+        pw = self._passwords()
+        for role in ROLES:
+            exists = self._psql(f"SELECT 1 FROM pg_roles WHERE rolname = '{role}'")
+            verb = "ALTER" if exists else "CREATE"
+            self._psql(f"{verb} ROLE {role} LOGIN PASSWORD '{pw[role + '_password']}'")
+        self.ensure_database(self.database)
+        return {
+            "KNTC_DATABASE_URL": self.dsn("kntc_app", pw["kntc_app_password"]),
+            "KNTC_ADMIN_DATABASE_URL": self.dsn("kntc_owner", pw["kntc_owner_password"]),
+            "KNTC_READONLY_DATABASE_URL": self.dsn("kntc_readonly", pw["kntc_readonly_password"]),
+            "KNTC_SECRET_KEY": pw["secret_key"],
+        }
+
+    def ensure_database(self, name: str, fresh: bool = False) -> None:
+        if fresh:
+            self._psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        if not self._psql(f"SELECT 1 FROM pg_database WHERE datname = '{name}'"):
+            self._psql(f'CREATE DATABASE "{name}" OWNER kntc_owner')
+            self._psql(f'REVOKE ALL ON DATABASE "{name}" FROM PUBLIC')
+            self._psql(f'GRANT CONNECT ON DATABASE "{name}" TO kntc_app, kntc_readonly')
+
+    def dsn(self, role: str, password: str, database: str | None = None) -> str:
+        return (
+            f"postgresql://{role}:{password}@127.0.0.1:{self.port}/{database or self.database}"
+            "?application_name=kntc"
+        )
+
+    def superuser_psql(self, sql: str, database: str | None = None) -> str:
+        return self._psql(sql, database or self.database)

@@ -1,0 +1,26 @@
+"""Alembic environment: migrations run as the owner role (KNTC_ADMIN_DATABASE_URL)."""
+
+from __future__ import annotations
+
+import os
+
+from alembic import context
+from sqlalchemy import create_engine, pool
+
+
+def _url() -> str:
+    url = context.config.get_main_option("sqlalchemy.url") or os.environ.get("KNTC_ADMIN_DATABASE_URL")
+    if not url:
+        raise SystemExit("KNTC_ADMIN_DATABASE_URL is not set: the owner role's DSN is needed to migrate")
+    return url.replace("postgresql://", "postgresql+psycopg://", 1)
+
+
+def run_migrations_online() -> None:
+    engine = create_engine(_url(), poolclass=pool.NullPool)
+    with engine.connect() as connection:
+        context.configure(connection=connection, version_table_schema="public", transaction_per_migration=True)
+        with context.begin_transaction():
+            context.run_migrations()
+
+
+run_migrations_online()

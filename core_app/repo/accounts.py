@@ -1,0 +1,62 @@
+"""SQL for accounts, login and sessions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from psycopg import AsyncConnection
+
+from core_app import security
+
+
+class LoginFailed(Exception):
+    def __init__(self, locked: bool = False) -> None:
+        super().__init__("locked" if locked else "failed")
+        self.locked = locked
+
+
+async def login(conn: AsyncConnection[Any], username: str, password: str, hours: int) -> tuple[str, Any]:
+    cur = await conn.execute("SELECT * FROM kntc.login_lookup(%s)", (username.strip().lower(),))
+    row = await cur.fetchone()
+    if row and row["locked_until"] is not None:
+        now = await (await conn.execute("SELECT now() AS now")).fetchone()
+        if now and row["locked_until"] > now["now"]:
+            raise LoginFailed(locked=True)
+    ok, new_hash = security.verify_password(row["password_hash"] if row else None, password)
+    if row is None or not row["is_active"]:
+        raise LoginFailed()
+    await conn.execute("SELECT kntc.login_result(%s, %s, %s)", (row["account_id"], ok, new_hash))
+    if not ok:
+        raise LoginFailed()
+    token = security.new_session_token()
+    cur = await conn.execute("SELECT kntc.session_open(%s, %s, %s) AS expires_at", (row["account_id"], token, hours))
+    expires = await cur.fetchone()
+    return token, expires["expires_at"] if expires else None
+
+
+async def logout(conn: AsyncConnection[Any], token: str) -> None:
+    await conn.execute("SELECT kntc.session_close(%s)", (token,))
+
+
+ACCOUNT_COLUMNS = ("a.id, a.username, a.full_name, u.code AS unit, u.name AS unit_name, a.roles, a.clearance, "
+                   "a.is_active, a.locked_until, a.created_at")
+
+
+async def list_accounts(conn: AsyncConnection[Any], unit: str | None, page: int, per_page: int) -> dict[str, Any]:
+    cur = await conn.execute(
+        f"SELECT {ACCOUNT_COLUMNS} FROM kntc.account a JOIN kntc.unit u ON u.id = a.unit_id "
+        "WHERE (%(unit)s::text IS NULL OR u.path <@ (SELECT path FROM kntc.unit WHERE code = %(unit)s)) "
+        "ORDER BY u.code, a.username LIMIT %(limit)s OFFSET %(offset)s",
+        {"unit": unit, "limit": per_page + 1, "offset": (page - 1) * per_page})
+    rows = await cur.fetchall()
+    return {"data": rows[:per_page], "page": page, "per_page": per_page, "has_more": len(rows) > per_page}
+
+
+async def create_account(conn: AsyncConnection[Any], data: dict[str, Any]) -> dict[str, Any] | None:
+    """Insert an account; row-level security decides whether the actor may (None: refused)."""
+    cur = await conn.execute(
+        "INSERT INTO kntc.account (username, full_name, unit_id, roles, clearance, password_hash) "
+        "SELECT %(username)s, %(full_name)s, u.id, %(roles)s, %(clearance)s, %(password_hash)s "
+        "FROM kntc.unit u WHERE u.code = %(unit)s AND u.valid_to IS NULL RETURNING id",
+        {**data, "password_hash": security.hash_password(data["password"])})
+    return await cur.fetchone()

@@ -1,0 +1,455 @@
+"""SQL for case files, their petitions, parties, deadlines and timeline (one place for it).
+
+Every function runs inside the caller's `Database.acting()` transaction, so row-level security
+decides what exists: a case outside the officer's scope is simply not found.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from psycopg import AsyncConnection
+from psycopg.types.json import Jsonb
+
+from core_app.domain import workflow
+from core_app.domain.deadlines import Calendar, Rule, due_for
+from core_app.security import new_lookup_secret, normalise_lookup_secret
+
+
+class NotFound(Exception):
+    pass
+
+
+class Conflict(Exception):
+    """The case changed since the client read it (optimistic concurrency)."""
+
+    def __init__(self, current_version: int) -> None:
+        super().__init__(current_version)
+        self.current_version = current_version
+
+
+class Invalid(Exception):
+    def __init__(self, field: str, vi: str, en: str) -> None:
+        super().__init__(en)
+        self.field, self.vi, self.en = field, vi, en
+
+
+@dataclass
+class RuleBook:
+    """Deadline rules and calendar overrides, read from the database (they are data)."""
+
+    rules: dict[tuple[str, str, int | None], Rule]
+    calendar: Calendar
+
+    def find(self, kind: str, step: str, complaint_round: int) -> Rule | None:
+        for key in ((kind, step, complaint_round), (kind, step, None), ("any", step, None)):
+            if key in self.rules:
+                return self.rules[key]
+        return None
+
+
+async def load_rulebook(conn: AsyncConnection[Any]) -> RuleBook:
+    cur = await conn.execute(
+        "SELECT code, case_kind, step, complaint_round, days, day_unit, complex_days, remote_days, "
+        "remote_complex_days, extension_days, max_extensions, start_event, legal_basis FROM kntc.deadline_rule")
+    rules = {}
+    for r in await cur.fetchall():
+        rules[(r["case_kind"], r["step"], r["complaint_round"])] = Rule(
+            r["code"], r["step"], r["days"], r["day_unit"], r["complex_days"], r["remote_days"],
+            r["remote_complex_days"], r["extension_days"], r["max_extensions"], r["start_event"],
+            r["legal_basis"])
+    cur = await conn.execute("SELECT day, is_working FROM kntc.calendar_override")
+    overrides = {r["day"]: r["is_working"] for r in await cur.fetchall()}
+    return RuleBook(rules, Calendar(overrides))
+
+
+def _secret_hash(secret: str) -> bytes:
+    return hashlib.sha256(normalise_lookup_secret(secret).encode()).digest()
+
+
+INSERT_CASE = """
+INSERT INTO kntc.case_file (code, kind, subject, content, respondent, classification, denouncer_confidential,
+    channel, complaint_round, is_complex, is_remote_area, receiving_unit_id, handling_unit_id, received_on,
+    lookup_secret_hash, created_by)
+VALUES (kntc.next_case_code(%(unit_id)s, %(year)s), %(kind)s, %(subject)s, %(content)s, %(respondent)s,
+    %(classification)s, %(denouncer_confidential)s, %(channel)s, %(complaint_round)s, %(is_complex)s,
+    %(is_remote_area)s, %(unit_id)s, %(unit_id)s, %(received_on)s, %(secret_hash)s, %(actor_id)s)
+RETURNING id, code, version
+"""
+
+INSERT_PARTY = """
+INSERT INTO kntc.party (case_id, role, party_kind, full_name, id_number, address, address_unit_id, phone,
+    email, identity_protected)
+VALUES (%(case_id)s, %(role)s, %(party_kind)s, %(full_name)s, %(id_number)s, %(address)s,
+    (SELECT id FROM kntc.unit WHERE code = %(address_unit)s), %(phone)s, %(email)s, %(identity_protected)s)
+RETURNING id
+"""
+
+INSERT_PETITION = """
+INSERT INTO kntc.petition (case_id, unit_id, received_on, channel, reception_id, sender_party_id, content,
+    people_count, received_by)
+VALUES (%(case_id)s, %(unit_id)s, %(received_on)s, %(channel)s, %(reception_id)s, %(sender_party_id)s,
+    %(content)s, %(people_count)s, %(actor_id)s)
+RETURNING id
+"""
+
+INSERT_EVENT = """
+INSERT INTO kntc.case_event (case_id, actor_id, unit_id, action, from_status, to_status, note, data)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+"""
+
+UPSERT_DEADLINE = """
+INSERT INTO kntc.case_deadline (case_id, step, rule_code, starts_on, due_on)
+VALUES (%s, %s, %s, %s, %s)
+ON CONFLICT (case_id, step) DO UPDATE SET rule_code = EXCLUDED.rule_code, starts_on = EXCLUDED.starts_on,
+    due_on = EXCLUDED.due_on, extensions = 0, met_on = NULL
+"""
+
+
+async def _event(conn: AsyncConnection[Any], case_id: Any, actor: dict[str, Any], action: str,
+                 from_status: str | None, to_status: str | None, note: str | None = None,
+                 data: dict[str, Any] | None = None) -> None:
+    await conn.execute(INSERT_EVENT, (case_id, actor["account_id"], actor["unit_id"], action, from_status,
+                                      to_status, note, Jsonb(data or {})))
+
+
+async def _start_deadline(conn: AsyncConnection[Any], book: RuleBook, case: dict[str, Any], step: str,
+                          start: date) -> None:
+    rule = book.find(case["kind"], step, case["complaint_round"])
+    if rule is None:
+        return
+    due = due_for(rule, start, book.calendar, is_complex=case["is_complex"], is_remote=case["is_remote_area"])
+    await conn.execute(UPSERT_DEADLINE, (case["id"], step, rule.code, start, due))
+
+
+async def _meet_deadline(conn: AsyncConnection[Any], case_id: Any, step: str, on: date) -> None:
+    await conn.execute("UPDATE kntc.case_deadline SET met_on = %s WHERE case_id = %s AND step = %s AND met_on IS NULL",
+                       (on, case_id, step))
+
+
+async def unit_id_by_code(conn: AsyncConnection[Any], code: str) -> int | None:
+    cur = await conn.execute("SELECT id FROM kntc.unit WHERE code = %s AND valid_to IS NULL", (code,))
+    row = await cur.fetchone()
+    return row["id"] if row else None
+
+
+async def create_case(conn: AsyncConnection[Any], actor: dict[str, Any], book: RuleBook, data: dict[str, Any],
+                      today: date) -> dict[str, Any]:
+    """Record a petition as a new case file; returns its code and the citizen's lookup secret."""
+    if data["classification"] > actor["clearance"]:
+        raise Invalid("classification", "Không thể lập hồ sơ mật vượt quá mức được tiếp cận của tài khoản.",
+                      "you cannot record a case classified above your own clearance")
+    received_on: date = data.get("received_on") or today
+    if received_on > today:
+        raise Invalid("received_on", "Ngày nhận không thể ở tương lai.", "the date received cannot be in the future")
+    secret = new_lookup_secret()
+    params = {**data, "unit_id": actor["unit_id"], "year": received_on.year, "received_on": received_on,
+              "secret_hash": _secret_hash(secret), "actor_id": actor["account_id"]}
+    cur = await conn.execute(INSERT_CASE, params)
+    case = await cur.fetchone()
+    assert case is not None
+    case_id = case["id"]
+    sender_id = None
+    for i, p in enumerate(data.get("parties") or []):
+        protected = bool(data["denouncer_confidential"] and p["role"] == "denouncer")
+        cur = await conn.execute(INSERT_PARTY, {**p, "case_id": case_id, "identity_protected": protected})
+        row = await cur.fetchone()
+        if i == 0 and row:
+            sender_id = row["id"]
+    await conn.execute(INSERT_PETITION, {
+        "case_id": case_id, "unit_id": actor["unit_id"], "received_on": received_on, "channel": data["channel"],
+        "reception_id": data.get("reception_id"), "sender_party_id": sender_id,
+        "content": data["content"], "people_count": data.get("people_count") or 1,
+        "actor_id": actor["account_id"]})
+    if data.get("reception_id"):
+        await conn.execute("UPDATE kntc.reception SET case_id = %s, action_taken = 'recorded' WHERE id = %s",
+                           (case_id, data["reception_id"]))
+    full = {"id": case_id, "kind": data["kind"], "complaint_round": data["complaint_round"],
+            "is_complex": data["is_complex"], "is_remote_area": data["is_remote_area"]}
+    await _start_deadline(conn, book, full, "accept", received_on)
+    await _event(conn, case_id, actor, "receive", None, workflow.Status.RECEIVED,
+                 data={"channel": data["channel"]})
+    return {"id": str(case_id), "code": case["code"], "version": case["version"], "lookup_secret": secret}
+
+
+CASE_COLUMNS = """
+c.id, c.code, c.kind, c.subject, c.content, c.respondent, c.classification, c.denouncer_confidential,
+c.channel, c.status, c.complaint_round, c.is_complex, c.is_remote_area, c.received_on, c.accepted_on,
+c.resolved_on, c.closed_on, c.resolution_summary, c.published_result, c.version, c.created_at, c.updated_at,
+c.handling_unit_id, hu.code AS handling_unit, hu.name AS handling_unit_name,
+ru.code AS receiving_unit, ru.name AS receiving_unit_name
+"""
+
+GET_CASE = f"""
+SELECT {CASE_COLUMNS}
+  FROM kntc.case_file c
+  JOIN kntc.unit hu ON hu.id = c.handling_unit_id
+  JOIN kntc.unit ru ON ru.id = c.receiving_unit_id
+ WHERE c.code = %s
+"""
+
+
+async def _locked(conn: AsyncConnection[Any], code: str, version: int) -> dict[str, Any]:
+    """The case row, locked; refuses when it changed since the client read it.
+
+    The visibility check runs first without a lock: SELECT ... FOR UPDATE applies the UPDATE
+    policy too, and an officer who may read but not change the case must hear why, not 404.
+    """
+    case = await get_case(conn, code, details=False)
+    cur = await conn.execute("SELECT version FROM kntc.case_file WHERE id = %s FOR UPDATE", (case["id"],))
+    locked = await cur.fetchone()
+    if locked is None:
+        if case["version"] != version:
+            raise Conflict(case["version"])
+        return case
+    if locked["version"] != version:
+        raise Conflict(locked["version"])
+    if locked["version"] != case["version"]:
+        case = await get_case(conn, code, details=False)
+    return case
+
+
+async def get_case(conn: AsyncConnection[Any], code: str, *, details: bool = True) -> dict[str, Any]:
+    cur = await conn.execute(GET_CASE, (code,))
+    case = await cur.fetchone()
+    if case is None:
+        raise NotFound(code)
+    if not details:
+        return case
+    cid = case["id"]
+    async with conn.pipeline():
+        parties = await conn.execute(
+            "SELECT p.id, p.role, p.party_kind, p.full_name, p.id_number, p.address, u.code AS address_unit, "
+            "p.phone, p.email, p.identity_protected FROM kntc.party p LEFT JOIN kntc.unit u ON u.id = p.address_unit_id "
+            "WHERE p.case_id = %s ORDER BY p.role, p.full_name", (cid,))
+        petitions = await conn.execute(
+            "SELECT p.id, p.received_on, p.channel, p.content, p.people_count, u.code AS unit, p.reception_id, "
+            "p.created_at FROM kntc.petition p JOIN kntc.unit u ON u.id = p.unit_id WHERE p.case_id = %s "
+            "ORDER BY p.created_at", (cid,))
+        deadlines = await conn.execute(
+            "SELECT d.step, d.rule_code, r.legal_basis, r.description_vi, r.description_en, r.day_unit, "
+            "d.starts_on, d.due_on, d.extensions, d.met_on, "
+            "(d.met_on IS NULL AND d.due_on < current_date) AS overdue "
+            "FROM kntc.case_deadline d JOIN kntc.deadline_rule r ON r.code = d.rule_code "
+            "WHERE d.case_id = %s ORDER BY d.starts_on, d.step", (cid,))
+        events = await conn.execute(
+            "SELECT e.at, e.action, e.from_status, e.to_status, e.note, e.data, a.username AS actor, "
+            "u.code AS unit FROM kntc.case_event e LEFT JOIN kntc.account a ON a.id = e.actor_id "
+            "LEFT JOIN kntc.unit u ON u.id = e.unit_id WHERE e.case_id = %s ORDER BY e.id", (cid,))
+        attachments = await conn.execute(
+            "SELECT id, filename, content_type, size_bytes, encode(sha256, 'hex') AS sha256, uploaded_at "
+            "FROM kntc.attachment WHERE case_id = %s ORDER BY uploaded_at", (cid,))
+        assignments = await conn.execute(
+            "SELECT a.username, a.full_name, ca.duty, ca.assigned_at FROM kntc.case_assignment ca "
+            "JOIN kntc.account a ON a.id = ca.account_id WHERE ca.case_id = %s", (cid,))
+    case["parties"] = await parties.fetchall()
+    case["hidden_parties"] = case["denouncer_confidential"] and not any(
+        p["role"] == "denouncer" for p in case["parties"])
+    case["petitions"] = await petitions.fetchall()
+    case["deadlines"] = await deadlines.fetchall()
+    case["timeline"] = await events.fetchall()
+    case["attachments"] = await attachments.fetchall()
+    case["assignments"] = await assignments.fetchall()
+    return case
+
+
+LIST_FILTERS = {
+    "status": "c.status = %(status)s",
+    "kind": "c.kind = %(kind)s",
+    "unit": "hu.code = %(unit)s",
+    "received_from": "c.received_on >= %(received_from)s",
+    "received_to": "c.received_on <= %(received_to)s",
+}
+
+
+async def list_cases(conn: AsyncConnection[Any], filters: dict[str, Any], page: int, per_page: int,
+                     *, mine_only_unit: int | None = None) -> dict[str, Any]:
+    where = [LIST_FILTERS[k] for k, v in filters.items() if v is not None and k in LIST_FILTERS]
+    if mine_only_unit is not None:
+        where.append("c.handling_unit_id = %(mine)s")
+    params = {**filters, "mine": mine_only_unit, "limit": per_page + 1, "offset": (page - 1) * per_page}
+    sql = (
+        "SELECT c.id, c.code, c.kind, c.subject, c.status, c.classification, c.received_on, c.version, "
+        "hu.code AS handling_unit, hu.name AS handling_unit_name, "
+        "(SELECT min(d.due_on) FROM kntc.case_deadline d WHERE d.case_id = c.id AND d.met_on IS NULL) AS next_due "
+        "FROM kntc.case_file c JOIN kntc.unit hu ON hu.id = c.handling_unit_id "
+        + ("WHERE " + " AND ".join(where) if where else "")
+        + " ORDER BY c.received_on DESC, c.code DESC LIMIT %(limit)s OFFSET %(offset)s"
+    )
+    cur = await conn.execute(sql, params)
+    rows = await cur.fetchall()
+    return {"data": rows[:per_page], "page": page, "per_page": per_page, "has_more": len(rows) > per_page}
+
+
+async def transition(conn: AsyncConnection[Any], actor: dict[str, Any], book: RuleBook, code: str,
+                     action_name: str, version: int, params: dict[str, Any], today: date) -> dict[str, Any]:
+    case = await _locked(conn, code, version)
+    wactor = workflow.Actor(actor["account_id"], actor["unit_id"], frozenset(actor["roles"]), actor["clearance"])
+    action = workflow.check(action_name, case["status"], wactor, case["handling_unit_id"], params)
+    target = action.target
+    sets: dict[str, Any] = {}
+    data: dict[str, Any] = {}
+    if action.name == "accept":
+        sets["accepted_on"] = today
+        await _meet_deadline(conn, case["id"], "accept", today)
+        await _start_deadline(conn, book, case, "resolve", today)
+        await _start_deadline(conn, book, case, "notify_acceptance", today)
+    elif action.name == "forward":
+        target_id = await unit_id_by_code(conn, params["target_unit"])
+        if target_id is None:
+            raise Invalid("target_unit", "Không tìm thấy đơn vị nhận (mã đơn vị hiện hành).",
+                          f"no current unit with code {params['target_unit']!r}")
+        if target_id == case["handling_unit_id"]:
+            raise Invalid("target_unit", "Không thể chuyển đơn cho chính đơn vị mình.",
+                          "a case cannot be forwarded to the unit that already holds it")
+        sets["handling_unit_id"] = target_id
+        data["to_unit"] = params["target_unit"]
+        await _meet_deadline(conn, case["id"], "accept", today)
+        await _meet_deadline(conn, case["id"], "transfer", today)
+        # The competent unit's own limits start when it receives the petition.
+        await _start_deadline(conn, book, case, "accept", today)
+    elif action.name in ("guide", "file_away", "return"):
+        await _meet_deadline(conn, case["id"], "accept", today)
+    elif action.name == "extend":
+        rule_row = await (await conn.execute(
+            "SELECT d.rule_code, d.extensions, d.starts_on FROM kntc.case_deadline d "
+            "WHERE d.case_id = %s AND d.step = 'resolve'", (case["id"],))).fetchone()
+        rule = book.find(case["kind"], "resolve", case["complaint_round"])
+        if rule_row is None or rule is None or rule.max_extensions <= rule_row["extensions"]:
+            allowed = rule.max_extensions if rule else 0
+            raise workflow.TransitionRefused(
+                "no_extension_left", f"Không thể gia hạn thêm (luật cho phép tối đa {allowed} lần).",
+                f"no extension left (the law allows at most {allowed})")
+        n = rule_row["extensions"] + 1
+        due = due_for(rule, rule_row["starts_on"], book.calendar, is_complex=case["is_complex"],
+                      is_remote=case["is_remote_area"], extensions=n)
+        await conn.execute("UPDATE kntc.case_deadline SET extensions = %s, due_on = %s "
+                           "WHERE case_id = %s AND step = 'resolve'", (n, due, case["id"]))
+        data["new_due_on"] = due.isoformat()
+    elif action.name == "resolve":
+        sets["resolved_on"] = today
+        sets["resolution_summary"] = params["summary"]
+        if params.get("published_result"):
+            sets["published_result"] = params["published_result"]
+        await _meet_deadline(conn, case["id"], "resolve", today)
+    elif action.name == "close":
+        sets["closed_on"] = today
+    if target is not None:
+        sets["status"] = str(target)
+    sets_sql = ", ".join(f"{k} = %({k})s" for k in sets)
+    await conn.execute(
+        f"UPDATE kntc.case_file SET {sets_sql + ', ' if sets_sql else ''}version = version + 1, updated_at = now() "
+        "WHERE id = %(id)s", {**sets, "id": case["id"]})
+    await _event(conn, case["id"], actor, action.name, case["status"], str(target) if target else case["status"],
+                 params.get("note") or params.get("summary"), data)
+    return {"code": code, "status": sets.get("status", case["status"]), "version": case["version"] + 1,
+            "action": action.name, **data}
+
+
+UPDATABLE = ("subject", "content", "respondent", "classification", "is_complex", "is_remote_area")
+
+
+async def update_case(conn: AsyncConnection[Any], actor: dict[str, Any], code: str, version: int,
+                      changes: dict[str, Any]) -> dict[str, Any]:
+    case = await _locked(conn, code, version)
+    if case["handling_unit_id"] != actor["unit_id"] or "external_reader" in actor["roles"]:
+        raise workflow.TransitionRefused("wrong_unit", "Chỉ đơn vị đang giải quyết hồ sơ mới được sửa hồ sơ.",
+                                         "only officers of the unit that holds the case file may edit it")
+    changes = {k: v for k, v in changes.items() if k in UPDATABLE and v is not None}
+    if not changes:
+        raise Invalid("body", "Không có thông tin nào để sửa.", "nothing to change")
+    if changes.get("classification", 0) > actor["clearance"]:
+        raise Invalid("classification", "Không thể đặt mức mật cao hơn mức được tiếp cận.",
+                      "you cannot classify above your own clearance")
+    before = {k: case[k] for k in changes}
+    sets_sql = ", ".join(f"{k} = %({k})s" for k in changes)
+    await conn.execute(f"UPDATE kntc.case_file SET {sets_sql}, version = version + 1, updated_at = now() "
+                       "WHERE id = %(id)s", {**changes, "id": case["id"]})
+    await _event(conn, case["id"], actor, "edit", case["status"], case["status"], changes.get("reason"),
+                 {"before": before, "after": changes})
+    return {"code": code, "version": case["version"] + 1}
+
+
+async def add_petition(conn: AsyncConnection[Any], actor: dict[str, Any], code: str, data: dict[str, Any],
+                       today: date) -> dict[str, Any]:
+    case = await get_case(conn, code, details=False)
+    cur = await conn.execute(INSERT_PETITION, {
+        "case_id": case["id"], "unit_id": actor["unit_id"], "received_on": data.get("received_on") or today,
+        "channel": data["channel"], "reception_id": data.get("reception_id"), "sender_party_id": None,
+        "content": data["content"], "people_count": data.get("people_count") or 1,
+        "actor_id": actor["account_id"]})
+    row = await cur.fetchone()
+    await _event(conn, case["id"], actor, "add_petition", case["status"], case["status"], None,
+                 {"petition_id": str(row["id"]) if row else None})
+    return {"id": str(row["id"]) if row else None, "case": code}
+
+
+async def assign(conn: AsyncConnection[Any], actor: dict[str, Any], code: str, username: str, duty: str) -> None:
+    case = await get_case(conn, code, details=False)
+    if "head" not in actor["roles"] or case["handling_unit_id"] != actor["unit_id"]:
+        raise workflow.TransitionRefused("role_not_allowed", "Chỉ thủ trưởng đơn vị đang giải quyết mới được phân công.",
+                                         "only the head of the unit holding the case may assign it")
+    cur = await conn.execute("SELECT id FROM kntc.account WHERE username = %s AND unit_id = %s AND is_active",
+                             (username, actor["unit_id"]))
+    acc = await cur.fetchone()
+    if acc is None:
+        raise Invalid("username", "Không có cán bộ này trong đơn vị.", f"no active officer {username!r} in your unit")
+    await conn.execute("INSERT INTO kntc.case_assignment (case_id, account_id, duty, assigned_by) "
+                       "VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                       (case["id"], acc["id"], duty, actor["account_id"]))
+    await _event(conn, case["id"], actor, "assign", case["status"], case["status"], None,
+                 {"username": username, "duty": duty})
+
+
+async def add_attachment(conn: AsyncConnection[Any], actor: dict[str, Any], code: str, filename: str,
+                         content_type: str, data: bytes) -> dict[str, Any]:
+    case = await get_case(conn, code, details=False)
+    if case["handling_unit_id"] != actor["unit_id"]:
+        raise workflow.TransitionRefused("wrong_unit", "Chỉ đơn vị đang giải quyết mới được đính kèm tài liệu.",
+                                         "only the unit holding the case may attach documents")
+    digest = hashlib.sha256(data).digest()
+    cur = await conn.execute(
+        "INSERT INTO kntc.attachment (case_id, filename, content_type, size_bytes, sha256, data, uploaded_by) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING id",
+        (case["id"], filename, content_type, len(data), digest, data, actor["account_id"]))
+    row = await cur.fetchone()
+    await _event(conn, case["id"], actor, "attach", case["status"], case["status"], filename,
+                 {"sha256": digest.hex(), "size": len(data)})
+    return {"id": str(row["id"]) if row else None, "sha256": digest.hex(), "size_bytes": len(data)}
+
+
+async def get_attachment(conn: AsyncConnection[Any], code: str, attachment_id: str) -> dict[str, Any]:
+    cur = await conn.execute(
+        "SELECT a.filename, a.content_type, a.data, encode(a.sha256, 'hex') AS sha256 FROM kntc.attachment a "
+        "JOIN kntc.case_file c ON c.id = a.case_id WHERE c.code = %s AND a.id = %s", (code, attachment_id))
+    row = await cur.fetchone()
+    if row is None:
+        raise NotFound(attachment_id)
+    return row
+
+
+OVERDUE = """
+SELECT c.code, c.kind, c.status, c.subject, hu.code AS handling_unit, hu.name AS handling_unit_name,
+       d.step, d.rule_code, d.due_on, current_date - d.due_on AS days_late, d.overdue_cause
+  FROM kntc.case_deadline d
+  JOIN kntc.case_file c ON c.id = d.case_id
+  JOIN kntc.unit hu ON hu.id = c.handling_unit_id
+ WHERE d.met_on IS NULL AND d.due_on < %(today)s
+   AND (%(unit)s::text IS NULL OR hu.path <@ (SELECT path FROM kntc.unit WHERE code = %(unit)s))
+ ORDER BY d.due_on, c.code
+ LIMIT %(limit)s
+"""
+
+
+async def overdue(conn: AsyncConnection[Any], today: date, unit: str | None, limit: int = 500) -> list[dict[str, Any]]:
+    cur = await conn.execute(OVERDUE, {"today": today, "unit": unit, "limit": limit})
+    return await cur.fetchall()
+
+
+async def public_lookup(conn: AsyncConnection[Any], code: str, secret: str) -> dict[str, Any] | None:
+    cur = await conn.execute("SELECT * FROM kntc.public_lookup(%s, %s)",
+                             (code.strip().upper(), normalise_lookup_secret(secret)))
+    return await cur.fetchone()

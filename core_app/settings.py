@@ -1,0 +1,36 @@
+"""One Settings class for the case service, read from the environment (prefix KNTC_)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="KNTC_", env_file=None, extra="ignore")
+
+    # The application role (kntc_app): row-level security applies to it.
+    database_url: str = Field(description="libpq DSN of the application role")
+    # The owner role (kntc_owner): migrations and seeding only.
+    admin_database_url: str | None = None
+    secret_key: str = Field(min_length=32, description="random secret for signing (generated at provision time)")
+    environment: str = "production"
+    session_hours: int = 10
+    pool_min: int = 2
+    pool_max: int = 16
+    # A second-round complaint or a remote area lengthens the limits; the area flag comes from data.
+    default_language: str = "vi"
+
+    @field_validator("secret_key")
+    @classmethod
+    def refuse_placeholder(cls, v: str) -> str:
+        if "changethis" in v:
+            raise ValueError("KNTC_SECRET_KEY is a placeholder: generate one (openssl rand -hex 32)")
+        return v
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()  # type: ignore[call-arg]
