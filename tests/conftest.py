@@ -35,11 +35,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def _test_cluster() -> LocalCluster:
+    # One folder per port, so that parallel sessions (xdist, several engineers) never collide.
+    port = int(os.environ.get("KNTC_TEST_PG_PORT", "55433"))
+    return LocalCluster(root=ROOT / ".data" / f"test-{port}", port=port, database="kntc_test")
+
+
 @pytest.fixture(scope="session")
 def pg_env() -> dict[str, str]:
     """DSNs of a fresh, migrated database `kntc_test` with the unit tree loaded."""
-    cluster = LocalCluster(root=ROOT / ".data" / "test", port=int(os.environ.get("KNTC_TEST_PG_PORT", "55433")),
-                           database="kntc_test")
+    cluster = _test_cluster()
     env = cluster.ensure()
     cluster.ensure_database("kntc_test", fresh=True)
     full = {**os.environ, **env}
@@ -52,8 +57,7 @@ def pg_env() -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def cluster(pg_env: dict[str, str]) -> LocalCluster:
-    return LocalCluster(root=ROOT / ".data" / "test", port=int(os.environ.get("KNTC_TEST_PG_PORT", "55433")),
-                        database="kntc_test")
+    return _test_cluster()
 
 
 @pytest.fixture(scope="session")
