@@ -21,7 +21,8 @@ up: app ## run the platform (today: the case service on its embedded PostgreSQL)
 stop-local: ## stop the embedded PostgreSQL started by `make app`
 	$(BIN)/kntc local stop
 
-test: deps ## run every test (unit, integration, lab, drills, browser)
+test: ## run every test (unit, integration, lab, drills, browser)
+	@KNTC_WITH_LAB=1 KNTC_WITH_BROWSER=1 infra/host/install-deps.sh
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test-fast: deps ## unit and integration tests only (no lab, no browser)
@@ -33,3 +34,5 @@ lint: deps ## ruff over the Python code
 .PHONY: help deps app up stop-local test test-fast lint
 
 -include infra/lab/lab.mk
+-include loadtests/load.mk
+-include core_app/dedup/dedup.mk
