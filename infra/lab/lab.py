@@ -48,7 +48,9 @@ HOSTS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "dr-db1": ("dr", "10.231.2.11", ("etcd", "database")),
     "dr-db2": ("dr", "10.231.2.12", ("etcd", "database")),
     "dr-app1": ("dr", "10.231.2.21", ("balancer", "app")),
-    "dr-backup1": ("dr", "10.231.2.31", ("backup",)),
+    # The third etcd member of the DR site (an even count tolerates no more failures than one
+    # fewer): the backup host is the witness, it runs no PostgreSQL.
+    "dr-backup1": ("dr", "10.231.2.31", ("backup", "etcd")),
 }
 LABEL = "kntc-lab=1"
 
@@ -56,7 +58,7 @@ LABEL = "kntc-lab=1"
 IMAGE_PACKAGES = [
     "postgresql-15", "postgresql-client-15", "patroni", "python3-etcd", "python3-psycopg2",
     "etcd-server", "etcd-client", "haproxy", "pgbackrest", "nginx", "python3-venv",
-    "nftables", "chrony", "openssl", "curl", "acl", "less", "netcat-openbsd", "iputils-ping",
+    "nftables", "chrony", "openssl", "curl", "acl", "python3-apt", "less", "netcat-openbsd", "iputils-ping",
 ]
 BASE_INCLUDE = "systemd,systemd-sysv,dbus,openssh-server,python3,sudo,iproute2,ca-certificates,procps"
 SERVICES_OFF = ["etcd", "haproxy", "nginx", "patroni", "postgresql", "chrony", "pgbackrest"]
@@ -184,7 +186,7 @@ def build_image() -> None:
         "PermitRootLogin prohibit-password\nPasswordAuthentication no\nUseDNS no\n")
     (rootfs / "etc/machine-id").write_text("")
     log("importing the image")
-    run(f"tar -C {rootfs} -c . | podman import --change CMD=/sbin/init - {IMAGE} >/dev/null")
+    run(f"tar -C {rootfs} -c . | podman import -q --change CMD=/sbin/init - {IMAGE} >/dev/null")
     shutil.rmtree(rootfs)
     log(f"image {IMAGE} built in {time.monotonic() - t0:.0f} s")
 
