@@ -53,7 +53,7 @@ def _admin_url() -> str:
     return url  # type: ignore[return-value]
 
 
-def _connect_admin():  # noqa: ANN202
+def _connect_admin():
     import psycopg
     from psycopg.rows import dict_row
 
@@ -254,13 +254,13 @@ def serve(
         uvicorn.run("core_app.api.main:app_factory", factory=True, host=host, port=port, reload=True)
         return
     granian = shutil.which("granian", path=str(Path(sys.executable).parent)) or "granian"
-    os.execv(granian, [granian, "--interface", "asgi", "--factory", "--host", host, "--port", str(port),
+    os.execv(granian, [  # noqa: S606 - the server replaces this process, no shell involvedgranian, "--interface", "asgi", "--factory", "--host", host, "--port", str(port),
                        "--workers", str(workers), "--no-ws", "--log-level", "warning",
                        "core_app.api.main:app_factory"])
 
 
 # -- the embedded cluster -----------------------------------------------------------------
-def _cluster(root: Path, port: int):  # noqa: ANN202
+def _cluster(root: Path, port: int):
     from core_app.localdb import LocalCluster
 
     return LocalCluster(root=root, port=port)
@@ -319,7 +319,8 @@ def main() -> None:
     except Exception as exc:  # an operator gets one line; KNTC_DEBUG=1 shows the traceback
         if os.environ.get("KNTC_DEBUG"):
             raise
-        err.print(f"[red]kntc: {type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}[/red]")
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        err.print(f"[red]kntc: {type(exc).__name__}: {first}[/red]")
         sys.exit(1)
 
 

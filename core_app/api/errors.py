@@ -41,7 +41,8 @@ def _db_message(exc: psycopg.Error) -> tuple[int, dict[str, Any]]:
         return 403, body("forbidden", "Tài khoản không có quyền thực hiện thao tác này.",
                          "your account is not allowed to do this")
     if isinstance(exc, psycopg.errors.ForeignKeyViolation):
-        return 400, body("unknown_reference", "Tham chiếu không tồn tại.", f"unknown reference ({diag.constraint_name})")
+        return 400, body("unknown_reference", "Tham chiếu không tồn tại.",
+                         f"unknown reference ({diag.constraint_name})")
     if isinstance(exc, psycopg.errors.CheckViolation | psycopg.errors.NotNullViolation |
                   psycopg.errors.StringDataRightTruncation | psycopg.errors.InvalidTextRepresentation |
                   psycopg.errors.DatetimeFieldOverflow | psycopg.errors.NumericValueOutOfRange):
@@ -101,7 +102,8 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(LoginFailed)
     async def login_failed(_: Request, exc: LoginFailed) -> ORJSONResponse:
         if exc.locked:
-            return ORJSONResponse(body("account_locked", "Tài khoản tạm khóa do đăng nhập sai nhiều lần; thử lại sau 15 phút.",
+            return ORJSONResponse(body("account_locked",
+                                       "Tài khoản tạm khóa do đăng nhập sai nhiều lần; thử lại sau 15 phút.",
                                        "account locked after repeated failures: try again in 15 minutes"),
                                   status_code=423)
         return ORJSONResponse(body("login_failed", "Tên đăng nhập hoặc mật khẩu không đúng.",

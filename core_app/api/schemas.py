@@ -105,7 +105,8 @@ class AssignIn(Strict):
 
 
 class AccountIn(Strict):
-    username: Annotated[str, StringConstraints(strip_whitespace=True, to_lower=True, pattern=r"^[a-z0-9][a-z0-9._-]{2,63}$")]
+    username: Annotated[str, StringConstraints(strip_whitespace=True, to_lower=True,
+                                               pattern=r"^[a-z0-9][a-z0-9._-]{2,63}$")]
     full_name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=2, max_length=200)]
     unit: UnitCode
     roles: list[Role] = Field(min_length=1)

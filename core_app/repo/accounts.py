@@ -16,6 +16,8 @@ class LoginFailed(Exception):
 
 
 async def login(conn: AsyncConnection[Any], username: str, password: str, hours: int) -> tuple[str, Any]:
+    """A session token and its expiry; raises LoginFailed. Call it through `login_committed`:
+    a failure must be recorded even though the login is refused."""
     cur = await conn.execute("SELECT * FROM kntc.login_lookup(%s)", (username.strip().lower(),))
     row = await cur.fetchone()
     if row and row["locked_until"] is not None:
@@ -32,6 +34,16 @@ async def login(conn: AsyncConnection[Any], username: str, password: str, hours:
     cur = await conn.execute("SELECT kntc.session_open(%s, %s, %s) AS expires_at", (row["account_id"], token, hours))
     expires = await cur.fetchone()
     return token, expires["expires_at"] if expires else None
+
+
+async def login_committed(db: Any, username: str, password: str, hours: int) -> tuple[str, Any]:
+    failure: LoginFailed | None = None
+    async with db.transaction() as conn:
+        try:
+            return await login(conn, username, password, hours)
+        except LoginFailed as exc:
+            failure = exc  # leave the block normally so the failed-login count is committed
+    raise failure
 
 
 async def logout(conn: AsyncConnection[Any], token: str) -> None:

@@ -145,6 +145,10 @@ async def create_case(conn: AsyncConnection[Any], actor: dict[str, Any], book: R
     received_on: date = data.get("received_on") or today
     if received_on > today:
         raise Invalid("received_on", "Ngày nhận không thể ở tương lai.", "the date received cannot be in the future")
+    for i, p in enumerate(data.get("parties") or []):
+        if p.get("address_unit") and await unit_id_by_code(conn, p["address_unit"]) is None:
+            raise Invalid(f"parties.{i}.address_unit", f"Không có đơn vị hành chính hiện hành mã {p['address_unit']}.",
+                          f"no current unit with code {p['address_unit']!r}")
     secret = new_lookup_secret()
     params = {**data, "unit_id": actor["unit_id"], "year": received_on.year, "received_on": received_on,
               "secret_hash": _secret_hash(secret), "actor_id": actor["account_id"]}
@@ -223,7 +227,8 @@ async def get_case(conn: AsyncConnection[Any], code: str, *, details: bool = Tru
     async with conn.pipeline():
         parties = await conn.execute(
             "SELECT p.id, p.role, p.party_kind, p.full_name, p.id_number, p.address, u.code AS address_unit, "
-            "p.phone, p.email, p.identity_protected FROM kntc.party p LEFT JOIN kntc.unit u ON u.id = p.address_unit_id "
+            "p.phone, p.email, p.identity_protected FROM kntc.party p "
+            "LEFT JOIN kntc.unit u ON u.id = p.address_unit_id "
             "WHERE p.case_id = %s ORDER BY p.role, p.full_name", (cid,))
         petitions = await conn.execute(
             "SELECT p.id, p.received_on, p.channel, p.content, p.people_count, u.code AS unit, p.reception_id, "
@@ -390,7 +395,8 @@ async def add_petition(conn: AsyncConnection[Any], actor: dict[str, Any], code: 
 async def assign(conn: AsyncConnection[Any], actor: dict[str, Any], code: str, username: str, duty: str) -> None:
     case = await get_case(conn, code, details=False)
     if "head" not in actor["roles"] or case["handling_unit_id"] != actor["unit_id"]:
-        raise workflow.TransitionRefused("role_not_allowed", "Chỉ thủ trưởng đơn vị đang giải quyết mới được phân công.",
+        raise workflow.TransitionRefused("role_not_allowed",
+                                         "Chỉ thủ trưởng đơn vị đang giải quyết mới được phân công.",
                                          "only the head of the unit holding the case may assign it")
     cur = await conn.execute("SELECT id FROM kntc.account WHERE username = %s AND unit_id = %s AND is_active",
                              (username, actor["unit_id"]))

@@ -15,9 +15,8 @@ router = APIRouter(prefix="/api/auth", tags=["auth"])
 async def login(body: LoginIn, request: Request) -> dict[str, Any]:
     """Log in; send the token as `Authorization: Bearer <token>` on every later call."""
     db = database(request)
-    async with db.transaction() as conn:
-        token, expires = await accounts.login(conn, body.username, body.password,
-                                              request.app.state.settings.session_hours)
+    token, expires = await accounts.login_committed(db, body.username, body.password,
+                                                    request.app.state.settings.session_hours)
     async with db.acting(token) as (_, actor):
         return {"token": token, "expires_at": expires, "account": actor}
 

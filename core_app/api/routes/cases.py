@@ -36,7 +36,8 @@ async def list_cases(
     unit: str | None = None,
     received_from: date | None = None,
     received_to: date | None = None,
-    scope: Literal["unit", "area"] = Query("area", description="unit: only cases your unit holds; area: all you may see"),
+    scope: Literal["unit", "area"] = Query(
+        "area", description="unit: only cases your unit holds; area: all you may see"),
     page: int = Query(1, ge=1, le=100_000),
     per_page: int = Query(50, ge=1, le=200),
 ) -> dict[str, Any]:

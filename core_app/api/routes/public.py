@@ -19,7 +19,8 @@ async def healthz(request: Request) -> dict[str, str]:
             cur = await conn.execute("SELECT pg_is_in_recovery() AS standby")
             row = await cur.fetchone()
     except Exception as exc:
-        raise ApiError(503, "database_unavailable", "Cơ sở dữ liệu không phản hồi.", "the database does not answer") from exc
+        raise ApiError(503, "database_unavailable", "Cơ sở dữ liệu không phản hồi.",
+                       "the database does not answer") from exc
     return {"status": "ok", "database": "standby" if row and row["standby"] else "primary"}
 
 

@@ -1,0 +1,116 @@
+"""Duplicate check at intake and the officer's decision, inside the officer's transaction.
+
+The match runs nationwide in kntc.dedup_candidates (SECURITY DEFINER): a case the officer may
+not see is still found, but comes back only as "an existing case at unit X" with the reasons.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from psycopg import AsyncConnection
+from psycopg.types.json import Jsonb
+
+from core_app.dedup import units
+from core_app.repo import cases
+from core_app.repo.cases import Invalid, NotFound
+
+REASONS = {
+    "id_number": ("cùng số định danh cá nhân", "same personal ID number"),
+    "name_address": ("cùng họ tên và địa chỉ (sau chuẩn hóa)", "same name and address (normalised)"),
+    "similar_name_address": ("họ tên gần giống, cùng địa chỉ", "similar name, same address"),
+    "similar_subject": ("nội dung đơn tương tự", "similar subject"),
+    "similar_respondent": ("cùng đối tượng bị khiếu nại/tố cáo", "similar respondent"),
+}
+
+CANDIDATES = """
+SELECT in_scope, case_code, subject, kind, status, received_on, unit_code, unit_name, reasons, score
+  FROM kntc.dedup_candidates(%(ids)s, %(names)s, %(units)s, %(subject)s, %(respondent)s, %(limit)s)
+"""
+
+
+def _explain(row: dict[str, Any]) -> dict[str, Any]:
+    reasons = [{"code": r, "label": REASONS[r][0], "label_en": REASONS[r][1]} for r in row["reasons"] if r in REASONS]
+    if row["in_scope"]:
+        return {"in_scope": True, "case_code": row["case_code"], "subject": row["subject"], "kind": row["kind"],
+                "status": row["status"], "received_on": row["received_on"], "unit_code": row["unit_code"],
+                "unit_name": row["unit_name"], "score": row["score"], "reasons": reasons}
+    return {"in_scope": False, "unit_code": row["unit_code"], "unit_name": row["unit_name"], "score": row["score"],
+            "reasons": reasons,
+            "message": f"Đã có hồ sơ tại đơn vị {row['unit_name']} ({row['unit_code']}).",
+            "message_en": f"an existing case at unit {row['unit_name']} ({row['unit_code']})"}
+
+
+async def check(conn: AsyncConnection[Any], actor: dict[str, Any], query: dict[str, Any]) -> dict[str, Any]:
+    """Ranked candidates for a petition about to be recorded; the check is kept for the decision."""
+    parties = query["parties"]
+    written = [p["address_unit"] for p in parties if p.get("address_unit")]
+    resolved = await units.resolve(conn, written)
+    unknown = [c for c, uid in resolved.items() if uid is None]
+    if unknown:
+        raise Invalid("parties.address_unit", f"Không tìm thấy đơn vị hành chính: {', '.join(unknown)}.",
+                      f"unknown unit code(s): {', '.join(unknown)}")
+    named = [p for p in parties if p.get("full_name") and p.get("address_unit")]
+    params = {
+        "ids": [p["id_number"] for p in parties if p.get("id_number")],
+        "names": [p["full_name"] for p in named],
+        "units": [resolved[p["address_unit"]] for p in named],
+        "subject": query.get("subject"), "respondent": query.get("respondent"), "limit": query["limit"],
+    }
+    cur = await conn.execute(CANDIDATES, params)
+    found = [_explain(r) for r in await cur.fetchall()]
+    cur = await conn.execute(
+        "INSERT INTO kntc.dedup_check (account_id, unit_id, unit_path, query, candidates) "
+        "SELECT %s, u.id, u.path, %s, %s FROM kntc.unit u WHERE u.id = %s RETURNING id",
+        (actor["account_id"], Jsonb(query), Jsonb(found, dumps=_dumps), actor["unit_id"]))
+    row = await cur.fetchone()
+    assert row is not None
+    return {"check_id": str(row["id"]), "candidates": found,
+            "outside_scope": sum(1 for c in found if not c["in_scope"])}
+
+
+def _dumps(obj: Any) -> str:
+    import json
+
+    return json.dumps(obj, default=str, ensure_ascii=False)
+
+
+async def decide(conn: AsyncConnection[Any], actor: dict[str, Any], data: dict[str, Any], today: date) -> dict[str, Any]:
+    """Record what the officer decided about a check; linking adds the petition to the case."""
+    cur = await conn.execute("SELECT id, account_id FROM kntc.dedup_check WHERE id = %s", (data["check_id"],))
+    chk = await cur.fetchone()
+    if chk is None or chk["account_id"] != actor["account_id"]:
+        raise NotFound(data["check_id"])
+    decision = data["decision"]
+    case_id = petition_id = other_unit_id = None
+    result: dict[str, Any] = {"decision": decision}
+    if decision in ("linked", "new"):
+        if not data.get("case_code"):
+            raise Invalid("case_code", "Cần mã hồ sơ.", "case_code is required for this decision")
+        case = await cases.get_case(conn, data["case_code"], details=False)
+        case_id = case["id"]
+        result["case_code"] = case["code"]
+        if decision == "linked":
+            if not data.get("petition"):
+                raise Invalid("petition", "Cần thông tin đơn để gộp vào hồ sơ.",
+                              "petition is required to link it to the case")
+            added = await cases.add_petition(conn, actor, case["code"], data["petition"], today)
+            petition_id = added["id"]
+            result["petition_id"] = petition_id
+    else:
+        if not data.get("unit"):
+            raise Invalid("unit", "Cần mã đơn vị đang giữ hồ sơ.", "unit is required: the unit that holds the case")
+        other_unit_id = (await units.resolve(conn, [data["unit"]]))[data["unit"]]
+        if other_unit_id is None:
+            raise Invalid("unit", "Không tìm thấy đơn vị.", f"unknown unit {data['unit']!r}")
+        result["unit"] = data["unit"]
+    cur = await conn.execute(
+        "INSERT INTO kntc.dedup_decision (check_id, account_id, unit_id, unit_path, decision, case_id, petition_id, "
+        "other_unit_id, note) SELECT %s, %s, u.id, u.path, %s, %s, %s, %s, %s FROM kntc.unit u WHERE u.id = %s "
+        "RETURNING id, decided_at",
+        (data["check_id"], actor["account_id"], decision, case_id, petition_id, other_unit_id, data.get("note"),
+         actor["unit_id"]))
+    row = await cur.fetchone()
+    assert row is not None
+    return {"id": str(row["id"]), "decided_at": row["decided_at"], **result}

@@ -1,0 +1,376 @@
+"""Duplicate detection, search indexes, the hash-chained audit log, discrepancies and corrections,
+and the register of legacy imports.
+
+Revision ID: 0002_dedup_audit
+Revises: 0001_core
+"""
+
+from alembic import op
+
+revision = "0002_dedup_audit"
+down_revision = "0001_core"
+branch_labels = None
+depends_on = None
+
+SCHEMA = r"""
+-- Normalisation -----------------------------------------------------------------------------
+-- One spelling for comparison: unaccented (Đ -> D, combining marks dropped: unaccent.rules has
+-- both), lower case, single spaces. IMMUTABLE with the dictionary named in full, so that it
+-- can be indexed and is safe under any search_path (pg_dump restores with an empty one).
+CREATE FUNCTION kntc.norm(t text) RETURNS text
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+    SELECT btrim(regexp_replace(lower(public.unaccent('public.unaccent'::regdictionary, t)), '\s+', ' ', 'g'))
+$$;
+
+CREATE INDEX party_name_unit ON kntc.party (address_unit_id, kntc.norm(full_name));
+CREATE INDEX case_subject_trgm ON kntc.case_file USING gin (kntc.norm(subject) public.gin_trgm_ops);
+CREATE INDEX case_respondent_trgm ON kntc.case_file USING gin (kntc.norm(respondent) public.gin_trgm_ops)
+    WHERE respondent IS NOT NULL;
+CREATE INDEX case_content_trgm ON kntc.case_file USING gin (kntc.norm(left(content, 2000)) public.gin_trgm_ops);
+CREATE INDEX case_code_prefix ON kntc.case_file (code text_pattern_ops);
+CREATE INDEX party_name_trgm ON kntc.party USING gin (kntc.norm(full_name) public.gin_trgm_ops);
+
+-- Duplicate detection ----------------------------------------------------------------------
+-- Every case that may be the same matter, nationwide, with the reasons. Owner only: it sees
+-- through row-level security; officers reach it through kntc.dedup_candidates below.
+--
+-- Rules (weights in the score):
+--   id_number            a party has the same 12-digit personal ID number;
+--   name_address         a party has the same normalised name and the same address unit;
+--   similar_name_address a party of the same address unit has a trigram-similar name (>= 0.7)
+--                        and the subject is at least loosely similar (>= 0.3);
+--   similar_subject      a case of a party of the same address unit has a similar subject (>= 0.6),
+--                        or a loosely similar one (>= 0.4) against a similar respondent (>= 0.6).
+-- A trigram match on the subject alone, nationwide, is too common to be evidence (every
+-- "khiếu nại quyết định thu hồi đất" looks alike), so subject similarity is weighed inside
+-- the address unit of the parties, where a resent or collective petition lives.
+CREATE FUNCTION kntc.dedup_match(p_ids text[], p_names text[], p_units integer[], p_subject text,
+                                 p_respondent text, p_limit integer DEFAULT 20, p_exclude uuid DEFAULT NULL)
+RETURNS TABLE (case_id uuid, reasons text[], score real, subject_sim real, respondent_sim real)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
+    WITH q AS (
+        SELECT coalesce(kntc.norm(p_subject), '') AS s, kntc.norm(p_respondent) AS r
+    ), qp AS (
+        SELECT DISTINCT kntc.norm(t.n) AS n, t.u
+          FROM unnest(coalesce(p_names, '{}'), coalesce(p_units, '{}')) AS t(n, u)
+         WHERE t.n IS NOT NULL AND t.u IS NOT NULL
+    ), hits AS (
+        SELECT p.case_id, 'id_number'::text AS reason, 1.0::real AS w
+          FROM kntc.party p
+         WHERE p.id_number = ANY (coalesce(p_ids, '{}'))
+        UNION ALL
+        SELECT p.case_id, 'name_address', 0.8
+          FROM qp JOIN kntc.party p ON p.address_unit_id = qp.u AND kntc.norm(p.full_name) = qp.n
+        UNION ALL
+        -- The neighbourhood: every party of the same address unit (bounded, newest first).
+        SELECT x.case_id, 'near', x.ns
+          FROM qp, LATERAL (
+                SELECT p.case_id, similarity(kntc.norm(p.full_name), qp.n)::real AS ns
+                  FROM kntc.party p WHERE p.address_unit_id = qp.u
+                 LIMIT 5000) x
+    ), per_case AS (
+        SELECT h.case_id,
+               array_agg(DISTINCT h.reason) FILTER (WHERE h.reason <> 'near') AS strong,
+               max(h.w) FILTER (WHERE h.reason <> 'near') AS person_w,
+               max(h.w) FILTER (WHERE h.reason = 'near') AS name_sim
+          FROM hits h
+         WHERE h.case_id IS DISTINCT FROM p_exclude
+         GROUP BY h.case_id
+    ), scored AS (
+        SELECT pc.case_id, pc.strong, pc.person_w, pc.name_sim,
+               CASE WHEN q.s = '' THEN 0 ELSE similarity(kntc.norm(c.subject), q.s) END::real AS ss,
+               CASE WHEN q.r IS NULL OR c.respondent IS NULL THEN 0
+                    ELSE similarity(kntc.norm(c.respondent), q.r) END::real AS rs
+          FROM per_case pc JOIN kntc.case_file c ON c.id = pc.case_id, q
+    ), judged AS (
+        SELECT s.*,
+               coalesce(s.strong, '{}')
+               || CASE WHEN s.strong IS NULL AND s.name_sim >= 0.7 AND s.ss >= 0.3
+                       THEN '{similar_name_address}'::text[] ELSE '{}' END
+               || CASE WHEN s.ss >= 0.6 OR (s.ss >= 0.4 AND s.rs >= 0.6) THEN '{similar_subject}'::text[]
+                       ELSE '{}' END
+               || CASE WHEN s.rs >= 0.6 THEN '{similar_respondent}'::text[] ELSE '{}' END AS why
+          FROM scored s
+    )
+    SELECT j.case_id, j.why,
+           (0.6 * coalesce(j.person_w, CASE WHEN 'similar_name_address' = ANY (j.why) THEN 0.5 * j.name_sim ELSE 0 END)
+            + 0.3 * j.ss + 0.1 * j.rs)::real AS score,
+           j.ss, j.rs
+      FROM judged j
+     WHERE j.strong IS NOT NULL OR 'similar_name_address' = ANY (j.why) OR 'similar_subject' = ANY (j.why)
+     ORDER BY score DESC, j.case_id
+     LIMIT p_limit
+$$;
+
+-- What an officer may be told: in their scope (area and clearance), the case itself; outside
+-- it, only that a case exists at unit X and why it matched. Nothing without a live session.
+CREATE FUNCTION kntc.dedup_candidates(p_ids text[], p_names text[], p_units integer[], p_subject text,
+                                      p_respondent text, p_limit integer DEFAULT 20)
+RETURNS TABLE (in_scope boolean, case_code text, subject text, kind text, status text, received_on date,
+               unit_code text, unit_name text, reasons text[], score real)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
+    SELECT v.ok, CASE WHEN v.ok THEN c.code END, CASE WHEN v.ok THEN c.subject END,
+           CASE WHEN v.ok THEN c.kind END, CASE WHEN v.ok THEN c.status END,
+           CASE WHEN v.ok THEN c.received_on END, u.code, u.name, m.reasons, round(m.score::numeric, 3)::real
+      FROM kntc.actor() a
+      CROSS JOIN kntc.dedup_match(p_ids, p_names, p_units, p_subject, p_respondent, p_limit) m
+      JOIN kntc.case_file c ON c.id = m.case_id
+      JOIN kntc.unit u ON u.id = c.handling_unit_id
+      CROSS JOIN LATERAL (SELECT c.classification <= a.clearance
+                                 AND (c.handling_unit_path <@ a.scope_path OR c.receiving_unit_path <@ a.scope_path)
+                                 AS ok) v
+     WHERE a.account_id IS NOT NULL
+     ORDER BY m.score DESC
+$$;
+
+-- What was shown at intake, and what the officer decided.
+CREATE TABLE kntc.dedup_check (
+    id          uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    at          timestamptz NOT NULL DEFAULT now(),
+    account_id  integer NOT NULL REFERENCES kntc.account(id),
+    unit_id     integer NOT NULL REFERENCES kntc.unit(id),
+    unit_path   ltree NOT NULL,
+    query       jsonb NOT NULL,
+    candidates  jsonb NOT NULL
+);
+CREATE INDEX dedup_check_unit ON kntc.dedup_check USING gist (unit_path);
+
+CREATE TABLE kntc.dedup_decision (
+    id            uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    check_id      uuid NOT NULL UNIQUE REFERENCES kntc.dedup_check(id),
+    decided_at    timestamptz NOT NULL DEFAULT now(),
+    account_id    integer NOT NULL REFERENCES kntc.account(id),
+    unit_id       integer NOT NULL REFERENCES kntc.unit(id),
+    unit_path     ltree NOT NULL,
+    -- linked: the petition joined an existing case; new: it is a new matter; elsewhere: the
+    -- matter is already held by another unit (out of scope), the petition goes there.
+    decision      text NOT NULL CHECK (decision IN ('linked', 'new', 'elsewhere')),
+    case_id       uuid REFERENCES kntc.case_file(id),
+    petition_id   uuid REFERENCES kntc.petition(id),
+    other_unit_id integer REFERENCES kntc.unit(id),
+    note          text CHECK (length(note) <= 2000),
+    CHECK (decision <> 'linked' OR (case_id IS NOT NULL AND petition_id IS NOT NULL)),
+    CHECK (decision <> 'new' OR case_id IS NOT NULL),
+    CHECK (decision <> 'elsewhere' OR other_unit_id IS NOT NULL)
+);
+CREATE INDEX dedup_decision_unit ON kntc.dedup_decision USING gist (unit_path);
+
+ALTER TABLE kntc.dedup_check ENABLE ROW LEVEL SECURITY;
+ALTER TABLE kntc.dedup_decision ENABLE ROW LEVEL SECURITY;
+CREATE POLICY dedup_check_read ON kntc.dedup_check FOR SELECT
+    USING (unit_path <@ (SELECT (kntc.actor()).scope_path));
+CREATE POLICY dedup_check_write ON kntc.dedup_check FOR INSERT
+    WITH CHECK (account_id = (SELECT (kntc.actor()).account_id) AND unit_id = (SELECT (kntc.actor()).unit_id));
+CREATE POLICY dedup_decision_read ON kntc.dedup_decision FOR SELECT
+    USING (unit_path <@ (SELECT (kntc.actor()).scope_path));
+CREATE POLICY dedup_decision_write ON kntc.dedup_decision FOR INSERT
+    WITH CHECK (account_id = (SELECT (kntc.actor()).account_id) AND unit_id = (SELECT (kntc.actor()).unit_id));
+
+-- Discrepancies and corrections -------------------------------------------------------------
+-- Data found wrong must be corrected within the DATA-CORRECT limit (5 working days) of the report.
+CREATE TABLE kntc.discrepancy (
+    id           uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    case_id      uuid NOT NULL REFERENCES kntc.case_file(id) ON DELETE CASCADE,
+    unit_id      integer NOT NULL REFERENCES kntc.unit(id),      -- the unit that must correct it
+    unit_path    ltree NOT NULL,
+    reported_on  date NOT NULL,
+    reported_by  integer NOT NULL REFERENCES kntc.account(id),
+    reporter_unit_id integer NOT NULL REFERENCES kntc.unit(id),
+    description  text NOT NULL CHECK (length(description) BETWEEN 3 AND 5000),
+    field        text CHECK (length(field) <= 100),
+    rule_code    text NOT NULL REFERENCES kntc.deadline_rule(code),
+    due_on       date NOT NULL,
+    status       text NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'corrected')),
+    corrected_on date,
+    created_at   timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX discrepancy_case ON kntc.discrepancy (case_id);
+CREATE INDEX discrepancy_open ON kntc.discrepancy (due_on) WHERE status = 'open';
+CREATE INDEX discrepancy_unit ON kntc.discrepancy USING gist (unit_path);
+
+CREATE TABLE kntc.correction (
+    id              uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    discrepancy_id  uuid NOT NULL REFERENCES kntc.discrepancy(id) ON DELETE CASCADE,
+    case_id         uuid NOT NULL REFERENCES kntc.case_file(id) ON DELETE CASCADE,
+    unit_id         integer NOT NULL REFERENCES kntc.unit(id),
+    unit_path       ltree NOT NULL,
+    corrected_on    date NOT NULL,
+    corrected_by    integer NOT NULL REFERENCES kntc.account(id),
+    reason          text NOT NULL CHECK (length(reason) BETWEEN 3 AND 2000),
+    changes         jsonb NOT NULL,
+    working_days    integer NOT NULL,
+    late            boolean NOT NULL,
+    created_at      timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX correction_late ON kntc.correction USING gist (unit_path) WHERE late;
+CREATE INDEX correction_discrepancy ON kntc.correction (discrepancy_id);
+
+ALTER TABLE kntc.discrepancy ENABLE ROW LEVEL SECURITY;
+ALTER TABLE kntc.correction ENABLE ROW LEVEL SECURITY;
+CREATE POLICY discrepancy_read ON kntc.discrepancy FOR SELECT
+    USING (EXISTS (SELECT 1 FROM kntc.case_file c WHERE c.id = case_id));
+-- Whoever may see the case may report that it is wrong (an inspecting province, the unit itself).
+CREATE POLICY discrepancy_write ON kntc.discrepancy FOR INSERT WITH CHECK (
+    reported_by = (SELECT (kntc.actor()).account_id)
+    AND reporter_unit_id = (SELECT (kntc.actor()).unit_id)
+    AND EXISTS (SELECT 1 FROM kntc.case_file c WHERE c.id = case_id)
+    AND NOT ('external_reader' = ANY ((SELECT (kntc.actor()).roles)::text[])));
+CREATE POLICY discrepancy_close ON kntc.discrepancy FOR UPDATE
+    USING (unit_id = (SELECT (kntc.actor()).unit_id));
+CREATE POLICY correction_read ON kntc.correction FOR SELECT
+    USING (EXISTS (SELECT 1 FROM kntc.case_file c WHERE c.id = case_id));
+CREATE POLICY correction_write ON kntc.correction FOR INSERT
+    WITH CHECK (unit_id = (SELECT (kntc.actor()).unit_id) AND corrected_by = (SELECT (kntc.actor()).account_id));
+
+-- Legacy import register ----------------------------------------------------------------------
+-- One row per imported legacy record: a file imported twice is refused, row by row.
+CREATE TABLE kntc.legacy_import (
+    source_ref   text PRIMARY KEY CHECK (length(source_ref) BETWEEN 1 AND 100),
+    case_id      uuid NOT NULL REFERENCES kntc.case_file(id),
+    petition_id  uuid REFERENCES kntc.petition(id),
+    legacy_unit  text NOT NULL,
+    file_sha256  bytea NOT NULL,
+    line_no      integer NOT NULL,
+    imported_at  timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX legacy_import_case ON kntc.legacy_import (case_id);
+
+-- Tamper-evident audit log -----------------------------------------------------------------
+-- Append-only and hash-chained: hash = sha256(prev_hash || canonical content). Ids are gapless
+-- (tail + 1 under one lock), so a removed row leaves a hole that names it, and a writer with a
+-- stale snapshot collides on the primary key instead of forking the chain.
+CREATE TABLE kntc.audit_log (
+    id          bigint PRIMARY KEY,
+    at          timestamptz NOT NULL,
+    account_id  integer,
+    db_user     text NOT NULL,
+    unit_id     integer,
+    table_name  text NOT NULL,
+    op          text NOT NULL CHECK (op IN ('INSERT', 'UPDATE', 'DELETE')),
+    row_key     text NOT NULL,
+    before      jsonb,
+    after       jsonb,
+    prev_hash   bytea NOT NULL,
+    hash        bytea NOT NULL
+);
+CREATE INDEX audit_log_row ON kntc.audit_log (table_name, row_key);
+
+-- The exact bytes that are hashed (after prev_hash); `kntc audit verify` hashes the same.
+CREATE FUNCTION kntc.audit_canonical(a kntc.audit_log) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT concat_ws(E'\x1f', a.id::text, (extract(epoch FROM a.at) * 1000000)::bigint::text,
+                     coalesce(a.account_id::text, ''), a.db_user, coalesce(a.unit_id::text, ''), a.table_name,
+                     a.op, a.row_key, coalesce(a.before::text, ''), coalesce(a.after::text, ''))
+$$;
+
+CREATE FUNCTION kntc.audit_capture() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public AS $$
+DECLARE
+    act kntc.actor := kntc.actor();
+    who text := session_user;
+    ts timestamptz := clock_timestamp();
+    keyn text;
+    keyo text;
+    q text;
+    r record;
+    tail_id bigint;
+    tail_hash bytea;
+    entry kntc.audit_log;
+BEGIN
+    -- One writer at a time until commit: the chain stays linear.
+    PERFORM pg_advisory_xact_lock(727001);
+    SELECT l.id, l.hash INTO tail_id, tail_hash FROM kntc.audit_log l ORDER BY l.id DESC LIMIT 1;
+    IF tail_id IS NULL THEN
+        tail_id := 0;
+        tail_hash := decode(repeat('00', 32), 'hex');
+    END IF;
+    SELECT string_agg(format('n.%I::text', k), ' || ''/'' || '),
+           string_agg(format('o.%I::text', k), ' || ''/'' || ')
+      INTO keyn, keyo FROM unnest(TG_ARGV) AS k;
+    IF TG_OP = 'INSERT' THEN
+        q := format('SELECT %s AS k, NULL::jsonb AS b, to_jsonb(n) AS a FROM new_rows n ORDER BY 1', keyn);
+    ELSIF TG_OP = 'DELETE' THEN
+        q := format('SELECT %s AS k, to_jsonb(o) AS b, NULL::jsonb AS a FROM old_rows o ORDER BY 1', keyo);
+    ELSE
+        q := format('SELECT coalesce(nn.k, oo.k) AS k, oo.j AS b, nn.j AS a
+                       FROM (SELECT %s AS k, to_jsonb(n) AS j FROM new_rows n) nn
+                       FULL JOIN (SELECT %s AS k, to_jsonb(o) AS j FROM old_rows o) oo ON nn.k = oo.k
+                      WHERE nn.j IS DISTINCT FROM oo.j ORDER BY 1', keyn, keyo);
+    END IF;
+    FOR r IN EXECUTE q LOOP
+        tail_id := tail_id + 1;
+        entry.id := tail_id;
+        entry.at := ts;
+        entry.account_id := act.account_id;
+        entry.db_user := who;
+        entry.unit_id := coalesce(act.unit_id, (coalesce(r.a, r.b) ->> 'handling_unit_id')::integer,
+                                  (coalesce(r.a, r.b) ->> 'unit_id')::integer);
+        entry.table_name := TG_TABLE_NAME;
+        entry.op := TG_OP;
+        entry.row_key := r.k;
+        -- A password hash is a secret, not history; that it changed shows in password_changed_at.
+        entry.before := r.b - 'password_hash';
+        entry.after := r.a - 'password_hash';
+        entry.prev_hash := tail_hash;
+        entry.hash := sha256(tail_hash || convert_to(kntc.audit_canonical(entry), 'UTF8'));
+        INSERT INTO kntc.audit_log VALUES (entry.*);
+        tail_hash := entry.hash;
+    END LOOP;
+    RETURN NULL;
+END $$;
+
+DO $$
+DECLARE
+    t record;
+BEGIN
+    FOR t IN SELECT * FROM (VALUES ('case_file', 'id'), ('party', 'id'), ('petition', 'id'),
+                                   ('case_deadline', 'case_id, step'), ('account', 'id')) v(tab, keys) LOOP
+        EXECUTE format('CREATE TRIGGER audit_ins AFTER INSERT ON kntc.%I REFERENCING NEW TABLE AS new_rows
+                        FOR EACH STATEMENT EXECUTE FUNCTION kntc.audit_capture(%s)', t.tab,
+                       (SELECT string_agg(quote_literal(btrim(k)), ', ') FROM unnest(string_to_array(t.keys, ',')) k));
+        EXECUTE format('CREATE TRIGGER audit_upd AFTER UPDATE ON kntc.%I REFERENCING OLD TABLE AS old_rows
+                        NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION kntc.audit_capture(%s)', t.tab,
+                       (SELECT string_agg(quote_literal(btrim(k)), ', ') FROM unnest(string_to_array(t.keys, ',')) k));
+        EXECUTE format('CREATE TRIGGER audit_del AFTER DELETE ON kntc.%I REFERENCING OLD TABLE AS old_rows
+                        FOR EACH STATEMENT EXECUTE FUNCTION kntc.audit_capture(%s)', t.tab,
+                       (SELECT string_agg(quote_literal(btrim(k)), ', ') FROM unnest(string_to_array(t.keys, ',')) k));
+    END LOOP;
+END $$;
+
+-- Nobody changes history: not the application (no privilege), not the owner (this trigger);
+-- only a superuser, who must first disable it, and the chain then shows it.
+CREATE FUNCTION kntc.audit_refuse_change() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+BEGIN
+    IF (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
+        RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
+    END IF;
+    RAISE EXCEPTION 'kntc.audit_log chỉ được ghi thêm / is append-only: % refused', TG_OP
+        USING ERRCODE = 'insufficient_privilege';
+END $$;
+CREATE TRIGGER audit_log_protect BEFORE UPDATE OR DELETE ON kntc.audit_log
+    FOR EACH ROW EXECUTE FUNCTION kntc.audit_refuse_change();
+CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON kntc.audit_log
+    FOR EACH STATEMENT EXECUTE FUNCTION kntc.audit_refuse_change();
+
+-- Least privilege ---------------------------------------------------------------------------
+REVOKE ALL ON kntc.audit_log FROM PUBLIC, kntc_app;
+GRANT SELECT ON kntc.audit_log TO kntc_readonly;
+GRANT SELECT, INSERT ON kntc.dedup_check, kntc.dedup_decision, kntc.correction TO kntc_app;
+GRANT SELECT, INSERT ON kntc.discrepancy TO kntc_app;
+GRANT UPDATE (status, corrected_on) ON kntc.discrepancy TO kntc_app;
+GRANT SELECT ON kntc.discrepancy, kntc.correction, kntc.dedup_decision TO kntc_readonly;
+REVOKE ALL ON FUNCTION kntc.dedup_match(text[], text[], integer[], text, text, integer, uuid),
+    kntc.dedup_candidates(text[], text[], integer[], text, text, integer), kntc.audit_capture(),
+    kntc.audit_canonical(kntc.audit_log) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION kntc.dedup_candidates(text[], text[], integer[], text, text, integer) TO kntc_app;
+GRANT EXECUTE ON FUNCTION kntc.audit_canonical(kntc.audit_log) TO kntc_readonly;
+"""
+
+
+def upgrade() -> None:
+    op.execute(SCHEMA)
+
+
+def downgrade() -> None:
+    raise NotImplementedError("forward-only: restore from backup to go back")

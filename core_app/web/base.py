@@ -1,0 +1,119 @@
+"""What every web route needs: the officer acting (or a redirect to login), forms with CSRF, errors as pages."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import Request
+from psycopg import AsyncConnection
+from pydantic import ValidationError
+from starlette.datastructures import FormData
+
+from core_app.web import guard
+
+
+class WebError(Exception):
+    """Rendered as an HTML page with the status and a message in both languages."""
+
+    def __init__(self, status: int, vi: str, en: str) -> None:
+        super().__init__(en)
+        self.status, self.vi, self.en = status, vi, en
+
+
+class LoginRedirect(Exception):
+    def __init__(self, next_url: str, reason: str = "") -> None:
+        super().__init__(next_url)
+        self.next_url, self.reason = next_url, reason
+
+
+NOT_FOUND = WebError(404, "Không tìm thấy hồ sơ, hoặc hồ sơ nằm ngoài phạm vi tài khoản được xem.",
+                     "Not found, or outside what your account may see.")
+
+
+def forbidden(vi: str = "Tài khoản không có quyền vào trang này.",
+              en: str = "Your account may not open this page.") -> WebError:
+    return WebError(403, vi, en)
+
+
+@asynccontextmanager
+async def acting(request: Request, *roles: str) -> AsyncIterator[tuple[AsyncConnection[Any], dict[str, Any]]]:
+    """The officer's transaction (row-level security applies); redirects to login without a live session."""
+    token = request.cookies.get(guard.SESSION_COOKIE)
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    if not token:
+        raise LoginRedirect(target)
+    if guard.idle_expired(request, token):
+        async with request.app.state.db.transaction() as conn:
+            await conn.execute("SELECT kntc.session_close(%s)", (token,))
+        raise LoginRedirect(target, "idle")
+    async with request.app.state.db.acting(token) as (conn, actor):
+        if actor is None:
+            raise LoginRedirect(target, "expired")
+        request.state.actor = actor
+        request.state.refresh_seen = token
+        if roles and not set(actor["roles"]) & set(roles):
+            raise forbidden()
+        yield conn, actor
+
+
+async def form_of(request: Request) -> FormData:
+    """The posted form, after its CSRF token is checked."""
+    form = await request.form(max_files=1, max_fields=200)
+    if not guard.csrf_ok(request, str(form.get("csrf") or "")):
+        raise WebError(403, "Biểu mẫu đã hết hạn hoặc không hợp lệ; hãy tải lại trang và gửi lại.",
+                       "The form has expired or is not valid: reload the page and send it again.")
+    return form
+
+
+def text(form: FormData, name: str) -> str | None:
+    v = form.get(name)
+    if v is None or not isinstance(v, str):
+        return None
+    v = v.strip()
+    return v or None
+
+
+def login_url(next_url: str, reason: str = "") -> str:
+    return "/login?next=" + quote(next_url, safe="") + (f"&reason={reason}" if reason else "")
+
+
+ERROR_TYPES = {
+    "missing": ("Bắt buộc nhập.", "Required."),
+    "string_too_short": ("Chưa nhập hoặc quá ngắn.", "Missing or too short."),
+    "string_too_long": ("Quá dài.", "Too long."),
+    "string_pattern_mismatch": ("Sai định dạng.", "Wrong format."),
+    "literal_error": ("Hãy chọn một giá trị trong danh sách.", "Choose one of the values offered."),
+    "int_parsing": ("Phải là số nguyên.", "Must be a whole number."),
+    "greater_than_equal": ("Giá trị quá nhỏ.", "Too small."),
+    "less_than_equal": ("Giá trị quá lớn.", "Too large."),
+    "date_from_datetime_parsing": ("Ngày không hợp lệ (dd/mm/yyyy).", "Not a valid date."),
+    "date_parsing": ("Ngày không hợp lệ.", "Not a valid date."),
+    "value_error": ("Giá trị không hợp lệ.", "Not a valid value."),
+}
+FIELD_HINTS = {
+    "id_number": ("Số định danh cá nhân gồm đúng 12 chữ số.", "The personal ID number has exactly 12 digits."),
+    "visitor_id_number": ("Số định danh cá nhân gồm đúng 12 chữ số.", "The personal ID number has exactly 12 digits."),
+    "phone": ("Số điện thoại gồm 6–20 chữ số.", "A phone number of 6–20 digits."),
+    "email": ("Địa chỉ thư điện tử không hợp lệ.", "Not a valid e-mail address."),
+    "username": ("Tên đăng nhập: chữ thường không dấu, số, dấu chấm, gạch; 3–64 ký tự.",
+                 "Username: lower-case letters, digits, dot, dash; 3–64 characters."),
+}
+
+
+def field_errors(exc: ValidationError, rename: dict[str, str] | None = None) -> dict[str, tuple[str, str]]:
+    """Pydantic's errors as {form field: (vi, en)}, so each shows next to its field."""
+    out: dict[str, tuple[str, str]] = {}
+    for e in exc.errors():
+        loc = [str(p) for p in e.get("loc", ()) if not isinstance(p, int)]
+        name = loc[-1] if loc else "_form"
+        name = (rename or {}).get(".".join(loc), (rename or {}).get(name, name))
+        if e["type"] == "value_error" and not loc:
+            msg = str(e.get("msg", "")).removeprefix("Value error, ")
+            out.setdefault("_form", (msg, msg))
+            continue
+        base = name.removeprefix("party_")
+        out.setdefault(name, FIELD_HINTS.get(base) or ERROR_TYPES.get(e["type"], ERROR_TYPES["value_error"]))
+    return out

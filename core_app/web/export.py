@@ -1,0 +1,60 @@
+"""Every table downloads as CSV (UTF-8 with BOM, so Excel reads Vietnamese) and as XLSX."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable, Sequence
+from datetime import date, datetime
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import Response
+from openpyxl import Workbook
+
+from core_app.web.render import CHANNELS, KINDS, STEPS, lang_of
+from core_app.domain.workflow import STATUS_LABELS
+
+Column = tuple[str, tuple[str, str]]
+LABELLED: dict[str, dict[Any, tuple[str, str]]] = {
+    "kind": KINDS, "channel": CHANNELS, "step": STEPS, "status": {str(k): v for k, v in STATUS_LABELS.items()}}
+
+
+def _cell(key: str, value: Any, lang: str, labels: dict[str, Callable[[Any], str]] | None) -> Any:
+    if labels and key in labels:
+        return labels[key](value)
+    table = LABELLED.get(key)
+    if table and value in table:
+        return table[value][1 if lang == "en" else 0]
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M")
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, list | tuple):
+        return ", ".join(str(v) for v in value)
+    return value
+
+
+def table_response(request: Request, basename: str, columns: Sequence[Column], rows: Sequence[dict[str, Any]],
+                   fmt: str, labels: dict[str, Callable[[Any], str]] | None = None) -> Response:
+    lang = lang_of(request)
+    header = [c[1][1] if lang == "en" else c[1][0] for c in columns]
+    body = [[_cell(k, r.get(k), lang, labels) for k, _ in columns] for r in rows]
+    if fmt == "xlsx":
+        wb = Workbook(write_only=True)
+        ws = wb.create_sheet(basename[:31])
+        ws.append(header)
+        for row in body:
+            ws.append(row)
+        buf = io.BytesIO()
+        wb.save(buf)
+        return Response(buf.getvalue(), headers={"Content-Disposition": f'attachment; filename="{basename}.xlsx"',
+                                                 "Cache-Control": "no-store"},
+                         media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+    out = io.StringIO()
+    w = csv.writer(out)
+    w.writerow(header)
+    w.writerows(body)
+    return Response(("\ufeff" + out.getvalue()).encode("utf-8"), media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="{basename}.csv"',
+                             "Cache-Control": "no-store"})

@@ -1,0 +1,159 @@
+"""Session cookies, CSRF tokens, idle timeout, per-address throttling and security headers.
+
+The session cookie carries the API's own session token (kntc.session_open): the database still
+decides who is acting and what they may see. Around it the web layer adds what a browser needs:
+- CSRF: every form carries HMAC(secret_key, session token) (or, before login, HMAC of a random
+  pre-session cookie); a POST without the matching token is refused.
+- Idle timeout: a second cookie holds the time of the last page and an HMAC binding it to the
+  token; after IDLE_MINUTES without a page the session is closed. It works across worker
+  processes because nothing is kept in memory.
+- Throttling of failed logins and failed lookups per client address: in-process (each worker
+  counts on its own), which is enough to make guessing slow; the accounts themselves lock
+  after 5 failures in the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import secrets
+import time
+from collections import defaultdict, deque
+from dataclasses import dataclass, field
+
+from fastapi import Request
+from starlette.responses import Response
+
+SESSION_COOKIE = "kntc_session"
+SEEN_COOKIE = "kntc_seen"
+PRE_COOKIE = "kntc_pre"
+LANG_COOKIE = "kntc_lang"
+RECEIPT_COOKIE = "kntc_receipt"
+IDLE_MINUTES = 30
+
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; "
+       "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'")
+
+
+def _key(request: Request) -> bytes:
+    return request.app.state.settings.secret_key.encode()
+
+
+def sign(request: Request, purpose: str, value: str) -> str:
+    return hmac.new(_key(request), f"{purpose}|{value}".encode(), hashlib.sha256).hexdigest()
+
+
+def is_https(request: Request) -> bool:
+    return request.url.scheme == "https" or request.headers.get("x-forwarded-proto", "") == "https"
+
+
+def set_cookie(request: Request, response: Response, name: str, value: str, *, max_age: int | None = None,
+               path: str = "/") -> None:
+    response.set_cookie(name, value, max_age=max_age, path=path, httponly=True, samesite="lax",
+                        secure=is_https(request))
+
+
+def pre_session(request: Request) -> str:
+    """The random value anonymous forms are bound to (created on first sight)."""
+    value = request.cookies.get(PRE_COOKIE) or getattr(request.state, "new_pre", None)
+    if not value:
+        value = secrets.token_urlsafe(24)
+        request.state.new_pre = value
+    return value
+
+
+def csrf_token(request: Request) -> str:
+    token = request.cookies.get(SESSION_COOKIE)
+    if token and getattr(request.state, "actor", None) is not None:
+        return sign(request, "csrf", token)
+    return sign(request, "csrf-pre", pre_session(request))
+
+
+def csrf_ok(request: Request, given: str | None) -> bool:
+    if not given:
+        return False
+    candidates = []
+    token = request.cookies.get(SESSION_COOKIE)
+    if token:
+        candidates.append(sign(request, "csrf", token))
+    pre = request.cookies.get(PRE_COOKIE)
+    if pre:
+        candidates.append(sign(request, "csrf-pre", pre))
+    return any(hmac.compare_digest(given, c) for c in candidates)
+
+
+def seen_value(request: Request, token: str, now: float | None = None) -> str:
+    ts = str(int(now if now is not None else time.time()))
+    return f"{ts}.{sign(request, 'seen', token + '|' + ts)}"
+
+
+def idle_expired(request: Request, token: str) -> bool:
+    raw = request.cookies.get(SEEN_COOKIE, "")
+    ts, _, mac = raw.partition(".")
+    if not ts.isdigit() or not hmac.compare_digest(mac, sign(request, "seen", token + "|" + ts)):
+        return True
+    return time.time() - int(ts) > IDLE_MINUTES * 60
+
+
+def client_address(request: Request) -> str:
+    # Behind the site's reverse proxy the peer is the proxy; it must then pass X-Real-IP.
+    return request.headers.get("x-real-ip") or (request.client.host if request.client else "unknown")
+
+
+@dataclass
+class Throttle:
+    """Failures per address in a sliding window; each failure past `free` doubles the wait."""
+
+    window_s: float = 900
+    free: int = 3
+    max_delay_s: float = 8
+    block_after: int = 30
+    failures: dict[str, deque[float]] = field(default_factory=lambda: defaultdict(deque))
+
+    def _recent(self, addr: str) -> deque[float]:
+        q = self.failures[addr]
+        cutoff = time.monotonic() - self.window_s
+        while q and q[0] < cutoff:
+            q.popleft()
+        return q
+
+    def blocked(self, addr: str) -> bool:
+        return len(self._recent(addr)) >= self.block_after
+
+    def delay(self, addr: str) -> float:
+        n = len(self._recent(addr))
+        return 0.0 if n < self.free else min(self.max_delay_s, 0.5 * 2 ** (n - self.free))
+
+    async def wait(self, addr: str) -> None:
+        d = self.delay(addr)
+        if d:
+            await asyncio.sleep(d)
+
+    def fail(self, addr: str) -> None:
+        self._recent(addr).append(time.monotonic())
+        if len(self.failures) > 100_000:  # a flood of addresses must not grow memory without bound
+            self.failures.clear()
+
+    def succeed(self, addr: str) -> None:
+        self.failures.pop(addr, None)
+
+
+LOGIN_THROTTLE = Throttle()
+LOOKUP_THROTTLE = Throttle()
+
+
+def security_headers(request: Request, response: Response) -> None:
+    path = request.url.path
+    # The Swagger UI page embeds an inline script; it keeps FastAPI's own page without this CSP.
+    if path != "/docs" and not path.startswith("/static/swagger"):
+        response.headers.setdefault("Content-Security-Policy", CSP)
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    response.headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
+    if is_https(request):
+        response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+    new_pre = getattr(request.state, "new_pre", None)
+    if new_pre and PRE_COOKIE not in request.cookies:
+        set_cookie(request, response, PRE_COOKIE, new_pre)

@@ -1,0 +1,191 @@
+"""Officer screens by role: home, reception, recording a petition (with its receipt), work lists."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import RedirectResponse
+from pydantic import ValidationError
+from starlette.responses import Response
+
+from core_app.api.routes.receptions import INSERT as INSERT_RECEPTION
+from core_app.api.schemas import CaseIn, ReceptionIn
+from core_app.repo import cases, stats
+from core_app.web import guard
+from core_app.web.base import WebError, acting, field_errors, form_of, text
+from core_app.web.render import page
+
+router = APIRouter(prefix="/app", include_in_schema=False)
+
+RECENT_RECEPTIONS = """
+SELECT r.id, r.received_at, r.visitor_name, r.people_count, r.content, r.documents_received, r.action_taken,
+       c.code AS case_code
+  FROM kntc.reception r LEFT JOIN kntc.case_file c ON c.id = r.case_id
+ WHERE r.unit_id = %s
+ ORDER BY r.received_at DESC LIMIT 30
+"""
+
+
+def _days_left(rows: list[dict[str, Any]], today: Any) -> list[dict[str, Any]]:
+    for r in rows:
+        r["days_left"] = (r["next_due"] - today).days if r.get("next_due") else None
+    return rows
+
+
+@router.get("")
+async def home(request: Request) -> Response:
+    async with acting(request) as (conn, actor):
+        today = request.app.state.clock()
+        counts = await stats.status_counts_of_unit(conn, actor["unit_id"])
+        overdue = await cases.overdue(conn, today, actor["unit_code"], limit=10)
+    return page(request, "home.html", counts=counts, overdue=overdue)
+
+
+# -- reception ------------------------------------------------------------------------------
+
+@router.get("/reception")
+async def reception_page(request: Request) -> Response:
+    async with acting(request, "reception", "head") as (conn, actor):
+        rows = await (await conn.execute(RECENT_RECEPTIONS, (actor["unit_id"],))).fetchall()
+    return page(request, "reception.html", receptions=rows, form={"people_count": "1"}, errors={})
+
+
+@router.post("/reception")
+async def record_reception(request: Request) -> Response:
+    form = await form_of(request)
+    values = {k: text(form, k) for k in ("visitor_name", "visitor_id_number", "visitor_address", "people_count",
+                                          "content", "documents_received", "prior_handling_agency",
+                                          "action_taken", "notes")}
+    async with acting(request, "reception", "head") as (conn, actor):
+        try:
+            body = ReceptionIn.model_validate({k: v for k, v in values.items() if v is not None})
+        except ValidationError as exc:
+            rows = await (await conn.execute(RECENT_RECEPTIONS, (actor["unit_id"],))).fetchall()
+            return page(request, "reception.html", status_code=400, receptions=rows, form=values,
+                        errors=field_errors(exc))
+        row = await (await conn.execute(INSERT_RECEPTION, {**body.model_dump(), "unit_id": actor["unit_id"],
+                                                           "account_id": actor["account_id"]})).fetchone()
+    assert row is not None
+    return RedirectResponse(f"/app/cases/new?reception={row['id']}", status_code=303)
+
+
+# -- recording a petition -------------------------------------------------------------------
+
+CASE_FIELDS = ("kind", "subject", "content", "respondent", "channel", "complaint_round", "classification",
+               "received_on", "people_count", "reception_id")
+FLAGS = ("is_complex", "is_remote_area", "denouncer_confidential")
+PARTY_FIELDS = ("role", "party_kind", "full_name", "id_number", "address", "phone", "email")
+
+
+async def _reception_prefill(conn: Any, reception_id: str | None) -> dict[str, Any]:
+    if not reception_id:
+        return {}
+    try:
+        cur = await conn.execute("SELECT id, visitor_name, visitor_id_number, visitor_address, people_count, content "
+                                 "FROM kntc.reception WHERE id = %s AND case_id IS NULL", (reception_id,))
+        r = await cur.fetchone()
+    except Exception:  # not a UUID: nothing to prefill
+        return {}
+    if r is None:
+        return {}
+    return {"reception_id": str(r["id"]), "party_full_name": r["visitor_name"],
+            "party_id_number": r["visitor_id_number"] or "", "party_address": r["visitor_address"] or "",
+            "people_count": str(r["people_count"]), "content": r["content"], "channel": "in_person"}
+
+
+@router.get("/cases/new")
+async def new_case_form(request: Request, reception: str | None = None) -> Response:
+    async with acting(request, "reception", "handling", "head") as (conn, _):
+        prefill = await _reception_prefill(conn, reception)
+    form = {"kind": "complaint", "channel": "in_person", "complaint_round": "1", "classification": "0",
+            "people_count": "1", "party_role": "complainant", **prefill}
+    return page(request, "case_new.html", form=form, errors={})
+
+
+@router.post("/cases/new")
+async def record_case(request: Request) -> Response:
+    form = await form_of(request)
+    values: dict[str, Any] = {k: text(form, k) for k in CASE_FIELDS}
+    values.update({f"party_{k}": text(form, f"party_{k}") for k in PARTY_FIELDS})
+    values.update({k: form.get(k) == "on" for k in FLAGS})
+    data = {k: v for k, v in values.items() if v is not None and not k.startswith("party_")}
+    party = {k: values[f"party_{k}"] for k in PARTY_FIELDS if values[f"party_{k}"] is not None}
+    data["parties"] = [party]
+    async with acting(request, "reception", "handling", "head") as (conn, actor):
+        errors: dict[str, tuple[str, str]] = {}
+        try:
+            body = CaseIn.model_validate(data)
+        except ValidationError as exc:
+            errors = field_errors(exc, {f"parties.{k}": f"party_{k}" for k in PARTY_FIELDS})
+        if not errors:
+            payload = body.model_dump()
+            payload["parties"] = [p.model_dump() for p in body.parties]
+            try:
+                made = await cases.create_case(conn, actor, request.app.state.rulebook, payload,
+                                               request.app.state.clock())
+            except cases.Invalid as exc:
+                errors = {exc.field: (exc.vi, exc.en)}
+        if errors:
+            return page(request, "case_new.html", status_code=400, form=values, errors=errors)
+    # The secret exists only now: hand it to the receipt page in a short-lived, path-bound cookie.
+    resp = RedirectResponse(f"/app/receipt/{made['code']}", status_code=303)
+    value = f"{made['code']}|{made['lookup_secret']}"
+    guard.set_cookie(request, resp, guard.RECEIPT_COOKIE, value + "|" + guard.sign(request, "receipt", value),
+                     max_age=900, path=f"/app/receipt/{made['code']}")
+    return resp
+
+
+@router.get("/receipt/{code}")
+async def receipt(request: Request, code: str) -> Response:
+    raw = request.cookies.get(guard.RECEIPT_COOKIE, "")
+    parts = raw.split("|")
+    secret = None
+    if len(parts) == 3 and parts[0] == code and guard.sign(request, "receipt", f"{parts[0]}|{parts[1]}") == parts[2]:
+        secret = parts[1]
+    async with acting(request) as (conn, _):
+        try:
+            case = await cases.get_case(conn, code)
+        except cases.NotFound:
+            raise WebError(404, "Không tìm thấy hồ sơ.", "Case not found.") from None
+    return page(request, "receipt.html", case=case, secret=secret)
+
+
+# -- work lists -----------------------------------------------------------------------------
+
+async def _unit_cases(conn: Any, actor: dict[str, Any], statuses: tuple[str, ...]) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for s in statuses:
+        got = await cases.list_cases(conn, {"status": s}, 1, 200, mine_only_unit=actor["unit_id"])
+        rows.extend(got["data"])
+    rows.sort(key=lambda r: (r["next_due"] is None, r["next_due"] or r["received_on"]))
+    return rows
+
+
+@router.get("/inbox")
+async def inbox(request: Request) -> Response:
+    """Petition handling: what is waiting for a decision, the closest deadline first."""
+    async with acting(request, "handling", "head", "reception") as (conn, actor):
+        rows = await _unit_cases(conn, actor, ("received", "in_handling"))
+    return page(request, "worklist.html", rows=_days_left(rows, request.app.state.clock()),
+                title=("Đơn chờ xử lý", "Petitions waiting for handling"), kind="inbox")
+
+
+@router.get("/work")
+async def work(request: Request) -> Response:
+    """Resolution: cases accepted or under verification."""
+    async with acting(request, "resolution", "head") as (conn, actor):
+        rows = await _unit_cases(conn, actor, ("accepted", "verifying", "resolved"))
+    return page(request, "worklist.html", rows=_days_left(rows, request.app.state.clock()),
+                title=("Vụ việc đang giải quyết", "Cases being resolved"), kind="work")
+
+
+@router.get("/overview")
+async def overview(request: Request) -> Response:
+    """Head of unit: counts of the unit and below, the overdue list, who holds what."""
+    async with acting(request, "head") as (conn, actor):
+        today = request.app.state.clock()
+        counts = await stats.status_counts_of_unit(conn, actor["unit_id"])
+        overdue = await cases.overdue(conn, today, actor["unit_code"], limit=200)
+        waiting = await _unit_cases(conn, actor, ("received", "in_handling", "accepted", "verifying", "resolved"))
+    return page(request, "overview.html", counts=counts, overdue=overdue, waiting=_days_left(waiting, today))
