@@ -17,7 +17,7 @@ from fastapi.staticfiles import StaticFiles
 
 from core_app import __version__
 from core_app.api import errors
-from core_app.api.routes import accounts, auth, cases, deadlines, public, receptions, units
+from core_app.api.routes import accounts, auth, cases, deadlines, dedup, public, receptions, search, units
 from core_app.db import Database
 from core_app.repo.cases import load_rulebook
 from core_app.settings import Settings, get_settings
@@ -56,7 +56,7 @@ def create_app(settings: Settings | None = None, clock: Callable[[], date] = vie
     app.state.settings = settings
     app.state.clock = clock
     errors.install(app)
-    for module in (public, auth, units, receptions, cases, deadlines, accounts):
+    for module in (public, auth, units, receptions, cases, deadlines, accounts, dedup, search):
         app.include_router(module.router)
 
     # API docs with the Swagger UI files shipped in a Python package: no CDN.

@@ -11,12 +11,12 @@ from typing import Any
 from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 
-from core_app.domain.deadlines import due_for
+from core_app.domain.deadlines import Rule, due_for
 from core_app.repo import cases
 from core_app.repo.cases import Invalid, NotFound, RuleBook
 
 
-def _rule(book: RuleBook, case: dict[str, Any]):  # noqa: ANN202
+def _rule(book: RuleBook, case: dict[str, Any]) -> Rule:
     rule = book.find(case["kind"], "correct_data", case["complaint_round"])
     if rule is None:
         raise Invalid("rule", "Chưa có quy định thời hạn sửa dữ liệu (DATA-CORRECT).",

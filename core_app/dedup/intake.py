@@ -76,7 +76,8 @@ def _dumps(obj: Any) -> str:
     return json.dumps(obj, default=str, ensure_ascii=False)
 
 
-async def decide(conn: AsyncConnection[Any], actor: dict[str, Any], data: dict[str, Any], today: date) -> dict[str, Any]:
+async def decide(conn: AsyncConnection[Any], actor: dict[str, Any], data: dict[str, Any],
+                 today: date) -> dict[str, Any]:
     """Record what the officer decided about a check; linking adds the petition to the case."""
     cur = await conn.execute("SELECT id, account_id FROM kntc.dedup_check WHERE id = %s", (data["check_id"],))
     chk = await cur.fetchone()

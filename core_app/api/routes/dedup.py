@@ -1,0 +1,106 @@
+"""Duplicate check and decisions at intake; discrepancy reports, corrections and late corrections."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Request
+from pydantic import Field, StringConstraints, model_validator
+
+from core_app.api.deps import acting, require_role, rulebook, today
+from core_app.api.schemas import CaseUpdateIn, IdNumber, PetitionIn, Short, Strict, UnitCode
+from core_app.dedup import corrections, intake
+
+router = APIRouter(tags=["dedup"])
+
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=2, max_length=300)]
+
+
+class DedupPartyIn(Strict):
+    full_name: Name | None = None
+    id_number: IdNumber | None = None
+    address_unit: UnitCode | None = Field(None, description="unit of the address: current (X…), legacy (LX…) "
+                                                            "or a bare GSO ward code")
+
+
+class DedupCheckIn(Strict):
+    parties: list[DedupPartyIn] = Field(min_length=1, max_length=20)
+    subject: Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=500)] | None = None
+    respondent: Short | None = None
+    limit: int = Field(10, ge=1, le=50)
+
+    @model_validator(mode="after")
+    def something_to_match(self) -> DedupCheckIn:
+        if not any(p.id_number or (p.full_name and p.address_unit) for p in self.parties):
+            raise ValueError("each check needs an ID number, or a name with its address unit")
+        return self
+
+
+class DecisionIn(Strict):
+    check_id: Annotated[str, StringConstraints(pattern=r"^[0-9a-fA-F-]{36}$")]
+    decision: Literal["linked", "new", "elsewhere"]
+    case_code: Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=80)] | None = None
+    petition: PetitionIn | None = Field(None, description="for 'linked': the petition that joins the case")
+    unit: UnitCode | None = Field(None, description="for 'elsewhere': the unit that holds the matter")
+    note: Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)] | None = None
+
+
+class DiscrepancyIn(Strict):
+    description: Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=5000)]
+    field: Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)] | None = None
+    reported_on: date | None = Field(None, description="day the error was found (default: today)")
+
+
+@router.post("/api/dedup/check")
+async def check(body: DedupCheckIn, request: Request) -> dict[str, Any]:
+    """Cases nationwide that may be the same matter, ranked, with the reasons.
+
+    A candidate outside your scope is reported only as an existing case at its unit.
+    """
+    async with acting(request) as (conn, actor):
+        require_role(actor, "reception", "handling", "head")
+        return await intake.check(conn, actor, body.model_dump())
+
+
+@router.post("/api/dedup/decisions", status_code=201)
+async def decide(body: DecisionIn, request: Request) -> dict[str, Any]:
+    """Link the petition to an existing case, confirm it is new, or note the unit that holds it."""
+    async with acting(request) as (conn, actor):
+        require_role(actor, "reception", "handling", "head")
+        data = body.model_dump()
+        return await intake.decide(conn, actor, data, today(request))
+
+
+@router.post("/api/cases/{code}/discrepancies", status_code=201)
+async def report_discrepancy(code: str, body: DiscrepancyIn, request: Request) -> dict[str, Any]:
+    """Report recorded data that is incomplete, wrong or differs from the paper file."""
+    async with acting(request) as (conn, actor):
+        return await corrections.report(conn, actor, rulebook(request), code, body.model_dump(), today(request))
+
+
+@router.post("/api/cases/{code}/discrepancies/{discrepancy_id}/corrections", status_code=201)
+async def correct(code: str, discrepancy_id: str, body: CaseUpdateIn, request: Request) -> dict[str, Any]:
+    """Correct the case for a reported discrepancy (same fields and `reason` as PATCH)."""
+    async with acting(request) as (conn, actor):
+        return await corrections.correct(conn, actor, rulebook(request), code, _uuid(discrepancy_id),
+                                         body.model_dump(), today(request))
+
+
+@router.get("/api/corrections/late")
+async def late(request: Request, unit: str | None = Query(None, description="a unit code: its subtree"),
+               limit: int = Query(500, ge=1, le=5000)) -> dict[str, Any]:
+    """Corrections later than 5 working days after the report, and reports still open past it, per unit."""
+    async with acting(request) as (conn, _):
+        return await corrections.late(conn, today(request), unit, limit)
+
+
+def _uuid(value: str) -> str:
+    import uuid
+
+    from core_app.repo.cases import NotFound
+
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        raise NotFound(value) from None
