@@ -254,9 +254,9 @@ def serve(
         uvicorn.run("core_app.api.main:app_factory", factory=True, host=host, port=port, reload=True)
         return
     granian = shutil.which("granian", path=str(Path(sys.executable).parent)) or "granian"
-    os.execv(granian, [  # noqa: S606 - the server replaces this process, no shell involvedgranian, "--interface", "asgi", "--factory", "--host", host, "--port", str(port),
-                       "--workers", str(workers), "--no-ws", "--log-level", "warning",
-                       "core_app.api.main:app_factory"])
+    argv = [granian, "--interface", "asgi", "--factory", "--host", host, "--port", str(port),
+            "--workers", str(workers), "--no-ws", "--log-level", "warning", "core_app.api.main:app_factory"]
+    os.execv(granian, argv)  # noqa: S606 - the server replaces this process; no shell is involved
 
 
 # -- the embedded cluster -----------------------------------------------------------------
