@@ -1,0 +1,39 @@
+"""The service's public surface: health, OpenAPI, docs without any CDN, public units."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+
+
+def test_healthz_checks_the_database(server):
+    r = httpx.get(server + "/healthz")
+    assert r.status_code == 200 and r.json() == {"status": "ok", "database": "primary"}
+
+
+def test_openapi_lists_the_case_endpoints(server):
+    spec = httpx.get(server + "/openapi.json").json()
+    for path in ("/api/cases", "/api/cases/{code}", "/api/cases/{code}/transitions", "/api/lookup",
+                 "/api/auth/login", "/api/deadlines/overdue"):
+        assert path in spec["paths"]
+
+
+def test_docs_page_loads_every_asset_from_the_app_itself(server):
+    html = httpx.get(server + "/docs").text
+    refs = re.findall(r'(?:src|href)="([^"]+)"', html)
+    assert refs and all(ref.startswith("/") for ref in refs), refs
+    for ref in refs:
+        assert httpx.get(server + ref).status_code == 200, ref
+
+
+def test_units_tree_current_and_legacy(server):
+    hanoi = httpx.get(server + "/api/units/T01").json()
+    assert hanoi["name"] == "Thành phố Hà Nội" and hanoi["valid_to"] is None
+    communes = httpx.get(server + "/api/units", params={"parent": "T01", "limit": 1000}).json()
+    assert sum(1 for u in communes if u["kind"] == "commune") == 126
+    old_ward = httpx.get(server + "/api/units/LX00001").json()  # Phường Phúc Xá, Quận Ba Đình (before 2025)
+    assert old_ward["valid_to"] == "2025-06-30" and old_ward["successor"].startswith("X")
+    old_province = httpx.get(server + "/api/units/LT35").json()  # Hà Nam merged into Ninh Bình
+    assert old_province["successor"] == "T37"
+    assert len(httpx.get(server + "/api/units", params={"parent": "VN", "limit": 1000}).json()) == 34 + 6
