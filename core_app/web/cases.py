@@ -25,7 +25,8 @@ router = APIRouter(prefix="/app/cases", include_in_schema=False)
 
 LIST_COLUMNS = [("code", ("Mã hồ sơ", "Case code")), ("kind", ("Loại", "Kind")),
                 ("subject", ("Nội dung chính", "Subject")), ("status", ("Trạng thái", "Status")),
-                ("received_on", ("Ngày nhận", "Received")), ("handling_unit_name", ("Đơn vị giải quyết", "Handling unit")),
+                ("received_on", ("Ngày nhận", "Received")),
+                ("handling_unit_name", ("Đơn vị giải quyết", "Handling unit")),
                 ("next_due", ("Hạn gần nhất", "Next deadline"))]
 
 

@@ -12,8 +12,8 @@ from fastapi import Request
 from fastapi.responses import Response
 from openpyxl import Workbook
 
-from core_app.web.render import CHANNELS, KINDS, STEPS, lang_of
 from core_app.domain.workflow import STATUS_LABELS
+from core_app.web.render import CHANNELS, KINDS, STEPS, lang_of
 
 Column = tuple[str, tuple[str, str]]
 LABELLED: dict[str, dict[Any, tuple[str, str]]] = {

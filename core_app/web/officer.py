@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -110,6 +111,9 @@ async def record_case(request: Request) -> Response:
     values.update({f"party_{k}": text(form, f"party_{k}") for k in PARTY_FIELDS})
     values.update({k: form.get(k) == "on" for k in FLAGS})
     data = {k: v for k, v in values.items() if v is not None and not k.startswith("party_")}
+    for k in ("complaint_round", "classification", "people_count"):
+        if isinstance(data.get(k), str) and data[k].isdigit():
+            data[k] = int(data[k])  # form fields are text; the schema's literals are numbers
     party = {k: values[f"party_{k}"] for k in PARTY_FIELDS if values[f"party_{k}"] is not None}
     data["parties"] = [party]
     async with acting(request, "reception", "handling", "head") as (conn, actor):
@@ -141,7 +145,8 @@ async def receipt(request: Request, code: str) -> Response:
     raw = request.cookies.get(guard.RECEIPT_COOKIE, "")
     parts = raw.split("|")
     secret = None
-    if len(parts) == 3 and parts[0] == code and guard.sign(request, "receipt", f"{parts[0]}|{parts[1]}") == parts[2]:
+    if len(parts) == 3 and parts[0] == code and hmac.compare_digest(
+            guard.sign(request, "receipt", f"{parts[0]}|{parts[1]}"), parts[2]):
         secret = parts[1]
     async with acting(request) as (conn, _):
         try:

@@ -6,7 +6,7 @@ reception")`, so a translation can never go missing or drift away from its origi
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -66,6 +66,7 @@ EVENT_ACTIONS.update({a.name: (a.label_vi, a.label_en) for a in ACTIONS.values()
 
 _env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html", "svg"]),
                    trim_blocks=True, lstrip_blocks=True)
+_env.globals.update(str=str, dict=dict)
 
 
 def lang_of(request: Request) -> str:
@@ -73,15 +74,17 @@ def lang_of(request: Request) -> str:
     return "en" if lang == "en" else "vi"
 
 
-def translator(lang: str):  # noqa: ANN201
+def translator(lang: str):
     def t(vi: str, en: str) -> str:
         return en if lang == "en" else vi
     return t
 
 
-def label(table: dict[Any, tuple[str, str]], lang: str):  # noqa: ANN201
+def label(table: dict[Any, tuple[str, str]], lang: str):
     def get(key: Any) -> str:
         pair = table.get(key)
+        if pair is None and isinstance(key, str) and key.isdigit():
+            pair = table.get(int(key))
         if pair is None:
             return "" if key is None else str(key)
         return pair[1] if lang == "en" else pair[0]
@@ -110,7 +113,7 @@ def context(request: Request) -> dict[str, Any]:
         "resolution_label": label(RESOLUTION_NAMES, lang),
         "KINDS": KINDS, "CHANNELS": CHANNELS, "ROLES": ROLES, "PARTY_ROLES": PARTY_ROLES,
         "STATUSES": [str(s) for s in Status], "fmt_date": fmt_date,
-        "today": request.app.state.clock(),
+        "today": request.app.state.clock(), "now_ts": datetime.now(UTC),
     }
 
 

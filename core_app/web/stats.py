@@ -9,11 +9,11 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from core_app.domain.workflow import STATUS_LABELS
 from core_app.repo import stats
 from core_app.web import charts, export
 from core_app.web.base import acting, forbidden
 from core_app.web.render import CHANNELS, KINDS, label, lang_of, page, translator
-from core_app.domain.workflow import STATUS_LABELS
 
 router = APIRouter(prefix="/app/stats", include_in_schema=False)
 

@@ -1,0 +1,58 @@
+"""A browser-like HTTP client for the web pages: cookies, the CSRF token of each form, no JavaScript."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+import httpx
+import pytest
+
+from tests.conftest import TEST_PASSWORD
+
+CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+
+
+class WebUser:
+    def __init__(self, base: str) -> None:
+        self.client = httpx.Client(base_url=base, timeout=30, follow_redirects=False)
+        self.csrf = ""
+
+    def get(self, url: str, **kw) -> httpx.Response:
+        r = self.client.get(url, **kw)
+        m = CSRF.search(r.text) if r.headers.get("content-type", "").startswith("text/html") else None
+        if m:
+            self.csrf = m.group(1)
+        return r
+
+    def post(self, url: str, data: dict | None = None, csrf: bool = True, **kw) -> httpx.Response:
+        body = dict(data or {})
+        if csrf:
+            body.setdefault("csrf", self.csrf)
+        r = self.client.post(url, data=body, **kw)
+        m = CSRF.search(r.text) if r.headers.get("content-type", "").startswith("text/html") else None
+        if m:
+            self.csrf = m.group(1)
+        return r
+
+    def login(self, username: str, password: str = TEST_PASSWORD) -> httpx.Response:
+        self.get("/login")
+        r = self.post("/login", {"username": username, "password": password, "next": "/app"})
+        if r.status_code == 303:
+            self.get("/app")
+        return r
+
+
+@pytest.fixture
+def web(server: str) -> Callable[[], WebUser]:
+    return lambda: WebUser(server)
+
+
+@pytest.fixture
+def web_officer(server: str, make_account: Callable[..., str]) -> Callable[..., WebUser]:
+    def make(unit: str, roles: list[str], clearance: int = 0) -> WebUser:
+        user = WebUser(server)
+        r = user.login(make_account(unit, roles, clearance))
+        assert r.status_code == 303, r.text
+        return user
+    return make

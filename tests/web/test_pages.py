@@ -1,0 +1,170 @@
+"""The web pages over real HTTP against the real server: sessions, CSRF, scope, forms, lookup, exports."""
+
+from __future__ import annotations
+
+import io
+import re
+
+from openpyxl import load_workbook
+
+SECRET = re.compile(r'id="receipt-secret">([A-Z2-7-]+)<')
+
+
+def record_petition(user, **over) -> tuple[str, str]:
+    """Record a petition through the form; returns (code, lookup secret) read from the receipt page."""
+    user.get("/app/cases/new")
+    form = {"party_role": "complainant", "party_full_name": "Trần Thị Bình", "party_id_number": "001190000456",
+            "kind": "complaint", "channel": "in_person", "subject": "Khiếu nại việc cấp giấy chứng nhận",
+            "content": "Đề nghị xem xét lại việc cấp giấy chứng nhận quyền sử dụng đất.", "people_count": "1",
+            "complaint_round": "1", "classification": "0", **over}
+    r = user.post("/app/cases/new", form)
+    assert r.status_code == 303, r.text
+    receipt = user.get(r.headers["location"])
+    assert receipt.status_code == 200
+    code = re.search(r'id="receipt-code">([^<]+)<', receipt.text).group(1)
+    return code, SECRET.search(receipt.text).group(1)
+
+
+def test_pages_carry_security_headers_and_no_inline_code(web):
+    r = web().get("/login")
+    assert r.status_code == 200
+    csp = r.headers["content-security-policy"]
+    assert "script-src 'self'" in csp and "style-src 'self'" in csp and "frame-ancestors 'none'" in csp
+    assert "unsafe-inline" not in csp
+    assert r.headers["x-frame-options"] == "DENY"
+    assert r.headers["x-content-type-options"] == "nosniff"
+    assert r.headers["referrer-policy"] == "same-origin"
+    assert "<script" not in r.text and "style=" not in r.text
+    assert 'lang="vi"' in r.text and "Đăng nhập" in r.text
+
+
+def test_session_cookie_is_httponly_and_samesite(web, make_account):
+    user = web()
+    user.get("/login")
+    r = user.post("/login", {"username": make_account("X00004", ["reception"]), "password": "Test-password-2026",
+                             "next": "/app"})
+    assert r.status_code == 303
+    cookie = next(v for k, v in r.headers.multi_items() if k == "set-cookie" and v.startswith("kntc_session="))
+    assert "HttpOnly" in cookie and "SameSite=lax" in cookie
+    # Served over plain HTTP in the test: Secure is set only when the request came over HTTPS.
+    assert "Secure" not in cookie
+
+
+def test_form_without_csrf_token_is_refused(web_officer):
+    user = web_officer("X00004", ["reception"])
+    r = user.post("/app/reception", {"visitor_name": "Lê Văn C", "content": "x"}, csrf=False)
+    assert r.status_code == 403
+    assert "Biểu mẫu đã hết hạn" in r.text
+
+
+def test_login_failure_shows_one_message_and_keeps_the_username(web, make_account):
+    user = web()
+    user.get("/login")
+    name = make_account("X00004", ["reception"])
+    r = user.post("/login", {"username": name, "password": "wrong-password-1"})
+    assert r.status_code == 401
+    assert "Tên đăng nhập hoặc mật khẩu không đúng" in r.text and f'value="{name}"' in r.text
+    r2 = user.post("/login", {"username": "no.such.user", "password": "wrong-password-1"})
+    assert r2.status_code == 401 and "Tên đăng nhập hoặc mật khẩu không đúng" in r2.text
+
+
+def test_logout_ends_the_session(web_officer):
+    user = web_officer("X00004", ["reception"])
+    assert user.get("/app").status_code == 200
+    r = user.post("/logout")
+    assert r.status_code == 303
+    r = user.get("/app")
+    assert r.status_code == 303 and r.headers["location"].startswith("/login")
+
+
+def test_without_session_officer_pages_redirect_to_login(web):
+    r = web().get("/app/cases/X00004-2026-000001")
+    assert r.status_code == 303 and r.headers["location"].startswith("/login?next=%2Fapp%2Fcases")
+
+
+def test_wrong_field_is_marked_and_nothing_typed_is_lost(web_officer):
+    user = web_officer("X00004", ["reception"])
+    user.get("/app/cases/new")
+    r = user.post("/app/cases/new", {"party_role": "complainant", "party_full_name": "Phạm Văn Dũng",
+                                     "party_id_number": "12345", "kind": "complaint", "channel": "letter",
+                                     "subject": "Khiếu nại về bồi thường", "content": "Nội dung rất dài của đơn",
+                                     "complaint_round": "1", "classification": "0", "people_count": "3"})
+    assert r.status_code == 400
+    assert 'id="err-party_id_number"' in r.text and "12 chữ số" in r.text
+    for kept in ("Phạm Văn Dũng", "Khiếu nại về bồi thường", "Nội dung rất dài của đơn", 'value="3"'):
+        assert kept in r.text
+    assert '<option value="letter" selected>' in r.text
+
+
+def test_officer_of_another_commune_cannot_open_the_case_by_url(web_officer):
+    here = web_officer("X00004", ["reception"])
+    code, _ = record_petition(here, subject="Khiếu nại riêng của phường Ba Đình")
+    assert here.get(f"/app/cases/{code}").status_code == 200
+    other = web_officer("X00008", ["head"], clearance=2)
+    r = other.get(f"/app/cases/{code}")
+    assert r.status_code == 404
+    assert "Khiếu nại riêng của phường Ba Đình" not in r.text and "Trần Thị Bình" not in r.text
+    assert other.get(f"/app/receipt/{code}").status_code == 404
+
+
+def test_citizen_lookup_same_answer_for_wrong_code_and_wrong_secret(web_officer, web):
+    officer = web_officer("X00004", ["reception"])
+    code, secret = record_petition(officer)
+    citizen = web()
+    citizen.get("/lookup")
+    ok = citizen.post("/lookup", {"code": code, "secret": secret.lower()})
+    assert ok.status_code == 200 and "Đã tiếp nhận" in ok.text and "Trần Thị Bình" not in ok.text
+    wrong_secret = citizen.post("/lookup", {"code": code, "secret": "AAAA-BBBB-CCCC-DDDD-EEEE-FFFF"})
+    wrong_code = citizen.post("/lookup", {"code": code[:-1] + "9", "secret": secret})
+    assert wrong_secret.status_code == wrong_code.status_code == 404
+
+    def message(r):
+        return re.search(r'id="lookup-error">([^<]+)<', r.text).group(1)
+    assert message(wrong_secret) == message(wrong_code)
+    assert secret not in wrong_code.text  # the secret is never echoed into the page
+
+
+def test_case_list_exports_csv_with_bom_and_xlsx(web_officer):
+    user = web_officer("X00004", ["reception"])
+    code, _ = record_petition(user)
+    csv = user.get("/app/cases?scope=unit&format=csv")
+    assert csv.status_code == 200 and csv.content.startswith(b"\xef\xbb\xbf")
+    text = csv.content.decode("utf-8-sig")
+    assert text.splitlines()[0].startswith("Mã hồ sơ,") and code in text and "Khiếu nại" in text
+    xlsx = user.get("/app/cases?scope=unit&format=xlsx")
+    assert xlsx.status_code == 200
+    ws = load_workbook(io.BytesIO(xlsx.content)).active
+    assert ws.cell(1, 1).value == "Mã hồ sơ"
+    assert code in [row[0] for row in ws.iter_rows(min_row=2, values_only=True)]
+
+
+def test_statistics_of_a_commune_head_and_their_export(web_officer):
+    reception = web_officer("X00004", ["reception"])
+    record_petition(reception, kind="denunciation", subject="Tố cáo cán bộ địa chính")
+    head = web_officer("X00004", ["head"], clearance=1)
+    r = head.get("/app/stats")
+    assert r.status_code == 200
+    assert 'class="map"' in r.text and 'class="chart"' in r.text
+    assert int(re.search(r'id="total-received">(\d+)<', r.text).group(1)) >= 1
+    # Outside the head's area: refused, not silently empty.
+    assert head.get("/app/stats?unit=X00008").status_code == 403
+    csv = head.get("/app/stats?table=kind&format=csv")
+    assert csv.status_code == 200 and "Tố cáo" in csv.content.decode("utf-8-sig")
+
+
+def test_unknown_attachment_and_bad_ids_are_404_pages_not_500(web_officer):
+    user = web_officer("X00004", ["reception"])
+    code, _ = record_petition(user)
+    assert user.get(f"/app/cases/{code}/files/not-a-uuid").status_code == 404
+    assert user.get(f"/app/cases/{code}/files/00000000-0000-0000-0000-000000000000").status_code == 404
+    assert user.get("/app/cases/NO-SUCH-CODE").status_code == 404
+
+
+def test_language_switch_to_english(web_officer):
+    user = web_officer("X00004", ["reception"])
+    r = user.get("/lang/en?next=/app")
+    assert r.status_code == 303 and r.headers["location"] == "/app"
+    page = user.get("/app")
+    assert 'lang="en"' in page.text and "Record a petition" in page.text
+    assert user.get("/lang/en?next=https://evil.example/").headers["location"] == "/"
+
