@@ -15,7 +15,7 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, ORJSONResponse
 from fastapi.staticfiles import StaticFiles
 
-from core_app import __version__
+from core_app import __version__, web
 from core_app.api import errors
 from core_app.api.routes import accounts, auth, cases, deadlines, dedup, public, receptions, search, units
 from core_app.db import Database
@@ -58,6 +58,7 @@ def create_app(settings: Settings | None = None, clock: Callable[[], date] = vie
     errors.install(app)
     for module in (public, auth, units, receptions, cases, deadlines, accounts, dedup, search):
         app.include_router(module.router)
+    web.install(app)  # the officer and citizen web pages (HTML), their error pages and security headers
 
     # API docs with the Swagger UI files shipped in a Python package: no CDN.
     app.mount("/static/swagger", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="swagger")
