@@ -108,6 +108,7 @@ def context(request: Request) -> dict[str, Any]:
         "csrf": guard.csrf_token(request),
         "status_label": label(status_labels, lang), "kind_label": label(KINDS, lang),
         "channel_label": label(CHANNELS, lang), "role_label": label(ROLES, lang),
+        "roles_text": lambda roles: ", ".join(label(ROLES, lang)(r) for r in roles),
         "party_role_label": label(PARTY_ROLES, lang), "step_label": label(STEPS, lang),
         "class_label": label(CLASSIFICATIONS, lang), "event_label": label(EVENT_ACTIONS, lang),
         "resolution_label": label(RESOLUTION_NAMES, lang),

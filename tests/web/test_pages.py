@@ -168,3 +168,49 @@ def test_language_switch_to_english(web_officer):
     assert 'lang="en"' in page.text and "Record a petition" in page.text
     assert user.get("/lang/en?next=https://evil.example/").headers["location"] == "/"
 
+
+
+def test_every_screen_renders_for_its_role(web_officer):
+    reception = web_officer("X00004", ["reception"])
+    code, _ = record_petition(reception)
+    screens = {
+        ("reception",): ["/app", "/app/reception", "/app/cases/new", "/app/inbox", f"/app/cases/{code}",
+                         "/app/cases", "/app/stats"],
+        ("handling",): ["/app/inbox", f"/app/cases/{code}"],
+        ("resolution",): ["/app/work", f"/app/cases/{code}"],
+        ("head",): ["/app/overview", f"/app/cases/{code}", "/app/accounts", "/app/stats"],
+        ("unit_admin",): ["/app/accounts", "/app/accounts?format=csv", "/app/accounts?format=xlsx"],
+    }
+    for roles, urls in screens.items():
+        user = web_officer("X00004", list(roles), clearance=1)
+        for url in urls:
+            r = user.get(url)
+            assert r.status_code == 200, (roles, url, r.text[-500:])
+    # The national level: the map links each province to its drill-down, and the province table shows.
+    national = web_officer("VN", ["head"], clearance=2)
+    r = national.get("/app/stats")
+    assert r.status_code == 200 and 'id="by-province"' in r.text and "unit=T01" in r.text
+    r = national.get("/app/stats?unit=T01")
+    assert r.status_code == 200 and "Thành phố Hà Nội" in r.text
+    # A role that does not fit the screen gets a 403 page.
+    assert reception.get("/app/overview").status_code == 403
+
+
+def test_unit_admin_creates_an_account_and_mistakes_are_shown_by_field(web_officer, web):
+    admin = web_officer("X00004", ["unit_admin"])
+    admin.get("/app/accounts")
+    r = admin.post("/app/accounts", {"username": "Bad Name!", "full_name": "Ngô Thị Hạnh", "unit": "X00004",
+                                     "roles": "reception", "clearance": "0", "password": "short"})
+    assert r.status_code == 400 and 'id="err-username"' in r.text and "Ngô Thị Hạnh" in r.text
+    assert "short" not in r.text.split("<main>")[1]  # a password is never sent back
+    import secrets
+    name = f"tiepdan.{secrets.token_hex(3)}"
+    r = admin.post("/app/accounts", {"username": name, "full_name": "Ngô Thị Hạnh", "unit": "X00004",
+                                     "roles": "reception", "clearance": "0", "password": "Mat-khau-2026"})
+    assert r.status_code == 303
+    new = web()
+    assert new.login(name, "Mat-khau-2026").status_code == 303
+    # Not above the admin's own unit.
+    r = admin.post("/app/accounts", {"username": name + "x", "full_name": "Ngô Thị Hạnh", "unit": "T01",
+                                     "roles": "reception", "clearance": "0", "password": "Mat-khau-2026"})
+    assert r.status_code == 400 and 'id="err-unit"' in r.text
