@@ -1,21 +1,26 @@
 """The unit tree: current two-tier units, legacy three-tier units, and the bodies at each level.
 
-Current units come from `vietnam-provinces`' sibling data in `vietnamadminunits` (34 provinces,
-3,321 communes, with official GSO codes); legacy units (63 provinces, 696 districts, 10,035
-wards) and the 2025 old-to-new mapping come from `vietnamadminunits`. We read the package's
-shipped data files directly: its address converter would geocode over the network.
+Current units come from `vietnam-provinces` (34 provinces, 3,321 communes, official codes as
+of its data date); legacy units (63 provinces, 696 districts, 10,035 wards) and the 2025
+old-to-new mapping come from `vietnamadminunits`. The two packages disagree on 114 commune codes,
+so the mapping is joined to the official list by province and name. We read the packages' data
+directly: vietnamadminunits' address converter would geocode over the network.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
 import vietnamadminunits
+from vietnam_provinces import Province
+from vietnam_provinces.lookup import WARD_MAPPING
 
 REFORM_DAY = date(2025, 7, 1)
 LEGACY_FROM = date(2018, 1, 1)
@@ -59,6 +64,13 @@ class UnitRow:
     successor_id: int | None = None
 
 
+def name_key(name: str) -> str:
+    """Accents, tone-mark placement (Thủy/Thuỷ), case, spacing and dashes do not matter."""
+    s = unicodedata.normalize("NFD", name.replace("Đ", "D").replace("đ", "d"))
+    s = "".join(c for c in s if not unicodedata.combining(c))
+    return re.sub(r"[^a-z0-9]", "", s.lower())
+
+
 def _data_dir() -> Path:
     return Path(vietnamadminunits.__file__).parent / "data"
 
@@ -89,9 +101,8 @@ def build_units(with_bodies: bool = True, with_legacy: bool = True) -> list[Unit
 
     db = sqlite3.connect(_data_dir() / "dataset.db")
     try:
-        current = db.execute(
-            "SELECT DISTINCT provinceCode, province, provinceKey, wardCode, ward, wardKey "
-            "FROM admin_units ORDER BY provinceCode, wardCode").fetchall()
+        mapping_side = db.execute(
+            "SELECT DISTINCT provinceCode, province, provinceKey, wardCode, ward, wardKey FROM admin_units").fetchall()
         legacy = db.execute(
             "SELECT DISTINCT provinceCode, province, provinceKey, districtCode, district, districtKey, "
             "wardCode, ward, wardKey FROM admin_units_legacy WHERE wardCode IS NOT NULL "
@@ -99,21 +110,32 @@ def build_units(with_bodies: bool = True, with_legacy: bool = True) -> list[Unit
     finally:
         db.close()
 
+    wards_by_province: dict[int, list] = {}
+    for w in WARD_MAPPING.values():
+        wards_by_province.setdefault(int(w.province_code), []).append(w)
+    by_name: dict[tuple[str, str], UnitRow] = {}
+    for province in sorted(Province.iter_all(), key=lambda p: int(p.code)):
+        pcode = f"{int(province.code):02d}"
+        prov = b.add(f"T{pcode}", province.name, "province", "province", nation, pcode, REFORM_DAY)
+        if with_bodies:
+            for suffix, kind, prefix in PROVINCE_BODIES:
+                b.add(f"T{pcode}-{suffix}", f"{prefix} {province.name}", kind, "province", prov, None, REFORM_DAY)
+        for w in sorted(wards_by_province.get(int(province.code), []), key=lambda w: int(w.code)):
+            wcode = f"{int(w.code):05d}"
+            ward = b.add(f"X{wcode}", w.name, "commune", "commune", prov, wcode, REFORM_DAY)
+            by_name[(pcode, name_key(w.name))] = ward
+            if with_bodies:
+                for suffix, kind, prefix in COMMUNE_BODIES:
+                    b.add(f"X{wcode}-{suffix}", f"{prefix} {w.name}", kind, "commune", ward, None, REFORM_DAY)
+
+    # vietnamadminunits' keys for the mapping, joined to the official units by name, then by code.
     new_province_by_key: dict[str, UnitRow] = {}
     new_ward_by_key: dict[tuple[str, str], UnitRow] = {}
-    for pcode, pname, pkey, wcode, wname, wkey in current:
-        prov = b.by_code.get(f"T{pcode}")
-        if prov is None:
-            prov = b.add(f"T{pcode}", pname, "province", "province", nation, pcode, REFORM_DAY)
-            new_province_by_key[pkey] = prov
-            if with_bodies:
-                for suffix, kind, prefix in PROVINCE_BODIES:
-                    b.add(f"T{pcode}-{suffix}", f"{prefix} {pname}", kind, "province", prov, None, REFORM_DAY)
-        ward = b.add(f"X{wcode}", wname, "commune", "commune", prov, wcode, REFORM_DAY)
-        new_ward_by_key[(pkey, wkey)] = ward
-        if with_bodies:
-            for suffix, kind, prefix in COMMUNE_BODIES:
-                b.add(f"X{wcode}-{suffix}", f"{prefix} {wname}", kind, "commune", ward, None, REFORM_DAY)
+    for pcode, _pname, pkey, wcode, wname, wkey in mapping_side:
+        new_province_by_key[pkey] = b.by_code[f"T{pcode}"]
+        ward = by_name.get((pcode, name_key(wname))) or b.by_code.get(f"X{wcode}")
+        if ward is not None:
+            new_ward_by_key[(pkey, wkey)] = ward
 
     if with_legacy:
         _add_legacy(b, nation, legacy, new_province_by_key, new_ward_by_key)
