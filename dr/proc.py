@@ -113,3 +113,22 @@ def call_as_postgres(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     if os.environ.get("KNTC_DEBUG"):
         print(msg[3])
     raise PostgresError(f"{fn.__name__}: {msg[1]}: {one_line(msg[2])}")
+
+
+def _drop_then(fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+    if running_as_root():
+        pg = postgres_user()
+        os.setgroups([])
+        os.setgid(pg.pw_gid)
+        os.setuid(pg.pw_uid)
+    fn(*args)
+
+
+def start_as_postgres(fn: Callable[..., Any], *args: Any) -> multiprocessing.process.BaseProcess:
+    """Start `fn(*args)` in a background child with the postgres uid (e.g. the drill's writer).
+
+    Arguments are inherited through fork, not pickled, so open files and Events can be passed.
+    """
+    p = multiprocessing.get_context("fork").Process(target=_drop_then, args=(fn, args), daemon=True)
+    p.start()
+    return p
