@@ -37,3 +37,13 @@ def test_units_tree_current_and_legacy(server):
     old_province = httpx.get(server + "/api/units/LT35").json()  # Hà Nam merged into Ninh Bình
     assert old_province["successor"] == "T37"
     assert len(httpx.get(server + "/api/units", params={"parent": "VN", "limit": 1000}).json()) == 34 + 6
+
+
+def test_every_legacy_unit_maps_to_a_current_unit(owner_conn):
+    counts = owner_conn.execute(
+        "SELECT count(*) FILTER (WHERE u.valid_to IS NULL AND u.kind = 'commune') AS communes, "
+        "count(*) FILTER (WHERE u.valid_to IS NULL AND u.kind = 'province') AS provinces, "
+        "count(*) FILTER (WHERE u.valid_to IS NOT NULL AND (s.id IS NULL OR s.valid_to IS NOT NULL)) AS unmapped, "
+        "count(*) FILTER (WHERE u.kind = 'commune' AND u.valid_to IS NOT NULL AND s.kind <> 'commune') AS coarse "
+        "FROM kntc.unit u LEFT JOIN kntc.unit s ON s.id = u.successor_id").fetchone()
+    assert counts == {"communes": 3321, "provinces": 34, "unmapped": 0, "coarse": 0}
