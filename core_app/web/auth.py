@@ -52,10 +52,15 @@ async def login(request: Request) -> Response:
     if not username or not password:
         error = ("Hãy nhập tên đăng nhập và mật khẩu.", "Enter your username and password.")
     else:
-        try:
-            async with request.app.state.db.transaction() as conn:
+        failed: accounts.LoginFailed | None = None
+        async with request.app.state.db.transaction() as conn:
+            try:
                 token, _ = await accounts.login(conn, username, password, request.app.state.settings.session_hours)
-        except accounts.LoginFailed as exc:
+            except accounts.LoginFailed as exc:
+                # Caught inside the transaction so that the failure count (and the lock after five) commits.
+                failed = exc
+        if failed is not None:
+            exc = failed
             throttle.fail(addr)
             error = (("Tài khoản tạm khóa do đăng nhập sai nhiều lần; thử lại sau 15 phút.",
                       "Account locked after repeated failures: try again in 15 minutes.") if exc.locked else

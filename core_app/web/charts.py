@@ -25,11 +25,11 @@ def _fmt(n: float) -> str:
 
 
 def bars(rows: Sequence[dict[str, Any]], label: Callable[[Any], str], measure: str = "received",
-         title: str = "", width: int = 520) -> Markup:
+         title: str = "", width: int = 380) -> Markup:
     """Horizontal bars, one per row, the value at the end of each bar."""
     if not rows:
         return Markup("")
-    bar_h, gap, left = 22, 6, 190
+    bar_h, gap, left = 22, 6, 150
     height = len(rows) * (bar_h + gap) + 30
     top = max((r[measure] for r in rows), default=0) or 1
     out = [f'<svg class="chart" role="img" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
@@ -38,10 +38,10 @@ def bars(rows: Sequence[dict[str, Any]], label: Callable[[Any], str], measure: s
         y = 20 + i * (bar_h + gap)
         w = (width - left - 60) * r[measure] / top
         name = escape(label(r["key"]) or "—")
-        out.append(f'<text x="{left - 8}" y="{y + 15}" text-anchor="end" font-size="12" fill="#222">{name}</text>'
+        out.append(f'<text x="{left - 8}" y="{y + 15}" text-anchor="end" font-size="13" fill="#222">{name}</text>'
                    f'<rect x="{left}" y="{y}" width="{w:.1f}" height="{bar_h}" fill="{BAR}"><title>{name}: '
                    f'{_fmt(r[measure])}</title></rect>'
-                   f'<text x="{left + w + 6:.1f}" y="{y + 15}" font-size="12" fill="#222">{_fmt(r[measure])}</text>')
+                   f'<text x="{left + w + 6:.1f}" y="{y + 15}" font-size="13" fill="#222">{_fmt(r[measure])}</text>')
     out.append("</svg>")
     return Markup("".join(out))  # noqa: S704 - every text in it went through escape()
 
@@ -53,9 +53,10 @@ def columns(rows: Sequence[dict[str, Any]], series: Sequence[tuple[str, str, str
         return Markup("")
     left, bottom, top_pad = 40, 40, 24
     plot_h = height - bottom - top_pad
-    top = max((r[k] for r in rows for k, _, _ in series), default=0) or 1
-    step = 10 ** max(0, int(math.log10(top)))
-    top = math.ceil(top / step) * step
+    top = max((r[k] for r in rows for k, _, _ in series), default=0)
+    step = 10 ** max(0, int(math.log10(max(top, 1))))
+    top = max(2, math.ceil(top / step) * step)
+    top += top % 2  # an even top keeps the middle grid line on a whole number
     slot = (width - left - 10) / len(rows)
     bw = max(2.0, min(18.0, (slot - 6) / len(series)))
     out = [f'<svg class="chart" role="img" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
@@ -91,7 +92,7 @@ def _provinces() -> list[dict[str, Any]]:
 # The archipelagos are not in the admin-1 source; the map marks them with their administering unit.
 ISLANDS = (((111.9, 16.5), "Quần đảo Hoàng Sa (TP Đà Nẵng)", "Hoang Sa archipelago (Da Nang)"),
            ((114.0, 9.9), "Quần đảo Trường Sa (tỉnh Khánh Hòa)", "Truong Sa archipelago (Khanh Hoa)"))
-LON0, LON1, LAT0, LAT1 = 102.0, 117.2, 8.2, 23.6
+LON0, LON1, LAT0, LAT1 = 102.0, 116.4, 8.2, 23.6
 KX = math.cos(math.radians(16))  # equirectangular, true to scale at Vietnam's middle latitude
 
 
@@ -105,16 +106,18 @@ def _project(width: float) -> tuple[Callable[[float, float], tuple[float, float]
 
 
 def choropleth(values: dict[str, int], names: dict[str, str], link: Callable[[str], str] | None,
-               lang: str = "vi", title: str = "", width: int = 440) -> Markup:
+               lang: str = "vi", title: str = "", width: int = 520) -> Markup:
     """The 34 provinces shaded by value (5 classes), each linking to its drill-down."""
     proj, height = _project(width)
     top = max(values.values(), default=0)
-    breaks = [top * f for f in (0.2, 0.4, 0.6, 0.8)] if top else []
+    # Up to five classes with whole-number bounds; few cases give fewer classes, never "1–0".
+    uppers = sorted({max(1, math.ceil(top * f / 5)) for f in range(1, 6)}) if top else []
 
     def colour(v: int) -> str:
         if not v:
             return EMPTY
-        return SCALE[1 + sum(v > b for b in breaks)] if breaks else SCALE[1]
+        i = next(i for i, hi in enumerate(uppers) if v <= hi)
+        return SCALE[1 + round(i * 4 / max(1, len(uppers) - 1))] if len(uppers) > 1 else SCALE[3]
 
     out = [f'<svg class="map" role="img" viewBox="0 0 {width} {height:.0f}" width="{width}" height="{height:.0f}" '
            f'xmlns="http://www.w3.org/2000/svg"><title>{escape(title)}</title>']
@@ -136,16 +139,15 @@ def choropleth(values: dict[str, int], names: dict[str, str], link: Callable[[st
                    f'<text x="{x:.1f}" y="{y + 14:.1f}" text-anchor="middle" font-size="9" fill="#333">'
                    f'{escape(en if lang == "en" else vi)}</text>')
     # Legend: the class bounds.
-    lx, ly = width - 120, 20
-    bounds = [0, *breaks, top]
+    lx, ly = width - 110, 16
     out.append(f'<rect x="{lx}" y="{ly}" width="12" height="12" fill="{EMPTY}" stroke="#ccc"/>'
-               f'<text x="{lx + 18}" y="{ly + 10}" font-size="10" fill="#333">0</text>')
-    if top:
-        for i in range(1, 6):
-            lo, hi = bounds[i - 1], bounds[i]
-            y = ly + 16 * i
-            out.append(f'<rect x="{lx}" y="{y}" width="12" height="12" fill="{SCALE[i]}"/>'
-                       f'<text x="{lx + 18}" y="{y + 10}" font-size="10" fill="#333">'
-                       f'{_fmt(math.floor(lo) + 1)}–{_fmt(math.floor(hi))}</text>')
+               f'<text x="{lx + 18}" y="{ly + 10}" font-size="11" fill="#333">0</text>')
+    lo = 1
+    for i, hi in enumerate(uppers):
+        y = ly + 16 * (i + 1)
+        text = _fmt(hi) if lo == hi else f"{_fmt(lo)}–{_fmt(hi)}"
+        out.append(f'<rect x="{lx}" y="{y}" width="12" height="12" fill="{colour(hi)}"/>'
+                   f'<text x="{lx + 18}" y="{y + 10}" font-size="11" fill="#333">{text}</text>')
+        lo = hi + 1
     out.append("</svg>")
     return Markup("".join(out))  # noqa: S704 - every text in it went through escape()

@@ -97,8 +97,15 @@ def idle_expired(request: Request, token: str) -> bool:
 
 
 def client_address(request: Request) -> str:
-    # Behind the site's reverse proxy the peer is the proxy; it must then pass X-Real-IP.
-    return request.headers.get("x-real-ip") or (request.client.host if request.client else "unknown")
+    """The address throttling counts against.
+
+    X-Real-IP is believed only from a loopback peer (the site's reverse proxy on the same host);
+    from anyone else it would let a guesser pick a fresh address for every try.
+    """
+    peer = request.client.host if request.client else "unknown"
+    if peer in ("127.0.0.1", "::1") and request.headers.get("x-real-ip"):
+        return request.headers["x-real-ip"][:64]
+    return peer
 
 
 @dataclass

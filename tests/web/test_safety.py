@@ -1,0 +1,103 @@
+"""Session timeout, lockout and throttling, and the support commands of runbooks/officer-support.md."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import subprocess
+import time
+
+from tests.conftest import BIN, TEST_PASSWORD
+
+
+def test_idle_session_is_ended_and_a_forged_activity_cookie_does_not_help(web_officer, pg_env):
+    user = web_officer("X00004", ["reception"])
+    token = user.client.cookies["kntc_session"]
+    key = (pg_env.get("KNTC_SECRET_KEY") or os.environ["KNTC_SECRET_KEY"]).encode()
+    old = str(int(time.time()) - 31 * 60)
+    user.client.cookies.set("kntc_seen", old + "." + hmac.new(key, f"seen|{token}|{old}".encode(),
+                                                               hashlib.sha256).hexdigest())
+    r = user.get("/app")
+    assert r.status_code == 303 and "reason=idle" in r.headers["location"]
+    # The session was closed in the database too: a fresh activity stamp does not revive it.
+    now = str(int(time.time()))
+    user.client.cookies.set("kntc_session", token)
+    user.client.cookies.set("kntc_seen", now + "." + hmac.new(key, f"seen|{token}|{now}".encode(),
+                                                               hashlib.sha256).hexdigest())
+    r = user.get("/app")
+    assert r.status_code == 303 and "reason=expired" in r.headers["location"]
+
+
+def test_tampered_activity_cookie_logs_out(web_officer):
+    user = web_officer("X00004", ["reception"])
+    user.client.cookies.set("kntc_seen", f"{int(time.time())}.0000")
+    r = user.get("/app")
+    assert r.status_code == 303 and r.headers["location"].startswith("/login")
+
+
+def test_five_failed_logins_lock_the_account_and_support_unlocks_it(web, make_account, pg_env):
+    name = make_account("X00004", ["reception"])
+    user = web()
+    user.get("/login")
+    headers = {"X-Real-IP": "198.51.100.23"}  # its own address, so other tests' throttling is untouched
+    for _ in range(5):
+        user.post("/login", {"username": name, "password": "wrong-password-9"}, headers=headers)
+    r = user.post("/login", {"username": name, "password": TEST_PASSWORD}, headers=headers)
+    assert r.status_code == 401 and "Tài khoản tạm khóa" in r.text
+    res = subprocess.run([str(BIN / "kntc"), "unlock", name], env={**os.environ, **pg_env}, capture_output=True,
+                         text=True, timeout=60)
+    assert res.returncode == 0 and "unlocked" in res.stdout, res.stderr
+    r = user.post("/login", {"username": name, "password": TEST_PASSWORD, "next": "/app"},
+                  headers={"X-Real-IP": "198.51.100.24"})
+    assert r.status_code == 303
+
+
+def test_failed_lookups_from_one_address_are_slowed_down(web):
+    citizen = web()
+    citizen.get("/lookup")
+    headers = {"X-Real-IP": "203.0.113.77"}
+    took = []
+    for i in range(10):
+        t0 = time.monotonic()
+        r = citizen.post("/lookup", {"code": f"X00004-2026-99{i:04d}", "secret": "AAAA-BBBB-CCCC-DDDD-EEEE-FFFF"},
+                         headers=headers)
+        took.append(time.monotonic() - t0)
+        assert r.status_code == 404
+    # Each worker process lets three failures through at once, then waits 0.5 s, 1 s, 2 s ...
+    assert sum(took[6:]) >= 1.0, took
+    # Another address is not slowed down by it.
+    t0 = time.monotonic()
+    citizen.post("/lookup", {"code": "X00004-2026-990000", "secret": "AAAA-BBBB-CCCC-DDDD-EEEE-FFFF"},
+                 headers={"X-Real-IP": "203.0.113.78"})
+    assert time.monotonic() - t0 < 0.5
+
+
+def test_support_resets_a_password_and_explains_access(web, make_account, pg_env):
+    env = {**os.environ, **pg_env}
+    name = make_account("X00004", ["reception"])
+
+    def kntc(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(BIN / "kntc"), *args], env=env, capture_output=True, text=True, timeout=60)
+
+    res = kntc("reset-password", name)
+    assert res.returncode == 0, res.stderr
+    temp = res.stdout.split("temporary password:")[1].strip()
+    assert web().login(name, temp).status_code == 303
+    assert kntc("reset-password", "no.such.officer").returncode == 1
+    assert kntc("reset-password", name, "--password", "short").returncode == 1
+
+    # Record a case in X00004 as this officer, then ask about an officer of X00008.
+    user = web()
+    user.login(name, temp)
+    user.get("/app/cases/new")
+    r = user.post("/app/cases/new", {"party_role": "petitioner", "party_full_name": "Lý Văn Giang",
+                                     "kind": "recommendation", "channel": "letter", "subject": "Kiến nghị chiếu sáng",
+                                     "content": "Đề nghị lắp đèn ngõ 7.", "complaint_round": "1",
+                                     "classification": "0", "people_count": "1"})
+    code = r.headers["location"].rsplit("/", 1)[1]
+    other = make_account("X00008", ["head"], 2)
+    res = kntc("explain-access", other, code)
+    assert res.returncode == 2 and "CANNOT SEE" in res.stdout and "X00008" in res.stdout
+    res = kntc("explain-access", name, code)
+    assert res.returncode == 0 and "CAN SEE" in res.stdout and "may act" in res.stdout
