@@ -20,6 +20,8 @@ app = typer.Typer(help="KNTC case service: database, accounts, demo data and the
                   pretty_exceptions_enable=False)
 local = typer.Typer(help="The embedded PostgreSQL of a checkout (`make app`).", no_args_is_help=True)
 app.add_typer(local, name="local")
+from core_app.dedup.cli import register as _register_dedup; _register_dedup(app)  # noqa: E402, E702, I001
+from core_app.web.support_cli import register as _register_support; _register_support(app)  # noqa: E402, E702, I001
 console = Console()
 err = Console(stderr=True)
 
