@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 from typing import Annotated, Literal
+from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, model_validator
 
@@ -49,7 +50,7 @@ class CaseIn(Strict):
     is_remote_area: bool = False
     received_on: date | None = None
     people_count: int = Field(1, ge=1, le=10_000)
-    reception_id: str | None = None
+    reception_id: UUID | None = None
     parties: list[PartyIn] = Field(min_length=1, max_length=100)
 
     @model_validator(mode="after")
@@ -76,7 +77,7 @@ class PetitionIn(Strict):
     content: Text
     received_on: date | None = None
     people_count: int = Field(1, ge=1, le=10_000)
-    reception_id: str | None = None
+    reception_id: UUID | None = None
 
 
 class TransitionIn(Strict):

@@ -126,3 +126,41 @@ def test_extensions_limited_by_law(officer):
         v = r.json()["version"]
     r = handler.post(f"/api/cases/{code}/transitions", json={"action": "extend", "version": v, "note": "lần ba"})
     assert r.status_code == 409 and r.json()["error"] == "no_extension_left"
+
+
+def test_documents_are_stored_with_their_checksum(officer):
+    import hashlib
+
+    reception = officer("X00004", ["reception"])
+    code = reception.post("/api/cases", json=petition_body()).json()["code"]
+    content = "Đơn khiếu nại (bản scan)".encode() * 1000
+    r = reception.post(f"/api/cases/{code}/attachments",
+                       files={"file": ("don-khieu-nai.pdf", content, "application/pdf")})
+    assert r.status_code == 201, r.text
+    assert r.json()["sha256"] == hashlib.sha256(content).hexdigest()
+    att = reception.get(f"/api/cases/{code}").json()["attachments"][0]
+    got = reception.get(f"/api/cases/{code}/attachments/{att['id']}")
+    assert got.status_code == 200 and got.content == content
+    assert got.headers["x-content-sha256"] == hashlib.sha256(content).hexdigest()
+    assert reception.get(f"/api/cases/{code}/attachments/not-a-uuid").status_code == 422
+    other = officer("X00008", ["reception"])
+    assert other.get(f"/api/cases/{code}/attachments/{att['id']}").status_code == 404
+
+
+def test_a_second_petition_joins_the_same_case_file(officer):
+    reception = officer("X00004", ["reception"])
+    code = reception.post("/api/cases", json=petition_body()).json()["code"]
+    r = reception.post(f"/api/cases/{code}/petitions", json={"channel": "letter", "content": "Gửi lại đơn lần hai"})
+    assert r.status_code == 201
+    case = reception.get(f"/api/cases/{code}").json()
+    assert [p["channel"] for p in case["petitions"]] == ["in_person", "letter"]
+
+
+def test_overdue_steps_are_listed_per_unit(officer):
+    reception = officer("X00004", ["reception"])
+    code = reception.post("/api/cases", json=petition_body(received_on="2025-01-02")).json()["code"]
+    r = reception.get("/api/deadlines/overdue", params={"unit": "X00004"})
+    assert r.status_code == 200
+    row = next(d for d in r.json()["data"] if d["code"] == code)
+    assert row["step"] == "accept" and row["days_late"] > 300
+    assert r.json()["per_unit"]["X00004"] >= 1

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from datetime import date
 from typing import Annotated, Any, Literal
+from uuid import UUID
 
 from fastapi import APIRouter, File, Query, Request, UploadFile
 from fastapi.responses import Response
@@ -104,14 +105,9 @@ async def upload(code: CodePath, request: Request, file: UploadFile = File(...))
 
 
 @router.get("/{code}/attachments/{attachment_id}")
-async def download(code: CodePath, attachment_id: str, request: Request) -> Response:
+async def download(code: CodePath, attachment_id: UUID, request: Request) -> Response:
     async with acting(request) as (conn, _):
-        try:
-            row = await cases.get_attachment(conn, code, attachment_id)
-        except Exception as exc:  # an id that is not a UUID is simply not found
-            if isinstance(exc, cases.NotFound) or "uuid" in str(exc).lower():
-                raise cases.NotFound(attachment_id) from None
-            raise
+        row = await cases.get_attachment(conn, code, str(attachment_id))
     safe = row["filename"].encode("ascii", "replace").decode().replace('"', "")
     return Response(row["data"], media_type=row["content_type"], headers={
         "Content-Disposition": f'attachment; filename="{safe}"', "X-Content-SHA256": row["sha256"],

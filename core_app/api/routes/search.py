@@ -15,7 +15,7 @@ router = APIRouter(prefix="/api/search", tags=["search"])
 async def search(
     request: Request,
     q: str | None = Query(None, max_length=200,
-                          description="text of the subject or content, with or without diacritics"),
+                          description="words of the subject, with or without diacritics"),
     code: str | None = Query(None, max_length=80, description="case code or its beginning"),
     person: str | None = Query(None, max_length=200, description="name of a party"),
     id_number: str | None = Query(None, pattern=r"^[0-9]{12}$"),
