@@ -22,13 +22,19 @@ LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
     SELECT btrim(regexp_replace(lower(public.unaccent('public.unaccent'::regdictionary, t)), '\s+', ' ', 'g'))
 $$;
 
-CREATE INDEX party_name_unit ON kntc.party (address_unit_id, kntc.norm(full_name));
-CREATE INDEX case_subject_trgm ON kntc.case_file USING gin (kntc.norm(subject) public.gin_trgm_ops);
-CREATE INDEX case_respondent_trgm ON kntc.case_file USING gin (kntc.norm(respondent) public.gin_trgm_ops)
-    WHERE respondent IS NOT NULL;
-CREATE INDEX case_content_trgm ON kntc.case_file USING gin (kntc.norm(left(content, 2000)) public.gin_trgm_ops);
+-- The normalised forms are stored (generated columns), so that matching and ranking read them
+-- instead of recomputing kntc.norm() for every neighbour: unaccent is a dictionary lookup per
+-- character and the function cannot be inlined (its dictionary cast is only STABLE).
+ALTER TABLE kntc.party ADD COLUMN name_norm text GENERATED ALWAYS AS (kntc.norm(full_name)) STORED;
+ALTER TABLE kntc.case_file ADD COLUMN subject_norm text GENERATED ALWAYS AS (kntc.norm(subject)) STORED;
+ALTER TABLE kntc.case_file ADD COLUMN respondent_norm text GENERATED ALWAYS AS (kntc.norm(respondent)) STORED;
+
+CREATE INDEX party_name_unit ON kntc.party (address_unit_id, name_norm) INCLUDE (case_id);
+CREATE INDEX party_name_trgm ON kntc.party USING gin (name_norm public.gin_trgm_ops);
+CREATE INDEX case_subject_trgm ON kntc.case_file USING gin (subject_norm public.gin_trgm_ops);
+CREATE INDEX case_respondent_trgm ON kntc.case_file USING gin (respondent_norm public.gin_trgm_ops)
+    WHERE respondent_norm IS NOT NULL;
 CREATE INDEX case_code_prefix ON kntc.case_file (code text_pattern_ops);
-CREATE INDEX party_name_trgm ON kntc.party USING gin (kntc.norm(full_name) public.gin_trgm_ops);
 
 -- Duplicate detection ----------------------------------------------------------------------
 -- Every case that may be the same matter, nationwide, with the reasons. Owner only: it sees
@@ -48,9 +54,9 @@ CREATE FUNCTION kntc.dedup_match(p_ids text[], p_names text[], p_units integer[]
                                  p_respondent text, p_limit integer DEFAULT 20, p_exclude uuid DEFAULT NULL)
 RETURNS TABLE (case_id uuid, reasons text[], score real, subject_sim real, respondent_sim real)
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
-    WITH q AS (
+    WITH q AS MATERIALIZED (
         SELECT coalesce(kntc.norm(p_subject), '') AS s, kntc.norm(p_respondent) AS r
-    ), qp AS (
+    ), qp AS MATERIALIZED (
         SELECT DISTINCT kntc.norm(t.n) AS n, t.u
           FROM unnest(coalesce(p_names, '{}'), coalesce(p_units, '{}')) AS t(n, u)
          WHERE t.n IS NOT NULL AND t.u IS NOT NULL
@@ -60,12 +66,12 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
          WHERE p.id_number = ANY (coalesce(p_ids, '{}'))
         UNION ALL
         SELECT p.case_id, 'name_address', 0.8
-          FROM qp JOIN kntc.party p ON p.address_unit_id = qp.u AND kntc.norm(p.full_name) = qp.n
+          FROM qp JOIN kntc.party p ON p.address_unit_id = qp.u AND p.name_norm = qp.n
         UNION ALL
-        -- The neighbourhood: every party of the same address unit (bounded, newest first).
+        -- The neighbourhood: the parties of the same address unit (bounded).
         SELECT x.case_id, 'near', x.ns
           FROM qp, LATERAL (
-                SELECT p.case_id, similarity(kntc.norm(p.full_name), qp.n)::real AS ns
+                SELECT p.case_id, similarity(p.name_norm, qp.n)::real AS ns
                   FROM kntc.party p WHERE p.address_unit_id = qp.u
                  LIMIT 5000) x
     ), per_case AS (
@@ -76,13 +82,13 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
           FROM hits h
          WHERE h.case_id IS DISTINCT FROM p_exclude
          GROUP BY h.case_id
-    ), scored AS (
+    ), scored AS MATERIALIZED (
         SELECT pc.case_id, pc.strong, pc.person_w, pc.name_sim,
-               CASE WHEN q.s = '' THEN 0 ELSE similarity(kntc.norm(c.subject), q.s) END::real AS ss,
-               CASE WHEN q.r IS NULL OR c.respondent IS NULL THEN 0
-                    ELSE similarity(kntc.norm(c.respondent), q.r) END::real AS rs
+               CASE WHEN q.s = '' THEN 0 ELSE similarity(c.subject_norm, q.s) END::real AS ss,
+               CASE WHEN q.r IS NULL OR c.respondent_norm IS NULL THEN 0
+                    ELSE similarity(c.respondent_norm, q.r) END::real AS rs
           FROM per_case pc JOIN kntc.case_file c ON c.id = pc.case_id, q
-    ), judged AS (
+    ), judged AS MATERIALIZED (
         SELECT s.*,
                coalesce(s.strong, '{}')
                || CASE WHEN s.strong IS NULL AND s.name_sim >= 0.7 AND s.ss >= 0.3
@@ -256,11 +262,17 @@ CREATE TABLE kntc.audit_log (
 CREATE INDEX audit_log_row ON kntc.audit_log (table_name, row_key);
 
 -- The exact bytes that are hashed (after prev_hash); `kntc audit verify` hashes the same.
+CREATE FUNCTION kntc.audit_text(p_id bigint, p_at timestamptz, p_account integer, p_user text, p_unit integer,
+                                p_table text, p_op text, p_key text, p_before jsonb, p_after jsonb) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT concat_ws(E'\x1f', p_id::text, (extract(epoch FROM p_at) * 1000000)::bigint::text,
+                     coalesce(p_account::text, ''), p_user, coalesce(p_unit::text, ''), p_table, p_op, p_key,
+                     coalesce(p_before::text, ''), coalesce(p_after::text, ''))
+$$;
 CREATE FUNCTION kntc.audit_canonical(a kntc.audit_log) RETURNS text
 LANGUAGE sql IMMUTABLE AS $$
-    SELECT concat_ws(E'\x1f', a.id::text, (extract(epoch FROM a.at) * 1000000)::bigint::text,
-                     coalesce(a.account_id::text, ''), a.db_user, coalesce(a.unit_id::text, ''), a.table_name,
-                     a.op, a.row_key, coalesce(a.before::text, ''), coalesce(a.after::text, ''))
+    SELECT kntc.audit_text(a.id, a.at, a.account_id, a.db_user, a.unit_id, a.table_name, a.op, a.row_key,
+                           a.before, a.after)
 $$;
 
 CREATE FUNCTION kntc.audit_capture() RETURNS trigger
@@ -275,7 +287,16 @@ DECLARE
     r record;
     tail_id bigint;
     tail_hash bytea;
-    entry kntc.audit_log;
+    b jsonb;
+    a jsonb;
+    unit integer;
+    ids bigint[] := '{}';
+    units integer[] := '{}';
+    keys text[] := '{}';
+    befores jsonb[] := '{}';
+    afters jsonb[] := '{}';
+    prevs bytea[] := '{}';
+    hashes bytea[] := '{}';
 BEGIN
     -- One writer at a time until commit: the chain stays linear.
     PERFORM pg_advisory_xact_lock(727001);
@@ -297,25 +318,28 @@ BEGIN
                        FULL JOIN (SELECT %s AS k, to_jsonb(o) AS j FROM old_rows o) oo ON nn.k = oo.k
                       WHERE nn.j IS DISTINCT FROM oo.j ORDER BY 1', keyn, keyo);
     END IF;
+    -- The chain is sequential; the insert is not: collect, then one INSERT for the statement.
     FOR r IN EXECUTE q LOOP
         tail_id := tail_id + 1;
-        entry.id := tail_id;
-        entry.at := ts;
-        entry.account_id := act.account_id;
-        entry.db_user := who;
-        entry.unit_id := coalesce(act.unit_id, (coalesce(r.a, r.b) ->> 'handling_unit_id')::integer,
-                                  (coalesce(r.a, r.b) ->> 'unit_id')::integer);
-        entry.table_name := TG_TABLE_NAME;
-        entry.op := TG_OP;
-        entry.row_key := r.k;
         -- A password hash is a secret, not history; that it changed shows in password_changed_at.
-        entry.before := r.b - 'password_hash';
-        entry.after := r.a - 'password_hash';
-        entry.prev_hash := tail_hash;
-        entry.hash := sha256(tail_hash || convert_to(kntc.audit_canonical(entry), 'UTF8'));
-        INSERT INTO kntc.audit_log VALUES (entry.*);
-        tail_hash := entry.hash;
+        b := r.b - 'password_hash';
+        a := r.a - 'password_hash';
+        unit := coalesce(act.unit_id, (coalesce(a, b) ->> 'handling_unit_id')::integer,
+                         (coalesce(a, b) ->> 'unit_id')::integer);
+        ids := ids || tail_id;
+        units := units || unit;
+        keys := keys || r.k;
+        befores := befores || b;
+        afters := afters || a;
+        prevs := prevs || tail_hash;
+        tail_hash := sha256(tail_hash || convert_to(kntc.audit_text(tail_id, ts, act.account_id, who, unit,
+                                                                    TG_TABLE_NAME, TG_OP, r.k, b, a), 'UTF8'));
+        hashes := hashes || tail_hash;
     END LOOP;
+    INSERT INTO kntc.audit_log (id, at, account_id, db_user, unit_id, table_name, op, row_key, before, after,
+                                prev_hash, hash)
+    SELECT x.id, ts, act.account_id, who, x.unit, TG_TABLE_NAME, TG_OP, x.k, x.b, x.a, x.p, x.h
+      FROM unnest(ids, units, keys, befores, afters, prevs, hashes) AS x(id, unit, k, b, a, p, h);
     RETURN NULL;
 END $$;
 
@@ -362,9 +386,11 @@ GRANT UPDATE (status, corrected_on) ON kntc.discrepancy TO kntc_app;
 GRANT SELECT ON kntc.discrepancy, kntc.correction, kntc.dedup_decision TO kntc_readonly;
 REVOKE ALL ON FUNCTION kntc.dedup_match(text[], text[], integer[], text, text, integer, uuid),
     kntc.dedup_candidates(text[], text[], integer[], text, text, integer), kntc.audit_capture(),
-    kntc.audit_canonical(kntc.audit_log) FROM PUBLIC;
+    kntc.audit_canonical(kntc.audit_log),
+    kntc.audit_text(bigint, timestamptz, integer, text, integer, text, text, text, jsonb, jsonb) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION kntc.dedup_candidates(text[], text[], integer[], text, text, integer) TO kntc_app;
-GRANT EXECUTE ON FUNCTION kntc.audit_canonical(kntc.audit_log) TO kntc_readonly;
+GRANT EXECUTE ON FUNCTION kntc.audit_canonical(kntc.audit_log),
+    kntc.audit_text(bigint, timestamptz, integer, text, integer, text, text, text, jsonb, jsonb) TO kntc_readonly;
 """
 
 

@@ -1,0 +1,135 @@
+"""Operator commands: `kntc audit verify`, `kntc import FILE.csv`, `kntc generate`."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+# soft_wrap: one finding per line whatever the terminal width, so that reports can be grepped.
+console = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+audit = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
+
+
+def _fail(message: str, code: int = 1) -> None:
+    err.print(f"[red]kntc: {message}[/red]", highlight=False)
+    raise typer.Exit(code)
+
+
+def _connect(env: str = "KNTC_ADMIN_DATABASE_URL") -> Any:
+    import psycopg
+    from psycopg.rows import dict_row
+
+    url = os.environ.get(env) or os.environ.get("KNTC_ADMIN_DATABASE_URL")
+    if not url:
+        _fail("KNTC_ADMIN_DATABASE_URL is not set (the owner role's DSN); "
+              "for the local cluster: eval $(kntc local env)")
+    try:
+        return psycopg.connect(url, row_factory=dict_row, autocommit=True, connect_timeout=10)
+    except psycopg.OperationalError as exc:
+        _fail(f"cannot connect to the database: {str(exc).strip().splitlines()[0]}")
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    TimeRemainingColumn(), console=console, transient=False)
+
+
+@audit.command("verify")
+def audit_verify(
+    expect_head: Annotated[str | None, typer.Option(help="ID:SHA256 of a head recorded earlier, to detect "
+                                                         "rows removed from the end")] = None,
+) -> None:
+    """Walk the hash chain; exit 1 and name the rows if any was altered or removed."""
+    from core_app.dedup.audit import parse_head, verify
+
+    try:
+        head = parse_head(expect_head) if expect_head else None
+    except ValueError as exc:
+        _fail(f"--expect-head: {exc}")
+    with _connect("KNTC_READONLY_DATABASE_URL") as conn:
+        total = conn.execute("SELECT coalesce(max(id), 0) AS n FROM kntc.audit_log").fetchone()["n"]
+        with _progress() as progress:
+            task = progress.add_task("nhật ký / audit log", total=total)
+            rep = verify(conn, head, on_progress=lambda n: progress.update(task, completed=n))
+            progress.update(task, completed=rep.rows)
+    if rep.ok:
+        console.print(f"[green]chuỗi băm nguyên vẹn / chain intact[/green]: {rep.rows} rows; "
+                      f"head {rep.head_id}:{rep.head_hash}")
+        return
+    for p in rep.problems:
+        err.print(f"[red]{p.kind}[/red] {p.detail}", highlight=False)
+    err.print(f"[red]kntc: nhật ký đã bị can thiệp / audit log tampered: {len(rep.problems)} problem(s); "
+              f"first at id {rep.problems[0].id}[/red]", highlight=False)
+    raise typer.Exit(1)
+
+
+def import_file(
+    file: Annotated[Path, typer.Argument(help="CSV export of the legacy system (see runbooks/legacy-import.md)")],
+    dry_run: Annotated[bool, typer.Option(help="check and match everything, then roll back")] = False,
+) -> None:
+    """Import legacy case files: all rows or none; every rejected row is reported with its line."""
+    from core_app.dedup.legacy_import import run
+
+    if not file.is_file():
+        _fail(f"no such file: {file}")
+    with _connect() as conn:
+        out = run(conn, file, date.today(), dry_run=dry_run)
+    if out.rejected:
+        for line, reason in out.rejected:
+            err.print(f"dòng / line {line}: {reason}", highlight=False, markup=False)
+        err.print(f"[red]kntc: {len(out.rejected)} dòng bị từ chối, không nhập dòng nào / "
+                  f"{len(out.rejected)} row(s) rejected, nothing imported[/red]", highlight=False)
+        raise typer.Exit(1)
+    new = sum(1 for _, _, how in out.imported if how == "new")
+    linked = len(out.imported) - new
+    for line, code, possible in out.review:
+        console.print(f"dòng / line {line}: {code} có thể trùng / may duplicate {possible}", highlight=False)
+    verb = "kiểm tra xong (chưa ghi) / checked, nothing written" if dry_run else "đã nhập / imported"
+    console.print(f"{verb}: {new} hồ sơ mới / new case files, {linked} đơn gộp vào hồ sơ có sẵn / petitions "
+                  f"joined to existing case files, {len(out.review)} cần xem lại / to review", highlight=False)
+
+
+def generate(
+    cases: Annotated[int, typer.Option(min=1, max=20_000_000, help="case files to generate")] = 1_000_000,
+    seed: Annotated[int, typer.Option(help="same seed, same data")] = 20180315,
+    chunk: Annotated[int, typer.Option(min=100, max=500_000, help="rows per COPY transaction")] = 20_000,
+    probes: Annotated[Path | None, typer.Option(help="write sample queries (JSON) for benchmarks here")] = None,
+) -> None:
+    """Synthetic national data set, loaded with COPY as the owner role (for benchmarks and demos)."""
+    from core_app.dedup.generator import generate as run
+
+    with _connect() as conn, _connect() as writer:
+        writer.execute("SET maintenance_work_mem = '512MB'")
+        # GIN indexes take inserts into a pending list merged in bulk: a larger list, fewer merges.
+        writer.execute("SET gin_pending_list_limit = '64MB'")
+        t0 = time.monotonic()
+        with _progress() as progress:
+            task = progress.add_task("hồ sơ / case files", total=cases)
+            stats = run(conn, cases, seed, date.today(),
+                        chunk_size=chunk, on_chunk=lambda k: progress.advance(task, k), writer_conn=writer)
+        load_s = time.monotonic() - t0
+        t1 = time.monotonic()
+        for table in ("case_file", "party", "petition", "audit_log"):
+            conn.execute(f"VACUUM (ANALYZE) kntc.{table}")
+        vacuum_s = time.monotonic() - t1
+    if probes:
+        probes.write_text(json.dumps(stats.probes, ensure_ascii=False, default=str))
+    console.print(f"generated {stats.cases} case files ({stats.duplicates} unlinked duplicates), {stats.parties} "
+                  f"parties, {stats.petitions} petitions; generate+load {load_s:.1f} s, "
+                  f"vacuum+analyze {vacuum_s:.1f} s")
+    console.print(f"generate_load_seconds={load_s:.1f} vacuum_analyze_seconds={vacuum_s:.1f}", highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(audit, name="audit")
+    app.command("import")(import_file)
+    app.command("generate")(generate)

@@ -1,0 +1,243 @@
+"""Benchmark: nationwide duplicate check and officers' search on N synthetic case files.
+
+`make bench-dedup` (N=1,000,000) or `make bench-dedup N=5000000`. It runs in its own database
+(`kntc_bench_<N>`) on the checkout's embedded cluster, never the test one:
+
+1. `kntc local env` (cluster up), CREATE DATABASE as the cluster superuser (local socket);
+2. `kntc migrate`, `kntc seed-units`, `kntc generate --cases N` (skipped when already loaded);
+3. officers at a commune, a province and the centre (`kntc create-account`), `kntc serve`;
+4. timed HTTP calls, one at a time: POST /api/dedup/check (known duplicates retyped and
+   reworded, and new people) and GET /api/search (ID number, name, text with and without
+   diacritics, code prefix, unit + kind + status + dates), by officers of each level.
+
+Prints p50/p95/p99 per kind of call, the share of planted duplicates found, and the generation
+and load time. Figures, not assertions: the machine is shared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import shlex
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import unicodedata
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+PG_BIN = Path(os.environ.get("KNTC_PG_BIN", "/usr/lib/postgresql/15/bin"))
+PASSWORD = "Bench-password-2026"  # noqa: S105 - accounts of a throwaway benchmark database
+
+
+def kntc(*args: str, env: dict[str, str], timeout: float = 36_000, stream: bool = False) -> str:
+    cmd = [str(BIN / "kntc"), *args]
+    if stream:  # long steps show their own progress bar
+        res = subprocess.run(cmd, env=env, timeout=timeout, stdout=subprocess.PIPE, text=True)
+        sys.stdout.write(res.stdout)
+    else:
+        res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+    if res.returncode != 0:
+        raise SystemExit(f"bench: kntc {' '.join(args[:2])} failed: {(res.stderr or res.stdout or '').strip()[-300:]}")
+    return res.stdout
+
+
+def superuser_sql(root: Path, port: int, sql: str) -> str:
+    cmd = [str(PG_BIN / "psql"), "-X", "-At", "-h", str(root / "socket"), "-p", str(port), "-d", "postgres", "-c", sql]
+    if os.geteuid() == 0:
+        cmd = ["runuser", "-u", "postgres", "--", *cmd]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    if res.returncode != 0:
+        raise SystemExit(f"bench: psql failed: {res.stderr.strip()}")
+    return res.stdout.strip()
+
+
+def bench_env(root: Path, port: int, database: str) -> dict[str, str]:
+    out = kntc("local", "env", "--root", str(root), "--port", str(port), env=dict(os.environ), timeout=300)
+    env: dict[str, str] = {}
+    for line in out.splitlines():
+        if line.startswith("export "):
+            k, _, v = line[7:].partition("=")
+            env[k] = shlex.split(v)[0] if v else ""
+    if not superuser_sql(root, port, f"SELECT 1 FROM pg_database WHERE datname = '{database}'"):
+        superuser_sql(root, port, f'CREATE DATABASE "{database}" OWNER kntc_owner')
+        superuser_sql(root, port, f'REVOKE ALL ON DATABASE "{database}" FROM PUBLIC')
+        superuser_sql(root, port, f'GRANT CONNECT ON DATABASE "{database}" TO kntc_app, kntc_readonly')
+    for k in ("KNTC_DATABASE_URL", "KNTC_ADMIN_DATABASE_URL", "KNTC_READONLY_DATABASE_URL"):
+        env[k] = re.sub(r"/[A-Za-z0-9_]+\?", f"/{database}?", env[k], count=1)
+    return {**os.environ, **env}
+
+
+def case_count(env: dict[str, str]) -> int:
+    import psycopg
+
+    with psycopg.connect(env["KNTC_ADMIN_DATABASE_URL"]) as conn:
+        row = conn.execute("SELECT count(*) FROM kntc.case_file").fetchone()
+        return int(row[0]) if row else 0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def percentiles(samples: list[float]) -> str:
+    if not samples:
+        return "no samples"
+    q = statistics.quantiles(samples, n=100, method="inclusive")
+    return f"p50 {q[49]:7.1f} ms   p95 {q[94]:7.1f} ms   p99 {q[98]:7.1f} ms   (n={len(samples)})"
+
+
+def strip(text: str) -> str:
+    t = text.replace("đ", "d").replace("Đ", "D")
+    return "".join(c for c in unicodedata.normalize("NFD", t) if not unicodedata.combining(c))
+
+
+class Officer:
+    def __init__(self, base: str, username: str) -> None:
+        self.client = httpx.Client(base_url=base, timeout=60)
+        r = self.client.post("/api/auth/login", json={"username": username, "password": PASSWORD})
+        r.raise_for_status()
+        self.client.headers["Authorization"] = f"Bearer {r.json()['token']}"
+
+    def timed(self, method: str, url: str, **kw: Any) -> tuple[float, httpx.Response]:
+        t0 = time.perf_counter()
+        r = self.client.request(method, url, **kw)
+        ms = (time.perf_counter() - t0) * 1000
+        if r.status_code >= 400:
+            raise SystemExit(f"bench: {method} {url} -> {r.status_code}: {r.text[:300]}")
+        return ms, r
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--cases", type=int, default=1_000_000)
+    ap.add_argument("--requests", type=int, default=400, help="timed calls of each family")
+    ap.add_argument("--root", type=Path, default=ROOT / ".data" / "local")
+    ap.add_argument("--port", type=int, default=55432)
+    ap.add_argument("--seed", type=int, default=20180315)
+    args = ap.parse_args()
+    database = f"kntc_bench_{args.cases}"
+    probes_file = args.root / f"{database}-probes.json"
+    times_file = args.root / f"{database}-load.txt"
+
+    env = bench_env(args.root.resolve(), args.port, database)
+    print(f"database {database} on 127.0.0.1:{args.port}")
+    kntc("migrate", env=env)
+    kntc("seed-units", env=env)
+    have = case_count(env)
+    if have < args.cases or not probes_file.exists():
+        if have:
+            raise SystemExit(f"bench: {database} holds {have} case files, fewer than {args.cases}: drop it first "
+                             f"(DROP DATABASE {database})")
+        t0 = time.monotonic()
+        out = kntc("generate", "--cases", str(args.cases), "--seed", str(args.seed), "--probes", str(probes_file),
+                   env=env, stream=True)
+        wall = time.monotonic() - t0
+        m = re.search(r"generate_load_seconds=([0-9.]+) vacuum_analyze_seconds=([0-9.]+)", out)
+        times_file.write_text(f"{m.group(1) if m else '?'} {m.group(2) if m else '?'} {wall:.1f}\n")
+    gen_s, vac_s, wall_s = [*times_file.read_text().split(), "?", "?", "?"][:3] if times_file.exists() else "???"
+    probes: list[dict[str, Any]] = json.loads(probes_file.read_text())
+    rng = random.Random(args.seed)  # noqa: S311 - choice of probes, not secrets
+
+    p0 = probes[0]
+    accounts = {"commune": (p0["commune"], "reception"), "province": (p0["province"], "head"), "centre": ("VN", "head")}
+    for level, (unit, role) in accounts.items():
+        kntc("create-account", "--username", f"bench.{level}", "--full-name", f"Cán bộ đo tải {level}",
+             "--unit", unit, "--role", role, "--clearance", "2", env={**env, "KNTC_NEW_PASSWORD": PASSWORD})
+    port = free_port()
+    server = subprocess.Popen([str(BIN / "kntc"), "serve", "--port", str(port), "--workers", "2"], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(base + "/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline or server.poll() is not None:
+                raise SystemExit("bench: the server did not answer /healthz within 60 s")
+            time.sleep(0.3)
+        officers = {level: Officer(base, f"bench.{level}") for level in accounts}
+        run(officers, probes, rng, args.requests)
+    finally:
+        server.terminate()
+        server.wait(15)
+    print(f"\ngeneration + COPY load of {args.cases} case files: {gen_s} s; VACUUM ANALYZE: {vac_s} s; "
+          f"whole `kntc generate`: {wall_s} s")
+
+
+def run(officers: dict[str, Officer], probes: list[dict[str, Any]], rng: random.Random, n: int) -> None:
+    dup_ms: list[float] = []
+    new_ms: list[float] = []
+    found = 0
+    for i in range(n):
+        p = rng.choice(probes)
+        variant = i % 3
+        name = (p["name"], strip(p["name"]).upper(), "  ".join(p["name"].split()))[variant]
+        party = {"full_name": name, "address_unit": p["address_unit"]}
+        if variant != 1 and p["id_number"]:
+            party["id_number"] = p["id_number"]
+        body = {"parties": [party], "subject": p["reworded"], "respondent": p["respondent"]}
+        ms, r = officers["commune"].timed("POST", "/api/dedup/check", json=body)
+        dup_ms.append(ms)
+        hits = r.json()["candidates"]
+        if any(c.get("case_code") == p["case_code"] or (not c["in_scope"] and c["unit_code"] == p["unit"])
+               for c in hits):
+            found += 1
+        # Someone new in the same commune: the common case at intake.
+        newcomer = {"full_name": f"Người Mới Số {i} {rng.randint(1000, 9999)}", "address_unit": p["address_unit"],
+                    "id_number": f"{rng.randint(0, 10**12 - 1):012d}"}
+        ms, _ = officers["commune"].timed("POST", "/api/dedup/check", json={
+            "parties": [newcomer], "subject": "Đề nghị cấp lại giấy chứng nhận bị mất", "respondent": None})
+        new_ms.append(ms)
+
+    searches: dict[str, list[float]] = {}
+
+    def timed(label: str, officer: str, params: dict[str, Any]) -> None:
+        ms, _ = officers[officer].timed("GET", "/api/search", params=params)
+        searches.setdefault(label, []).append(ms)
+
+    families: list[tuple[str, Callable[[dict[str, Any]], tuple[str, dict[str, Any]]]]] = [
+        ("id number (centre)", lambda p: ("centre", {"id_number": p["id_number"] or "001090000001"})),
+        ("person name (province)", lambda p: ("province", {"person": p["name"]})),
+        ("text with diacritics (centre)", lambda p: ("centre", {"q": " ".join(p["subject"].split()[1:5])})),
+        ("text without diacritics (commune)", lambda p: ("commune", {"q": strip(" ".join(p["subject"].split()[:4]))})),
+        ("code prefix (centre)", lambda p: ("centre", {"code": p["case_code"][:-3]})),
+        ("unit+kind+status+dates (province)", lambda p: ("province", {
+            "unit": p["commune"], "kind": "complaint", "status": "closed", "received_from": "2019-01-01",
+            "received_to": "2024-12-31"})),
+    ]
+    for i in range(n):
+        label, fn = families[i % len(families)]
+        officer, params = fn(rng.choice(probes))
+        timed(label, officer, params)
+
+    print("\nduplicate check, POST /api/dedup/check (commune officer, nationwide match):")
+    print(f"  known duplicate, retyped + reworded   {percentiles(dup_ms)}")
+    print(f"  new person                            {percentiles(new_ms)}")
+    print(f"  all checks                            {percentiles(dup_ms + new_ms)}")
+    print(f"  planted duplicates found in the candidates: {found}/{len(dup_ms)} ({100 * found / max(1, n):.1f}%)")
+    print("\nsearch, GET /api/search:")
+    everything: list[float] = []
+    for label, ms in searches.items():
+        everything += ms
+        print(f"  {label:<36}  {percentiles(ms)}")
+    print(f"  {'all searches':<36}  {percentiles(everything)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,48 @@
+"""Fixtures for duplicate detection, audit, corrections and import: fresh communes per test, so
+that a test's cases never meet another test's in the neighbourhood of an address."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import secrets
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture(scope="session")
+def communes(owner_conn: psycopg.Connection) -> Iterator[tuple[str, str]]:
+    """(commune code, its province code) pairs, each handed out once, spread over provinces."""
+    rows = owner_conn.execute(
+        "SELECT c.code, p.code AS province FROM kntc.unit c JOIN kntc.unit p ON p.id = c.parent_id "
+        "WHERE c.code ~ '^X[0-9]+$' AND c.valid_to IS NULL ORDER BY md5(c.code) LIMIT 400").fetchall()
+    return iter([(r["code"], r["province"]) for r in rows])
+
+
+@pytest.fixture
+def commune(communes: Iterator[tuple[str, str]]) -> Callable[[], tuple[str, str]]:
+    return lambda: next(communes)
+
+
+_seq = itertools.count(1)
+
+
+def id_number() -> str:
+    """A 12-digit ID number no other test uses."""
+    return f"09{next(_seq):04d}{secrets.randbelow(10**6):06d}"
+
+
+@pytest.fixture
+def kntc(pg_env: dict[str, str]) -> Callable[..., subprocess.CompletedProcess[str]]:
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(BIN / "kntc"), *args], env={**os.environ, **pg_env}, capture_output=True,
+                              text=True, timeout=300)
+
+    return run

@@ -1,0 +1,148 @@
+"""Duplicate detection at intake, nationwide, through the API as officers use it."""
+
+from __future__ import annotations
+
+from tests.conftest import petition_body
+from tests.dedup.conftest import id_number
+
+
+def record(officer, unit: str, name: str, idn: str | None, subject: str, respondent: str = "UBND xã") -> str:
+    party = {"role": "complainant", "full_name": name, "address_unit": unit, "address": "Thôn Đông"}
+    if idn:
+        party["id_number"] = idn
+    r = officer.post("/api/cases", json=petition_body(subject=subject, respondent=respondent, parties=[party]))
+    assert r.status_code == 201, r.text
+    return r.json()["code"]
+
+
+def check(officer, parties: list[dict], subject: str, respondent: str | None = None) -> dict:
+    r = officer.post("/api/dedup/check", json={"parties": parties, "subject": subject, "respondent": respondent})
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def codes(result: dict) -> list[str]:
+    return [c["case_code"] for c in result["candidates"] if c["in_scope"]]
+
+
+def reasons_of(result: dict, code: str) -> set[str]:
+    hit = next(c for c in result["candidates"] if c.get("case_code") == code)
+    return {r["code"] for r in hit["reasons"]}
+
+
+def test_name_typed_with_and_without_diacritics_is_the_same_person(officer, commune):
+    unit, _ = commune()
+    clerk = officer(unit, ["reception"])
+    code = record(clerk, unit, "Nguyễn Văn Đức", None, "Khiếu nại quyết định thu hồi đất ở")
+    for written in ("NGUYEN VAN DUC", "Nguyen  Van  Duc", "nguyễn văn đức"):
+        found = check(clerk, [{"full_name": written, "address_unit": unit}], "Khiếu nại việc thu hồi đất ở")
+        assert code in codes(found), written
+        assert "name_address" in reasons_of(found, code)
+        assert found["candidates"][0]["case_code"] == code
+
+
+def test_same_id_number_under_another_name_is_found(officer, commune):
+    unit, _ = commune()
+    other_unit, _ = commune()
+    clerk = officer(unit, ["reception"])
+    idn = id_number()
+    code = record(clerk, unit, "Trần Thị Mai", idn, "Tố cáo cán bộ địa chính nhận tiền")
+    found = check(clerk, [{"full_name": "Trần Thị Mây", "id_number": idn, "address_unit": other_unit}],
+                  "Đơn phản ánh về cán bộ địa chính")
+    assert code in codes(found)
+    labels = next(c for c in found["candidates"] if c["case_code"] == code)["reasons"]
+    assert {"code": "id_number", "label": "cùng số định danh cá nhân", "label_en": "same personal ID number"} in labels
+
+
+def test_resent_petition_with_reworded_subject_is_found(officer, commune):
+    unit, _ = commune()
+    clerk = officer(unit, ["reception"])
+    code = record(clerk, unit, "Phạm Thị Hồng Nhung", None,
+                  "Khiếu nại quyết định bồi thường khi thu hồi đất của UBND xã", respondent="UBND xã Tân Lập")
+    found = check(clerk, [{"full_name": "Pham Thi Hong Nhung", "address_unit": unit}],
+                  "Đơn khiếu nại lần nữa đối với quyết định bồi thường thu hồi đất do UBND xã",
+                  respondent="Ủy ban nhân dân xã Tân Lập")
+    assert code in codes(found)
+    assert {"name_address", "similar_subject"} <= reasons_of(found, code)
+
+
+def test_different_people_of_the_same_commune_do_not_match(officer, commune):
+    unit, _ = commune()
+    clerk = officer(unit, ["reception"])
+    record(clerk, unit, "Lê Thị Hoa", id_number(), "Phản ánh tiếng ồn của quán karaoke ban đêm",
+           respondent="Quán karaoke Ánh Dương")
+    found = check(clerk, [{"full_name": "Đỗ Quốc Bảo", "id_number": id_number(), "address_unit": unit}],
+                  "Khiếu nại quyết định xử phạt vi phạm hành chính về xây dựng", respondent="Chủ tịch UBND phường")
+    assert found["candidates"] == []
+
+
+def test_case_outside_scope_is_reported_without_content(officer, commune):
+    unit_a, prov_a = commune()
+    unit_b, prov_b = commune()
+    while prov_b == prov_a:
+        unit_b, prov_b = commune()
+    holder = officer(unit_a, ["reception"])
+    idn = id_number()
+    subject = "Tố cáo sai phạm trong đấu thầu dự án trường học"
+    code = record(holder, unit_a, "Hoàng Minh Tuấn", idn, subject)
+    outsider = officer(unit_b, ["reception"])
+    r = outsider.post("/api/dedup/check", json={"parties": [{"full_name": "Hoàng Minh Tuấn", "id_number": idn}],
+                                                "subject": subject})
+    assert r.status_code == 200, r.text
+    hit = next(c for c in r.json()["candidates"] if c["unit_code"] == unit_a)
+    assert hit["in_scope"] is False
+    assert set(hit) == {"in_scope", "unit_code", "unit_name", "score", "reasons", "message", "message_en"}
+    assert hit["message"].startswith("Đã có hồ sơ tại đơn vị")
+    assert {r["code"] for r in hit["reasons"]} == {"id_number", "similar_subject"}
+    assert code not in r.text and "đấu thầu" not in r.text
+    assert r.json()["outside_scope"] >= 1
+
+
+def test_officer_links_the_petition_or_confirms_a_new_case(officer, commune):
+    unit, _ = commune()
+    clerk = officer(unit, ["reception"])
+    idn = id_number()
+    code = record(clerk, unit, "Vũ Thị Lan", idn, "Kiến nghị sửa đường liên thôn")
+    found = check(clerk, [{"full_name": "Vu Thi Lan", "id_number": idn, "address_unit": unit}],
+                  "Tiếp tục kiến nghị sửa đường liên thôn")
+    r = clerk.post("/api/dedup/decisions", json={
+        "check_id": found["check_id"], "decision": "linked", "case_code": code,
+        "petition": {"channel": "letter", "content": "Đơn gửi lần hai về việc sửa đường liên thôn"}})
+    assert r.status_code == 201, r.text
+    assert r.json()["decision"] == "linked" and r.json()["petition_id"]
+    case = clerk.get(f"/api/cases/{code}").json()
+    assert len(case["petitions"]) == 2
+    assert "add_petition" in [e["action"] for e in case["timeline"]]
+    again = clerk.post("/api/dedup/decisions", json={"check_id": found["check_id"], "decision": "new",
+                                                     "case_code": code})
+    assert again.status_code == 409
+
+    other = check(clerk, [{"full_name": "Đinh Văn Khoa", "id_number": id_number(), "address_unit": unit}],
+                  "Phản ánh cây đổ chắn lối đi")
+    new_code = record(clerk, unit, "Đinh Văn Khoa", None, "Phản ánh cây đổ chắn lối đi")
+    r = clerk.post("/api/dedup/decisions", json={"check_id": other["check_id"], "decision": "new",
+                                                 "case_code": new_code})
+    assert r.status_code == 201 and r.json()["case_code"] == new_code
+
+
+def test_someone_elses_check_cannot_be_decided(officer, commune):
+    unit, _ = commune()
+    a = officer(unit, ["reception"])
+    b = officer(unit, ["reception"])
+    found = check(a, [{"full_name": "Lý Thị Bé", "address_unit": unit}], "Kiến nghị về trợ cấp")
+    r = b.post("/api/dedup/decisions", json={"check_id": found["check_id"], "decision": "elsewhere", "unit": unit})
+    assert r.status_code == 404
+
+
+def test_bad_checks_are_refused_in_both_languages(officer, commune):
+    unit, _ = commune()
+    clerk = officer(unit, ["reception"])
+    r = clerk.post("/api/dedup/check", json={"parties": [], "subject": "abc"})
+    assert r.status_code == 422 and r.json()["message"].startswith("Dữ liệu nhập không hợp lệ")
+    r = clerk.post("/api/dedup/check", json={"parties": [{"full_name": "Ai Đó"}], "subject": "abc"})
+    assert r.status_code == 422
+    r = clerk.post("/api/dedup/check", json={"parties": [{"full_name": "Ai Đó", "address_unit": "X99999999"}]})
+    assert r.status_code == 400 and "X99999999" in r.json()["message"]
+    reader = officer(unit, ["external_reader"])
+    r = reader.post("/api/dedup/check", json={"parties": [{"id_number": id_number()}]})
+    assert r.status_code == 403

@@ -1,0 +1,60 @@
+"""Officers' search within their scope: every filter, Vietnamese with or without diacritics."""
+
+from __future__ import annotations
+
+from tests.conftest import petition_body
+from tests.dedup.conftest import id_number
+
+
+def test_search_by_each_filter_within_scope(officer, commune):
+    unit, province = commune()
+    other, other_province = commune()
+    while other_province == province:
+        other, other_province = commune()
+    clerk = officer(unit, ["reception"])
+    idn = id_number()
+    r = clerk.post("/api/cases", json=petition_body(
+        kind="denunciation", subject="Tố cáo việc lấn chiếm đất công ở xóm Đồng Bằng", respondent="Công ty Hưng Thịnh",
+        received_on="2025-09-10",
+        parties=[{"role": "denouncer", "full_name": "Bùi Văn Thắng", "id_number": idn, "address_unit": unit}]))
+    assert r.status_code == 201, r.text
+    code = r.json()["code"]
+
+    def found(who, **params) -> list[str]:
+        res = who.get("/api/search", params=params)
+        assert res.status_code == 200, res.text
+        return [row["code"] for row in res.json()["data"]]
+
+    for params in ({"q": "lấn chiếm đất công"}, {"q": "LAN CHIEM DAT CONG"}, {"q": "xom dong bang"},
+                   {"code": code}, {"code": code[:-4]}, {"person": "bui van thang"}, {"person": "Bùi Văn"},
+                   {"id_number": idn}, {"respondent": "hung thinh"}, {"unit": unit, "kind": "denunciation"},
+                   {"status": "received", "received_from": "2025-09-01", "received_to": "2025-09-30",
+                    "q": "đất công"}):
+        assert code in found(clerk, **params), params
+    assert code not in found(clerk, q="lấn chiếm đất công", received_to="2025-01-01")
+    assert code not in found(clerk, kind="complaint", q="đất công")
+
+    province_head = officer(province, ["head"])
+    assert code in found(province_head, id_number=idn)
+    stranger = officer(other, ["reception"])
+    assert found(stranger, id_number=idn) == []
+    assert code not in found(stranger, q="lấn chiếm đất công")
+
+
+def test_search_pages_and_refuses_bad_filters(officer, commune):
+    unit, _ = commune()
+    clerk = officer(unit, ["reception"])
+    for i in range(3):
+        r = clerk.post("/api/cases", json=petition_body(
+            subject=f"Kiến nghị lắp đèn đường tổ {i}", kind="recommendation",
+            parties=[{"role": "petitioner", "full_name": "Mai Văn Cường", "address_unit": unit}]))
+        assert r.status_code == 201
+    first = clerk.get("/api/search", params={"q": "lap den duong", "unit": unit, "per_page": 2}).json()
+    second = clerk.get("/api/search", params={"q": "lap den duong", "unit": unit, "per_page": 2, "page": 2}).json()
+    assert len(first["data"]) == 2 and first["has_more"] is True
+    assert len(second["data"]) == 1 and second["has_more"] is False
+    assert not {r["code"] for r in first["data"]} & {r["code"] for r in second["data"]}
+    bad = clerk.get("/api/search", params={"id_number": "12345"})
+    assert bad.status_code == 422
+    assert clerk.get("/api/search", params={"received_from": "not-a-date"}).status_code == 422
+    assert clerk.get("/api/search", params={"q": "100%_\\"}).status_code == 200
