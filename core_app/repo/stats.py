@@ -133,3 +133,22 @@ async def breakdown(conn: AsyncConnection[Any], unit: str, date_from: date, date
     out["month"].sort(key=lambda x: x["key"])
     out["overdue_causes"] = await (await conn.execute(OVERDUE_CAUSES, params)).fetchall()
     return out
+
+
+async def record_overdue_cause(conn: AsyncConnection[Any], actor: dict[str, Any], code: str, step: str,
+                               cause: str, today: date) -> None:
+    """The holding unit writes down why a step is late; the overdue statistics group by it."""
+    from core_app.domain.workflow import TransitionRefused
+    from core_app.repo import cases
+
+    case = await cases.get_case(conn, code, details=False)
+    if case["handling_unit_id"] != actor["unit_id"] or "external_reader" in actor["roles"]:
+        raise TransitionRefused("wrong_unit", "Chỉ đơn vị đang giải quyết mới ghi nguyên nhân quá hạn.",
+                                "only the unit holding the case may record why it is late")
+    cur = await conn.execute(
+        "UPDATE kntc.case_deadline SET overdue_cause = %s WHERE case_id = %s AND step = %s "
+        "AND met_on IS NULL AND due_on < %s RETURNING step", (cause, case["id"], step, today))
+    if await cur.fetchone() is None:
+        raise cases.Invalid("cause", "Bước này không quá hạn.", "this step is not overdue")
+    await cases._event(conn, case["id"], actor, "overdue_cause", case["status"], case["status"], cause,
+                       {"step": step})

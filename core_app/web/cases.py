@@ -16,7 +16,7 @@ from starlette.responses import Response
 from core_app.api.routes.cases import MAX_UPLOAD
 from core_app.api.schemas import AssignIn, CaseUpdateIn, TransitionIn
 from core_app.domain.workflow import ACTIONS, TERMINAL, Status, TransitionRefused
-from core_app.repo import cases
+from core_app.repo import cases, stats
 from core_app.web import export
 from core_app.web.base import NOT_FOUND, acting, field_errors, form_of, text
 from core_app.web.render import page
@@ -76,12 +76,15 @@ async def _case_page(request: Request, conn: Any, actor: dict[str, Any], code: s
                                  "WHERE unit_id = %s AND is_active ORDER BY full_name", (actor["unit_id"],))
         officers = await cur.fetchall()
     today = request.app.state.clock()
+    cur = await conn.execute("SELECT step, overdue_cause FROM kntc.case_deadline WHERE case_id = %s", (case["id"],))
+    causes = {r["step"]: r["overdue_cause"] for r in await cur.fetchall()}
     for d in case["deadlines"]:
+        d["overdue_cause"] = causes.get(d["step"])
         d["days_left"] = None if d["met_on"] else (d["due_on"] - today).days
     ctx = {"case": case, "actions": _available(case, actor), "officers": officers,
            "holds": case["handling_unit_id"] == actor["unit_id"] and "external_reader" not in actor["roles"],
            "action_error": None, "action_form": {}, "edit_errors": {}, "edit_form": {}, "upload_error": None,
-           "assign_error": None}
+           "assign_error": None, "deadline_error": None}
     ctx.update(extra)
     return page(request, "case.html", status_code=status_code, **ctx)
 
@@ -172,6 +175,29 @@ async def assign(request: Request, code: str) -> Response:
         if error:
             return await _case_page(request, conn, actor, code, status_code=400, assign_error=error)
     return RedirectResponse(f"/app/cases/{code}#assign", status_code=303)
+
+
+@router.post("/{code}/overdue-cause")
+async def overdue_cause(request: Request, code: str) -> Response:
+    form = await form_of(request)
+    step, cause = text(form, "step") or "", (text(form, "cause") or "")[:2000]
+    async with acting(request) as (conn, actor):
+        error: tuple[str, str] | None = None
+        if len(cause) < 3:
+            error = ("Hãy ghi nguyên nhân quá hạn.", "Write down why it is late.")
+        else:
+            try:
+                async with conn.transaction():
+                    await stats.record_overdue_cause(conn, actor, code, step, cause, request.app.state.clock())
+            except TransitionRefused as exc:
+                error = (exc.vi, exc.en)
+            except cases.Invalid as exc:
+                error = (exc.vi, exc.en)
+            except cases.NotFound:
+                raise NOT_FOUND from None
+        if error:
+            return await _case_page(request, conn, actor, code, status_code=400, deadline_error=error)
+    return RedirectResponse(f"/app/cases/{code}#deadlines", status_code=303)
 
 
 @router.post("/{code}/upload")

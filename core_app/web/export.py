@@ -13,7 +13,7 @@ from fastapi.responses import Response
 from openpyxl import Workbook
 
 from core_app.domain.workflow import STATUS_LABELS
-from core_app.web.render import CHANNELS, KINDS, STEPS, lang_of
+from core_app.web.render import CHANNELS, KINDS, STEPS, VN_TZ, lang_of
 
 Column = tuple[str, tuple[str, str]]
 LABELLED: dict[str, dict[Any, tuple[str, str]]] = {
@@ -27,7 +27,7 @@ def _cell(key: str, value: Any, lang: str, labels: dict[str, Callable[[Any], str
     if table and value in table:
         return table[value][1 if lang == "en" else 0]
     if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%d %H:%M")
+        return value.astimezone(VN_TZ).strftime("%Y-%m-%d %H:%M")
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, list | tuple):

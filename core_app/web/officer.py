@@ -13,7 +13,7 @@ from starlette.responses import Response
 from core_app.api.routes.receptions import INSERT as INSERT_RECEPTION
 from core_app.api.schemas import CaseIn, ReceptionIn
 from core_app.repo import cases, stats
-from core_app.web import guard
+from core_app.web import export, guard
 from core_app.web.base import WebError, acting, field_errors, form_of, text
 from core_app.web.render import page
 
@@ -26,6 +26,18 @@ SELECT r.id, r.received_at, r.visitor_name, r.people_count, r.content, r.documen
  WHERE r.unit_id = %s
  ORDER BY r.received_at DESC LIMIT 30
 """
+
+
+RECEPTION_COLUMNS = [("received_at", ("Thời gian", "When")), ("visitor_name", ("Người đến", "Visitor")),
+                     ("people_count", ("Số người", "People")), ("content", ("Nội dung", "Content")),
+                     ("documents_received", ("Tài liệu nhận", "Documents received")),
+                     ("case_code", ("Mã hồ sơ", "Case code"))]
+WORK_COLUMNS = [("code", ("Mã hồ sơ", "Case code")), ("kind", ("Loại", "Kind")), ("subject", ("Trích yếu", "Subject")),
+                ("status", ("Trạng thái", "Status")), ("received_on", ("Ngày nhận", "Received")),
+                ("next_due", ("Hạn", "Due")), ("days_left", ("Số ngày còn lại", "Days left"))]
+OVERDUE_COLUMNS = [("code", ("Mã hồ sơ", "Case code")), ("handling_unit_name", ("Đơn vị", "Unit")),
+                   ("step", ("Bước", "Step")), ("rule_code", ("Quy định", "Rule")), ("due_on", ("Hạn", "Due")),
+                   ("days_late", ("Số ngày chậm", "Days late")), ("overdue_cause", ("Nguyên nhân", "Cause"))]
 
 
 def _days_left(rows: list[dict[str, Any]], today: Any) -> list[dict[str, Any]]:
@@ -46,9 +58,11 @@ async def home(request: Request) -> Response:
 # -- reception ------------------------------------------------------------------------------
 
 @router.get("/reception")
-async def reception_page(request: Request) -> Response:
+async def reception_page(request: Request, format: str | None = None) -> Response:
     async with acting(request, "reception", "head") as (conn, actor):
         rows = await (await conn.execute(RECENT_RECEPTIONS, (actor["unit_id"],))).fetchall()
+    if format in ("csv", "xlsx"):
+        return export.table_response(request, "tiep-cong-dan", RECEPTION_COLUMNS, rows, format)
     return page(request, "reception.html", receptions=rows, form={"people_count": "1"}, errors={})
 
 
@@ -168,29 +182,37 @@ async def _unit_cases(conn: Any, actor: dict[str, Any], statuses: tuple[str, ...
 
 
 @router.get("/inbox")
-async def inbox(request: Request) -> Response:
+async def inbox(request: Request, format: str | None = None) -> Response:
     """Petition handling: what is waiting for a decision, the closest deadline first."""
     async with acting(request, "handling", "head", "reception") as (conn, actor):
         rows = await _unit_cases(conn, actor, ("received", "in_handling"))
+    if format in ("csv", "xlsx"):
+        return export.table_response(request, "don-cho-xu-ly", WORK_COLUMNS,
+                                     _days_left(rows, request.app.state.clock()), format)
     return page(request, "worklist.html", rows=_days_left(rows, request.app.state.clock()),
                 title=("Đơn chờ xử lý", "Petitions waiting for handling"), kind="inbox")
 
 
 @router.get("/work")
-async def work(request: Request) -> Response:
+async def work(request: Request, format: str | None = None) -> Response:
     """Resolution: cases accepted or under verification."""
     async with acting(request, "resolution", "head") as (conn, actor):
         rows = await _unit_cases(conn, actor, ("accepted", "verifying", "resolved"))
+    if format in ("csv", "xlsx"):
+        return export.table_response(request, "dang-giai-quyet", WORK_COLUMNS,
+                                     _days_left(rows, request.app.state.clock()), format)
     return page(request, "worklist.html", rows=_days_left(rows, request.app.state.clock()),
                 title=("Vụ việc đang giải quyết", "Cases being resolved"), kind="work")
 
 
 @router.get("/overview")
-async def overview(request: Request) -> Response:
+async def overview(request: Request, format: str | None = None) -> Response:
     """Head of unit: counts of the unit and below, the overdue list, who holds what."""
     async with acting(request, "head") as (conn, actor):
         today = request.app.state.clock()
         counts = await stats.status_counts_of_unit(conn, actor["unit_id"])
-        overdue = await cases.overdue(conn, today, actor["unit_code"], limit=200)
+        overdue = await cases.overdue(conn, today, actor["unit_code"], limit=5000 if format else 200)
+        if format in ("csv", "xlsx"):
+            return export.table_response(request, "qua-han", OVERDUE_COLUMNS, overdue, format)
         waiting = await _unit_cases(conn, actor, ("received", "in_handling", "accepted", "verifying", "resolved"))
     return page(request, "overview.html", counts=counts, overdue=overdue, waiting=_days_left(waiting, today))

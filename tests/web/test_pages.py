@@ -214,3 +214,25 @@ def test_unit_admin_creates_an_account_and_mistakes_are_shown_by_field(web_offic
     r = admin.post("/app/accounts", {"username": name + "x", "full_name": "Ngô Thị Hạnh", "unit": "T01",
                                      "roles": "reception", "clearance": "0", "password": "Mat-khau-2026"})
     assert r.status_code == 400 and 'id="err-unit"' in r.text
+
+
+def test_late_step_gets_its_cause_recorded_and_counted(web_officer):
+    from datetime import date, timedelta
+
+    reception = web_officer("X00004", ["reception"])
+    long_ago = (date.today() - timedelta(days=60)).isoformat()
+    code, _ = record_petition(reception, received_on=long_ago, subject="Khiếu nại đã quá hạn thụ lý")
+    head = web_officer("X00004", ["head"], clearance=1)
+    page = head.get(f"/app/cases/{code}")
+    assert "quá hạn" in page.text and 'action="/app/cases/' + code + '/overdue-cause"' in page.text
+    r = head.post(f"/app/cases/{code}/overdue-cause", {"step": "accept", "cause": "Chờ hồ sơ địa chính từ huyện cũ"})
+    assert r.status_code == 303
+    assert "Chờ hồ sơ địa chính từ huyện cũ" in head.get(f"/app/cases/{code}").text
+    stats = head.get(f"/app/stats?date_from={long_ago}")
+    causes = stats.text.split('id="overdue-causes"')[1]
+    assert "Chờ hồ sơ địa chính từ huyện cũ" in causes and "Luật Khiếu nại 2011, Điều 27" in causes
+    overdue_csv = head.get("/app/overview?format=csv").content.decode("utf-8-sig")
+    assert code in overdue_csv and "Chờ hồ sơ địa chính từ huyện cũ" in overdue_csv
+    # A step that is not late cannot be given a cause.
+    r = head.post(f"/app/cases/{code}/overdue-cause", {"step": "resolve", "cause": "không áp dụng"})
+    assert r.status_code == 400 and "Bước này không quá hạn" in r.text
