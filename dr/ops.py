@@ -37,8 +37,12 @@ def backup(cfg: DrConfig, type: BackupType, progress: ProgressFn | None = None) 
     """
     pgbr = PgBackRest(cfg)
     info = pgbr.backup(type, progress)
-    manifest = proc.call_as_postgres(sql.take_manifest, source_conninfo(cfg), restore_point_name(info.label),
-                                     list(cfg.key_tables))
+    try:
+        manifest = proc.call_as_postgres(sql.take_manifest, source_conninfo(cfg), restore_point_name(info.label),
+                                         list(cfg.key_tables))
+    except DrError as exc:
+        raise DrError(f"sao lưu {info.label} xong nhưng không lập được manifest / backup {info.label} done but its "
+                      f"manifest failed (verify-restore will report it): {exc}") from exc
     manifest["backup_label"] = info.label
     # The restore point must be in the repository before anyone restores to it: check switches
     # WAL and waits for the segment to be archived.

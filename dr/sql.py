@@ -66,6 +66,8 @@ def take_manifest(conninfo: str, restore_point: str, tables: list[str]) -> dict[
     restore point and export a snapshot; the digests are then read in that snapshot while writes
     continue. Everything committed to these tables before the restore point record is in the
     snapshot, and nothing after it, so a restore to the restore point must reproduce the digests.
+    The lock waits for transactions already writing (lock_timeout 30 s); an autovacuum in the way
+    is cancelled by PostgreSQL itself.
     """
     holder = _connect(conninfo, autocommit=True)
     reader = _connect(conninfo)

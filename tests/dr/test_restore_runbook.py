@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
+import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from dr import proc
+from dr.drills import pitr
 from tests.dr.conftest import RESTORE_MD, RunStep
 
 pytestmark = pytest.mark.drill
@@ -44,10 +48,29 @@ def _latest_report(dr_env: dict[str, str]) -> dict:
     return json.loads(reports[-1].read_text())
 
 
-def test_verify_restore_passes_on_a_good_backup(run_step: RunStep, dr_env: dict[str, str]) -> None:
+@pytest.fixture
+def writer(dr_env: dict[str, str]) -> Iterator[None]:
+    """The drill's writer (one INSERT per transaction into kntc.case_event) against the sandbox."""
+    stop = multiprocessing.get_context("fork").Event()
+    conninfo = f"host={dr_env['SOURCE_SOCKET']} port={dr_env['SOURCE_PORT']} user=postgres dbname=kntc"
+    with open(os.devnull, "w") as acks:
+        p = proc.start_as_postgres(pitr._writer, conninfo, acks, stop, 1000, 0.002)
+        try:
+            yield
+        finally:
+            stop.set()
+            p.join(30)
+    assert p.exitcode == 0
+
+
+def test_verify_restore_passes_on_an_incremental_backup_taken_under_writes(
+        run_step: RunStep, dr_env: dict[str, str], writer: None) -> None:
+    # The manifest is taken while the writer commits: its digests must still match the restore.
+    run_step(RESTORE_MD, "backup-incr")
     run_step(RESTORE_MD, "verify-restore")
     report = _latest_report(dr_env)
     assert report["passed"] and report["figures"]["amcheck_indexes"] > 0
+    assert report["figures"]["backup_type"] == "incr"
     assert report["figures"]["restore_target"].startswith("name:kntc-dr-")
     print("\nverify-restore figures:", json.dumps(report["figures"], indent=1))
 
