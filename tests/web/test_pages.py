@@ -48,6 +48,13 @@ def test_session_cookie_is_httponly_and_samesite(web, make_account):
     assert "HttpOnly" in cookie and "SameSite=lax" in cookie
     # Served over plain HTTP in the test: Secure is set only when the request came over HTTPS.
     assert "Secure" not in cookie
+    # Behind the TLS-terminating proxy (X-Forwarded-Proto: https) the cookie is Secure and HSTS is sent.
+    user.get("/login", headers={"X-Forwarded-Proto": "https"})
+    r = user.post("/login", {"username": make_account("X00004", ["reception"]), "password": "Test-password-2026",
+                             "next": "/app"}, headers={"X-Forwarded-Proto": "https"})
+    cookie = next(v for k, v in r.headers.multi_items() if k == "set-cookie" and v.startswith("kntc_session="))
+    assert "Secure" in cookie and "HttpOnly" in cookie
+    assert r.headers["strict-transport-security"].startswith("max-age=")
 
 
 def test_form_without_csrf_token_is_refused(web_officer):
