@@ -83,9 +83,11 @@ async def ancestors(conn: AsyncConnection[Any], path: str) -> list[dict[str, Any
 
 
 async def status_counts_of_unit(conn: AsyncConnection[Any], unit_id: int) -> dict[str, int]:
+    """Counts by status in the officer's area (a specialised body: its administrative unit's)."""
     cur = await conn.execute(
         "SELECT c.status, count(*) AS n FROM kntc.case_file c "
-        "WHERE c.handling_unit_path <@ (SELECT path FROM kntc.unit WHERE id = %s) GROUP BY c.status", (unit_id,))
+        "WHERE c.handling_unit_path <@ (SELECT s.path FROM kntc.unit u JOIN kntc.unit s "
+        "ON s.id = kntc.scope_unit_id(u) WHERE u.id = %s) GROUP BY c.status", (unit_id,))
     return {r["status"]: r["n"] for r in await cur.fetchall()}
 
 

@@ -6,10 +6,14 @@ Server-rendered HTML (Jinja2), no JavaScript and no CDN: every asset is served b
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 
+import psycopg
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from core_app.web import guard
@@ -34,6 +38,8 @@ def install(app: FastAPI) -> None:
         resp.delete_cookie(guard.SEEN_COOKIE, path="/")
         return resp
 
+    _html_errors_on_web_paths(app)
+
     @app.middleware("http")
     async def headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         response = await call_next(request)
@@ -42,6 +48,56 @@ def install(app: FastAPI) -> None:
         if token and guard.SEEN_COOKIE not in _deleted(response):
             guard.set_cookie(request, response, guard.SEEN_COOKIE, guard.seen_value(request, token))
         return response
+
+
+log = logging.getLogger("kntc.web")
+
+
+def is_web(path: str) -> bool:
+    return path in ("/", "/login", "/logout", "/lookup") or path.startswith(("/app", "/lang/"))
+
+
+def _html_errors_on_web_paths(app: FastAPI) -> None:
+    """On the web pages an error is a page in both languages; the API keeps its JSON answers."""
+    from core_app.api.errors import _db_message
+
+    def wrap(exc_class: type[Exception], describe: Callable[[Exception], tuple[int, str, str]]) -> None:
+        original = app.exception_handlers.get(exc_class)
+
+        async def handler(request: Request, exc: Exception) -> Response:
+            if is_web(request.url.path) or original is None:
+                status, vi, en = describe(exc)
+                return page(request, "error.html", status_code=status, error=WebError(status, vi, en))
+            return await original(request, exc)
+
+        app.add_exception_handler(exc_class, handler)
+
+    def db(exc: Exception) -> tuple[int, str, str]:
+        assert isinstance(exc, psycopg.Error)
+        status, body = _db_message(exc)
+        if status >= 500:
+            log.exception("database error on a web page")
+        return status, body["message"], body["message_en"]
+
+    def http(exc: Exception) -> tuple[int, str, str]:
+        code = getattr(exc, "status_code", 400)
+        if code == 404:
+            return 404, "Không tìm thấy trang.", "Page not found."
+        if code == 405:
+            return 405, "Phương thức không được hỗ trợ.", "Method not allowed."
+        return code, "Yêu cầu không hợp lệ.", "Bad request."
+
+    def invalid(_: Exception) -> tuple[int, str, str]:
+        return 400, "Địa chỉ trang có tham số không hợp lệ.", "The page address has an invalid parameter."
+
+    def unexpected(exc: Exception) -> tuple[int, str, str]:
+        log.error("unexpected error on a web page", exc_info=exc)
+        return 500, "Lỗi hệ thống; đã ghi nhật ký.", "Internal error; it has been logged."
+
+    wrap(psycopg.Error, db)
+    wrap(StarletteHTTPException, http)
+    wrap(RequestValidationError, invalid)
+    wrap(Exception, unexpected)
 
 
 def _deleted(response: Response) -> set[str]:

@@ -51,7 +51,8 @@ async def home(request: Request) -> Response:
     async with acting(request) as (conn, actor):
         today = request.app.state.clock()
         counts = await stats.status_counts_of_unit(conn, actor["unit_id"])
-        overdue = await cases.overdue(conn, today, actor["unit_code"], limit=10)
+        area = await stats.scope_unit(conn, actor["unit_id"])
+        overdue = await cases.overdue(conn, today, area["code"], limit=10)
     return page(request, "home.html", counts=counts, overdue=overdue)
 
 

@@ -93,6 +93,19 @@ def test_petition_from_reception_to_the_citizens_lookup(open_as, shots, tmp_path
     assert head.locator("svg.map path").count() == 34
     head.screenshot(path=str(shots / "05-statistics.png"), full_page=True)
 
+    # The national picture, drilled down country → province → commune by clicking.
+    leader = open_as("VN", ["head"], clearance=2)
+    leader.click("nav.menu >> text=Thống kê")
+    assert leader.inner_text("#stats-unit") == "Cả nước"
+    leader.screenshot(path=str(shots / "05b-statistics-national.png"), full_page=True)
+    with leader.expect_navigation():
+        leader.locator("svg.map a", has=leader.locator("path[data-code=T01]")).click()
+    assert leader.inner_text("#stats-unit") == "Thành phố Hà Nội"
+    with leader.expect_navigation():
+        leader.click("#by-unit >> text=Phường Ba Đình")
+    assert leader.inner_text("#stats-unit") == "Phường Ba Đình"
+    assert int(leader.inner_text("#total-resolved")) >= 1
+
     # 5. The citizen follows it with the receipt; a wrong secret and a wrong code look alike.
     citizen = open_as()
     citizen.goto("/lookup")

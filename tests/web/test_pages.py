@@ -243,3 +243,32 @@ def test_late_step_gets_its_cause_recorded_and_counted(web_officer):
     # A step that is not late cannot be given a cause.
     r = head.post(f"/app/cases/{code}/overdue-cause", {"step": "resolve", "cause": "không áp dụng"})
     assert r.status_code == 400 and "Bước này không quá hạn" in r.text
+
+
+def test_bad_input_on_web_pages_gives_pages_not_json_or_500(web_officer):
+    user = web_officer("X00004", ["reception"])
+    for url, status in (("/app/cases?page_no=abc", 400), ("/app/no-such-page", 404),
+                        ("/app/cases/new?reception=not-a-uuid", 200)):
+        r = user.get(url)
+        assert r.status_code == status, url
+        assert r.headers["content-type"].startswith("text/html"), url
+    user.get("/app/cases/new")
+    r = user.post("/app/cases/new", {"reception_id": "not-a-uuid", "party_role": "complainant",
+                                     "party_full_name": "Đỗ Văn Hải", "kind": "complaint", "channel": "letter",
+                                     "subject": "Khiếu nại thử", "content": "Nội dung", "complaint_round": "1",
+                                     "classification": "0", "people_count": "1"})
+    assert 400 <= r.status_code < 500 and r.headers["content-type"].startswith("text/html")
+    # The JSON API keeps its JSON errors.
+    assert user.client.get("/api/cases?page=abc").headers["content-type"].startswith("application/json")
+
+
+def test_court_reader_sees_its_provinces_cases_read_only(web_officer):
+    reception = web_officer("X00004", ["reception"])
+    code, _ = record_petition(reception, subject="Khiếu nại để tòa án tra cứu")
+    court = web_officer("T01-TAND", ["external_reader"])
+    home = court.get("/app")
+    assert home.status_code == 200
+    page = court.get(f"/app/cases/{code}")
+    assert page.status_code == 200 and "Khiếu nại để tòa án tra cứu" in page.text
+    assert 'action="/app/cases/' + code + '/action"' not in page.text
+    assert court.get("/app/reception").status_code == 403
