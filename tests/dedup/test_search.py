@@ -58,3 +58,20 @@ def test_search_pages_and_refuses_bad_filters(officer, commune):
     assert bad.status_code == 422
     assert clerk.get("/api/search", params={"received_from": "not-a-date"}).status_code == 422
     assert clerk.get("/api/search", params={"q": "100%_\\"}).status_code == 200
+
+
+def test_confidential_denouncer_is_not_found_by_name_by_others(officer, commune):
+    unit, _ = commune()
+    clerk = officer(unit, ["reception"])
+    colleague = officer(unit, ["reception"])
+    idn = id_number()
+    r = clerk.post("/api/cases", json=petition_body(
+        kind="denunciation", denouncer_confidential=True, subject="Tố cáo hành vi nhũng nhiễu",
+        parties=[{"role": "denouncer", "full_name": "Quách Thị Kín", "id_number": idn, "address_unit": unit}]))
+    assert r.status_code == 201, r.text
+    code = r.json()["code"]
+    assert [x["code"] for x in clerk.get("/api/search", params={"person": "quach thi kin"}).json()["data"]] == [code]
+    assert colleague.get("/api/search", params={"person": "quach thi kin"}).json()["data"] == []
+    assert colleague.get("/api/search", params={"id_number": idn}).json()["data"] == []
+    assert [x["code"] for x in colleague.get("/api/search", params={"q": "nhung nhieu", "unit": unit}).json()["data"]] \
+        == [code]

@@ -129,6 +129,71 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
      ORDER BY m.score DESC
 $$;
 
+-- Search: the ids of the cases an officer may see that match the filters, newest first.
+-- The officer's scope is written into the query as a constant: behind row-level security it is
+-- a run-time parameter, which the planner guesses at 0.1% of the table, and it then walks the
+-- whole country through the path index for a national officer. With the constant it knows a
+-- commune from the nation. The final read of the rows still goes through row-level security.
+CREATE FUNCTION kntc.search_ids(p_q text, p_code text, p_person text, p_id_number text, p_respondent text,
+                                p_unit text, p_kind text, p_status text, p_from date, p_to date,
+                                p_limit integer, p_offset integer)
+RETURNS TABLE (id uuid)
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
+DECLARE
+    a kntc.actor := kntc.actor();
+    w text[];
+    unit_path ltree;
+BEGIN
+    IF a.account_id IS NULL THEN
+        RETURN;
+    END IF;
+    w := ARRAY[format('(c.handling_unit_path <@ %L::ltree OR c.receiving_unit_path <@ %L::ltree)', a.scope_path,
+                      a.scope_path),
+               format('c.classification <= %s', a.clearance)];
+    IF p_code IS NOT NULL THEN
+        w := w || CASE WHEN p_code ~ '-[0-9]{4}-[0-9]{6}$' THEN format('c.code = %L', p_code)
+                       ELSE format('c.code LIKE %L', replace(replace(p_code, '%', ''), '_', '\_') || '%') END;
+    END IF;
+    IF p_q IS NOT NULL THEN
+        w := w || format('c.subject_norm LIKE %L', p_q);
+    END IF;
+    IF p_respondent IS NOT NULL THEN
+        w := w || format('c.respondent_norm LIKE %L', p_respondent);
+    END IF;
+    -- A confidential denouncer is found by name or ID number only by those handling the case,
+    -- as party_read allows.
+    IF p_person IS NOT NULL THEN
+        w := w || format('EXISTS (SELECT 1 FROM kntc.party p WHERE p.case_id = c.id AND p.name_norm LIKE %L '
+                         'AND (NOT p.identity_protected OR kntc.handles_case(p.case_id)))', p_person);
+    END IF;
+    IF p_id_number IS NOT NULL THEN
+        w := w || format('EXISTS (SELECT 1 FROM kntc.party p WHERE p.case_id = c.id AND p.id_number = %L '
+                         'AND (NOT p.identity_protected OR kntc.handles_case(p.case_id)))', p_id_number);
+    END IF;
+    IF p_unit IS NOT NULL THEN
+        SELECT u.path INTO unit_path FROM kntc.unit u WHERE u.code = p_unit;
+        IF unit_path IS NULL THEN
+            RETURN;
+        END IF;
+        w := w || format('(c.handling_unit_path <@ %L::ltree OR c.receiving_unit_path <@ %L::ltree)', unit_path,
+                         unit_path);
+    END IF;
+    IF p_kind IS NOT NULL THEN
+        w := w || format('c.kind = %L', p_kind);
+    END IF;
+    IF p_status IS NOT NULL THEN
+        w := w || format('c.status = %L', p_status);
+    END IF;
+    IF p_from IS NOT NULL THEN
+        w := w || format('c.received_on >= %L::date', p_from);
+    END IF;
+    IF p_to IS NOT NULL THEN
+        w := w || format('c.received_on <= %L::date', p_to);
+    END IF;
+    RETURN QUERY EXECUTE format('SELECT c.id FROM kntc.case_file c WHERE %s ORDER BY c.received_on DESC, c.code DESC '
+                                'LIMIT %s OFFSET %s', array_to_string(w, ' AND '), p_limit, p_offset);
+END $$;
+
 -- What was shown at intake, and what the officer decided.
 CREATE TABLE kntc.dedup_check (
     id          uuid PRIMARY KEY DEFAULT gen_random_uuid(),
@@ -389,6 +454,10 @@ REVOKE ALL ON FUNCTION kntc.dedup_match(text[], text[], integer[], text, text, i
     kntc.audit_canonical(kntc.audit_log),
     kntc.audit_text(bigint, timestamptz, integer, text, integer, text, text, text, jsonb, jsonb) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION kntc.dedup_candidates(text[], text[], integer[], text, text, integer) TO kntc_app;
+REVOKE ALL ON FUNCTION kntc.search_ids(text, text, text, text, text, text, text, text, date, date, integer, integer)
+    FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION kntc.search_ids(text, text, text, text, text, text, text, text, date, date, integer, integer)
+    TO kntc_app;
 GRANT EXECUTE ON FUNCTION kntc.audit_canonical(kntc.audit_log),
     kntc.audit_text(bigint, timestamptz, integer, text, integer, text, text, text, jsonb, jsonb) TO kntc_readonly;
 """
