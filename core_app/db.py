@@ -51,7 +51,13 @@ class Database:
 
     @asynccontextmanager
     async def acting(self, token: str) -> AsyncIterator[tuple[AsyncConnection[Any], dict[str, Any] | None]]:
-        """A transaction in which the database knows the officer; yields (conn, actor or None)."""
-        async with self.pool.connection() as conn, conn.transaction():
+        """A transaction in which the database knows the officer; yields (conn, actor or None).
+
+        The request runs in pipeline mode: BEGIN travels with the actor lookup, and statements
+        whose results nobody reads (an event row, a deadline) travel with the next read or with
+        COMMIT, so a request costs one round trip per result it needs, not one per statement.
+        An error still surfaces inside this block, at the next read or at COMMIT.
+        """
+        async with self.pool.connection() as conn, conn.pipeline(), conn.transaction():
             cur = await conn.execute(BEGIN_AS_ACTOR, (token,))
             yield conn, await cur.fetchone()

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 import swagger_ui_bundle
 from fastapi import FastAPI
+from fastapi.datastructures import Default
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, ORJSONResponse
 from fastapi.staticfiles import StaticFiles
@@ -48,7 +49,9 @@ def create_app(settings: Settings | None = None, clock: Callable[[], date] = vie
     app = FastAPI(
         title="KNTC — Cơ sở dữ liệu quốc gia về tiếp công dân, xử lý đơn, giải quyết khiếu nại, tố cáo",
         version=__version__,
-        default_response_class=ORJSONResponse,
+        # Wrapped in Default(): routes with a return type then serialise straight to JSON bytes in
+        # pydantic-core (one pass, same output); routes without one still answer through orjson.
+        default_response_class=Default(ORJSONResponse),
         docs_url=None,
         redoc_url=None,
         lifespan=lifespan,

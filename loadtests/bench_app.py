@@ -1,0 +1,232 @@
+"""Application benchmark: each endpoint's HTTP rate against the pgbench rate of the SQL it runs.
+
+For the case file, the inbox, search (when the app has it) and recording a petition it measures
+req/s and p50/p95/p99 at a fixed concurrency, then runs the same SQL through pgbench (as the
+application role, with the session token's set_config + kntc.actor() that row-level security
+uses) at the same concurrency, and prints endpoint ÷ database. It is a benchmark: it prints
+figures and asserts nothing about them.
+
+    python -m loadtests.bench_app                 # local cluster + `kntc serve`, 16 clients, 10 s each
+    python -m loadtests.bench_app --host URL      # an app already running (KNTC_DATABASE_URL for pgbench)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import gevent
+from geventhttpclient import URL, HTTPClient
+
+from loadtests.stack import REPORTS, ROOT, AppServer, StackError, local_env, prepare_database
+from loadtests.testdata import Api, ensure_admin, petition_body
+
+PGBENCH = Path(os.environ.get("KNTC_PGBENCH", "/usr/lib/postgresql/15/bin/pgbench"))
+SCRIPTS = Path(__file__).resolve().parent / "pgbench"
+BENCH_UNIT = "X00008"  # a ward used by nothing else, so the bench's case codes are one contiguous run
+
+
+@dataclass
+class Result:
+    endpoint: str
+    http_rps: float
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    errors: int
+    db_tps: float | None = None
+
+    @property
+    def ratio(self) -> float | None:
+        return self.http_rps / self.db_tps if self.db_tps else None
+
+
+def pct(sorted_ms: list[float], q: float) -> float:
+    if not sorted_ms:
+        return float("nan")
+    return sorted_ms[min(len(sorted_ms) - 1, int(q * len(sorted_ms)))]
+
+
+def http_bench(base: str, token: str, method: str, path: Callable[[int], str], body: bytes | None,
+               concurrency: int, seconds: float, warmup: float = 2.0) -> tuple[float, list[float], int]:
+    """Closed loop: `concurrency` clients, each sending its next request when the last answered."""
+    url = URL(base)
+    client = HTTPClient(url.host, url.port, concurrency=concurrency, connection_timeout=10, network_timeout=30)
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    lat: list[float] = []
+    errors = 0
+    state = {"measure": False, "stop": False}
+
+    def worker(k: int) -> None:
+        nonlocal errors
+        i = k
+        while not state["stop"]:
+            t0 = time.perf_counter()
+            try:
+                r = client.request(method, path(i), body=body, headers=headers)
+                r.read()
+                ok = r.status_code < 400
+                r.release()
+            except Exception:
+                ok = False
+            if state["measure"]:
+                lat.append((time.perf_counter() - t0) * 1000)
+                errors += not ok
+            i += concurrency
+
+    greenlets = [gevent.spawn(worker, k) for k in range(concurrency)]
+    gevent.sleep(warmup)
+    state["measure"] = True
+    t0 = time.perf_counter()
+    gevent.sleep(seconds)
+    state["measure"] = False
+    elapsed = time.perf_counter() - t0
+    state["stop"] = True
+    gevent.joinall(greenlets, timeout=30)
+    client.close()
+    return len(lat) / elapsed, sorted(lat), errors
+
+
+def pgbench(dsn: str, script: str, variables: dict[str, str], concurrency: int, seconds: float) -> float:
+    cmd = [str(PGBENCH), "-n", "-M", "prepared", "-c", str(concurrency), "-j", "2", "-T", str(int(seconds)),
+           "-f", str(SCRIPTS / script)]
+    for k, v in variables.items():
+        cmd += ["-D", f"{k}={v}"]
+    res = subprocess.run([*cmd, dsn], capture_output=True, text=True, timeout=seconds + 120)
+    m = re.search(r"tps = ([0-9.]+) \(without initial connection time\)", res.stdout)
+    if res.returncode != 0 or not m:
+        raise StackError(f"pgbench {script} failed: {(res.stderr or res.stdout).strip()[-400:]}")
+    return float(m.group(1))
+
+
+def has_route(base: str, path: str) -> bool:
+    import requests
+
+    spec = requests.get(base + "/openapi.json", timeout=30).json()
+    return path in spec.get("paths", {})
+
+
+def prepare(base: str, env: dict[str, str] | None, cases: int, password: str) -> dict[str, Any]:
+    """Accounts in the bench ward and `cases` case files in it (submitted and accepted: a full timeline)."""
+    admin = ensure_admin(base, password, os.environ.get("KNTC_LOAD_ADMIN_USER"),
+                         os.environ.get("KNTC_LOAD_ADMIN_PASSWORD"), env, username="bench.admin")
+    for role in ("reception", "handling"):
+        admin.call("POST", "/api/accounts", ok=(201, 409), json={
+            "username": f"bench.{role}", "full_name": f"Cán bộ benchmark {role}", "unit": BENCH_UNIT,
+            "roles": [role], "clearance": 1, "password": password})
+    rec = Api.login(base, "bench.reception", password)
+    hnd = Api.login(base, "bench.handling", password)
+    codes = []
+    for i in range(cases):
+        made = rec.call("POST", "/api/cases", json=petition_body(BENCH_UNIT, i))
+        v = rec.call("POST", f"/api/cases/{made['code']}/transitions", json={"action": "submit",
+                                                                             "version": made["version"]})["version"]
+        if i % 2 == 0:
+            hnd.call("POST", f"/api/cases/{made['code']}/transitions", json={"action": "accept", "version": v})
+        codes.append(made["code"])
+    seqs = sorted(int(c.rsplit("-", 1)[1]) for c in codes)
+    if seqs[-1] - seqs[0] + 1 != len(seqs):
+        raise StackError(f"someone else recorded cases in {BENCH_UNIT} during the bench: codes are not contiguous")
+    prefix = codes[0].rsplit("-", 1)[0] + "-"
+    return {"reception": rec, "handling": hnd, "prefix": prefix, "lo": seqs[0], "hi": seqs[-1]}
+
+
+def run(base: str, dsn: str, env: dict[str, str] | None, concurrency: int, seconds: float, cases: int,
+        password: str) -> list[Result]:
+    data = prepare(base, env, cases, password)
+    rec_token = data["reception"].s.headers["Authorization"][7:]
+    hnd_token = data["handling"].s.headers["Authorization"][7:]
+    prefix, lo, hi = data["prefix"], data["lo"], data["hi"]
+    span = hi - lo + 1
+    record = json.dumps(petition_body(BENCH_UNIT, 7), ensure_ascii=False).encode()
+    plan: list[tuple[str, str, str, Callable[[int], str], bytes | None, str, dict[str, str]]] = [
+        ("case file   GET /api/cases/{code}", hnd_token, "GET",
+         lambda i: f"/api/cases/{prefix}{lo + (i * 7919) % span:06d}", None,
+         "case_file.sql", {"token": hnd_token, "prefix": prefix, "lo": str(lo), "hi": str(hi)}),
+        ("inbox       GET /api/cases?scope=unit&status=in_handling", hnd_token, "GET",
+         lambda i: "/api/cases?scope=unit&status=in_handling", None, "inbox.sql", {"token": hnd_token}),
+    ]
+    if has_route(base, "/api/search") and (SCRIPTS / "search.sql").exists():
+        plan.append(("search      GET /api/search?q=...", hnd_token, "GET",
+                     lambda i: "/api/search?q=b%E1%BB%93i+th%C6%B0%E1%BB%9Dng", None, "search.sql",
+                     {"token": hnd_token}))
+    elif not has_route(base, "/api/search"):
+        print("search: GET /api/search is not in this app yet, skipped")
+    plan.append(("record      POST /api/cases", rec_token, "POST", lambda i: "/api/cases", record,
+                 "record_petition.sql", {"token": rec_token}))
+    results = []
+    for name, token, method, path, body, script, variables in plan:
+        rps, lat, errors = http_bench(base, token, method, path, body, concurrency, seconds)
+        res = Result(name, round(rps, 1), round(pct(lat, .5), 2), round(pct(lat, .95), 2), round(pct(lat, .99), 2),
+                     errors)
+        res.db_tps = round(pgbench(dsn, script, variables, concurrency, seconds), 1)
+        results.append(res)
+        print(f"  {name}: {res.http_rps} req/s, database {res.db_tps} tps", flush=True)
+    return results
+
+
+def print_table(results: list[Result], concurrency: int, workers: int) -> str:
+    lines = [f"concurrency {concurrency}, app workers {workers}, host CPUs {os.cpu_count()} (shared by app, "
+             "PostgreSQL and the load generator)",
+             f"{'endpoint':58} {'req/s':>8} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} {'err':>4} "
+             f"{'pgbench tps':>11} {'ratio':>6}"]
+    for r in results:
+        ratio = f"{r.ratio:.1%}" if r.ratio is not None else "-"
+        lines.append(f"{r.endpoint:58} {r.http_rps:8.1f} {r.p50_ms:7.2f} {r.p95_ms:7.2f} {r.p99_ms:7.2f} "
+                     f"{r.errors:4d} {r.db_tps or 0:11.1f} {ratio:>6}")
+    text = "\n".join(lines)
+    print(text)
+    return text
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--host", help="an app already running (default: start `kntc serve` on the local cluster)")
+    p.add_argument("--pg-root", type=Path, default=ROOT / ".data" / "local", help="embedded cluster folder")
+    p.add_argument("--pg-port", type=int, default=55432)
+    p.add_argument("--workers", type=int, default=2, help="app worker processes (`kntc serve --workers`)")
+    p.add_argument("--concurrency", type=int, default=16)
+    p.add_argument("--seconds", type=float, default=10)
+    p.add_argument("--cases", type=int, default=200, help="case files the bench creates for itself")
+    p.add_argument("--label", default="", help="a note stored with the figures (e.g. 'before', 'after')")
+    args = p.parse_args(argv)
+    password = os.environ.get("KNTC_LOAD_PASSWORD", "Bench-password-2026")
+    try:
+        if args.host:
+            dsn = os.environ.get("KNTC_DATABASE_URL")
+            if not dsn:
+                raise StackError("KNTC_DATABASE_URL (the application role's DSN) is needed for pgbench")
+            env = dict(os.environ) if os.environ.get("KNTC_ADMIN_DATABASE_URL") else None
+            results = run(args.host.rstrip("/"), dsn, env, args.concurrency, args.seconds, args.cases, password)
+        else:
+            env = {**os.environ, **local_env(args.pg_root, args.pg_port)}
+            prepare_database(env)
+            with AppServer(env, workers=args.workers, log=REPORTS / "bench-server.log") as app:
+                results = run(app.url, env["KNTC_DATABASE_URL"], env, args.concurrency, args.seconds, args.cases,
+                              password)
+    except StackError as exc:
+        print(f"bench-app: {exc}", file=sys.stderr)
+        return 1
+    text = print_table(results, args.concurrency, args.workers)
+    REPORTS.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    out = REPORTS / f"bench-app-{stamp}.json"
+    out.write_text(json.dumps({"at": stamp, "label": args.label, "concurrency": args.concurrency,
+                               "workers": args.workers, "results": [{**asdict(r), "ratio": r.ratio} for r in results],
+                               "table": text}, indent=1))
+    print(f"figures saved to {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

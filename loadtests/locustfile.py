@@ -1,0 +1,456 @@
+# ruff: noqa: S311  (random choices of simulated users, not secrets)
+"""The KNTC load scenario: officers of every kind at each level, external readers and citizens.
+
+User classes are made from the capacity model (loadtests/capacity.py): one per level × role, the
+weight of each is its concurrent users in the chosen scenario, its think time 60 ÷ requests per
+minute (divided by --kntc-pace to compress time on a small test rig). Requests are named so that
+ids do not split the statistics ("/api/cases/[code]"). Endpoints the app does not have yet
+(search, duplicate check, statistics) are skipped with one log line, not counted as failures.
+
+    locust -f loadtests/locustfile.py --headless --host http://127.0.0.1:8000 \
+        --kntc-data loadtests/reports/testdata.json --kntc-shape busy_day --kntc-scale 0.003
+
+Test data comes from `python -m loadtests.testdata`; the master reads it and sends it to workers.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from pathlib import Path
+from typing import Any, ClassVar
+
+import gevent
+import requests
+from locust import FastHttpUser, LoadTestShape, events, task
+from locust.env import Environment
+from locust.runners import MasterRunner, WorkerRunner
+
+from loadtests import capacity, shapes, thresholds
+
+log = logging.getLogger("loadtests")
+HERE = Path(__file__).resolve().parent
+
+# Filled in every process: by the file on the master (or a single process), by a message on workers.
+DATA: dict[str, Any] = {}
+# Live session tokens per account in this process: several users may be one officer's browser tabs.
+TOKENS: dict[str, str] = {}
+_skipped: set[str] = set()
+
+
+# -- options --------------------------------------------------------------------------------------
+@events.init_command_line_parser.add_listener
+def _options(parser: Any) -> None:
+    g = parser.add_argument_group("KNTC")
+    g.add_argument("--kntc-data", default=str(HERE / "reports" / "testdata.json"),
+                   help="test data from `python -m loadtests.testdata` (read by the master)")
+    g.add_argument("--kntc-scenario", default="busy", choices=list(capacity.SCENARIOS),
+                   help="capacity-model scenario that weights the user classes")
+    g.add_argument("--kntc-shape", default="busy_day", choices=list(shapes.SHAPES),
+                   help="load shape; 'fixed' honours -u/-r/-t")
+    g.add_argument("--kntc-scale", type=float, default=0.003,
+                   help="share of the national concurrent users to simulate (1.0 = national scale)")
+    g.add_argument("--kntc-pace", type=float, default=1.0,
+                   help="divide think times by this (>1 compresses time on a small rig)")
+    g.add_argument("--kntc-step-seconds", type=float, default=60, help="length of each step of a shape")
+    g.add_argument("--kntc-probe-steps", type=int, default=4,
+                   help="busy_day: steps of ×1.4 above the busy day while p95 and errors hold (0: none)")
+    g.add_argument("--kntc-p95-limit", type=float, default=300, help="p95 (ms) that ends the breakpoint search")
+    g.add_argument("--kntc-soak-minutes", type=float, default=60)
+    g.add_argument("--kntc-app-workers", type=int, default=2, help="app worker processes behind --host (report)")
+    g.add_argument("--kntc-thresholds", default=str(HERE / "thresholds.toml"), help="limits that set the exit code")
+    g.add_argument("--kntc-report-dir", default="", help="where the shape's stage results and verdicts are written")
+
+
+def opt(env: Environment, name: str, default: Any = None) -> Any:
+    return getattr(env.parsed_options, name, default) if env.parsed_options else default
+
+
+# -- data distribution -------------------------------------------------------------------------------
+def _discover_routes(host: str) -> list[str]:
+    """The app's API paths, so optional endpoints are used only when they exist."""
+    try:
+        return sorted(requests.get(host.rstrip("/") + "/openapi.json", timeout=30).json().get("paths", {}))
+    except (requests.RequestException, ValueError) as exc:
+        log.warning("could not read %s/openapi.json (%s): optional endpoints will be skipped", host, exc)
+        return []
+
+
+@events.init.add_listener
+def _init(environment: Environment, **_: Any) -> None:
+    runner = environment.runner
+    if isinstance(runner, WorkerRunner):
+        def receive(msg: Any, **_kw: Any) -> None:
+            DATA.update(msg.data)
+            log.info("received test data from the master: %d case files", len(DATA.get("cases", [])))
+        runner.register_message("kntc_data", receive)
+        return
+    path = Path(opt(environment, "kntc_data", ""))
+    if not path.exists():
+        raise SystemExit(f"locustfile: test data {path} not found: run `python -m loadtests.testdata --host ...` "
+                         "first (make load does)")
+    DATA.update(json.loads(path.read_text()))
+    DATA["routes"] = _discover_routes(environment.host or DATA["host"])
+    _weigh(environment)
+    thresholds.install(environment)
+    if isinstance(runner, MasterRunner):
+        @events.test_start.add_listener
+        def _send(environment: Environment, **_kw: Any) -> None:
+            environment.runner.send_message("kntc_data", DATA)
+
+
+def _weigh(environment: Environment) -> None:
+    """Class weights = concurrent users of the scenario; classes without test accounts are dropped."""
+    plan = capacity.locust_plan(opt(environment, "kntc_scenario", "busy"))
+    keep = []
+    for cls in environment.user_classes:
+        key = getattr(cls, "key", None)
+        if key is None or key not in plan:
+            continue
+        if key != "citizen" and not DATA.get("accounts", {}).get(key):
+            log.info("no test accounts for %s: that class is left out of this run", key)
+            continue
+        if key == "citizen" and not DATA.get("cases"):
+            continue
+        cls.weight = max(1, round(plan[key]["weight"]))
+        keep.append(cls)
+    environment.user_classes[:] = keep
+
+
+def has_route(path: str) -> bool:
+    return path in DATA.get("routes", [])
+
+
+def skip_once(what: str) -> None:
+    if what not in _skipped:
+        _skipped.add(what)
+        log.info("%s is not in this app yet: those tasks are skipped", what)
+
+
+# -- users --------------------------------------------------------------------------------------------
+class KntcUser(FastHttpUser):
+    abstract = True
+    key: ClassVar[str] = ""
+    think_s: ClassVar[float] = 15.0
+
+    def wait_time(self) -> float:
+        # Exponential think times: sessions that do not march in step (mean = the model's 60/rpm).
+        pace = max(opt(self.environment, "kntc_pace", 1.0) or 1.0, 1e-6)
+        return random.expovariate(pace / self.think_s)
+
+    def on_start(self) -> None:
+        for _ in range(600):  # a worker waits for the master's data message (at most 60 s)
+            if DATA:
+                break
+            gevent.sleep(0.1)
+
+    def request(self, method: str, path: str, name: str, ok: tuple[int, ...] = (200,), **kw: Any) -> Any:
+        """One call, validated: an unexpected status or a non-JSON answer is a failure."""
+        with self.client.request(method, path, name=name, catch_response=True, **kw) as r:
+            if r.status_code not in ok:
+                r.failure(f"{r.status_code}: {(r.text or '')[:200]}")
+                return None
+            try:
+                body = r.json()
+            except ValueError:
+                r.failure("answer is not JSON")
+                return None
+            r.success()
+            return body if r.status_code < 400 else None
+
+
+class Officer(KntcUser):
+    abstract = True
+    role: ClassVar[str] = ""
+
+    def on_start(self) -> None:
+        super().on_start()
+        self.account = random.choice(DATA["accounts"][self.key])
+        self.cases: dict[str, list[dict[str, Any]]] = {}
+        self.token: str | None = TOKENS.get(self.account["username"])
+        self.session_ends = 0.0
+        if self.token is None:
+            self.login()
+        else:
+            # Users start on an account already logged in here (another tab of the same officer), so
+            # a ramp is not a login storm; logins then follow the model's session rate (below).
+            self.session_ends = time.monotonic() + random.expovariate(1 / self.session_seconds())
+            self.headers = {"Authorization": f"Bearer {self.token}"}
+
+    def session_seconds(self) -> float:
+        pace = max(opt(self.environment, "kntc_pace", 1.0) or 1.0, 1e-6)
+        scenario = capacity.SCENARIOS[opt(self.environment, "kntc_scenario", "busy") or "busy"]
+        return scenario.session_minutes * 60 / pace
+
+    def login(self) -> None:
+        body = self.request("POST", "/api/auth/login", "/api/auth/login",
+                            json={"username": self.account["username"], "password": DATA["password"]})
+        self.token = body["token"] if body else None
+        if self.token:
+            TOKENS[self.account["username"]] = self.token
+            self.headers = {"Authorization": f"Bearer {self.token}"}
+        # A session lasts W of Little's law on average (compressed by the pace like think times).
+        self.session_ends = time.monotonic() + random.expovariate(1 / self.session_seconds())
+
+    def api(self, method: str, path: str, name: str, ok: tuple[int, ...] = (200,), **kw: Any) -> Any:
+        if not self.token or time.monotonic() > self.session_ends:
+            self.login()  # the session is over: this officer comes back later, logging in again
+            if not self.token:
+                return None
+        return self.request(method, path, name, ok, headers=self.headers, **kw)
+
+    # building blocks shared by the roles
+    def inbox(self, status: str, scope: str = "unit") -> list[dict[str, Any]]:
+        body = self.api("GET", f"/api/cases?scope={scope}&status={status}&per_page=20",
+                        f"/api/cases?scope={scope}&status={status}")
+        rows = body["data"] if body else []
+        self.cases[status] = rows
+        return rows
+
+    def open_case(self, code: str | None = None) -> dict[str, Any] | None:
+        if code is None:
+            pool = [c for rows in self.cases.values() for c in rows] or DATA["cases"]
+            code = random.choice(pool)["code"]
+        return self.api("GET", f"/api/cases/{code}", "/api/cases/[code]", ok=(200, 404))
+
+    def act(self, status: str, action: str, **extra: Any) -> None:
+        """Take `action` on a case of the inbox in `status` (409: someone else got there first)."""
+        rows = self.cases.get(status) or self.inbox(status)
+        if not rows:
+            return
+        case = rows.pop(random.randrange(len(rows)))
+        self.api("POST", f"/api/cases/{case['code']}/transitions", "/api/cases/[code]/transitions",
+                 ok=(200, 409), json={"action": action, "version": case["version"], **extra})
+
+    def search(self) -> None:
+        if not has_route("/api/search"):
+            return skip_once("GET /api/search")
+        q = random.choice(["bồi thường", "thu hồi đất", "tái định cư", "Công dân Kiểm Thử"])
+        self.api("GET", "/api/search", "/api/search", params={"q": q})
+
+    def dedup_check(self, petition: dict[str, Any]) -> None:
+        """The intake's duplicate check: the parties' IDs and names, the subject, the respondent."""
+        if not has_route("/api/dedup/check"):
+            return skip_once("POST /api/dedup/check")
+        parties = [{k: p.get(k) for k in ("full_name", "id_number", "address_unit")} for p in petition["parties"]]
+        self.api("POST", "/api/dedup/check", "/api/dedup/check", json={
+            "parties": parties, "subject": petition["subject"], "respondent": petition.get("respondent")})
+
+    def statistics(self) -> None:
+        paths = [p for p in DATA.get("routes", []) if p.startswith(("/api/stat", "/api/reports")) and "{" not in p]
+        if not paths:
+            return skip_once("statistics (/api/stat*)")
+        path = random.choice(paths)
+        self.api("GET", path, path)
+
+    def overdue(self) -> None:
+        self.api("GET", "/api/deadlines/overdue?limit=50", "/api/deadlines/overdue")
+
+
+def petition(_unit: str) -> dict[str, Any]:
+    n = random.randrange(10**8)
+    return {
+        "kind": random.choice(["complaint", "complaint", "recommendation", "denunciation"]),
+        "subject": f"Đơn về bồi thường, hỗ trợ khi thu hồi đất (tải {n})",
+        "content": "Công dân không đồng ý với phương án bồi thường, đề nghị xem xét lại.",
+        "respondent": "Ủy ban nhân dân cấp xã", "channel": random.choice(["in_person", "letter", "online"]),
+        "parties": [{"role": "complainant", "full_name": f"Công dân Tải {n}", "id_number": f"{n:012d}",
+                     "address": "Thôn 2", "address_unit": DATA["units"]["commune"][0]}],
+    }
+
+
+class Reception(Officer):
+    abstract = True
+    role = "reception"
+
+    @task(3)
+    def check_inbox(self) -> None:
+        self.inbox("received")
+
+    @task(3)
+    def read_case(self) -> None:
+        self.open_case()
+
+    @task(2)
+    def receive_citizen(self) -> None:
+        """Form 03, then the petition: duplicate check first, then record (the receipt's secret)."""
+        rec = self.api("POST", "/api/receptions", "/api/receptions", ok=(201,), json={
+            "visitor_name": "Công dân đến trình bày", "people_count": 1,
+            "content": "Trình bày việc bồi thường khi thu hồi đất"})
+        body = petition(self.account["unit"])
+        if rec:
+            body["reception_id"] = rec["id"]
+        self.dedup_check(body)
+        made = self.api("POST", "/api/cases", "/api/cases", ok=(201,), json=body)
+        if made:
+            self.cases.setdefault("received", []).append({"code": made["code"], "version": made["version"]})
+
+    @task(2)
+    def hand_over(self) -> None:
+        self.act("received", "submit")
+
+    @task(1)
+    def find(self) -> None:
+        self.search()
+
+
+class Handling(Officer):
+    abstract = True
+    role = "handling"
+
+    @task(4)
+    def check_inbox(self) -> None:
+        self.inbox("in_handling")
+
+    @task(4)
+    def read_case(self) -> None:
+        self.open_case()
+
+    @task(2)
+    def decide(self) -> None:
+        if random.random() < 0.8:
+            self.act("in_handling", "accept")
+        else:
+            self.act("in_handling", "guide", note="Hướng dẫn công dân gửi đơn đến cơ quan có thẩm quyền")
+
+    @task(2)
+    def find(self) -> None:
+        self.search()
+
+    @task(1)
+    def duplicates(self) -> None:
+        self.dedup_check(petition(self.account["unit"]))
+
+    @task(1)
+    def late(self) -> None:
+        self.overdue()
+
+
+class Resolution(Officer):
+    abstract = True
+    role = "resolution"
+
+    @task(4)
+    def check_inbox(self) -> None:
+        self.inbox(random.choice(["accepted", "verifying"]))
+
+    @task(4)
+    def read_case(self) -> None:
+        self.open_case()
+
+    @task(2)
+    def verify(self) -> None:
+        if random.random() < 0.5:
+            self.act("accepted", "start_verification")
+        else:
+            self.act("verifying", "record_verification", note="Làm việc với người khiếu nại")
+
+    @task(1)
+    def resolve(self) -> None:
+        self.act("verifying", "resolve", summary="Giữ nguyên quyết định thu hồi đất")
+
+    @task(1)
+    def find(self) -> None:
+        self.search()
+
+
+class Head(Officer):
+    abstract = True
+    role = "head"
+
+    @task(3)
+    def area_inbox(self) -> None:
+        self.inbox(random.choice(["in_handling", "accepted", "resolved"]), scope="area")
+
+    @task(3)
+    def read_case(self) -> None:
+        self.open_case()
+
+    @task(2)
+    def late(self) -> None:
+        self.overdue()
+
+    @task(2)
+    def reports(self) -> None:
+        self.statistics()
+
+    @task(1)
+    def sign(self) -> None:
+        # Heads close resolved cases and, where a unit has no resolution officer, resolve accepted ones.
+        if random.random() < 0.5:
+            self.inbox("resolved")
+            self.act("resolved", "close")
+        else:
+            self.inbox("accepted")
+            self.act("accepted", "resolve", summary="Công nhận một phần nội dung khiếu nại")
+
+    @task(1)
+    def find(self) -> None:
+        self.search()
+
+
+class ExternalReader(Officer):
+    """Party, National Assembly, court, procuracy and Front readers: look, never change."""
+
+    abstract = True
+    role = "external_reader"
+
+    @task(3)
+    def read_case(self) -> None:
+        self.open_case()
+
+    @task(2)
+    def area_list(self) -> None:
+        self.inbox(random.choice(["accepted", "resolved"]), scope="area")
+
+    @task(2)
+    def find(self) -> None:
+        self.search()
+
+    @task(1)
+    def reports(self) -> None:
+        self.statistics()
+
+
+class Citizen(KntcUser):
+    """A citizen following a case with the code and secret on the receipt (open arrivals, no login)."""
+
+    key = "citizen"
+    think_s = capacity.Model().citizen_interval_s
+
+    @task
+    def lookup(self) -> None:
+        case = random.choice(DATA["cases"])
+        if random.random() < 0.05:  # a mistyped secret: the same 404 as a wrong code, by design
+            self.request("GET", "/api/lookup", "/api/lookup", ok=(404,),
+                         params={"code": case["code"], "secret": "AAAA-BBBB-CCCC-DDDD-EEEE-FFFF"})
+        else:
+            self.request("GET", "/api/lookup", "/api/lookup", params={"code": case["code"], "secret": case["secret"]})
+
+
+def _officer_classes() -> None:
+    bases: dict[str, type[Officer]] = {"reception": Reception, "handling": Handling, "resolution": Resolution,
+                                       "head": Head}
+    model = capacity.Model()
+    for level in capacity.LEVELS:
+        for role, base in bases.items():
+            name = f"{level.title()}{base.__name__}"
+            globals()[name] = type(name, (base,), {"abstract": False, "key": f"{level}.{role}",
+                                                   "think_s": 60.0 / model.rpm[role], "__module__": __name__})
+    globals()["Reader"] = type("Reader", (ExternalReader,), {
+        "abstract": False, "key": "external_reader", "think_s": 60.0 / model.rpm["external_reader"],
+        "__module__": __name__})
+
+
+_officer_classes()
+
+
+class Shape(LoadTestShape):
+    """Delegates to the shape chosen with --kntc-shape (loadtests/shapes.py)."""
+
+    def tick(self) -> tuple[int, float] | None:
+        if not hasattr(self, "_impl"):
+            self._impl = shapes.build(self.runner.environment, self)
+        return self._impl.tick()

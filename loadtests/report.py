@@ -1,0 +1,202 @@
+"""The capacity report of a load run: what was held, per worker and per node, and what the nation needs.
+
+Reads a run folder (Locust's CSV/HTML/JSON, the shape's stages.json, thresholds.json, and the
+newest bench-app figures if any) and writes summary.md, summary.json, throughput.png and
+latency.png beside them.
+
+    python -m loadtests.report loadtests/reports/<run> --app-workers 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from loadtests import capacity
+from loadtests.stack import REPORTS
+
+
+def read_history(folder: Path) -> list[dict[str, float]]:
+    path = folder / "locust_stats_history.csv"
+    if not path.exists():
+        return []
+    rows = []
+    with path.open() as f:
+        for r in csv.DictReader(f):
+            if r.get("Name") != "Aggregated":
+                continue
+
+            def num(k: str, r: dict[str, str] = r) -> float:
+                v = r.get(k, "")
+                return float(v) if v not in ("", "N/A") else float("nan")
+            rows.append({"t": num("Timestamp"), "users": num("User Count"), "rps": num("Requests/s"),
+                         "fps": num("Failures/s"), "p50": num("50%"), "p95": num("95%"), "p99": num("99%")})
+    t0 = rows[0]["t"] if rows else 0
+    for r in rows:
+        r["t"] -= t0
+    return rows
+
+
+def read_endpoints(folder: Path) -> list[dict[str, Any]]:
+    path = folder / "locust_stats.csv"
+    if not path.exists():
+        return []
+    with path.open() as f:
+        return [{"name": f"{r['Type']} {r['Name']}".strip(), "requests": int(r["Request Count"]),
+                 "failures": int(r["Failure Count"]), "rps": float(r["Requests/s"]), "p50": r["50%"],
+                 "p95": r["95%"], "p99": r["99%"]} for r in csv.DictReader(f)]
+
+
+def charts(folder: Path, hist: list[dict[str, float]], stages: list[dict[str, Any]]) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if not hist:
+        return []
+    t = [r["t"] for r in hist]
+    out = []
+    fig, ax = plt.subplots(figsize=(10, 4.5))
+    ax.plot(t, [r["rps"] for r in hist], label="requests/s", color="tab:blue")
+    ax.plot(t, [r["fps"] for r in hist], label="failures/s", color="tab:red")
+    ax.set_xlabel("giây / seconds")
+    ax.set_ylabel("req/s")
+    ax2 = ax.twinx()
+    ax2.plot(t, [r["users"] for r in hist], label="users", color="tab:gray", linestyle="--")
+    ax2.set_ylabel("người dùng / users")
+    ax.set_title("Thông lượng / Throughput")
+    fig.legend(loc="upper left")
+    fig.tight_layout()
+    fig.savefig(folder / "throughput.png", dpi=110)
+    plt.close(fig)
+    out.append("throughput.png")
+    fig, ax = plt.subplots(figsize=(10, 4.5))
+    for k, c in (("p50", "tab:green"), ("p95", "tab:orange"), ("p99", "tab:red")):
+        ax.plot(t, [r[k] for r in hist], label=k, color=c)
+    limit = stages[0].get("p95_limit") if stages else None
+    ax.axhline(limit or 300, color="black", linestyle=":", label="p95 limit")
+    ax.set_xlabel("giây / seconds")
+    ax.set_ylabel("ms")
+    ax.set_yscale("log")
+    ax.set_title("Độ trễ (cửa sổ 10 s) / Latency (10 s window)")
+    ax.legend(loc="upper left")
+    fig.tight_layout()
+    fig.savefig(folder / "latency.png", dpi=110)
+    plt.close(fig)
+    out.append("latency.png")
+    return out
+
+
+def latest_bench() -> dict[str, Any] | None:
+    files = sorted(REPORTS.glob("bench-app-*.json"))
+    return json.loads(files[-1].read_text()) if files else None
+
+
+def summarise(folder: Path, app_workers: int, workers_per_node: int, db_cores: int) -> dict[str, Any]:
+    stages_doc = json.loads((folder / "stages.json").read_text()) if (folder / "stages.json").exists() else {}
+    verdict = stages_doc.get("verdict", {})
+    thresholds = json.loads((folder / "thresholds.json").read_text()) if (folder / "thresholds.json").exists() else {}
+    hist = read_history(folder)
+    pngs = charts(folder, hist, stages_doc.get("stages", []))
+    best = verdict.get("last_good")
+    per_worker = best["rps"] / app_workers if best else None
+    bench = latest_bench()
+    db_per_core = None
+    if bench:
+        # The database's rate on the read mix (case file and inbox SQL), per core of this host.
+        reads = [r["db_tps"] for r in bench["results"] if r["db_tps"] and not r["endpoint"].startswith("record")]
+        if reads:
+            db_per_core = min(reads) / db_cores
+    model = capacity.Model().run()
+    sizing = None
+    national: dict[str, Any] = {}
+    if per_worker:
+        sizing = capacity.Sizing(per_worker, workers_per_node, db_tps_per_core=db_per_core or 0.0)
+        for name, sc in model["scenarios"].items():
+            national[name] = sizing.plan(sc["total_rps"], sc["logins_per_s"])
+    summary = {
+        "folder": str(folder), "app_workers": app_workers, "stages": stages_doc.get("stages", []),
+        "last_good": best, "saturated": verdict.get("saturated"), "p95_limit_ms": verdict.get("p95_limit_ms"),
+        "capacity_rps_per_worker": per_worker,
+        "capacity_rps_per_node": per_worker * workers_per_node if per_worker else None,
+        "workers_per_node": workers_per_node, "db_tps_per_core": db_per_core,
+        "thresholds_passed": thresholds.get("passed"), "thresholds": thresholds.get("rows", []),
+        "endpoints": read_endpoints(folder), "national": national, "charts": pngs,
+    }
+    (folder / "summary.json").write_text(json.dumps(summary, indent=1))
+    (folder / "summary.md").write_text(markdown(summary, model))
+    return summary
+
+
+def markdown(s: dict[str, Any], model: dict[str, Any]) -> str:
+    L = [f"# Báo cáo kiểm thử tải / Load test report — {Path(s['folder']).name}", ""]
+    L.append("## Các mức tải / Stages")
+    L.append("| stage | users | req/s | p50 ms | p95 ms | p99 ms | errors | held |")
+    L.append("|---|---:|---:|---:|---:|---:|---:|---|")
+    for r in s["stages"]:
+        L.append(f"| {r['label']} | {r['users']} | {r['rps']} | {r['p50_ms']:.0f} | {r['p95_ms']:.0f} | "
+                 f"{r['p99_ms']:.0f} | {r['error_ratio']:.2%} | {'yes' if r['ok'] else 'NO'} |")
+    L.append("")
+    L.append("## Năng lực đo được / Measured capacity")
+    if s["last_good"]:
+        qual = "" if s["saturated"] else "at least (the limit was never crossed: the rig ran out first) "
+        best = s["last_good"]
+        L.append(f"- last level held with p95 < {s['p95_limit_ms']:.0f} ms and errors < 1 %: "
+                 f"{best['users']} users, **{best['rps']} req/s** on {s['app_workers']} app workers")
+        L.append(f"- per app worker: {qual}**{s['capacity_rps_per_worker']:.0f} req/s**")
+        L.append(f"- per app node ({s['workers_per_node']} workers, one per core; extrapolated, verify on a real "
+                 f"node): **{s['capacity_rps_per_node']:.0f} req/s**")
+    else:
+        L.append("- no stage was held within the limits: see the stages above")
+    if s["db_tps_per_core"]:
+        L.append(f"- database (from the newest `make bench-app`): {s['db_tps_per_core']:.0f} read "
+                 "transactions/s per core")
+    L.append("")
+    if s["national"]:
+        L.append("## Quy mô quốc gia / National sizing (capacity model × measured capacity)")
+        L.append("| scenario | req/s | app workers | app nodes per site (N+1) | DB cores | pool connections |")
+        L.append("|---|---:|---:|---:|---:|---:|")
+        for name, p in s["national"].items():
+            L.append(f"| {name} | {p['demand_rps']:,.0f} | {p['app_workers']} | {p['app_nodes']} | "
+                     f"{p.get('db_cores', '-')} | {p['db_connections_from_pools']}"
+                     f"{' (PgBouncer)' if p['pgbouncer_needed'] else ''} |")
+        L.append("")
+    L.append("## Ngưỡng / Thresholds: " + ("đạt / passed" if s["thresholds_passed"] else "KHÔNG ĐẠT / CROSSED"))
+    for r in s["thresholds"]:
+        if r["crossed"]:
+            L.append(f"- {r['name']}: {'; '.join(r['crossed'])}")
+    L.append("")
+    L.append("## Endpoints")
+    L.append("| request | count | failures | req/s | p50 | p95 | p99 |")
+    L.append("|---|---:|---:|---:|---:|---:|---:|")
+    for e in s["endpoints"]:
+        L.append(f"| {e['name']} | {e['requests']} | {e['failures']} | {e['rps']:.1f} | {e['p50']} | {e['p95']} | "
+                 f"{e['p99']} |")
+    L += ["", "Charts: " + ", ".join(s["charts"]), "",
+          "Model: `python -m loadtests.capacity` (assumptions printed there and in loadtests/CAPACITY.md).",
+          f"Accounts modelled: {model['total_accounts']:,}."]
+    return "\n".join(L) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("folder", type=Path)
+    p.add_argument("--app-workers", type=int, default=2, help="app worker processes behind the host tested")
+    p.add_argument("--workers-per-node", type=int, default=8)
+    p.add_argument("--db-cores", type=int, default=2, help="cores of the database host of the newest bench-app")
+    args = p.parse_args(argv)
+    if not args.folder.is_dir():
+        print(f"report: {args.folder} is not a folder", file=sys.stderr)
+        return 1
+    s = summarise(args.folder, args.app_workers, args.workers_per_node, args.db_cores)
+    print((args.folder / "summary.md").read_text())
+    return 0 if s["thresholds_passed"] in (True, None) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

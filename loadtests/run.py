@@ -1,0 +1,104 @@
+"""One command for a load run: stack (local) or host (lab), test data, Locust, report.
+
+    python -m loadtests.run                                 # local cluster + `kntc serve`, busy day
+    python -m loadtests.run --host https://kntc.lab.example  # the lab (--admin-user for accounts)
+    python -m loadtests.run --shape breakpoint --processes 2
+
+The exit code is the thresholds' verdict (0 within limits, 1 crossed, 2 the run could not start).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from loadtests import report, shapes, testdata
+from loadtests.stack import BIN, REPORTS, ROOT, AppServer, StackError, local_env, prepare_database
+
+LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
+
+
+def locust_command(host: str, folder: Path, args: argparse.Namespace, data: Path) -> list[str]:
+    cmd = [str(BIN / "locust"), "-f", str(LOCUSTFILE), "--headless", "--host", host, "--only-summary",
+           "--csv", str(folder / "locust"), "--csv-full-history", "--html", str(folder / "report.html"),
+           "--json-file", str(folder / "locust"), "--exit-code-on-error", "0", "--stop-timeout", "10",
+           "--kntc-data", str(data), "--kntc-shape", args.shape, "--kntc-scenario", args.scenario,
+           "--kntc-scale", str(args.scale), "--kntc-pace", str(args.pace),
+           "--kntc-step-seconds", str(args.step_seconds), "--kntc-probe-steps", str(args.probe_steps),
+           "--kntc-report-dir", str(folder), "--kntc-thresholds", str(args.thresholds),
+           "--kntc-app-workers", str(args.app_workers), "--loglevel", "INFO"]
+    if args.processes:
+        cmd += ["--processes", str(args.processes)]
+    if args.run_time:
+        cmd += ["--run-time", args.run_time]
+    return cmd
+
+
+def run(args: argparse.Namespace) -> int:
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    folder = args.out or REPORTS / f"{args.shape}-{stamp}"
+    folder.mkdir(parents=True, exist_ok=True)
+    data = folder.parent / "testdata.json"
+
+    def go(host: str) -> int:
+        testdata.prepare(host, data, per_level=args.per_level, cases_per_unit=args.cases_per_unit,
+                         demo_cases=args.demo_cases, admin_user=args.admin_user,
+                         admin_password=os.environ.get("KNTC_LOAD_ADMIN_PASSWORD"))
+        print(f"locust: shape {args.shape}, scale {args.scale}, pace {args.pace}, report in {folder}", flush=True)
+        with (folder / "locust.log").open("w") as log:
+            code = subprocess.run(locust_command(host, folder, args, data), stdout=log, stderr=subprocess.STDOUT,
+                                  cwd=ROOT).returncode
+        report.summarise(folder, args.app_workers, args.workers_per_node, args.db_cores)
+        print((folder / "summary.md").read_text())
+        print(f"report: {folder}/summary.md, report.html, throughput.png, latency.png; locust exit code {code}")
+        return code
+
+    if args.host:
+        return go(args.host.rstrip("/"))
+    env = {**os.environ, **local_env(args.pg_root, args.pg_port)}
+    prepare_database(env)
+    os.environ.update(env)  # testdata uses the operator's commands with these DSNs
+    with AppServer(env, workers=args.app_workers, log=folder / "server.log") as app:
+        return go(app.url)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--host", help="an app already running (default: the local cluster and `kntc serve`)")
+    p.add_argument("--shape", default="busy_day", choices=shapes.SHAPES)
+    p.add_argument("--scenario", default="busy", choices=["typical", "busy", "stress"])
+    p.add_argument("--scale", type=float, default=0.003, help="share of the national concurrent users")
+    p.add_argument("--pace", type=float, default=20.0, help="think times divided by this (time compression)")
+    p.add_argument("--step-seconds", type=float, default=60)
+    p.add_argument("--probe-steps", type=int, default=4)
+    p.add_argument("--run-time", help="hard stop, e.g. 30m (shapes end by themselves)")
+    p.add_argument("--processes", type=int, default=0, help="Locust worker processes on this machine")
+    p.add_argument("--app-workers", type=int, default=2, help="`kntc serve --workers` (or the host's, for the report)")
+    p.add_argument("--workers-per-node", type=int, default=8)
+    p.add_argument("--db-cores", type=int, default=os.cpu_count() or 2)
+    p.add_argument("--pg-root", type=Path, default=ROOT / ".data" / "local")
+    p.add_argument("--pg-port", type=int, default=55432)
+    p.add_argument("--per-level", type=int, default=2)
+    p.add_argument("--cases-per-unit", type=int, default=12)
+    p.add_argument("--demo-cases", type=int, default=0)
+    p.add_argument("--admin-user", default=os.environ.get("KNTC_LOAD_ADMIN_USER"))
+    p.add_argument("--thresholds", type=Path, default=Path(__file__).resolve().parent / "thresholds.toml")
+    p.add_argument("--out", type=Path, help="run folder (default loadtests/reports/<shape>-<time>)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return run(args)
+    except StackError as exc:
+        print(f"load: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

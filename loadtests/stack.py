@@ -1,0 +1,113 @@
+"""A local stack for load runs: the embedded PostgreSQL and the app, driven through `kntc`.
+
+Everything goes through the operator's commands (`kntc local env`, `kntc migrate`, `kntc
+seed-units`, `kntc serve`), exactly as an operator would start them, so a load run measures the
+same server an operator runs.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+REPORTS = Path(__file__).resolve().parent / "reports"
+
+
+class StackError(RuntimeError):
+    """A step of the local stack failed; the message says which and why, in one line."""
+
+
+def kntc(*args: str, env: dict[str, str], timeout: float = 600, input_text: str | None = None) -> str:
+    res = subprocess.run([str(BIN / "kntc"), *args], env=env, capture_output=True, text=True, timeout=timeout,
+                         input=input_text)
+    if res.returncode != 0:
+        last = (res.stderr.strip() or res.stdout.strip()).splitlines()[-1:] or ["(no output)"]
+        raise StackError(f"kntc {' '.join(args[:2])} failed: {last[0]}")
+    return res.stdout
+
+
+def local_env(root: Path, port: int) -> dict[str, str]:
+    """The DSNs of the embedded cluster in `root` (started if stopped), from `kntc local env`."""
+    out = kntc("local", "env", "--root", str(root.resolve()), "--port", str(port), env=dict(os.environ), timeout=180)
+    env: dict[str, str] = {}
+    for line in out.splitlines():
+        if line.startswith("export "):
+            k, _, v = line[7:].partition("=")
+            env[k] = shlex.split(v)[0] if v else ""
+    if "KNTC_DATABASE_URL" not in env:
+        raise StackError(f"kntc local env printed no KNTC_DATABASE_URL for {root}")
+    return env
+
+
+def prepare_database(env: dict[str, str]) -> None:
+    full = {**os.environ, **env}
+    kntc("migrate", env=full)
+    kntc("seed-units", env=full)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_healthy(url: str, timeout: float = 60, proc: subprocess.Popen[bytes] | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(url + "/healthz", timeout=2).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        if proc is not None and proc.poll() is not None:
+            raise StackError(f"the server exited with code {proc.returncode} before answering /healthz")
+        time.sleep(0.2)
+    raise StackError(f"{url}/healthz did not answer 200 within {timeout:.0f} s")
+
+
+@dataclass
+class AppServer:
+    """`kntc serve` in a subprocess on a free loopback port."""
+
+    env: dict[str, str]
+    workers: int = 2
+    port: int = 0
+    log: Path = REPORTS / "server.log"
+    extra_env: dict[str, str] = field(default_factory=dict)
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> AppServer:
+        self.port = self.port or free_port()
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        with self.log.open("wb") as out:
+            self.proc = subprocess.Popen(
+                [str(BIN / "kntc"), "serve", "--port", str(self.port), "--workers", str(self.workers)],
+                env={**os.environ, **self.env, **self.extra_env}, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            wait_healthy(self.url, proc=self.proc)
+        except StackError:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()

@@ -1,0 +1,78 @@
+"""The load suite against the real local app: it runs, its requests are accepted, it reports, and
+its thresholds can fail a run. A smoke run of seconds, not a measurement."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BIN = Path(sys.executable).parent
+ROOT = Path(__file__).resolve().parent.parent.parent
+LOCUSTFILE = ROOT / "loadtests" / "locustfile.py"
+
+
+def locust(server: str, data: Path, out: Path, thresholds: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(BIN / "locust"), "-f", str(LOCUSTFILE), "--headless", "--host", server, "--only-summary",
+         "--csv", str(out / "locust"), "--csv-full-history", "--html", str(out / "report.html"),
+         "--json-file", str(out / "locust"), "--exit-code-on-error", "0", "--stop-timeout", "5",
+         "--kntc-data", str(data), "--kntc-report-dir", str(out), "--kntc-thresholds", str(thresholds), *extra],
+        capture_output=True, text=True, timeout=120, cwd=ROOT)
+
+
+@pytest.fixture(scope="module")
+def testdata(server: str, pg_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Accounts and cases made by the suite itself, through `kntc create-account` and the API."""
+    out = tmp_path_factory.mktemp("load") / "testdata.json"
+    res = subprocess.run([str(BIN / "python"), "-m", "loadtests.testdata", "--host", server, "--out", str(out),
+                          "--per-level", "1", "--cases-per-unit", "4"],
+                         env={**__import__("os").environ, **pg_env}, capture_output=True, text=True, timeout=180,
+                         cwd=ROOT)
+    assert res.returncode == 0, res.stderr[-2000:]
+    return out
+
+
+def test_busy_day_shape_runs_with_every_request_accepted(server: str, testdata: Path, tmp_path: Path) -> None:
+    data = json.loads(testdata.read_text())
+    assert {"commune.reception", "district.handling", "province.head", "external_reader"} <= set(data["accounts"])
+    limits = tmp_path / "smoke.toml"
+    # Latency is not judged on a shared test machine; correctness is: not one request may fail.
+    limits.write_text("[default]\np95_ms = 60000\nerror_ratio = 0.0\n[total]\nerror_ratio = 0.0\n")
+    res = locust(server, testdata, tmp_path, limits, "--kntc-shape", "busy_day", "--kntc-step-seconds", "3",
+                 "--kntc-scale", "0.0002", "--kntc-pace", "30", "--kntc-probe-steps", "0")
+    assert res.returncode == 0, res.stderr[-3000:]
+    verdict = json.loads((tmp_path / "thresholds.json").read_text())
+    assert verdict["passed"], verdict
+    with (tmp_path / "locust_stats.csv").open() as f:
+        names = {f"{r['Type']} {r['Name']}" for r in csv.DictReader(f)}
+    assert "POST /api/auth/login" in names and "GET /api/cases/[code]" in names, names
+    assert not any(n.startswith("GET /api/cases/") and "[code]" not in n and "?" not in n for n in names), \
+        "case codes must not split the statistics"
+    stages = json.loads((tmp_path / "stages.json").read_text())
+    assert [s["label"] for s in stages["stages"]] == ["ramp 3/3", "typical day", "busy day"]
+    assert (tmp_path / "report.html").stat().st_size > 0 and (tmp_path / "locust.json").exists()
+
+    report = subprocess.run([str(BIN / "python"), "-m", "loadtests.report", str(tmp_path), "--app-workers", "2"],
+                            capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert report.returncode == 0, report.stderr[-2000:]
+    assert (tmp_path / "throughput.png").stat().st_size > 0 and (tmp_path / "latency.png").stat().st_size > 0
+    assert "National sizing" in (tmp_path / "summary.md").read_text()
+
+
+def test_an_impossible_threshold_fails_the_run(server: str, testdata: Path, tmp_path: Path) -> None:
+    limits = tmp_path / "impossible.toml"
+    limits.write_text("[total]\np95_ms = 0\n")  # no request answers in 0 ms
+    # Citizens only: their lookups are a small share of a mixed run, here they are all of it.
+    res = locust(server, testdata, tmp_path, limits, "--kntc-shape", "fixed", "-u", "2", "-r", "2", "-t", "4s",
+                 "--kntc-pace", "30", "Citizen")
+    assert res.returncode == 1, res.stderr[-3000:]
+    with (tmp_path / "locust_stats.csv").open() as f:
+        assert "GET /api/lookup" in {f"{r['Type']} {r['Name']}" for r in csv.DictReader(f)}
+    verdict = json.loads((tmp_path / "thresholds.json").read_text())
+    assert not verdict["passed"]
+    assert any(r["name"] == "total" and r["crossed"] for r in verdict["rows"])
