@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,7 +20,7 @@ from pathlib import Path
 from dr import ops, proc, sql
 from dr.config import DrConfig
 from dr.errors import DrError
-from dr.pgbackrest import PgBackRest, ProgressFn, RestoreTarget
+from dr.pgbackrest import BackupInfo, PgBackRest, ProgressFn, RestoreTarget
 from dr.report import Report
 
 
@@ -42,6 +43,22 @@ def verify_restore(cfg: DrConfig, set_label: str | None = None, keep: bool = Fal
     report.figures["restore_target"] = str(target)
 
     root = cfg.scratch_root / "verify"
+    # One verification at a time per state directory: they share the scratch directory and port.
+    lock = (cfg.state_dir / "verify-restore.lock").open("w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError as exc:
+        lock.close()
+        raise DrError("một kiểm tra khôi phục khác đang chạy / another verify-restore is running "
+                      f"({cfg.state_dir / 'verify-restore.lock'})") from exc
+    try:
+        return _verify(cfg, pgbr, report, backup, target, manifest, root, keep, progress)
+    finally:
+        lock.close()
+
+
+def _verify(cfg: DrConfig, pgbr: PgBackRest, report: Report, backup: BackupInfo, target: RestoreTarget,
+            manifest: dict | None, root: Path, keep: bool, progress: ProgressFn | None) -> tuple[Report, Path, Path]:
     ops.wipe_scratch(cfg, root)
     datadir = root / "pg"
     cluster = ops.scratch_cluster(cfg, datadir)
