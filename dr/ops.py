@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from dr import pg, proc, sql
+from dr import pg, proc
 from dr.config import DrConfig
 from dr.errors import DrError, RestoreRefused
 from dr.pgbackrest import BackupInfo, BackupType, PgBackRest, ProgressFn, RestoreTarget
@@ -35,6 +35,8 @@ def backup(cfg: DrConfig, type: BackupType, progress: ProgressFn | None = None) 
     The manifest (restore point + digests) travels with the backup as a pgBackRest annotation
     (inside the encrypted backup.info) and is also kept under <state_dir>/manifests/.
     """
+    from dr import sql  # psycopg is imported only by the commands that talk SQL (CLI start-up time)
+
     pgbr = PgBackRest(cfg)
     info = pgbr.backup(type, progress)
     try:
@@ -65,6 +67,8 @@ def restore_point(cfg: DrConfig, name: str) -> dict[str, str]:
     """pg_create_restore_point on the source, then wait until its WAL is archived."""
     if not name or len(name) > 63:
         raise DrError("tên điểm khôi phục 1–63 ký tự / restore point name must have 1–63 characters")
+    from dr import sql
+
     rp = proc.call_as_postgres(sql.create_restore_point, source_conninfo(cfg), name)
     PgBackRest(cfg).check()
     return rp
