@@ -335,10 +335,15 @@ def provision(extra: list[str]) -> None:
     playbook = VENV_BIN / "ansible-playbook"
     if not playbook.exists():
         sys.exit("lab: .venv/bin/ansible-playbook missing: run `KNTC_WITH_LAB=1 infra/host/install-deps.sh`")
+    marker = STATE / "provisioned"
+    marker.unlink(missing_ok=True)
     log("provisioning: ansible-playbook -i inventories/lab site.yml")
+    t0 = time.monotonic()
     r = run([str(playbook), "-i", "inventories/lab", "site.yml", *extra], check=False, cwd=ANSIBLE_DIR)
     if r.returncode != 0:
         sys.exit(f"lab: site.yml failed (exit {r.returncode})")
+    marker.write_text(time.strftime("%Y-%m-%dT%H:%M:%SZ\n", time.gmtime()))
+    log(f"site.yml took {time.monotonic() - t0:.0f} s")
 
 
 # ---------------------------------------------------------------- commands

@@ -1,0 +1,108 @@
+"""The two-site lab for the infrastructure tests.
+
+The session fixture `lab` brings the lab up with `infra/lab/lab.py up` unless every host already
+runs and the last provisioning succeeded (infra/lab/.state/provisioned), and hands out testinfra
+hosts built from the lab inventory (SSH with the generated key).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+LAB = REPO / "infra" / "lab" / "lab.py"
+STATE = REPO / "infra" / "lab" / ".state"
+ANSIBLE_DIR = REPO / "infra" / "ansible"
+INVENTORY = ANSIBLE_DIR / "inventories" / "lab" / "hosts.yml"
+VENV_BIN = REPO / ".venv" / "bin"
+CA = STATE / "pki" / "ca.crt"
+
+DC_DB = ["dc-db1", "dc-db2", "dc-db3"]
+DR_DB = ["dr-db1", "dr-db2"]
+DC_APP = ["dc-app1", "dc-app2"]
+DR_APP = ["dr-app1"]
+ADDR = {
+    "dc-db1": "10.231.1.11", "dc-db2": "10.231.1.12", "dc-db3": "10.231.1.13",
+    "dc-app1": "10.231.1.21", "dc-app2": "10.231.1.22", "dc-backup1": "10.231.1.31",
+    "dr-db1": "10.231.2.11", "dr-db2": "10.231.2.12", "dr-app1": "10.231.2.21", "dr-backup1": "10.231.2.31",
+}
+ALL_HOSTS = list(ADDR)
+
+# Figures measured by the failover/switchover tests, printed at the end of the session.
+FIGURES: dict[str, list[float]] = {}
+
+
+def secret(name: str) -> str:
+    return (STATE / "secrets" / name).read_text().strip()
+
+
+def lab_running() -> bool:
+    r = subprocess.run([str(LAB), "status"], capture_output=True, text=True)
+    lines = [ln.split() for ln in r.stdout.splitlines() if ln.split() and ln.split()[0] in ADDR]
+    return r.returncode == 0 and len(lines) == len(ADDR) and all(ln[3] == "running" for ln in lines)
+
+
+@pytest.fixture(scope="session")
+def lab() -> Path:
+    if not (lab_running() and (STATE / "provisioned").exists()):
+        subprocess.run([str(LAB), "up"], check=True)
+    return INVENTORY
+
+
+@pytest.fixture(scope="session")
+def hosts(lab: Path) -> Callable:
+    import testinfra
+
+    cache: dict[str, object] = {}
+
+    def get(name: str):
+        if name not in cache:
+            cache[name] = testinfra.get_host(f"ansible://{name}?ansible_inventory={lab}")
+        return cache[name]
+
+    return get
+
+
+def run_playbook(playbook: str, *args: str, timeout: float = 1800) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(VENV_BIN / "ansible-playbook"), "-i", "inventories/lab", playbook, *args],
+        cwd=ANSIBLE_DIR, capture_output=True, text=True, timeout=timeout,
+    )
+
+
+def wait_for(check: Callable[[], object], timeout: float, what: str, interval: float = 0.5):
+    """Keep checking until the deadline; fail naming what was awaited and for how long."""
+    end = time.monotonic() + timeout
+    last: object = None
+    while time.monotonic() < end:
+        try:
+            last = check()
+            if last:
+                return last
+        except Exception as exc:
+            last = exc
+        time.sleep(interval)
+    pytest.fail(f"{what}: not true after {timeout:.0f} seconds (last: {last!r})")
+
+
+def patroni_members(host) -> list[dict]:
+    out = host.check_output("patronictl -c /etc/patroni/config.yml list -f json")
+    return json.loads(out)
+
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    if not FIGURES:
+        return
+    import statistics
+
+    terminalreporter.section("lab figures")
+    for name, values in FIGURES.items():
+        vals = ", ".join(f"{v:.2f}" for v in values)
+        terminalreporter.write_line(f"{name}: median {statistics.median(values):.2f} s  (trials: {vals})")

@@ -1,0 +1,29 @@
+"""The case service answers through nginx (HTTPS) on every app host of both sites."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from .conftest import ADDR, CA, DC_APP, DR_APP
+
+pytestmark = pytest.mark.lab
+
+
+@pytest.mark.parametrize("app", DC_APP + DR_APP)
+def test_healthz_answers_200_over_https(lab, app):
+    r = httpx.get(f"https://{ADDR[app]}/healthz", verify=str(CA), timeout=10)
+    assert r.status_code == 200, r.text
+
+
+@pytest.mark.parametrize("app", DC_APP + DR_APP)
+def test_plain_http_redirects_to_https(lab, app):
+    r = httpx.get(f"http://{ADDR[app]}/healthz", timeout=10)
+    assert r.status_code == 301
+    assert r.headers["location"].startswith("https://")
+
+
+@pytest.mark.parametrize("app", DC_APP + DR_APP)
+def test_service_listens_on_loopback_only(hosts, app):
+    assert hosts(app).socket("tcp://127.0.0.1:8000").is_listening
+    assert not hosts(app).socket(f"tcp://{ADDR[app]}:8000").is_listening

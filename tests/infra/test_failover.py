@@ -1,0 +1,165 @@
+"""Failover and switchover in the DC under continuous writes through HAProxy.
+
+A writer commits one row at a time through dc-app1's read-write port (synchronous_commit on,
+synchronous_mode in Patroni). The DC leader's container is killed (SIGKILL, the whole host) or a
+planned switchover runs; no acknowledged commit may be lost, and the time until writes succeed
+again is measured. The figures are printed at the end of the session and written to
+test-output/lab-figures.json.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import threading
+import time
+
+import psycopg
+import pytest
+
+from .conftest import ADDR, CA, DC_DB, FIGURES, REPO, STATE, patroni_members, run_playbook, secret, wait_for
+
+pytestmark = pytest.mark.lab
+
+TRIALS = int(os.environ.get("KNTC_LAB_TRIALS", "3"))
+
+
+def dsn() -> str:
+    return (f"host={ADDR['dc-app1']} port=5000 dbname=kntc user=kntc_owner password={secret('pg_kntc_owner')} "
+            f"sslmode=verify-ca sslrootcert={CA} connect_timeout=1 keepalives_idle=1 keepalives_interval=1 "
+            f"keepalives_count=2")
+
+
+def podman(*args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, CONTAINERS_CONF=str(STATE / "containers.conf"))
+    return subprocess.run(["podman", *args], check=True, capture_output=True, text=True, env=env)
+
+
+class Writer(threading.Thread):
+    """Commits rows (trial, n) one by one; remembers which were acknowledged and when."""
+
+    def __init__(self, trial: str):
+        super().__init__(daemon=True)
+        self.trial = trial
+        self.acked: list[tuple[int, float]] = []
+        self.errors: list[float] = []
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        conn = None
+        n = 0
+        while not self.stop.is_set():
+            n += 1
+            try:
+                if conn is None:
+                    conn = psycopg.connect(dsn(), autocommit=True)
+                conn.execute("insert into lab_failover_probe (trial, n) values (%s, %s)", (self.trial, n))
+                self.acked.append((n, time.monotonic()))
+            except psycopg.Error:
+                self.errors.append(time.monotonic())
+                if conn is not None:
+                    conn.close()
+                conn = None
+                time.sleep(0.05)
+        if conn is not None:
+            conn.close()
+
+    def first_ack_after(self, t: float) -> float | None:
+        return next((at for _, at in self.acked if at > t), None)
+
+    def max_gap(self) -> float:
+        times = [at for _, at in self.acked]
+        return max(b - a for a, b in zip(times, times[1:]))
+
+
+def lost_commits(trial: str, acked: list[tuple[int, float]]) -> list[int]:
+    with psycopg.connect(dsn().replace("connect_timeout=1", "connect_timeout=5"), autocommit=True) as conn:
+        have = {r[0] for r in conn.execute("select n from lab_failover_probe where trial = %s", (trial,))}
+    return [n for n, _ in acked if n not in have]
+
+
+def leader(hosts) -> str:
+    for name in DC_DB:
+        try:
+            members = patroni_members(hosts(name))
+        except Exception:
+            continue
+        lead = [m["Member"] for m in members if m["Role"] == "Leader"]
+        if lead:
+            return lead[0]
+    raise AssertionError("no DC leader")
+
+
+def dc_healthy(hosts) -> bool:
+    members = patroni_members(hosts(DC_DB[0]))
+    roles = sorted(m["Role"] for m in members)
+    running = all(m["State"] in ("running", "streaming") for m in members)
+    return running and len(members) == 3 and roles.count("Leader") == 1 and "Sync Standby" in roles
+
+
+def record(name: str, value: float) -> None:
+    FIGURES.setdefault(name, []).append(value)
+    out = REPO / "test-output"
+    out.mkdir(exist_ok=True)
+    summary = {k: {"trials": v, "median": statistics.median(v)} for k, v in FIGURES.items()}
+    (out / "lab-figures.json").write_text(json.dumps(summary, indent=2))
+
+
+@pytest.fixture(scope="module")
+def probe_table(lab, hosts):
+    wait_for(lambda: dc_healthy(hosts), 120, "DC cluster has a leader, a sync standby and 3 running members")
+    with psycopg.connect(dsn().replace("connect_timeout=1", "connect_timeout=5"), autocommit=True) as conn:
+        conn.execute("create table if not exists lab_failover_probe "
+                     "(trial text, n bigint, at timestamptz default now(), primary key (trial, n))")
+
+
+@pytest.mark.parametrize("trial", range(TRIALS))
+def test_failover_when_the_dc_leader_host_is_killed_loses_no_acknowledged_commit(hosts, probe_table, trial):
+    wait_for(lambda: dc_healthy(hosts), 180, "DC cluster healthy before the trial")
+    victim = leader(hosts)
+    name = f"failover-{time.time_ns()}"
+    w = Writer(name)
+    w.start()
+    wait_for(lambda: len(w.acked) > 50, 30, "writer commits through dc-app1:5000")
+    t_kill = time.monotonic()
+    podman("kill", victim)
+    try:
+        wait_for(lambda: w.errors and w.first_ack_after(max(w.errors[0], t_kill)), 90,
+                 f"writes succeed again after killing {victim}")
+        time.sleep(2)
+    finally:
+        w.stop.set()
+        w.join(10)
+        podman("start", victim)
+    resumed = w.first_ack_after(max(w.errors[0], t_kill)) - t_kill
+    record("failover: writes resumed after leader host killed", resumed)
+    print(f"\nfailover trial {trial}: killed {victim}, writes resumed after {resumed:.2f} s, "
+          f"{len(w.acked)} acknowledged commits")
+    assert lost_commits(name, w.acked) == []
+    wait_for(lambda: dc_healthy(hosts), 180, f"{victim} rejoins the DC cluster (pg_rewind)")
+
+
+@pytest.mark.parametrize("trial", range(TRIALS))
+def test_planned_switchover_loses_no_acknowledged_commit(hosts, probe_table, trial):
+    wait_for(lambda: dc_healthy(hosts), 180, "DC cluster healthy before the trial")
+    before = leader(hosts)
+    name = f"switchover-{time.time_ns()}"
+    w = Writer(name)
+    w.start()
+    wait_for(lambda: len(w.acked) > 50, 30, "writer commits through dc-app1:5000")
+    try:
+        r = run_playbook("switchover.yml", timeout=300)
+        assert r.returncode == 0, r.stdout[-3000:]
+        time.sleep(2)
+    finally:
+        w.stop.set()
+        w.join(10)
+    gap = w.max_gap()
+    record("switchover: longest write gap", gap)
+    after = leader(hosts)
+    print(f"\nswitchover trial {trial}: {before} -> {after}, longest write gap {gap:.2f} s, "
+          f"{len(w.acked)} acknowledged commits")
+    assert after != before
+    assert lost_commits(name, w.acked) == []

@@ -1,0 +1,41 @@
+"""Each tier's ports are open only to the hosts that need them (nftables on every host)."""
+
+from __future__ import annotations
+
+import pytest
+
+from .conftest import ADDR
+
+pytestmark = pytest.mark.lab
+
+# (from, to, port, open?) - open means a TCP connection succeeds, closed that it is refused.
+PATHS = [
+    ("dc-db2", "dc-db1", 2379, True),       # Patroni -> etcd
+    ("dc-db2", "dc-db1", 2380, True),       # etcd peers
+    ("dc-app1", "dc-db1", 2379, False),     # app nodes never talk to etcd
+    ("dc-app1", "dc-db1", 2380, False),
+    ("dc-backup1", "dc-db1", 2379, False),
+    ("dr-db1", "dc-db1", 2379, False),      # each site has its own etcd
+    ("dr-backup1", "dr-db1", 2380, True),   # the DR witness is an etcd peer
+    ("dc-app1", "dc-db1", 5432, True),      # HAProxy -> PostgreSQL
+    ("dc-app1", "dc-db1", 8008, True),      # HAProxy health checks -> Patroni
+    ("dc-backup1", "dc-db1", 5432, True),   # backups
+    ("dc-backup1", "dc-db1", 8008, False),
+    ("dr-app1", "dc-db1", 5432, False),     # no direct cross-site PostgreSQL
+    ("dr-db1", "dc-db1", 5432, False),
+    ("dr-db1", "dc-app1", 5000, True),      # the standby cluster replicates through DC HAProxy
+    ("dr-app1", "dc-app1", 5000, False),
+    ("dc-db1", "dc-app1", 5001, False),
+    ("dc-db1", "dc-backup1", 8432, True),   # pgBackRest TLS server on the repository host
+    ("dc-app1", "dc-backup1", 8432, False),
+    ("dr-db1", "dc-backup1", 8432, False),  # one repository per site
+    ("dc-db1", "dc-app1", 443, True),       # HTTPS is public
+    ("dr-db1", "dr-app1", 443, True),
+]
+
+
+@pytest.mark.parametrize(("src", "dst", "port", "is_open"), PATHS,
+                         ids=[f"{s}->{d}:{p}-{'open' if o else 'closed'}" for s, d, p, o in PATHS])
+def test_port_reachable_only_as_designed(hosts, src, dst, port, is_open):
+    r = hosts(src).run(f"nc -z -w 3 {ADDR[dst]} {port}")
+    assert (r.rc == 0) == is_open, f"{src} -> {dst}:{port}: rc={r.rc} {r.stderr.strip()}"

@@ -1,0 +1,86 @@
+"""One Patroni leader with a synchronous standby in the DC; the DR standby cluster streams."""
+
+from __future__ import annotations
+
+import time
+
+import psycopg
+import pytest
+
+from .conftest import ADDR, CA, DC_DB, DR_DB, patroni_members, secret, wait_for
+
+pytestmark = pytest.mark.lab
+
+
+def test_dc_has_exactly_one_leader(hosts):
+    members = patroni_members(hosts("dc-db1"))
+    assert [m["Role"] for m in members].count("Leader") == 1, members
+
+
+def test_dc_has_a_synchronous_standby(hosts):
+    members = patroni_members(hosts("dc-db1"))
+    assert any(m["Role"] == "Sync Standby" for m in members), members
+
+
+@pytest.mark.parametrize("member", DC_DB)
+def test_dc_member_is_running(hosts, member):
+    members = {m["Member"]: m for m in patroni_members(hosts("dc-db1"))}
+    assert members[member]["State"] in ("running", "streaming"), members
+
+
+def test_dr_has_a_standby_leader(hosts):
+    members = patroni_members(hosts("dr-db1"))
+    assert [m["Role"] for m in members].count("Standby Leader") == 1, members
+
+
+@pytest.mark.parametrize("member", DR_DB)
+def test_dr_member_streams(hosts, member):
+    members = {m["Member"]: m for m in patroni_members(hosts("dr-db1"))}
+    assert members[member]["State"] == "streaming", members
+
+
+def test_dr_has_no_primary(hosts):
+    members = patroni_members(hosts("dr-db1"))
+    assert "Leader" not in [m["Role"] for m in members], members
+
+
+def test_data_checksums_are_on(hosts):
+    out = hosts("dc-db1").check_output("sudo -u postgres psql -XAtc 'show data_checksums'")
+    assert out.strip() == "on"
+
+
+def test_passwords_are_scram(hosts):
+    out = hosts("dc-db1").check_output(
+        "sudo -u postgres psql -XAtc \"select count(*) from pg_authid where rolcanlogin "
+        "and rolpassword is not null and rolpassword not like 'SCRAM-SHA-256%'\"")
+    assert out.strip() == "0"
+
+
+@pytest.mark.parametrize("role", ["kntc_owner", "kntc_app", "kntc_readonly", "kntc_backup", "kntc_monitor"])
+def test_login_role_exists(hosts, role):
+    out = hosts("dc-db1").check_output(
+        f"sudo -u postgres psql -XAtc \"select rolcanlogin from pg_roles where rolname = '{role}'\"")
+    assert out.strip() == "t"
+
+
+def test_database_is_owned_by_kntc_owner(hosts):
+    out = hosts("dc-db1").check_output(
+        "sudo -u postgres psql -XAtc \"select pg_get_userbyid(datdba) from pg_database where datname='kntc'\"")
+    assert out.strip() == "kntc_owner"
+
+
+def test_row_written_in_dc_reaches_dr_after_10_seconds(lab):
+    dsn = (f"host={ADDR['dc-app1']} port=5000 dbname=kntc user=kntc_owner password={secret('pg_kntc_owner')} "
+           f"sslmode=verify-ca sslrootcert={CA} connect_timeout=5")
+    marker = f"probe-{time.time_ns()}"
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("create table if not exists lab_replication_probe (marker text primary key)")
+        conn.execute("insert into lab_replication_probe values (%s)", (marker,))
+    dr = (f"host={ADDR['dr-app1']} port=5001 dbname=kntc user=kntc_owner password={secret('pg_kntc_owner')} "
+          f"sslmode=verify-ca sslrootcert={CA} connect_timeout=5")
+
+    def seen() -> bool:
+        with psycopg.connect(dr, autocommit=True) as conn:
+            return conn.execute("select 1 from lab_replication_probe where marker = %s", (marker,)).fetchone()
+
+    wait_for(seen, 10, f"row {marker} visible through DR HAProxy (dr-app1:5001)")

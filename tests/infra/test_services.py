@@ -1,0 +1,39 @@
+"""Each lab host runs exactly the services of its tiers, enabled at boot."""
+
+from __future__ import annotations
+
+import pytest
+
+from .conftest import ALL_HOSTS, DC_APP, DC_DB, DR_APP, DR_DB
+
+pytestmark = pytest.mark.lab
+
+ETCD = [*DC_DB, *DR_DB, "dr-backup1"]
+BACKUP = ["dc-backup1", "dr-backup1"]
+CASES = (
+    [(h, s) for h in ALL_HOSTS for s in ("ssh", "chrony", "nftables")]
+    + [(h, "etcd") for h in ETCD]
+    + [(h, "patroni") for h in DC_DB + DR_DB]
+    + [(h, s) for h in DC_APP + DR_APP for s in ("haproxy", "kntc", "nginx")]
+    + [(h, "pgbackrest-server") for h in DC_DB + DR_DB + BACKUP]
+)
+ABSENT = (
+    [(h, s) for h in DC_APP + DR_APP + BACKUP for s in ("patroni",)]
+    + [(h, s) for h in DC_DB + DR_DB for s in ("haproxy", "nginx", "kntc")]
+    + [(h, "etcd") for h in DC_APP + DR_APP + ["dc-backup1"]]
+)
+
+
+@pytest.mark.parametrize(("host_name", "service"), CASES)
+def test_service_is_running(hosts, host_name, service):
+    assert hosts(host_name).service(service).is_running
+
+
+@pytest.mark.parametrize(("host_name", "service"), CASES)
+def test_service_is_enabled(hosts, host_name, service):
+    assert hosts(host_name).service(service).is_enabled
+
+
+@pytest.mark.parametrize(("host_name", "service"), ABSENT)
+def test_service_of_another_tier_is_not_running(hosts, host_name, service):
+    assert not hosts(host_name).service(service).is_running
