@@ -272,3 +272,26 @@ def test_court_reader_sees_its_provinces_cases_read_only(web_officer):
     assert page.status_code == 200 and "Khiếu nại để tòa án tra cứu" in page.text
     assert 'action="/app/cases/' + code + '/action"' not in page.text
     assert court.get("/app/reception").status_code == 403
+
+
+def _version(page_text: str) -> str:
+    return re.search(r'name="version" value="(\d+)"', page_text).group(1)
+
+
+def test_refused_action_shows_why_and_keeps_what_was_typed(web_officer):
+    reception = web_officer("X00004", ["reception"])
+    code, _ = record_petition(reception)
+    handler = web_officer("X00004", ["handling"])
+    page = handler.get(f"/app/cases/{code}")
+    r = handler.post(f"/app/cases/{code}/action", {"action": "submit", "version": _version(page.text)})
+    assert r.status_code == 303
+    page = handler.get(f"/app/cases/{code}")
+    stale = _version(page.text)
+    r = handler.post(f"/app/cases/{code}/action", {"action": "forward", "version": stale, "target_unit": "T99-XX"})
+    assert r.status_code == 409 and "Không tìm thấy đơn vị nhận" in r.text and 'value="T99-XX"' in r.text
+    # Someone else acted meanwhile: a stale version is refused with a reason, nothing is lost.
+    r = handler.post(f"/app/cases/{code}/action", {"action": "guide", "version": stale,
+                                                   "note": "Hướng dẫn đến Tòa án nhân dân"})
+    assert r.status_code == 303
+    r = handler.post(f"/app/cases/{code}/action", {"action": "accept", "version": stale})
+    assert r.status_code == 409 and "action-error" in r.text
