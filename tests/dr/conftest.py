@@ -2,8 +2,8 @@
 runbook's own commands, and a helper that runs a runbook step and checks its written expectation.
 
 Ports: the sandbox source on $KNTC_TEST_PG_PORT+1, scratch copies on +2, the PITR drill on +3/+4.
-Everything lives in .data/dr-test-<port>/; a failing run leaves it there (logs under state/log,
-reports under state/reports) and the next session starts it afresh (`sandbox up --fresh`).
+Everything lives in .data/dr-test-<port>/; the next session starts it afresh (`sandbox up --fresh`).
+A failed test's pgBackRest and PostgreSQL logs and reports are copied to <test>_failed/ there.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -74,3 +75,21 @@ def scratch_dir(dr_env: dict[str, str], request: pytest.FixtureRequest) -> Itera
     if (d / "postmaster.pid").exists():
         subprocess.run(["runuser", "-u", "postgres", "--", "/usr/lib/postgresql/15/bin/pg_ctl", "stop", "-D", str(d),
                         "-m", "immediate"], capture_output=True, timeout=60)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """Keep the evidence of a failed DR test: pgBackRest and PostgreSQL logs and the reports."""
+    report = yield
+    if report.failed and call.when == "call":
+        work = ROOT / ".data" / f"dr-test-{BASE_PORT}"
+        dest = work / f"{item.name}_failed"
+        shutil.rmtree(dest, ignore_errors=True)
+        for src in (work / "sandbox" / "state" / "log", work / "sandbox" / "state" / "reports",
+                    work / "drill" / "state" / "log", work / "drill" / "state" / "reports"):
+            if src.exists():
+                shutil.copytree(src, dest / src.relative_to(work), dirs_exist_ok=True)
+        for log in work.glob("*/source/postgresql.log"):
+            (dest / log.relative_to(work)).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(log, dest / log.relative_to(work))
+    return report
