@@ -73,10 +73,10 @@ def _verify(cfg: DrConfig, pgbr: PgBackRest, report: Report, backup: BackupInfo,
                          f"({out.mb_per_s:.1f} MB/s), started and promoted in {out.start_seconds:.1f} s")
             report.figures.update({"restore_seconds": round(out.restore_seconds, 2),
                                    "start_promote_seconds": round(out.start_seconds or 0, 2),
-                                   "restore_mb_per_s": round(out.mb_per_s, 1)})
+                                   "restore_mb_per_s": round(out.mb_per_s, 1),
+                                   "rto_seconds": round(time.monotonic() - t0, 2)})
         except DrError as exc:
             report.check("restore", False, str(exc))
-        report.figures["rto_seconds"] = round(time.monotonic() - t0, 2)
 
         if restored:
             base = f"host={cluster.socket_dir} port={cluster.port} user=postgres application_name=kntc-dr"
