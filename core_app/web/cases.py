@@ -14,7 +14,7 @@ from starlette.datastructures import UploadFile
 from starlette.responses import Response
 
 from core_app.api.routes.cases import MAX_UPLOAD
-from core_app.api.schemas import AssignIn, CaseUpdateIn, TransitionIn
+from core_app.api.schemas import AssignIn, CaseUpdateIn, PetitionIn, TransitionIn
 from core_app.domain.workflow import ACTIONS, TERMINAL, Status, TransitionRefused
 from core_app.repo import cases, stats
 from core_app.web import export
@@ -40,7 +40,11 @@ def _date(v: str | None) -> date | None:
 @router.get("")
 async def list_cases(request: Request, status: str | None = None, kind: str | None = None,
                      received_from: str | None = None, received_to: str | None = None, scope: str = "area",
-                     page_no: int = 1, format: str | None = None) -> Response:
+                     page_no: int = 1, format: str | None = None, q: str | None = None) -> Response:
+    code = (q or "").strip().upper()
+    if code:
+        # A code from a receipt or a phone call opens the case file directly.
+        return RedirectResponse(f"/app/cases/{quote(code, safe='')}", status_code=303)
     filters = {"status": status or None, "kind": kind or None, "received_from": _date(received_from),
                "received_to": _date(received_to)}
     page_no = max(1, min(page_no, 100_000))
@@ -84,7 +88,9 @@ async def _case_page(request: Request, conn: Any, actor: dict[str, Any], code: s
     ctx = {"case": case, "actions": _available(case, actor), "officers": officers,
            "holds": case["handling_unit_id"] == actor["unit_id"] and "external_reader" not in actor["roles"],
            "action_error": None, "action_form": {}, "edit_errors": {}, "edit_form": {}, "upload_error": None,
-           "assign_error": None, "deadline_error": None}
+           "assign_error": None, "deadline_error": None, "petition_errors": {},
+           "petition_form": {"channel": "in_person", "people_count": "1"},
+           "may_add_petition": bool({"reception", "handling", "head"} & set(actor["roles"]))}
     ctx.update(extra)
     return page(request, "case.html", status_code=status_code, **ctx)
 
@@ -198,6 +204,27 @@ async def overdue_cause(request: Request, code: str) -> Response:
         if error:
             return await _case_page(request, conn, actor, code, status_code=400, deadline_error=error)
     return RedirectResponse(f"/app/cases/{code}#deadlines", status_code=303)
+
+
+@router.post("/{code}/petitions")
+async def add_petition(request: Request, code: str) -> Response:
+    """Another petition on the same matter (sent again, or to several bodies) joins this case file."""
+    form = await form_of(request)
+    values = {k: text(form, k) for k in ("channel", "content", "received_on", "people_count")}
+    async with acting(request, "reception", "handling", "head") as (conn, actor):
+        errors: dict[str, tuple[str, str]] = {}
+        try:
+            body = PetitionIn.model_validate({k: v for k, v in values.items() if v is not None})
+            async with conn.transaction():
+                await cases.add_petition(conn, actor, code, body.model_dump(), request.app.state.clock())
+        except ValidationError as exc:
+            errors = field_errors(exc)
+        except cases.NotFound:
+            raise NOT_FOUND from None
+        if errors:
+            return await _case_page(request, conn, actor, code, status_code=400, petition_errors=errors,
+                                    petition_form=values)
+    return RedirectResponse(f"/app/cases/{code}#petitions", status_code=303)
 
 
 @router.post("/{code}/upload")

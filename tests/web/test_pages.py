@@ -295,3 +295,18 @@ def test_refused_action_shows_why_and_keeps_what_was_typed(web_officer):
     assert r.status_code == 303
     r = handler.post(f"/app/cases/{code}/action", {"action": "accept", "version": stale})
     assert r.status_code == 409 and "action-error" in r.text
+
+
+def test_second_petition_joins_the_case_and_code_search_opens_it(web_officer):
+    reception = web_officer("X00004", ["reception"])
+    code, _ = record_petition(reception)
+    reception.get(f"/app/cases/{code}")
+    r = reception.post(f"/app/cases/{code}/petitions", {"channel": "letter", "content": "", "people_count": "4"})
+    assert r.status_code == 400 and 'id="err-content"' in r.text and 'value="4"' in r.text
+    r = reception.post(f"/app/cases/{code}/petitions", {"channel": "letter", "people_count": "4",
+                                                        "content": "Đơn gửi lần hai cùng nội dung"})
+    assert r.status_code == 303
+    page = reception.get(f"/app/cases/{code}")
+    assert "Đơn gửi lần hai cùng nội dung" in page.text and "4 người" in page.text
+    r = reception.get("/app/cases", params={"q": code.lower()})
+    assert r.status_code == 303 and r.headers["location"] == f"/app/cases/{code}"
