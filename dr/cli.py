@@ -32,8 +32,8 @@ sandbox_app = typer.Typer(help="Cụm nguồn cục bộ để thử runbook / a
                           no_args_is_help=True)
 app.add_typer(drill, name="drill")
 app.add_typer(sandbox_app, name="sandbox")
-out = Console(width=None if sys.stdout.isatty() else 200)
-err = Console(stderr=True)
+out = Console(width=None if sys.stdout.isatty() else 200, soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 _state: dict[str, Path | None] = {"config": None}
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import signal
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,7 +29,21 @@ def test_restore_latest_into_scratch_starts_promotes_and_has_the_data(run_step: 
     res = run_step(RESTORE_MD, "restore-scratch", SCRATCH=scratch_dir)
     assert "MB/s" in res.stdout
     inspect = run_step(RESTORE_MD, "inspect", SCRATCH=scratch_dir)
-    assert int(inspect.stdout.strip().split("=")[1]) > 0
+    cases = int(inspect.stdout.strip().split("=")[1])
+    assert cases > 0
+
+    # The copy dies like a primary on power loss: postmaster.pid stays, the state is "in production".
+    pid = int(Path(scratch_dir, "postmaster.pid").read_text().split()[0])
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while Path(f"/proc/{pid}").exists():
+        assert time.monotonic() < deadline, f"postmaster {pid} still alive 30 s after SIGKILL"
+        time.sleep(0.1)
+    refused = run_step(RESTORE_MD, "restore-refused-unclean", SCRATCH=scratch_dir)
+    assert len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+    Path(scratch_dir, "postmaster.pid").unlink()  # the operator's decision: it is fenced
+    run_step(RESTORE_MD, "restore-delta", SCRATCH=scratch_dir)
+    assert run_step(RESTORE_MD, "inspect", SCRATCH=scratch_dir).stdout.strip() == f"case_file={cases}"
     run_step(RESTORE_MD, "stop-scratch", SCRATCH=scratch_dir)
 
 
