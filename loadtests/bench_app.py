@@ -45,6 +45,10 @@ class Result:
     p99_ms: float
     errors: int
     db_tps: float | None = None
+    # CPU time per request, robust on a shared machine where req/s depends on the neighbours.
+    app_cpu_ms: float | None = None
+    db_cpu_ms_http: float | None = None
+    db_cpu_ms_pgbench: float | None = None
 
     @property
     def ratio(self) -> float | None:
@@ -57,8 +61,38 @@ def pct(sorted_ms: list[float], q: float) -> float:
     return sorted_ms[min(len(sorted_ms) - 1, int(q * len(sorted_ms)))]
 
 
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu(root: int | None) -> float:
+    """CPU seconds (user + system) used so far by a process and all its descendants."""
+    if root is None:
+        return 0.0
+    parent: dict[int, int] = {}
+    cpu: dict[int, float] = {}
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            fields = (d / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parent[int(d.name)] = int(fields[1])
+        cpu[int(d.name)] = (int(fields[11]) + int(fields[12])) / TICK
+    total, todo = 0.0, [root]
+    children: dict[int, list[int]] = {}
+    for pid, ppid in parent.items():
+        children.setdefault(ppid, []).append(pid)
+    while todo:
+        pid = todo.pop()
+        total += cpu.get(pid, 0.0)
+        todo += children.get(pid, [])
+    return total
+
+
 def http_bench(base: str, token: str, method: str, path: Callable[[int], str], body: bytes | None,
-               concurrency: int, seconds: float, warmup: float = 2.0) -> tuple[float, list[float], int]:
+               concurrency: int, seconds: float, warmup: float = 2.0,
+               meters: tuple[Callable[[], float], ...] = ()) -> tuple[float, list[float], int, list[float]]:
     """Closed loop: `concurrency` clients, each sending its next request when the last answered."""
     url = URL(base)
     client = HTTPClient(url.host, url.port, concurrency=concurrency, connection_timeout=10, network_timeout=30)
@@ -86,27 +120,31 @@ def http_bench(base: str, token: str, method: str, path: Callable[[int], str], b
 
     greenlets = [gevent.spawn(worker, k) for k in range(concurrency)]
     gevent.sleep(warmup)
+    before = [m() for m in meters]
     state["measure"] = True
     t0 = time.perf_counter()
     gevent.sleep(seconds)
     state["measure"] = False
     elapsed = time.perf_counter() - t0
+    used = [m() - b for m, b in zip(meters, before, strict=True)]
     state["stop"] = True
     gevent.joinall(greenlets, timeout=30)
     client.close()
-    return len(lat) / elapsed, sorted(lat), errors
+    return len(lat) / elapsed, sorted(lat), errors, used
 
 
-def pgbench(dsn: str, script: str, variables: dict[str, str], concurrency: int, seconds: float) -> float:
+def pgbench(dsn: str, script: str, variables: dict[str, str], concurrency: int, seconds: float
+            ) -> tuple[float, int]:
     cmd = [str(PGBENCH), "-n", "-M", "prepared", "-c", str(concurrency), "-j", "2", "-T", str(int(seconds)),
            "-f", str(SCRIPTS / script)]
     for k, v in variables.items():
         cmd += ["-D", f"{k}={v}"]
     res = subprocess.run([*cmd, dsn], capture_output=True, text=True, timeout=seconds + 120)
     m = re.search(r"tps = ([0-9.]+) \(without initial connection time\)", res.stdout)
+    n = re.search(r"number of transactions actually processed: ([0-9]+)", res.stdout)
     if res.returncode != 0 or not m:
         raise StackError(f"pgbench {script} failed: {(res.stderr or res.stdout).strip()[-400:]}")
-    return float(m.group(1))
+    return float(m.group(1)), int(n.group(1)) if n else 0
 
 
 def has_route(base: str, path: str) -> bool:
@@ -142,7 +180,7 @@ def prepare(base: str, env: dict[str, str] | None, cases: int, password: str) ->
 
 
 def run(base: str, dsn: str, env: dict[str, str] | None, concurrency: int, seconds: float, cases: int,
-        password: str) -> list[Result]:
+        password: str, app_pid: int | None = None, db_pid: int | None = None) -> list[Result]:
     data = prepare(base, env, cases, password)
     rec_token = data["reception"].s.headers["Authorization"][7:]
     hnd_token = data["handling"].s.headers["Authorization"][7:]
@@ -166,10 +204,19 @@ def run(base: str, dsn: str, env: dict[str, str] | None, concurrency: int, secon
                  "record_petition.sql", {"token": rec_token}))
     results = []
     for name, token, method, path, body, script, variables in plan:
-        rps, lat, errors = http_bench(base, token, method, path, body, concurrency, seconds)
+        rps, lat, errors, (app_cpu, db_cpu) = http_bench(
+            base, token, method, path, body, concurrency, seconds,
+            meters=(lambda: tree_cpu(app_pid), lambda: tree_cpu(db_pid)))
         res = Result(name, round(rps, 1), round(pct(lat, .5), 2), round(pct(lat, .95), 2), round(pct(lat, .99), 2),
                      errors)
-        res.db_tps = round(pgbench(dsn, script, variables, concurrency, seconds), 1)
+        db_before = tree_cpu(db_pid)
+        tps, done = pgbench(dsn, script, variables, concurrency, seconds)
+        res.db_tps = round(tps, 1)
+        if app_pid and lat:
+            res.app_cpu_ms = round(1000 * app_cpu / len(lat), 3)
+        if db_pid and lat and done:
+            res.db_cpu_ms_http = round(1000 * db_cpu / len(lat), 3)
+            res.db_cpu_ms_pgbench = round(1000 * (tree_cpu(db_pid) - db_before) / done, 3)
         results.append(res)
         print(f"  {name}: {res.http_rps} req/s, database {res.db_tps} tps", flush=True)
     return results
@@ -179,11 +226,15 @@ def print_table(results: list[Result], concurrency: int, workers: int) -> str:
     lines = [f"concurrency {concurrency}, app workers {workers}, host CPUs {os.cpu_count()} (shared by app, "
              "PostgreSQL and the load generator)",
              f"{'endpoint':58} {'req/s':>8} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} {'err':>4} "
-             f"{'pgbench tps':>11} {'ratio':>6}"]
+             f"{'pgbench tps':>11} {'ratio':>6}   CPU ms per request: app | DB (http) | DB (pgbench)"]
     for r in results:
         ratio = f"{r.ratio:.1%}" if r.ratio is not None else "-"
+
+        def ms(v: float | None) -> str:
+            return f"{v:6.2f}" if v is not None else "     -"
         lines.append(f"{r.endpoint:58} {r.http_rps:8.1f} {r.p50_ms:7.2f} {r.p95_ms:7.2f} {r.p99_ms:7.2f} "
-                     f"{r.errors:4d} {r.db_tps or 0:11.1f} {ratio:>6}")
+                     f"{r.errors:4d} {r.db_tps or 0:11.1f} {ratio:>6}   {ms(r.app_cpu_ms)} | "
+                     f"{ms(r.db_cpu_ms_http)} | {ms(r.db_cpu_ms_pgbench)}")
     text = "\n".join(lines)
     print(text)
     return text
@@ -199,6 +250,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seconds", type=float, default=10)
     p.add_argument("--cases", type=int, default=200, help="case files the bench creates for itself")
     p.add_argument("--label", default="", help="a note stored with the figures (e.g. 'before', 'after')")
+    p.add_argument("--app-pythonpath", type=Path,
+                   help="serve the app from another source tree (e.g. an export of the commit before an "
+                        "optimisation) to compare before and after on the same database, minutes apart")
     args = p.parse_args(argv)
     password = os.environ.get("KNTC_LOAD_PASSWORD", "Bench-password-2026")
     try:
@@ -211,9 +265,12 @@ def main(argv: list[str] | None = None) -> int:
         else:
             env = {**os.environ, **local_env(args.pg_root, args.pg_port)}
             prepare_database(env)
-            with AppServer(env, workers=args.workers, log=REPORTS / "bench-server.log") as app:
+            extra = {"PYTHONPATH": str(args.app_pythonpath.resolve())} if args.app_pythonpath else {}
+            with AppServer(env, workers=args.workers, log=REPORTS / "bench-server.log", extra_env=extra) as app:
+                pid_file = args.pg_root.resolve() / "pg" / "postmaster.pid"
+                db_pid = int(pid_file.read_text().split()[0]) if pid_file.exists() else None
                 results = run(app.url, env["KNTC_DATABASE_URL"], env, args.concurrency, args.seconds, args.cases,
-                              password)
+                              password, app_pid=app.proc.pid if app.proc else None, db_pid=db_pid)
     except StackError as exc:
         print(f"bench-app: {exc}", file=sys.stderr)
         return 1

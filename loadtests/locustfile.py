@@ -8,7 +8,7 @@ ids do not split the statistics ("/api/cases/[code]"). Endpoints the app does no
 (search, duplicate check, statistics) are skipped with one log line, not counted as failures.
 
     locust -f loadtests/locustfile.py --headless --host http://127.0.0.1:8000 \
-        --kntc-data loadtests/reports/testdata.json --kntc-shape busy_day --kntc-scale 0.003
+        --kntc-data loadtests/reports/testdata.json --kntc-shape busy_day --kntc-scale 0.001
 
 Test data comes from `python -m loadtests.testdata`; the master reads it and sends it to workers.
 """
@@ -50,7 +50,7 @@ def _options(parser: Any) -> None:
                    help="capacity-model scenario that weights the user classes")
     g.add_argument("--kntc-shape", default="busy_day", choices=list(shapes.SHAPES),
                    help="load shape; 'fixed' honours -u/-r/-t")
-    g.add_argument("--kntc-scale", type=float, default=0.003,
+    g.add_argument("--kntc-scale", type=float, default=0.001,
                    help="share of the national concurrent users to simulate (1.0 = national scale)")
     g.add_argument("--kntc-pace", type=float, default=1.0,
                    help="divide think times by this (>1 compresses time on a small rig)")

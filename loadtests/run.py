@@ -35,6 +35,8 @@ def locust_command(host: str, folder: Path, args: argparse.Namespace, data: Path
         cmd += ["--processes", str(args.processes)]
     if args.run_time:
         cmd += ["--run-time", args.run_time]
+    if args.users:
+        cmd += ["-u", str(args.users), "-r", str(max(1, args.users // 10))]
     return cmd
 
 
@@ -71,11 +73,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--host", help="an app already running (default: the local cluster and `kntc serve`)")
     p.add_argument("--shape", default="busy_day", choices=shapes.SHAPES)
     p.add_argument("--scenario", default="busy", choices=["typical", "busy", "stress"])
-    p.add_argument("--scale", type=float, default=0.003, help="share of the national concurrent users")
+    p.add_argument("--scale", type=float, default=0.001, help="share of the national concurrent users")
     p.add_argument("--pace", type=float, default=20.0, help="think times divided by this (time compression)")
     p.add_argument("--step-seconds", type=float, default=60)
     p.add_argument("--probe-steps", type=int, default=4)
     p.add_argument("--run-time", help="hard stop, e.g. 30m (shapes end by themselves)")
+    p.add_argument("--users", type=int, default=0, help="users of the 'fixed' shape (with --run-time)")
     p.add_argument("--processes", type=int, default=0, help="Locust worker processes on this machine")
     p.add_argument("--app-workers", type=int, default=2, help="`kntc serve --workers` (or the host's, for the report)")
     p.add_argument("--workers-per-node", type=int, default=8)

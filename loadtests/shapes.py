@@ -174,7 +174,7 @@ def write_stage_report(env: Any, data: dict[str, Any]) -> None:
 def levels(environment: Any) -> dict[str, int]:
     """Users for the typical and busy days: model concurrent users (officers + citizens) × scale."""
     o = environment.parsed_options
-    scale = getattr(o, "kntc_scale", 0.003)
+    scale = getattr(o, "kntc_scale", 0.001)
     model = capacity.Model()
     out = {}
     for name in ("typical", "busy", "stress"):
