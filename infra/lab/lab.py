@@ -315,7 +315,8 @@ def write_inventory() -> None:
         "all:",
         "  vars:",
         "    ansible_user: root",
-        "    ansible_ssh_private_key_file: \"{{ inventory_dir }}/../../../lab/.state/id_ed25519\"",
+        f"    ansible_ssh_private_key_file: {STATE / 'id_ed25519'}",
+        "    ansible_ssh_common_args: -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR",
         "  hosts:",
     ]
     for name, (_, addr, _) in HOSTS.items():

@@ -8,6 +8,7 @@ hosts built from the lab inventory (SSH with the generated key).
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import time
 from collections.abc import Callable
@@ -22,6 +23,8 @@ ANSIBLE_DIR = REPO / "infra" / "ansible"
 INVENTORY = ANSIBLE_DIR / "inventories" / "lab" / "hosts.yml"
 VENV_BIN = REPO / ".venv" / "bin"
 CA = STATE / "pki" / "ca.crt"
+# testinfra's ansible backend runs ansible-inventory: use the venv's.
+os.environ["PATH"] = f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}"
 
 DC_DB = ["dc-db1", "dc-db2", "dc-db3"]
 DR_DB = ["dr-db1", "dr-db2"]

@@ -34,9 +34,30 @@ def test_dr_has_a_standby_leader(hosts):
 
 
 @pytest.mark.parametrize("member", DR_DB)
-def test_dr_member_streams(hosts, member):
+def test_dr_member_is_running(hosts, member):
     members = {m["Member"]: m for m in patroni_members(hosts("dr-db1"))}
-    assert members[member]["State"] == "streaming", members
+    assert members[member]["State"] in ("running", "streaming"), members
+
+
+@pytest.mark.parametrize("member", DR_DB)
+def test_dr_member_receives_wal_by_streaming(hosts, member):
+    out = hosts(member).check_output("sudo -u postgres psql -XAtc 'select status from pg_stat_wal_receiver'")
+    assert out.strip() == "streaming"
+
+
+def test_dr_standby_leader_streams_from_the_dc_balancers(hosts):
+    leader = next(m["Member"] for m in patroni_members(hosts("dr-db1")) if m["Role"] == "Standby Leader")
+    out = hosts(leader).check_output("sudo -u postgres psql -XAtc 'select sender_host, sender_port from pg_stat_wal_receiver'")
+    host, port = out.strip().split("|")
+    assert host in (ADDR["dc-app1"], ADDR["dc-app2"]) and port == "5000"
+
+
+@pytest.mark.parametrize("member", [m for m in DC_DB])
+def test_dc_replica_streams_or_is_the_leader(hosts, member):
+    out = hosts(member).check_output(
+        "sudo -u postgres psql -XAtc \"select case when pg_is_in_recovery() then "
+        "(select status from pg_stat_wal_receiver) else 'primary' end\"")
+    assert out.strip() in ("streaming", "primary")
 
 
 def test_dr_has_no_primary(hosts):
