@@ -65,7 +65,7 @@ TICK = os.sysconf("SC_CLK_TCK")
 
 
 def tree_cpu(root: int | None) -> float:
-    """CPU seconds (user + system) used so far by a process and all its descendants."""
+    """CPU seconds (user + system) used so far by a process and all its descendants, living or reaped."""
     if root is None:
         return 0.0
     parent: dict[int, int] = {}
@@ -78,7 +78,9 @@ def tree_cpu(root: int | None) -> float:
         except OSError:
             continue
         parent[int(d.name)] = int(fields[1])
-        cpu[int(d.name)] = (int(fields[11]) + int(fields[12])) / TICK
+        # utime + stime, plus cutime + cstime: the time of children already reaped (pgbench's backends
+        # have exited by the time it is read, and their time went to the postmaster).
+        cpu[int(d.name)] = sum(int(x) for x in fields[11:15]) / TICK
     total, todo = 0.0, [root]
     children: dict[int, list[int]] = {}
     for pid, ppid in parent.items():

@@ -109,7 +109,8 @@ class Officer:
         self.client = httpx.Client(base_url=base, timeout=60)
         r = self.client.post("/api/auth/login", json={"username": username, "password": PASSWORD})
         r.raise_for_status()
-        self.client.headers["Authorization"] = f"Bearer {r.json()['token']}"
+        self.token = r.json()["token"]
+        self.client.headers["Authorization"] = f"Bearer {self.token}"
 
     def timed(self, method: str, url: str, **kw: Any) -> tuple[float, httpx.Response]:
         t0 = time.perf_counter()
@@ -173,6 +174,7 @@ def main() -> None:
             time.sleep(0.3)
         officers = {level: Officer(base, f"bench.{level}") for level in accounts}
         run(officers, probes, rng, args.requests)
+        in_database(env, officers["commune"].token, probes, rng, args.requests)
     finally:
         server.terminate()
         server.wait(15)
@@ -237,6 +239,29 @@ def run(officers: dict[str, Officer], probes: list[dict[str, Any]], rng: random.
         everything += ms
         print(f"  {label:<36}  {percentiles(ms)}")
     print(f"  {'all searches':<36}  {percentiles(everything)}")
+
+
+def in_database(env: dict[str, str], token: str, probes: list[dict[str, Any]], rng: random.Random, n: int) -> None:
+    """The same duplicate checks without HTTP: what the database itself takes (kntc.dedup_candidates
+    as the application role, in the officer's session), to tell it from the web stack's share."""
+    import psycopg
+
+    samples: list[float] = []
+    with psycopg.connect(env["KNTC_DATABASE_URL"], autocommit=False) as conn:
+        units = dict(conn.execute("SELECT code, id FROM kntc.unit WHERE code = ANY (%s)",
+                                  ([p["address_unit"] for p in probes],)).fetchall())
+        for i in range(n):
+            p = rng.choice(probes)
+            name = (p["name"], strip(p["name"]).upper(), "  ".join(p["name"].split()))[i % 3]
+            ids = [p["id_number"]] if p["id_number"] and i % 3 != 1 else []
+            with conn.transaction():
+                conn.execute("SELECT set_config('kntc.session_token', %s, true)", (token,))
+                t0 = time.perf_counter()
+                conn.execute("SELECT * FROM kntc.dedup_candidates(%s, %s, %s, %s, %s, 10)",
+                             (ids, [name], [units[p["address_unit"]]], p["reworded"], p["respondent"])).fetchall()
+                samples.append((time.perf_counter() - t0) * 1000)
+    print("\nduplicate check in the database alone (kntc.dedup_candidates, same probes, no HTTP):")
+    print(f"  known duplicate, retyped + reworded   {percentiles(samples)}")
 
 
 if __name__ == "__main__":

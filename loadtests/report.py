@@ -106,17 +106,25 @@ def summarise(folder: Path, app_workers: int, workers_per_node: int, db_cores: i
     best = verdict.get("last_good")
     per_worker = best["rps"] / app_workers if best else None
     bench = latest_bench()
-    db_per_core = None
+    db_per_core = cpu_per_worker = None
     if bench:
-        # The database's rate on the read mix (case file and inbox SQL), per core of this host.
-        reads = [r["db_tps"] for r in bench["results"] if r["db_tps"] and not r["endpoint"].startswith("record")]
-        if reads:
-            db_per_core = min(reads) / db_cores
+        reads = [r for r in bench["results"] if not r["endpoint"].startswith("record")]
+        db_ms = [r["db_cpu_ms_http"] for r in reads if r.get("db_cpu_ms_http")]
+        app_ms = [r["app_cpu_ms"] for r in reads if r.get("app_cpu_ms")]
+        if db_ms:
+            # CPU time per request does not depend on the neighbours, req/s on a shared host does.
+            db_per_core = 1000 / (sum(db_ms) / len(db_ms))
+        elif any(r["db_tps"] for r in reads):
+            db_per_core = min(r["db_tps"] for r in reads if r["db_tps"]) / db_cores
+        if app_ms:
+            cpu_per_worker = 1000 / (sum(app_ms) / len(app_ms))
     model = capacity.Model().run()
-    sizing = None
     national: dict[str, Any] = {}
-    if per_worker:
-        sizing = capacity.Sizing(per_worker, workers_per_node, db_tps_per_core=db_per_core or 0.0)
+    basis = ("measured in this run (p95 < limit)" if per_worker else
+             "CPU time per request from bench-app (no stage held in this run)" if cpu_per_worker else None)
+    if per_worker or cpu_per_worker:
+        sizing = capacity.Sizing(per_worker or cpu_per_worker or 1.0, workers_per_node,
+                                 db_tps_per_core=db_per_core or 0.0)
         for name, sc in model["scenarios"].items():
             national[name] = sizing.plan(sc["total_rps"], sc["logins_per_s"])
     summary = {
@@ -125,6 +133,7 @@ def summarise(folder: Path, app_workers: int, workers_per_node: int, db_cores: i
         "capacity_rps_per_worker": per_worker,
         "capacity_rps_per_node": per_worker * workers_per_node if per_worker else None,
         "workers_per_node": workers_per_node, "db_tps_per_core": db_per_core,
+        "cpu_bound_rps_per_worker": cpu_per_worker, "sizing_basis": basis,
         "thresholds_passed": thresholds.get("passed"), "thresholds": thresholds.get("rows", []),
         "endpoints": read_endpoints(folder), "national": national, "charts": pngs,
     }
@@ -153,12 +162,18 @@ def markdown(s: dict[str, Any], model: dict[str, Any]) -> str:
                  f"node): **{s['capacity_rps_per_node']:.0f} req/s**")
     else:
         L.append("- no stage was held within the limits: see the stages above")
+    if s.get("cpu_bound_rps_per_worker"):
+        L.append(f"- cross-check from the newest `make bench-app` (CPU time per request, not disturbed by the "
+                 f"neighbours): one worker on a core of its own would serve up to "
+                 f"{s['cpu_bound_rps_per_worker']:.0f} req/s of the read mix")
     if s["db_tps_per_core"]:
         L.append(f"- database (from the newest `make bench-app`): {s['db_tps_per_core']:.0f} read "
-                 "transactions/s per core")
+                 "requests/s per core")
     L.append("")
     if s["national"]:
         L.append("## Quy mô quốc gia / National sizing (capacity model × measured capacity)")
+        L.append(f"Per-worker capacity used: {s['sizing_basis']}.")
+        L.append("")
         L.append("| scenario | req/s | app workers | app nodes per site (N+1) | DB cores | pool connections |")
         L.append("|---|---:|---:|---:|---:|---:|")
         for name, p in s["national"].items():

@@ -44,7 +44,8 @@ def test_busy_day_shape_runs_with_every_request_accepted(server: str, testdata: 
     # Latency is not judged on a shared test machine; correctness is: not one request may fail.
     limits.write_text("[default]\np95_ms = 60000\nerror_ratio = 0.0\n[total]\nerror_ratio = 0.0\n")
     res = locust(server, testdata, tmp_path, limits, "--kntc-shape", "busy_day", "--kntc-step-seconds", "3",
-                 "--kntc-scale", "0.0002", "--kntc-pace", "30", "--kntc-probe-steps", "0")
+                 "--kntc-scale", "0.0002", "--kntc-pace", "30", "--kntc-probe-steps", "0",
+                 "--kntc-p95-limit", "60000")
     assert res.returncode == 0, res.stderr[-3000:]
     verdict = json.loads((tmp_path / "thresholds.json").read_text())
     assert verdict["passed"], verdict
