@@ -22,8 +22,10 @@ from rich.table import Table
 from dr import config as drconfig
 from dr import ops, sandbox
 from dr.config import DrConfig
+from dr.drills.site_ops import app as site_app
 from dr.errors import DrError, VerificationFailed, one_line
 from dr.pgbackrest import BackupType, PgBackRest, ProgressFn, RestoreTarget, archive_settings, write_conf
+from dr.report import Report
 
 app = typer.Typer(help="Sao lưu, khôi phục và diễn tập DR của KNTC / KNTC backup, restore and DR drills.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -32,6 +34,7 @@ sandbox_app = typer.Typer(help="Cụm nguồn cục bộ để thử runbook / a
                           no_args_is_help=True)
 app.add_typer(drill, name="drill")
 app.add_typer(sandbox_app, name="sandbox")
+app.add_typer(site_app, name="site")
 out = Console(width=None if sys.stdout.isatty() else 200, soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 _state: dict[str, Path | None] = {"config": None}
@@ -204,6 +207,54 @@ def drill_pitr(
     out.print(f"báo cáo / report: {j} {m}")
     if not report.passed:
         raise VerificationFailed("diễn tập PITR KHÔNG ĐẠT / PITR drill FAILED: " + "; ".join(report.reasons))
+
+
+InventoryOpt = Annotated[Path | None, typer.Option(help="kho máy Ansible / Ansible inventory directory (default: "
+                                                   "$KNTC_DR_INVENTORY, then infra/ansible/inventories/lab)")]
+ReportDirOpt = Annotated[Path, typer.Option(help="thư mục báo cáo / report folder")]
+
+
+def _site_drill_done(report: Report, j: Path, m: Path, what: str) -> None:
+    print(report.markdown())
+    out.print(f"báo cáo / report: {j} {m}")
+    if not report.passed:
+        raise VerificationFailed(f"{what} KHÔNG ĐẠT / FAILED: " + "; ".join(report.reasons))
+
+
+@drill.command("site-switchover")
+def drill_site_switchover(inventory: InventoryOpt = None, report_dir: ReportDirOpt = Path(".data/dr-reports")) -> None:
+    """Chuyển site có kế hoạch DC → DR rồi về / planned site switchover DC → DR and back.
+
+    runbooks/dr-site-switchover.md
+    """
+    from dr.drills.site_switchover import run_site_switchover
+
+    _site_drill_done(*run_site_switchover(inventory, report_dir, log=lambda s: err.print(f"[dim]{s}[/dim]")),
+                     "diễn tập chuyển site / site switchover drill")
+
+
+@drill.command("site-failover")
+def drill_site_failover(inventory: InventoryOpt = None, report_dir: ReportDirOpt = Path(".data/dr-reports")) -> None:
+    """Mất site DC: rào, nâng cấp DR, nhập lại / loss of the DC: fence, promote DR, rejoin.
+
+    runbooks/dr-site-failover.md
+    """
+    from dr.drills.site_failover import run_site_failover
+
+    _site_drill_done(*run_site_failover(inventory, report_dir, log=lambda s: err.print(f"[dim]{s}[/dim]")),
+                     "diễn tập mất site / site failover drill")
+
+
+@drill.command("repo-loss")
+def drill_repo_loss(inventory: InventoryOpt = None, report_dir: ReportDirOpt = Path(".data/dr-reports")) -> None:
+    """Mất kho repo1, khôi phục từ repo2 / lose repo1 (the DC's repository), restore from repo2.
+
+    runbooks/dr-repo-loss.md
+    """
+    from dr.drills.repo_loss import run_repo_loss
+
+    _site_drill_done(*run_repo_loss(inventory, report_dir, log=lambda s: err.print(f"[dim]{s}[/dim]")),
+                     "diễn tập mất kho / repository loss drill")
 
 
 @sandbox_app.command("up")

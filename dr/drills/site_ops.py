@@ -1,0 +1,324 @@
+"""`kntc-dr site …`: the operator's commands for moving the primary role between sites.
+
+Each command is one step of runbooks/dr-site-switchover.md, dr-site-failover.md or
+dr-repo-loss.md; each waits for its own outcome with a deadline and prints one line per host or
+site that the runbook names as the expected output. The drills run these same commands from the
+runbooks (dr/runbook.py), with a writer and the two-primaries monitor around them.
+
+Hosts come from the Ansible inventory (--inventory, $KNTC_DR_INVENTORY, or the lab's).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from dr.drills import common as c
+from dr.errors import DrError
+from dr.lab import SITES, Host, Inventory, Lab, load_inventory
+
+app = typer.Typer(help="Vai trò của các site / the sites' roles (runbooks/dr-site-*.md)", no_args_is_help=True)
+_state: dict[str, Path | None] = {"inventory": None}
+
+class RemoteExit(DrError):
+    """`site exec` exits with the remote command's own exit code."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.exit_code = code
+
+
+SiteArg = Annotated[str, typer.Argument(help="dc | dr")]
+FENCE_TABLE = "kntc_fence"
+
+
+@app.callback()
+def _site(inventory: Annotated[Path | None, typer.Option(
+        help="kho máy Ansible / Ansible inventory directory (default: $KNTC_DR_INVENTORY, then the lab's)")] = None,
+          ) -> None:
+    _state["inventory"] = inventory
+
+
+def _open() -> tuple[Inventory, Lab]:
+    inv = load_inventory(_state["inventory"])
+    return inv, Lab(inv)
+
+
+def _check_site(site: str) -> None:
+    if site not in SITES:
+        raise DrError(f"site không hợp lệ / unknown site {site!r}: dc | dr")
+
+
+def resolve_host(lab: Lab, inv: Inventory, spec: str) -> Host:
+    """A host name, or `<site>:leader`, `<site>:replica`, `<site>:backup`."""
+    if spec in inv.hosts:
+        return inv.hosts[spec]
+    site, _, what = spec.partition(":")
+    if site not in SITES:
+        raise DrError(f"không có máy {spec} / no host {spec} (hosts: {', '.join(inv.hosts)}, or <site>:leader|"
+                      "replica|backup)")
+    if what == "backup":
+        return inv.backup(site)[0]
+    members = lab.patroni_members(site)
+    lead = next((m["Member"] for m in members if m["Role"] in ("Leader", "Standby Leader")), None)
+    if what == "leader" and lead:
+        return inv.hosts[lead]
+    if what == "replica":
+        rep = next((m["Member"] for m in members if m["Member"] != lead and m["State"] in ("running", "streaming")),
+                   None)
+        if rep:
+            return inv.hosts[rep]
+    raise DrError(f"không có máy {spec} / no host {spec} (hosts: {', '.join(inv.hosts)}, or <site>:leader|replica|"
+                  "backup)")
+
+
+# ------------------------------------------------------------------ read-only
+@app.command()
+def status() -> None:
+    """Vai trò của mỗi site và thành viên / each site's role, its members and its case service."""
+    inv, lab = _open()
+    try:
+        for site in SITES:
+            try:
+                members = lab.patroni_members(site)
+            except DrError as exc:
+                print(f"{site}: unreachable ({exc})")
+                continue
+            role = c.site_role(lab, site)
+            follows = lab.patroni_config(site).get("standby_cluster") if role != "primary" else None
+            print(f"{site}: {role}" + (f" (following {follows['host']}:{follows['port']})" if follows else ""))
+            for m in members:
+                print(f"  {m['Member']:<10} {m['Role']:<15} {m['State']:<10} TL {m.get('TL', '-')}")
+            for a in inv.select(site, "app"):
+                print(f"  {a.name:<10} app database: {c.app_database(lab, a)}")
+    finally:
+        lab.close()
+
+
+@app.command("exec")
+def exec_(host: Annotated[str, typer.Argument(help="máy / host, or <site>:leader|replica|backup")],
+          command: Annotated[str, typer.Argument(help="lệnh bash / bash command")]) -> None:
+    """Chạy một lệnh trên một máy của kho / run a command on an inventory host (prints its output)."""
+    inv, lab = _open()
+    try:
+        h = resolve_host(lab, inv, host)
+        rc, out, err = lab.run(h, command, check=False, timeout=3600)
+    finally:
+        lab.close()
+    if out:
+        print(out)
+    if err.strip():
+        typer.echo(err.rstrip(), err=True)
+    if rc:
+        raise RemoteExit(f"{h.name}: lệnh thoát với mã {rc} / the command exited {rc}", rc)
+
+
+@app.command("write-test")
+def write_test(site: SiteArg) -> None:
+    """Thử ghi qua cổng ghi HAProxy của site / try a write through the site's HAProxy rw ports (exit 1 if refused)."""
+    _check_site(site)
+    inv = load_inventory(_state["inventory"])
+    results = [(ep.name, c.try_write(ep, "write-test", -time.time_ns() // 1000)) for ep in c.rw_endpoints(inv, site)]
+    for name, ok in results:
+        print(f"{name}: {'write accepted' if ok else 'write refused'}")
+    if not any(ok for _, ok in results):
+        raise DrError(f"{site}: không ghi được / no rw endpoint accepted the write")
+
+
+# ------------------------------------------------------------------ planned moves
+@app.command()
+def demote(site: SiteArg, follow: Annotated[str, typer.Option(help="site được theo / the site to follow")],
+           timeout: Annotated[float, typer.Option(help="giây / seconds")] = 60) -> None:
+    """Biến site thành cụm dự phòng theo site kia / make the site a standby cluster following the other one."""
+    _check_site(site)
+    _check_site(follow)
+    inv, lab = _open()
+    try:
+        lab.edit_config(site, *c.standby_cluster_settings(inv, follow), "synchronous_mode=false")
+        c.wait_until(lambda: c.site_role(lab, site) == "standby" and not any(
+            lab.sql(h, "SELECT pg_is_in_recovery()") == "f" for h in inv.db(site)), timeout,
+            f"{site} là cụm dự phòng không có primary / {site} is a standby cluster without a primary")
+        print(f"{site}: standby (following {follow})")
+    finally:
+        lab.close()
+
+
+@app.command("wait-caught-up")
+def wait_caught_up(site: SiteArg, from_: Annotated[str, typer.Option("--from", help="site vừa bị hạ cấp / the "
+                                                                     "demoted site")],
+                   timeout: Annotated[float, typer.Option(help="giây / seconds")] = 60) -> None:
+    """Chờ site phát lại tới WAL cuối của site đã hạ cấp / wait until the site replayed the demoted site's last WAL."""
+    _check_site(site)
+    _check_site(from_)
+    _inv, lab = _open()
+    try:
+        src = c.leader(lab, from_)
+        dst = c.leader(lab, site)
+        if not src or not dst:
+            raise DrError(f"thiếu leader / no leader in {from_ if not src else site}")
+        end = c.final_lsn(lab, src["Member"])
+        got = c.wait_until(lambda: (lsn := c.replay_lsn(lab, dst["Member"])) >= end and lsn, timeout,
+                           f"{dst['Member']} phát lại tới {end:X} / replays up to {from_}'s last WAL")
+        print(f"{site}: caught up ({dst['Member']} replayed {_lsn(got)} >= {src['Member']}'s last WAL {_lsn(end)})")
+    finally:
+        lab.close()
+
+
+@app.command()
+def promote(site: SiteArg, timeout: Annotated[float, typer.Option(help="giây / seconds")] = 60) -> None:
+    """Nâng site thành primary / promote the site's cluster (removes standby_cluster) and wait for writes."""
+    _check_site(site)
+    inv, lab = _open()
+    try:
+        other = inv.other(site)
+        try:
+            primary_elsewhere = c.site_role(lab, other) == "primary"
+        except DrError:
+            primary_elsewhere = False  # the other site does not answer: the runbook's fence step covers it
+        if primary_elsewhere:
+            raise DrError(f"{other} vẫn là primary: hạ cấp hoặc rào nó trước / {other} is still primary: demote or "
+                          f"fence it first")
+        t0 = time.monotonic()
+        sync = "true" if site == inv.primary_site else "false"
+        lab.edit_config(site, "standby_cluster=null", f"synchronous_mode={sync}")
+        eps = c.rw_endpoints(inv, site)
+        c.wait_until(lambda: any(c.try_write(ep, "promote", -time.time_ns() // 1000) for ep in eps), timeout,
+                     f"ghi được qua HAProxy của {site} / a write through {site}'s HAProxy succeeds", interval=0.2)
+        print(f"{site}: primary (writes accepted through its HAProxy {time.monotonic() - t0:.1f} s after edit-config)")
+    finally:
+        lab.close()
+
+
+@app.command("point-app")
+def point_app(site: SiteArg, rw: Annotated[bool, typer.Option("--rw/--ro", help="cổng ghi / read-write port "
+                                                               "(5000) or read-only (5001)")] = True,
+              timeout: Annotated[float, typer.Option(help="giây / seconds")] = 90) -> None:
+    """Trỏ dịch vụ hồ sơ của site tới cổng ghi/đọc / point the site's case service at the rw or ro port."""
+    _check_site(site)
+    inv, lab = _open()
+    try:
+        c.point_app(lab, inv, site, c.RW_PORT if rw else c.RW_PORT + 1)
+        apps = inv.select(site, "app")
+        want = "primary" if rw else None
+        c.wait_until(lambda: all((c.app_database(lab, a) == want) if want else c.app_database(lab, a) != "down"
+                                 for a in apps), timeout,
+                     f"dịch vụ hồ sơ ở {site} trả lời / the case service in {site} answers ({want or 'any'})")
+        for a in apps:
+            print(f"{a.name}: {c.app_database(lab, a)}")
+    finally:
+        lab.close()
+
+
+@app.command("wait-following")
+def wait_following(site: SiteArg, from_: Annotated[str, typer.Option("--from", help="site primary / the primary "
+                                                                     "site")],
+                   timeout: Annotated[float, typer.Option(help="giây / seconds")] = 180) -> None:
+    """Chờ standby leader của site nhận WAL / wait until the site's standby leader streams from the primary site."""
+    _check_site(site)
+    _check_site(from_)
+    _inv, lab = _open()
+    try:
+        def ok() -> str | None:
+            m = c.leader(lab, site)
+            return m["Member"] if m and m["Role"] == "Standby Leader" and c.streaming_from_remote(lab, m["Member"]) \
+                else None
+
+        who = c.wait_until(ok, timeout, f"{site} nhận WAL từ {from_} / {site} streams from {from_}", interval=1)
+        print(f"{site}: streaming from {from_} ({who})")
+    finally:
+        lab.close()
+
+
+# ------------------------------------------------------------------ unplanned loss
+@app.command("wait-lost")
+def wait_lost(site: SiteArg, from_: Annotated[str, typer.Option("--from", help="site bị mất / the lost site")],
+              timeout: Annotated[float, typer.Option(help="giây / seconds")] = 30) -> None:
+    """Chờ tới khi site không còn nhận WAL / wait until the site's standby leader no longer streams."""
+    _check_site(site)
+    _inv, lab = _open()
+    try:
+        m = c.leader(lab, site)
+        if not m:
+            raise DrError(f"{site} không có standby leader / has no standby leader")
+        c.wait_until(lambda: not c.streaming_from_remote(lab, m["Member"]), timeout,
+                     f"{m['Member']} mất luồng WAL từ {from_} / lost the stream from {from_}")
+        print(f"{site}: not streaming from {from_} ({m['Member']} replayed "
+              f"{_lsn(c.replay_lsn(lab, m['Member']))})")
+    finally:
+        lab.close()
+
+
+@app.command()
+def fence(site: SiteArg, timeout: Annotated[float, typer.Option(help="giây / seconds")] = 60) -> None:
+    """Rào site: dừng và khóa Patroni, chặn cổng ghi / fence the site: stop and mask Patroni, drop its rw port."""
+    _check_site(site)
+    inv, lab = _open()
+    try:
+        for db in inv.db(site):
+            lab.run(db, "systemctl disable --now patroni; systemctl mask --runtime patroni; "
+                        "for i in $(seq 30); do pgrep -u postgres -x postgres >/dev/null || exit 0; sleep 1; done; "
+                        "runuser -u postgres -- /usr/lib/postgresql/15/bin/pg_ctl -D /var/lib/postgresql/15/main "
+                        "stop -m immediate", timeout=timeout)
+        for b in inv.balancers(site):
+            lab.run(b, f"nft add table inet {FENCE_TABLE} && nft add chain inet {FENCE_TABLE} input "
+                       "'{ type filter hook input priority -5; policy accept; }' && "
+                       f"nft flush chain inet {FENCE_TABLE} input && "
+                       f"nft add rule inet {FENCE_TABLE} input tcp dport {c.RW_PORT} counter drop")
+        for db in inv.db(site):
+            print(f"{db.name}: patroni {lab.out(db, 'systemctl is-active patroni || true')}, postgres "
+                  f"{'running' if lab.run(db, 'pgrep -u postgres -x postgres', check=False)[0] == 0 else 'stopped'}")
+        for b in inv.balancers(site):
+            print(f"{b.name}: rw port {c.RW_PORT} dropped")
+        print(f"{site}: fenced")
+    finally:
+        lab.close()
+
+
+@app.command()
+def rejoin(site: SiteArg, follow: Annotated[str, typer.Option(help="site primary mới / the new primary site")],
+           timeout: Annotated[float, typer.Option(help="giây / seconds")] = 300) -> None:
+    """Đưa site đã rào về làm site dự phòng / the fenced site rejoins as a standby site of the new primary.
+
+    Its data directories diverged from the new primary's timeline: they are moved aside (kept for
+    reconciliation of the lost commits), and Patroni bootstraps a standby leader from the new
+    primary, the other members clone from it."""
+    _check_site(site)
+    _check_site(follow)
+    inv, lab = _open()
+    stamp = c.stamp()
+    try:
+        dbs = inv.db(site)
+        running = [db.name for db in dbs if lab.out(db, "systemctl is-active patroni || true") == "active"]
+        if running:
+            raise DrError(f"Patroni còn chạy trên / still runs on {', '.join(running)}: fence {site} first")
+        lab.edit_config(site, *c.standby_cluster_settings(inv, follow), "synchronous_mode=false")
+        scope = f"kntc-{site}"
+        for key in ("initialize", "leader", "sync", "failsafe", "status"):
+            lab.run(dbs[0], f"ETCDCTL_API=3 etcdctl --endpoints=https://{dbs[0].address}:2379 "
+                            "--cacert=/etc/kntc/tls/ca.crt --cert=/etc/kntc/tls/host.crt --key=/etc/kntc/tls/host.key "
+                            f"del /service/{scope}/{key} >/dev/null")
+        for db in dbs:
+            lab.run(db, "test ! -d /var/lib/postgresql/15/main || mv /var/lib/postgresql/15/main "
+                        f"/var/lib/postgresql/15/main.diverged-{stamp}")
+            print(f"{db.name}: diverged data kept in /var/lib/postgresql/15/main.diverged-{stamp}")
+        for b in inv.balancers(site):
+            lab.run(b, f"nft delete table inet {FENCE_TABLE} 2>/dev/null || true")
+        lab.run(dbs[0], "systemctl unmask --runtime patroni && systemctl enable --now patroni")
+        c.wait_until(lambda: c.site_role(lab, site) == "standby", timeout,
+                     f"{site} có standby leader sao từ {follow} / {site} bootstrapped a standby leader from {follow}",
+                     interval=2)
+        for db in dbs[1:]:
+            lab.run(db, "systemctl unmask --runtime patroni && systemctl enable --now patroni")
+        c.wait_until(lambda: all(m["State"] in ("running", "streaming") for m in lab.patroni_members(site))
+                     and len(lab.patroni_members(site)) == len(dbs), timeout,
+                     f"mọi thành viên của {site} chạy / every member of {site} runs", interval=2)
+        print(f"{site}: standby (rejoined, following {follow})")
+    finally:
+        lab.close()
+
+
+def _lsn(n: int) -> str:
+    return f"{n >> 32:X}/{n & 0xFFFFFFFF:X}"

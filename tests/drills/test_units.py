@@ -1,0 +1,112 @@
+"""The drills' own logic, without the lab: the two-primaries check, RPO, inventories, runbooks."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dr import runbook
+from dr.drills import common as c
+from dr.drills.common import Ack
+from dr.lab import load_inventory
+
+ROOT = Path(__file__).resolve().parents[2]
+KNTC_DR = Path(sys.executable).parent / "kntc-dr"
+
+
+@pytest.mark.parametrize(("samples", "expected"), [
+    # a planned move: the old primary stops being one before the new one starts
+    ({"dc-db1": [(0, "f"), (1, "f"), (2, "t"), (3, "t")], "dr-db1": [(0, "t"), (2.5, "t"), (3, "f")]}, []),
+    # a demoted node that goes down counts as a primary until its first sample says otherwise
+    ({"dc-db1": [(0, "f"), (1, "down"), (5, "t")], "dr-db1": [(0, "t"), (0.5, "f"), (4, "f")]},
+     [("dc-db1", "dr-db1", 0.5, 1.0)]),
+    # a promotion sampled while the fenced site still answers as primary
+    ({"dc-db2": [(0, "f"), (10, "f"), (11, "down")], "dr-db1": [(0, "t"), (9, "f"), (12, "f")]},
+     [("dc-db2", "dr-db1", 9.0, 11.0)]),
+    # touching intervals are a handover, not an overlap
+    ({"a": [(0, "f"), (2, "t")], "b": [(0, "t"), (2, "f"), (3, "f")]}, []),
+])
+def test_two_primaries_are_reported_with_their_nodes_and_time(samples, expected):
+    found = [(*v.nodes, v.start, v.end) for v in c.overlaps(samples)]
+    assert found == expected
+
+
+def test_a_node_that_stays_primary_to_the_end_still_counts():
+    assert c.primary_intervals([(0, "t"), (1, "f"), (2, "f")]) == [(1, 2)]
+
+
+def test_rpo_counts_acknowledged_commits_missing_and_their_time_span():
+    acks = [Ack(i, 100 + i * 0.01, "dc-app1:5000", "dc") for i in range(1, 101)]
+    present = set(range(1, 91))
+    lost, span, seqs = c.rpo(acks, present)
+    assert lost == 10
+    assert seqs == list(range(91, 101))
+    assert span == pytest.approx(0.10, abs=1e-6)
+    assert c.rpo(acks, set(range(1, 101)))[:2] == (0, 0.0)
+
+
+def test_lsn_text_to_number():
+    assert c.lsn_int("0/3000060") == 0x3000060
+    assert c.lsn_int("1/0") == 1 << 32
+    assert c.lsn_int("") == 0
+
+
+def test_standby_cluster_settings_follow_the_other_sites_balancers():
+    inv = load_inventory(ROOT / "infra/ansible/inventories/production")
+    settings = c.standby_cluster_settings(inv, "dr")
+    hosts = [b.address for b in inv.balancers("dr")]
+    assert settings == [f"standby_cluster.host={','.join(hosts)}", "standby_cluster.port=5000",
+                        "standby_cluster.create_replica_methods=[basebackup]"]
+
+
+def test_production_inventory_runs_commands_through_sudo():
+    inv = load_inventory(ROOT / "infra/ansible/inventories/production")
+    h = inv.hosts["dc-db1"]
+    assert (h.user, h.become) == ("kntc-admin", True)
+    assert h.root("systemctl stop patroni") == "sudo -n bash -c 'systemctl stop patroni'"
+    assert {x.site for x in inv.db("dr")} == {"dr"}
+
+
+def test_an_inventory_without_a_site_is_refused(tmp_path):
+    (tmp_path / "hosts.yml").write_text("all:\n  children:\n    dc:\n      hosts:\n        a:\n"
+                                        "    database:\n      hosts:\n        a:\n")
+    with pytest.raises(Exception, match="no database host in site 'dr'"):
+        load_inventory(tmp_path)
+
+
+DRILL_STEPS = {
+    "dr-site-switchover.md": {"status-before", "demote-dc", "caught-up-dr", "promote-dr", "apps-to-dr",
+                              "dc-follows-dr", "demote-dr", "caught-up-dc", "promote-dc", "apps-to-dc",
+                              "dr-follows-dc", "status-after", "drill"},
+    "dr-site-failover.md": {"status-before", "cut", "dr-lost", "fence-dc", "promote-dr", "apps-to-dr", "stanza-dr",
+                            "heal", "fenced-refuses-writes", "rejoin-dc", "dc-follows-dr", "status-after", "drill"},
+    "dr-repo-loss.md": {"backups-in-both", "backup-repo2", "restore-point", "lose-repo1", "repo1-unreadable",
+                        "restore-from-repo2", "start-copy", "verify-copy", "cleanup-copy", "repo1-back", "drill"},
+}
+
+
+@pytest.mark.parametrize("name", sorted(DRILL_STEPS))
+def test_each_runbook_has_every_step_its_drill_runs(name):
+    assert set(runbook.steps(ROOT / "runbooks" / name)) == DRILL_STEPS[name]
+
+
+@pytest.mark.parametrize("name", sorted(DRILL_STEPS))
+def test_the_drill_modules_run_only_steps_that_exist(name):
+    """Every step id the drill code names is a step of the runbook it runs."""
+    src = "\n".join(p.read_text() for p in (ROOT / "dr" / "drills").glob("*.py"))
+    named = set(re.findall(r'runner\.run\((?:RUNBOOK|SWITCHOVER), f?"([\w{}-]+)"', src))
+    concrete = {n for n in named if "{" not in n}
+    every = set().union(*DRILL_STEPS.values())
+    assert concrete <= every
+
+
+def test_site_commands_fail_in_one_line_with_an_exit_code():
+    r = subprocess.run([str(KNTC_DR), "site", "--inventory", "/nonexistent", "status"], capture_output=True, text=True)
+    assert r.returncode == 2
+    assert r.stderr.count("\n") == 1 and "no inventory at /nonexistent" in r.stderr
+    r = subprocess.run([str(KNTC_DR), "site", "demote", "xx", "--follow", "dr"], capture_output=True, text=True)
+    assert r.returncode == 1 and "unknown site 'xx'" in r.stderr and "Traceback" not in r.stderr
