@@ -18,7 +18,7 @@ import typer
 
 from dr.drills import common as c
 from dr.errors import DrError
-from dr.lab import SITES, Host, Inventory, Lab, load_inventory
+from dr.lab import PATRONICTL, SITES, Host, Inventory, Lab, load_inventory
 
 app = typer.Typer(help="Vai trò của các site / the sites' roles (runbooks/dr-site-*.md)", no_args_is_help=True)
 _state: dict[str, Path | None] = {"inventory": None}
@@ -33,6 +33,8 @@ class RemoteExit(DrError):
 
 SiteArg = Annotated[str, typer.Argument(help="dc | dr")]
 FENCE_TABLE = "kntc_fence"
+PG_BIN = "/usr/lib/postgresql/15/bin"
+PGDATA = "/var/lib/postgresql/15/main"  # patroni_data_dir
 
 
 @app.callback()
@@ -131,13 +133,31 @@ def write_test(site: SiteArg) -> None:
 # ------------------------------------------------------------------ planned moves
 @app.command()
 def demote(site: SiteArg, follow: Annotated[str, typer.Option(help="site được theo / the site to follow")],
-           timeout: Annotated[float, typer.Option(help="giây / seconds")] = 60) -> None:
-    """Biến site thành cụm dự phòng theo site kia / make the site a standby cluster following the other one."""
+           timeout: Annotated[float, typer.Option(help="giây / seconds")] = 120) -> None:
+    """Biến site thành cụm dự phòng theo site kia / make the site a standby cluster following the other one.
+
+    Patroni demotes a leader that finds `standby_cluster` in its configuration with an immediate
+    stop: WAL not yet sent to the other site would be lost to it, and the demoted site would have
+    to be rewound. So the site is paused, its configuration changed, its primary stopped cleanly
+    (a fast shutdown sends every WAL record, up to the shutdown checkpoint, to the connected
+    standbys — the other site's included — before it ends), and Patroni resumed: it starts the
+    old primary as the standby leader."""
     _check_site(site)
     _check_site(follow)
     inv, lab = _open()
+    scope = f"kntc-{site}"
     try:
-        lab.edit_config(site, *c.standby_cluster_settings(inv, follow), "synchronous_mode=false")
+        lead = c.leader(lab, site)
+        if not lead or lead["Role"] != "Leader":
+            raise DrError(f"{site} không có primary / {site} has no primary leader to demote")
+        first = inv.db(site)[0]
+        lab.run(first, f"{PATRONICTL} pause {scope} --wait")
+        try:
+            lab.edit_config(site, *c.standby_cluster_settings(inv, follow), "synchronous_mode=false")
+            lab.run(lead["Member"], f"cd /tmp && runuser -u postgres -- {PG_BIN}/pg_ctl stop -D {PGDATA} -m fast -w "
+                                    f"-t {int(timeout)}", timeout=timeout + 10)
+        finally:
+            lab.run(first, f"{PATRONICTL} resume {scope} --wait")
         c.wait_until(lambda: c.site_role(lab, site) == "standby" and not any(
             lab.sql(h, "SELECT pg_is_in_recovery()") == "f" for h in inv.db(site)), timeout,
             f"{site} là cụm dự phòng không có primary / {site} is a standby cluster without a primary")
@@ -260,8 +280,7 @@ def fence(site: SiteArg, timeout: Annotated[float, typer.Option(help="giây / se
         for db in inv.db(site):
             lab.run(db, "systemctl disable --now patroni; systemctl mask --runtime patroni; "
                         "for i in $(seq 30); do pgrep -u postgres -x postgres >/dev/null || exit 0; sleep 1; done; "
-                        "runuser -u postgres -- /usr/lib/postgresql/15/bin/pg_ctl -D /var/lib/postgresql/15/main "
-                        "stop -m immediate", timeout=timeout)
+                        f"runuser -u postgres -- {PG_BIN}/pg_ctl -D {PGDATA} stop -m immediate", timeout=timeout)
         for b in inv.balancers(site):
             lab.run(b, f"nft add table inet {FENCE_TABLE} && nft add chain inet {FENCE_TABLE} input "
                        "'{ type filter hook input priority -5; policy accept; }' && "
@@ -301,9 +320,8 @@ def rejoin(site: SiteArg, follow: Annotated[str, typer.Option(help="site primary
                             "--cacert=/etc/kntc/tls/ca.crt --cert=/etc/kntc/tls/host.crt --key=/etc/kntc/tls/host.key "
                             f"del /service/{scope}/{key} >/dev/null")
         for db in dbs:
-            lab.run(db, "test ! -d /var/lib/postgresql/15/main || mv /var/lib/postgresql/15/main "
-                        f"/var/lib/postgresql/15/main.diverged-{stamp}")
-            print(f"{db.name}: diverged data kept in /var/lib/postgresql/15/main.diverged-{stamp}")
+            lab.run(db, f"test ! -d {PGDATA} || mv -T {PGDATA} {PGDATA}.diverged-{stamp}")
+            print(f"{db.name}: diverged data kept in {PGDATA}.diverged-{stamp}")
         for b in inv.balancers(site):
             lab.run(b, f"nft delete table inet {FENCE_TABLE} 2>/dev/null || true")
         lab.run(dbs[0], "systemctl unmask --runtime patroni && systemctl enable --now patroni")
