@@ -6,10 +6,12 @@ row-level security the scope is a run-time value it cannot see). The rows are th
 through row-level security as everywhere else, which stays the guard: an id the officer may
 not see does not come back.
 
-Text filters compare the stored kntc.norm() forms (subject_norm, respondent_norm, name_norm),
-which the trigram indexes of migration 0002 serve. Free text searches the subject (the summary
-an officer writes at intake), not the full content: a trigram index over every petition's full
-text doubles the cost of each insert at national scale for little gain in finding a case.
+Text filters compare the stored kntc.norm() forms (subject_norm, respondent_norm, name_norm):
+subject and respondent anywhere in the text (trigram indexes), a person's name from its
+beginning, surname first (a btree prefix range; see migration 0002 for why). Free text
+searches the subject (the summary an officer writes at intake), not the full content: a
+trigram index over every petition's full text doubles the cost of each insert at national
+scale for little gain in finding a case.
 """
 
 from __future__ import annotations
@@ -21,12 +23,12 @@ from psycopg import AsyncConnection
 from core_app.dedup.normalise import norm
 
 
-def _like(text: str | None) -> str | None:
+def _like(text: str | None, *, prefix: bool = False) -> str | None:
     text = norm(text) if text else None
     if not text:
         return None
     escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
+    return f"{escaped}%" if prefix else f"%{escaped}%"
 
 
 IDS = """
@@ -46,7 +48,7 @@ def params(filters: dict[str, Any], page: int, per_page: int) -> dict[str, Any]:
     code = (filters.get("code") or "").strip().upper() or None
     unit = (filters.get("unit") or "").strip().upper() or None
     return {"q": _like(filters.get("q")), "respondent": _like(filters.get("respondent")),
-            "person": _like(filters.get("person")), "code": code, "unit": unit,
+            "person": _like(filters.get("person"), prefix=True), "code": code, "unit": unit,
             "id_number": filters.get("id_number"), "kind": filters.get("kind"), "status": filters.get("status"),
             "received_from": filters.get("received_from"), "received_to": filters.get("received_to"),
             "limit": per_page + 1, "offset": (page - 1) * per_page}

@@ -17,7 +17,7 @@ async def search(
     q: str | None = Query(None, max_length=200,
                           description="words of the subject, with or without diacritics"),
     code: str | None = Query(None, max_length=80, description="case code or its beginning"),
-    person: str | None = Query(None, max_length=200, description="name of a party"),
+    person: str | None = Query(None, max_length=200, description="name of a party, from its beginning (surname first)"),
     id_number: str | None = Query(None, pattern=r"^[0-9]{12}$"),
     respondent: str | None = Query(None, max_length=200),
     unit: str | None = Query(None, max_length=40, description="unit code: cases held or received in its subtree"),
