@@ -105,13 +105,14 @@ def rw_endpoints(inv: Inventory, site: str) -> list[Endpoint]:
             for b in inv.balancers(site)]
 
 
-def try_write(ep: Endpoint, run_id: str, seq: int) -> bool:
+def try_write(ep: Endpoint) -> bool:
+    """True when a write transaction commits through the endpoint (needs no table: it assigns a
+    transaction id, which a standby or a fenced site refuses)."""
     import psycopg
 
     try:
         with psycopg.connect(ep.conninfo, autocommit=True) as conn:
-            conn.execute(f"INSERT INTO {DRILL_SCHEMA}.ack (run, seq, endpoint) VALUES (%s, %s, %s)",
-                         (run_id, seq, f"probe:{ep.name}"))
+            conn.execute("SELECT pg_current_xact_id()")
         return True
     except psycopg.Error:
         return False

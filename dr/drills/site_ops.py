@@ -23,6 +23,7 @@ from dr.lab import PATRONICTL, SITES, Host, Inventory, Lab, load_inventory
 app = typer.Typer(help="Vai trò của các site / the sites' roles (runbooks/dr-site-*.md)", no_args_is_help=True)
 _state: dict[str, Path | None] = {"inventory": None}
 
+
 class RemoteExit(DrError):
     """`site exec` exits with the remote command's own exit code."""
 
@@ -35,6 +36,7 @@ SiteArg = Annotated[str, typer.Argument(help="dc | dr")]
 FENCE_TABLE = "kntc_fence"
 PG_BIN = "/usr/lib/postgresql/15/bin"
 PGDATA = "/var/lib/postgresql/15/main"  # patroni_data_dir
+FENCE_DROPIN = "/etc/systemd/system/patroni.service.d/kntc-fence.conf"
 
 
 @app.callback()
@@ -123,7 +125,7 @@ def write_test(site: SiteArg) -> None:
     """Thử ghi qua cổng ghi HAProxy của site / try a write through the site's HAProxy rw ports (exit 1 if refused)."""
     _check_site(site)
     inv = load_inventory(_state["inventory"])
-    results = [(ep.name, c.try_write(ep, "write-test", -time.time_ns() // 1000)) for ep in c.rw_endpoints(inv, site)]
+    results = [(ep.name, c.try_write(ep)) for ep in c.rw_endpoints(inv, site)]
     for name, ok in results:
         print(f"{name}: {'write accepted' if ok else 'write refused'}")
     if not any(ok for _, ok in results):
@@ -205,7 +207,7 @@ def promote(site: SiteArg, timeout: Annotated[float, typer.Option(help="giây / 
         sync = "true" if site == inv.primary_site else "false"
         lab.edit_config(site, "standby_cluster=null", f"synchronous_mode={sync}")
         eps = c.rw_endpoints(inv, site)
-        c.wait_until(lambda: any(c.try_write(ep, "promote", -time.time_ns() // 1000) for ep in eps), timeout,
+        c.wait_until(lambda: any(c.try_write(ep) for ep in eps), timeout,
                      f"ghi được qua HAProxy của {site} / a write through {site}'s HAProxy succeeds", interval=0.2)
         print(f"{site}: primary (writes accepted through its HAProxy {time.monotonic() - t0:.1f} s after edit-config)")
     finally:
@@ -277,8 +279,18 @@ def fence(site: SiteArg, timeout: Annotated[float, typer.Option(help="giây / se
     _check_site(site)
     inv, lab = _open()
     try:
-        for db in inv.db(site):
-            lab.run(db, "systemctl disable --now patroni; systemctl mask --runtime patroni; "
+        # the replicas first: a leader stopped while its replicas' Patroni still runs would hand
+        # its role to one of them
+        try:
+            lead = (c.leader(lab, site) or {}).get("Member")
+        except DrError:
+            lead = None
+        for db in sorted(inv.db(site), key=lambda h: h.name == lead):
+            # a drop-in that fails every start (survives reboots) until `kntc-dr site rejoin` removes it
+            lab.run(db, f"install -d {FENCE_DROPIN.rsplit('/', 1)[0]} && printf '%s\\n' '# kntc-dr site fence: this "
+                        "site was fenced after a site failover; kntc-dr site rejoin removes this file' '[Service]' "
+                        f"'ExecStartPre=/bin/false' > {FENCE_DROPIN} && systemctl daemon-reload && "
+                        "systemctl disable --now patroni; "
                         "for i in $(seq 30); do pgrep -u postgres -x postgres >/dev/null || exit 0; sleep 1; done; "
                         f"runuser -u postgres -- {PG_BIN}/pg_ctl -D {PGDATA} stop -m immediate", timeout=timeout)
         for b in inv.balancers(site):
@@ -324,12 +336,13 @@ def rejoin(site: SiteArg, follow: Annotated[str, typer.Option(help="site primary
             print(f"{db.name}: diverged data kept in {PGDATA}.diverged-{stamp}")
         for b in inv.balancers(site):
             lab.run(b, f"nft delete table inet {FENCE_TABLE} 2>/dev/null || true")
-        lab.run(dbs[0], "systemctl unmask --runtime patroni && systemctl enable --now patroni")
+        unfence = f"rm -f {FENCE_DROPIN} && systemctl daemon-reload && systemctl enable --now patroni"
+        lab.run(dbs[0], unfence)
         c.wait_until(lambda: c.site_role(lab, site) == "standby", timeout,
                      f"{site} có standby leader sao từ {follow} / {site} bootstrapped a standby leader from {follow}",
                      interval=2)
         for db in dbs[1:]:
-            lab.run(db, "systemctl unmask --runtime patroni && systemctl enable --now patroni")
+            lab.run(db, unfence)
         c.wait_until(lambda: all(m["State"] in ("running", "streaming") for m in lab.patroni_members(site))
                      and len(lab.patroni_members(site)) == len(dbs), timeout,
                      f"mọi thành viên của {site} chạy / every member of {site} runs", interval=2)

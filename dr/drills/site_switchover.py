@@ -68,7 +68,9 @@ def move(runner: c.StepRunner, writer: c.Writer, src: str, dst: str) -> dict[str
     first = writer.acks_since(t0, dst)
     if not first:
         raise c.DrillFailed(f"không commit nào qua {dst} / no commit acknowledged through {dst}")
+    last_src = max((a.at for a in writer.acks if a.site == src and a.at < first[0].at), default=t0)
     return {"t0": t0, "t_writes": first[0].at, "rto_write_seconds": round(first[0].at - t0, 2),
+            "write_outage_seconds": round(first[0].at - last_src, 2),
             "rto_app_seconds": round(t_app - t0, 2) if not math.isnan(t_app) else NO_APP}
 
 
@@ -122,6 +124,8 @@ def run_site_switchover(inventory: Path | None = None, report_dir: Path = Path("
         report.figures.update({
             "switchover_rto_write_seconds": there["rto_write_seconds"],
             "switchover_rto_app_seconds": there["rto_app_seconds"],
+            "switchover_write_outage_seconds": there["write_outage_seconds"],
+            "switchback_write_outage_seconds": back["write_outage_seconds"],
             "switchback_rto_write_seconds": back["rto_write_seconds"],
             "switchback_rto_app_seconds": back["rto_app_seconds"],
             "rpo_lost_commits": lost, "rpo_seconds": round(span, 3),
