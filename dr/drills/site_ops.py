@@ -257,18 +257,34 @@ def wait_following(site: SiteArg, from_: Annotated[str, typer.Option("--from", h
 # ------------------------------------------------------------------ unplanned loss
 @app.command("wait-lost")
 def wait_lost(site: SiteArg, from_: Annotated[str, typer.Option("--from", help="site bị mất / the lost site")],
-              timeout: Annotated[float, typer.Option(help="giây / seconds")] = 30) -> None:
-    """Chờ tới khi site không còn nhận WAL / wait until the site's standby leader no longer streams."""
+              rounds: Annotated[int, typer.Option(help="số lần liên tiếp / consecutive failed rounds")] = 3,
+              timeout: Annotated[float, typer.Option(help="giây / seconds")] = 60) -> None:
+    """Chờ tới khi site mất liên lạc với site kia / wait until the site's standby leader has lost the other site.
+
+    A cut link drops packets: the WAL receiver still says `streaming` until its timeout (60 s), and
+    on a quiet primary nothing arrives for up to 30 s anyway. The sign used is the replication path
+    itself: the other site's HAProxy rw ports, unreachable from the standby leader in `rounds`
+    consecutive rounds (or a WAL receiver that has already given up)."""
     _check_site(site)
-    _inv, lab = _open()
+    _check_site(from_)
+    inv, lab = _open()
     try:
         m = c.leader(lab, site)
         if not m:
             raise DrError(f"{site} không có standby leader / has no standby leader")
-        c.wait_until(lambda: not c.streaming_from_remote(lab, m["Member"]), timeout,
-                     f"{m['Member']} mất luồng WAL từ {from_} / lost the stream from {from_}")
+        probes = " || ".join(f"timeout 2 bash -c '</dev/tcp/{b.address}/{c.RW_PORT}' 2>/dev/null"
+                             for b in inv.balancers(from_))
+        failed = [0]
+
+        def lost() -> bool:
+            receiver = lab.sql(m["Member"], "SELECT status FROM pg_stat_wal_receiver")
+            reachable = lab.run(m["Member"], probes, check=False)[0] == 0
+            failed[0] = 0 if reachable else failed[0] + 1
+            return receiver != "streaming" or failed[0] >= rounds
+
+        c.wait_until(lost, timeout, f"{m['Member']} mất liên lạc với {from_} / lost {from_}", interval=1)
         print(f"{site}: not streaming from {from_} ({m['Member']} replayed "
-              f"{_lsn(c.replay_lsn(lab, m['Member']))})")
+              f"{_lsn(c.replay_lsn(lab, m['Member']))}; {from_}'s rw ports unreachable {failed[0]} times in a row)")
     finally:
         lab.close()
 
