@@ -44,9 +44,9 @@ ENDPOINTS = [
 def test_endpoint_presents_a_certificate_verified_by_the_ca(hosts, client, server, port, extra):
     cmd = (f"openssl s_client -connect {ADDR[server]}:{port} {extra} -CAfile /etc/kntc/tls/ca.crt "
            f"-cert /etc/kntc/tls/host.crt -key /etc/kntc/tls/host.key -verify_return_error "
-           f"-verify_ip {ADDR[server]} </dev/null")
-    r = hosts(client).run(cmd)
-    assert "Verify return code: 0 (ok)" in r.stdout, r.stdout[-800:] + r.stderr[-800:]
+           f"-verify_ip {ADDR[server]} </dev/null 2>&1 | grep -a -E '^ *Verify return code'")
+    r = hosts(client).run(cmd)  # grep: pgBackRest's server sends binary data after the handshake
+    assert "Verify return code: 0 (ok)" in r.stdout, r.stdout + r.stderr
 
 
 @pytest.mark.parametrize("app", DC_APP + DR_APP)
