@@ -81,17 +81,17 @@ def run_site_failover(inventory: Path | None = None, report_dir: Path = Path(".d
         report.check("RPO đo được / RPO measured (cross-site replication is asynchronous)", bool(acks_dc),
                      f"{lost} of {len(acks_dc)} commits acknowledged by the DC are missing on the DR, spanning "
                      f"{span:.3f} s" + (f" (seq {seqs[0]}…{seqs[-1]})" if lost else ""))
-        log("[5/8] stanza của DR / the DR's own stanza")
+        log("[5/8] mạng trở lại, DC vẫn bị rào / link back, the DC stays fenced")
+        runner.run(RUNBOOK, "heal")
+        cut = False
+        runner.run(RUNBOOK, "fenced-refuses-writes")
+        log("[6/8] stanza của DR / the DR's own stanza")
         leader = c.leader(lab, survivor)["Member"]
         if backup_policy_deployed(lab, leader):
             runner.run(RUNBOOK, "stanza-dr")
             report.figures["stanza_dr"] = "kntc-dr created in repo2, full backup taken"
         else:
             report.figures["stanza_dr"] = "not run: the backup policy (backup.yml) is not deployed on the DR"
-        log("[6/8] mạng trở lại, DC vẫn bị rào / link back, the DC stays fenced")
-        runner.run(RUNBOOK, "heal")
-        cut = False
-        runner.run(RUNBOOK, "fenced-refuses-writes")
         log("[7/8] DC nhập lại / the DC rejoins as the standby site")
         t_rejoin, _ = runner.run(RUNBOOK, "rejoin-dc", timeout=1200)
         _, t_following = runner.run(RUNBOOK, "dc-follows-dr")
