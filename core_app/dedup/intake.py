@@ -60,6 +60,10 @@ async def check(conn: AsyncConnection[Any], actor: dict[str, Any], query: dict[s
     }
     cur = await conn.execute(CANDIDATES, params)
     found = [_explain(r) for r in await cur.fetchall()]
+    # The check is a record of what was shown, kept for the decision that follows; a crash may
+    # lose the last few milliseconds of such records, so the check does not wait for the WAL
+    # flush (the decision itself commits synchronously).
+    await conn.execute("SET LOCAL synchronous_commit = off")
     cur = await conn.execute(
         "INSERT INTO kntc.dedup_check (account_id, unit_id, unit_path, query, candidates) "
         "SELECT %s, u.id, u.path, %s, %s FROM kntc.unit u WHERE u.id = %s RETURNING id",
