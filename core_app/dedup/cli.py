@@ -104,7 +104,11 @@ def generate(
     chunk: Annotated[int, typer.Option(min=100, max=500_000, help="rows per COPY transaction")] = 20_000,
     probes: Annotated[Path | None, typer.Option(help="write sample queries (JSON) for benchmarks here")] = None,
 ) -> None:
-    """Synthetic national data set, loaded with COPY as the owner role (for benchmarks and demos)."""
+    """Synthetic national data set, loaded with COPY as the owner role (for benchmarks and demos).
+
+    Each chunk is one transaction holding the audit-log lock: run it on a database of its own,
+    not on one that officers are using.
+    """
     from core_app.dedup.generator import generate as run
 
     with _connect() as conn, _connect() as writer:
