@@ -107,8 +107,8 @@ def _weigh(environment: Environment) -> None:
     keep = []
     for cls in environment.user_classes:
         key = getattr(cls, "key", None)
-        if key is None or key not in plan:
-            continue
+        if key is None or key not in plan or plan[key]["weight"] < 0.5:
+            continue  # the model has nobody in this role at this level (a commune has no resolution officer)
         if key != "citizen" and not DATA.get("accounts", {}).get(key):
             log.info("no test accounts for %s: that class is left out of this run", key)
             continue
