@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import re
 import time
 from pathlib import Path
 from typing import Any, ClassVar
@@ -239,11 +240,43 @@ class Officer(KntcUser):
             "parties": parties, "subject": petition["subject"], "respondent": petition.get("respondent")})
 
     def statistics(self) -> None:
+        """The statistics: a JSON API if the app has one, else the officers' statistics page."""
         paths = [p for p in DATA.get("routes", []) if p.startswith(("/api/stat", "/api/reports")) and "{" not in p]
-        if not paths:
-            return skip_once("statistics (/api/stat*)")
-        path = random.choice(paths)
-        self.api("GET", path, path)
+        if paths:
+            path = random.choice(paths)
+            self.api("GET", path, path)
+            return
+        if not self.web_session():
+            return skip_once("statistics (no /api/stat* and no /app/stats page)")
+        with self.client.get("/app/stats", name="/app/stats", catch_response=True, allow_redirects=False) as r:
+            if r.status_code == 200 and "<table" in (r.text or ""):
+                r.success()
+            elif r.status_code in (302, 303):
+                self.web = False  # the page session went idle: log in to the pages again next time
+                r.success()
+            else:
+                r.failure(f"{r.status_code}: {(r.text or '')[:200]}")
+
+    def web_session(self) -> bool:
+        """Log in to the web pages once (form with CSRF; the page session lives in cookies)."""
+        if getattr(self, "web", None) is not None:
+            return bool(self.web)
+        self.web = False
+        with self.client.get("/login", name="/login", catch_response=True) as r:
+            m = re.search(r'name="csrf" value="([^"]+)"', r.text or "")
+            if r.status_code != 200 or not m:
+                r.success()  # an app without the pages: not a failure of the app
+                return False
+            r.success()
+        with self.client.post("/login", name="/login [POST]", catch_response=True, allow_redirects=False, data={
+                "username": self.account["username"], "password": DATA["password"], "csrf": m.group(1),
+                "next": "/app/stats"}) as r:
+            if r.status_code not in (302, 303):
+                r.failure(f"web login answered {r.status_code}")
+                return False
+            r.success()
+        self.web = True
+        return True
 
     def overdue(self) -> None:
         self.api("GET", "/api/deadlines/overdue?limit=50", "/api/deadlines/overdue")
