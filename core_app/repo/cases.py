@@ -363,6 +363,7 @@ async def update_case(conn: AsyncConnection[Any], actor: dict[str, Any], code: s
     if case["handling_unit_id"] != actor["unit_id"] or "external_reader" in actor["roles"]:
         raise workflow.TransitionRefused("wrong_unit", "Chỉ đơn vị đang giải quyết hồ sơ mới được sửa hồ sơ.",
                                          "only officers of the unit that holds the case file may edit it")
+    reason = changes.get("reason")
     changes = {k: v for k, v in changes.items() if k in UPDATABLE and v is not None}
     if not changes:
         raise Invalid("body", "Không có thông tin nào để sửa.", "nothing to change")
@@ -373,7 +374,7 @@ async def update_case(conn: AsyncConnection[Any], actor: dict[str, Any], code: s
     sets_sql = ", ".join(f"{k} = %({k})s" for k in changes)
     await conn.execute(f"UPDATE kntc.case_file SET {sets_sql}, version = version + 1, updated_at = now() "
                        "WHERE id = %(id)s", {**changes, "id": case["id"]})
-    await _event(conn, case["id"], actor, "edit", case["status"], case["status"], changes.get("reason"),
+    await _event(conn, case["id"], actor, "edit", case["status"], case["status"], reason,
                  {"before": before, "after": changes})
     return {"code": code, "version": case["version"] + 1}
 

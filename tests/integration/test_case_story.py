@@ -94,7 +94,10 @@ def test_stale_version_never_overwrites(officer):
     second = reception.patch(f"/api/cases/{code}", json={"version": 1, "subject": "Tiêu đề khác hẳn",
                                                           "reason": "sửa tiêu đề"})
     assert second.status_code == 409 and second.json()["current_version"] == 2
-    assert reception.get(f"/api/cases/{code}").json()["subject"] == "Khiếu nại về bồi thường"
+    case = reception.get(f"/api/cases/{code}").json()
+    assert case["subject"] == "Khiếu nại về bồi thường"
+    edit = next(e for e in case["timeline"] if e["action"] == "edit")
+    assert edit["note"] == "sửa tiêu đề" and edit["data"]["after"]["subject"] == "Khiếu nại về bồi thường"
 
 
 def test_forward_keeps_the_same_case_file(officer):
