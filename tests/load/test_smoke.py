@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -31,7 +32,7 @@ def testdata(server: str, pg_env: dict[str, str], tmp_path_factory: pytest.TempP
     out = tmp_path_factory.mktemp("load") / "testdata.json"
     res = subprocess.run([str(BIN / "python"), "-m", "loadtests.testdata", "--host", server, "--out", str(out),
                           "--per-level", "1", "--cases-per-unit", "4"],
-                         env={**__import__("os").environ, **pg_env}, capture_output=True, text=True, timeout=180,
+                         env={**os.environ, **pg_env}, capture_output=True, text=True, timeout=180,
                          cwd=ROOT)
     assert res.returncode == 0, res.stderr[-2000:]
     return out
