@@ -27,8 +27,6 @@ def _times(user, url: str, n: int = 20) -> tuple[float, float]:
 
 
 def test_page_times(request, officer, web_officer):
-    if "bench" not in (request.config.getoption("markexpr") or ""):
-        pytest.skip("benchmark: run with -m bench")
     api = officer("X00004", ["reception"])
     codes = []
     t0 = time.perf_counter()
