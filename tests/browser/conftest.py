@@ -18,9 +18,11 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-net
 
 @pytest.fixture(scope="session")
 def browser() -> Iterator[object]:
-    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (the test extra)")
+    # A browser test that cannot run must fail loudly: `make test` installs both.
+    from playwright import sync_api
+
     if not Path(CHROMIUM).exists():
-        pytest.skip("Debian's chromium is not installed: KNTC_WITH_BROWSER=1 infra/host/install-deps.sh")
+        pytest.fail("Debian's chromium is not installed: KNTC_WITH_BROWSER=1 infra/host/install-deps.sh")
     with sync_api.sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
         yield b
