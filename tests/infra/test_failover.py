@@ -9,6 +9,7 @@ test-output/lab-figures.json.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import statistics
@@ -74,7 +75,7 @@ class Writer(threading.Thread):
 
     def max_gap(self) -> float:
         times = [at for _, at in self.acked]
-        return max(b - a for a, b in zip(times, times[1:]))
+        return max(b - a for a, b in itertools.pairwise(times))
 
 
 def lost_commits(trial: str, acked: list[tuple[int, float]]) -> list[int]:
@@ -87,7 +88,8 @@ def leader(hosts) -> str:
     for name in DC_DB:
         try:
             members = patroni_members(hosts(name))
-        except Exception:
+        except Exception as exc:  # that member's host may be the one just killed
+            print(f"{name}: patronictl failed: {exc}")
             continue
         lead = [m["Member"] for m in members if m["Role"] == "Leader"]
         if lead:
