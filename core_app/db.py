@@ -7,6 +7,7 @@ the same person the API does, and nothing at all without a live session.
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -27,6 +28,22 @@ SELECT (a).account_id, (a).unit_id, (a).roles, (a).clearance, u.code AS unit_cod
 """
 
 
+# After a failover HAProxy closes every session (on-marked-down shutdown-sessions); a pooled
+# connection learns it only when used, and the request would fail with 503. Checking every
+# checkout costs a round trip per request, so only connections that sat idle are checked:
+# under load connections are reused within milliseconds and never pay for it.
+IDLE_CHECK_SECONDS = 1.0
+
+
+async def _mark_returned(conn: AsyncConnection[Any]) -> None:
+    conn._kntc_returned = time.monotonic()  # type: ignore[attr-defined]
+
+
+async def _check_if_idle(conn: AsyncConnection[Any]) -> None:
+    if time.monotonic() - getattr(conn, "_kntc_returned", 0.0) > IDLE_CHECK_SECONDS:
+        await AsyncConnectionPool.check_connection(conn)
+
+
 class Database:
     def __init__(self, settings: Settings) -> None:
         self.pool = AsyncConnectionPool(
@@ -36,6 +53,8 @@ class Database:
             kwargs={"row_factory": dict_row, "prepare_threshold": 0, "autocommit": False},
             open=False,
             timeout=10,
+            check=_check_if_idle,
+            reset=_mark_returned,
         )
 
     async def open(self) -> None:

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-APT_PACKAGES=(postgresql-15 postgresql-contrib-15 postgresql-client-15 python3-venv python3-dev
+APT_PACKAGES=(postgresql-15 postgresql-contrib postgresql-client-15 python3-venv python3-dev
   gcc make git openssl ca-certificates iproute2 procps pgbackrest)
 if [ "${KNTC_WITH_LAB:-0}" = 1 ]; then
   APT_PACKAGES+=(podman runc debootstrap nftables openssh-client uidmap slirp4netns fuse-overlayfs)

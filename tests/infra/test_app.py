@@ -9,16 +9,20 @@ import pytest
 
 from .conftest import ADDR, CA, DC_APP, DR_APP, wait_for
 
-TLS = ssl.create_default_context(cafile=str(CA))
-
 pytestmark = pytest.mark.lab
 
 
+@pytest.fixture(scope="module")
+def tls(lab) -> ssl.SSLContext:
+    # The lab's CA exists only once the lab is provisioned, so it is read after `lab`, not on import.
+    return ssl.create_default_context(cafile=str(CA))
+
+
 @pytest.mark.parametrize("app", DC_APP + DR_APP)
-def test_healthz_answers_200_over_https_after_10_seconds(lab, app):
+def test_healthz_answers_200_over_https_after_10_seconds(lab, tls, app):
     # A deadline, not one request: after HAProxy closed sessions (a member flapped or failed
     # over) the app's pool hands out a dead connection once and answers 503.
-    wait_for(lambda: httpx.get(f"https://{ADDR[app]}/healthz", verify=TLS, timeout=5).status_code == 200,
+    wait_for(lambda: httpx.get(f"https://{ADDR[app]}/healthz", verify=tls, timeout=5).status_code == 200,
              10, f"https://{ADDR[app]}/healthz answers 200")
 
 

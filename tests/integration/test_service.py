@@ -47,3 +47,16 @@ def test_every_legacy_unit_maps_to_a_current_unit(owner_conn):
         "count(*) FILTER (WHERE u.kind = 'commune' AND u.valid_to IS NOT NULL AND s.kind <> 'commune') AS coarse "
         "FROM kntc.unit u LEFT JOIN kntc.unit s ON s.id = u.successor_id").fetchone()
     assert counts == {"communes": 3321, "provinces": 34, "unmapped": 0, "coarse": 0}
+
+
+def test_requests_survive_the_database_closing_idle_connections(server, cluster, officer):
+    """After a failover HAProxy closes every session; the next request must not fail with 503."""
+    import time
+
+    off = officer("X00004", ["reception"])
+    assert off.get("/api/cases").status_code == 200
+    cluster.superuser_psql("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE usename = 'kntc_app'")
+    time.sleep(1.5)  # the connections must have been idle for the pool to check them
+    for _ in range(6):  # more requests than a worker holds connections
+        assert httpx.get(server + "/healthz").status_code == 200
+        assert off.get("/api/cases").status_code == 200
