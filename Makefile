@@ -16,7 +16,12 @@ deps: ## install apt packages and the Python venv (idempotent)
 app: deps ## run the case service on its embedded PostgreSQL (foreground)
 	$(BIN)/kntc local up
 
-up: app ## run the platform (today: the case service on its embedded PostgreSQL)
+up: lab-up ## the platform: both sites (DC and DR) in the Podman lab, provisioned by the real playbooks
+	@echo "Demo logins (DC and DR apps): tiepdan.badinh, xuly.badinh, giaiquyet.badinh, truong.badinh,"
+	@echo "  quantri.badinh, tiepdan.ngocha, truong.hanoi, toaan.hanoi, quantri.ttcp"
+	@echo "  password: $$(cat infra/lab/.state/secrets/demo_password)   CA: infra/lab/.state/pki/ca.crt"
+
+down: lab-down ## remove the lab (keeps the cached image)
 
 stop-local: ## stop the embedded PostgreSQL started by `make app`
 	$(BIN)/kntc local stop
@@ -31,7 +36,7 @@ test-fast: deps ## unit and integration tests only (no lab, no browser)
 lint: deps ## ruff over the Python code
 	$(BIN)/ruff check core_app dr loadtests tests
 
-.PHONY: help deps app up stop-local test test-fast lint
+.PHONY: help deps app up down stop-local test test-fast lint
 
 -include infra/lab/lab.mk
 -include loadtests/load.mk

@@ -259,7 +259,10 @@ def container_state(name: str) -> str | None:
 def start_host(name: str) -> None:
     site, addr, _ = HOSTS[name]
     state = container_state(name)
-    spec = hashlib.sha256(f"{IMAGE} {CAPS} {site} {addr} {sorted(HOSTS)}".encode()).hexdigest()[:12]
+    # A host made by another checkout (another state folder, another SSH key, CA and secrets)
+    # cannot be provisioned by this one: recreate it rather than reuse it.
+    owner = f"{STATE.resolve()} {(STATE / 'id_ed25519.pub').read_text().strip()}"
+    spec = hashlib.sha256(f"{IMAGE} {CAPS} {site} {addr} {sorted(HOSTS)} {owner}".encode()).hexdigest()[:12]
     if state is not None:
         have = podman("container", "inspect", "--format", '{{index .Config.Labels "kntc-lab-spec"}}',
                       name).stdout.strip()
