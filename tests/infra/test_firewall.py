@@ -28,7 +28,7 @@ PATHS = [
     ("dc-db1", "dc-app1", 5001, False),
     ("dc-db1", "dc-backup1", 8432, True),   # pgBackRest TLS server on the repository host
     ("dc-app1", "dc-backup1", 8432, False),
-    ("dr-db1", "dc-backup1", 8432, False),  # one repository per site
+    ("dr-db1", "dc-backup1", 8432, True),   # each cluster archives into both sites' repositories
     ("dc-db1", "dc-app1", 443, True),       # HTTPS is public
     ("dr-db1", "dr-app1", 443, True),
 ]
