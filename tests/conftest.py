@@ -29,8 +29,20 @@ TEST_PASSWORD = "Test-password-2026"
 BIN = Path(sys.executable).parent
 
 
+# Quick and self-contained tests first; the lab's own checks before the drills, which switch sites
+# and fence clusters (a drill that fails half-way must not make every lab check after it fail too).
+_ORDER = ["unit", "integration", "dedup", "dr", "web", "load", "browser", "infra", "drills"]
+
+
+def _rank(item: pytest.Item) -> int:
+    parts = Path(str(item.path)).relative_to(ROOT / "tests").parts
+    return _ORDER.index(parts[0]) if parts and parts[0] in _ORDER else len(_ORDER)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Benchmarks measure, they do not assert: they run only when asked for with `-m bench`."""
+    """Order the folders (see _ORDER; stable, so modules stay whole); benchmarks measure, they do not
+    assert: they run only when asked for with `-m bench`."""
+    items.sort(key=_rank)
     if "bench" in (config.getoption("markexpr") or ""):
         return
     kept = [i for i in items if i.get_closest_marker("bench") is None]
