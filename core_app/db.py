@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import psycopg
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
@@ -33,15 +34,14 @@ SELECT (a).account_id, (a).unit_id, (a).roles, (a).clearance, u.code AS unit_cod
 # checkout costs a round trip per request, so only connections that sat idle are checked:
 # under load connections are reused within milliseconds and never pay for it.
 IDLE_CHECK_SECONDS = 1.0
+# The pool's own `check=` retries a failed checkout with a backoff (1 s, 2 s, …), one stale
+# connection per round: after a failover with a dozen idle connections that is a 10 s PoolTimeout.
+# One broken connection means the server closed them all, so the rest are checked at once.
+CHECKOUT_ATTEMPTS = 3
 
 
 async def _mark_returned(conn: AsyncConnection[Any]) -> None:
     conn._kntc_returned = time.monotonic()  # type: ignore[attr-defined]
-
-
-async def _check_if_idle(conn: AsyncConnection[Any]) -> None:
-    if time.monotonic() - getattr(conn, "_kntc_returned", 0.0) > IDLE_CHECK_SECONDS:
-        await AsyncConnectionPool.check_connection(conn)
 
 
 class Database:
@@ -53,7 +53,6 @@ class Database:
             kwargs={"row_factory": dict_row, "prepare_threshold": 0, "autocommit": False},
             open=False,
             timeout=10,
-            check=_check_if_idle,
             reset=_mark_returned,
         )
 
@@ -64,8 +63,27 @@ class Database:
         await self.pool.close()
 
     @asynccontextmanager
+    async def connection(self) -> AsyncIterator[AsyncConnection[Any]]:
+        """A pooled connection known to be alive if it sat idle (see IDLE_CHECK_SECONDS)."""
+        conn = await self.pool.getconn()
+        for _ in range(CHECKOUT_ATTEMPTS):
+            if time.monotonic() - getattr(conn, "_kntc_returned", 0.0) <= IDLE_CHECK_SECONDS:
+                break
+            try:
+                await AsyncConnectionPool.check_connection(conn)
+                break
+            except psycopg.Error:
+                await self.pool.putconn(conn)  # broken: the pool discards it and opens another
+                await self.pool.check()
+                conn = await self.pool.getconn()
+        try:
+            yield conn
+        finally:
+            await self.pool.putconn(conn)
+
+    @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection[Any]]:
-        async with self.pool.connection() as conn, conn.transaction():
+        async with self.connection() as conn, conn.transaction():
             yield conn
 
     @asynccontextmanager
@@ -77,6 +95,6 @@ class Database:
         COMMIT, so a request costs one round trip per result it needs, not one per statement.
         An error still surfaces inside this block, at the next read or at COMMIT.
         """
-        async with self.pool.connection() as conn, conn.pipeline(), conn.transaction():
+        async with self.connection() as conn, conn.pipeline(), conn.transaction():
             cur = await conn.execute(BEGIN_AS_ACTOR, (token,))
             yield conn, await cur.fetchone()
