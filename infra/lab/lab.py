@@ -396,8 +396,14 @@ def cmd_down(_: argparse.Namespace) -> None:
     ensure_state()
     r = podman("ps", "-a", "--filter", f"label={LABEL}", "--format", "{{.Names}}")
     names = r.stdout.split()
-    if names:
-        podman("rm", "-f", "-t", "2", *names)
+    # A systemd container that is still shutting down can make `podman rm` fail once: try again.
+    for attempt in range(3):
+        left = [n for n in names if container_state(n) is not None]
+        if not left:
+            break
+        res = podman("rm", "-f", "-t", "2", *left, check=False)
+        if res.returncode != 0 and attempt == 2:
+            sys.exit(f"lab: could not remove {', '.join(left)}: {res.stderr.strip().splitlines()[-1:]}")
     remove_networks()
     run(["nft", "delete", "table", "inet", NFT_TABLE], check=False, capture=True)
     log(f"removed {len(names)} containers and the lab networks (image {IMAGE} kept)")
@@ -440,7 +446,12 @@ def main() -> None:
     cut.set_defaults(fn=cmd_cut)
     sub.add_parser("heal", help="undo `cut`").set_defaults(fn=cmd_heal)
     args = p.parse_args()
-    args.fn(args)
+    try:
+        args.fn(args)
+    except subprocess.CalledProcessError as exc:
+        cmd = exc.cmd if isinstance(exc.cmd, str) else " ".join(map(str, exc.cmd))
+        detail = (exc.stderr or "").strip().splitlines()[-1:] if isinstance(exc.stderr, str) else []
+        sys.exit(f"lab: `{cmd[:200]}` exited {exc.returncode}" + (f": {detail[0]}" if detail else ""))
 
 
 if __name__ == "__main__":
