@@ -302,11 +302,14 @@ def fence(site: SiteArg, timeout: Annotated[float, typer.Option(help="giây / se
         except DrError:
             lead = None
         for db in sorted(inv.db(site), key=lambda h: h.name == lead):
-            # a drop-in that fails every start (survives reboots) until `kntc-dr site rejoin` removes it
+            # a drop-in that fails every start (survives reboots) until `kntc-dr site rejoin` removes it;
+            # then SIGKILL to the unit's processes: a clean stop of a primary waits for every WAL sender,
+            # and the one feeding the cut-off DR blocks until wal_sender_timeout (about 60 s)
             lab.run(db, f"install -d {FENCE_DROPIN.rsplit('/', 1)[0]} && printf '%s\\n' '# kntc-dr site fence: this "
                         "site was fenced after a site failover; kntc-dr site rejoin removes this file' '[Service]' "
                         f"'ExecStartPre=/bin/false' > {FENCE_DROPIN} && systemctl daemon-reload && "
-                        "systemctl disable --now patroni; "
+                        "systemctl disable patroni && { systemctl kill -s SIGKILL patroni || true; } && "
+                        "systemctl stop patroni; systemctl reset-failed patroni 2>/dev/null; "
                         "for i in $(seq 30); do pgrep -u postgres -x postgres >/dev/null || exit 0; sleep 1; done; "
                         f"runuser -u postgres -- {PG_BIN}/pg_ctl -D {PGDATA} stop -m immediate", timeout=timeout)
         for b in inv.balancers(site):
