@@ -317,6 +317,11 @@ def fence(site: SiteArg, timeout: Annotated[float, typer.Option(help="giây / se
                        "'{ type filter hook input priority -5; policy accept; }' && "
                        f"nft flush chain inet {FENCE_TABLE} input && "
                        f"nft add rule inet {FENCE_TABLE} input tcp dport {c.RW_PORT} counter drop")
+        # A killed leader leaves its key in etcd until the ttl ends: remove it, so that nobody (the
+        # promote step's check among them) reads the fenced site as having a running primary.
+        _etcd_del(lab, inv.db(site)[0], site, "leader")
+        c.wait_until(lambda: c.site_role(lab, site) != "primary", timeout,
+                     f"{site} không còn leader trong etcd / no leader of {site} left in etcd")
         for db in inv.db(site):
             print(f"{db.name}: patroni {lab.out(db, 'systemctl is-active patroni || true')}, postgres "
                   f"{'running' if lab.run(db, 'pgrep -u postgres -x postgres', check=False)[0] == 0 else 'stopped'}")
@@ -325,6 +330,12 @@ def fence(site: SiteArg, timeout: Annotated[float, typer.Option(help="giây / se
         print(f"{site}: fenced")
     finally:
         lab.close()
+
+
+def _etcd_del(lab: Lab, db: Host, site: str, key: str) -> None:
+    """Delete one of Patroni's keys of the site's cluster from the site's etcd."""
+    lab.run(db, f"ETCDCTL_API=3 etcdctl --endpoints=https://{db.address}:2379 --cacert=/etc/kntc/tls/ca.crt "
+                f"--cert=/etc/kntc/tls/host.crt --key=/etc/kntc/tls/host.key del /service/kntc-{site}/{key} >/dev/null")
 
 
 @app.command()
@@ -345,11 +356,8 @@ def rejoin(site: SiteArg, follow: Annotated[str, typer.Option(help="site primary
         if running:
             raise DrError(f"Patroni còn chạy trên / still runs on {', '.join(running)}: fence {site} first")
         lab.edit_config(site, *c.standby_cluster_settings(inv, follow), "synchronous_mode=false")
-        scope = f"kntc-{site}"
         for key in ("initialize", "leader", "sync", "failsafe", "status"):
-            lab.run(dbs[0], f"ETCDCTL_API=3 etcdctl --endpoints=https://{dbs[0].address}:2379 "
-                            "--cacert=/etc/kntc/tls/ca.crt --cert=/etc/kntc/tls/host.crt --key=/etc/kntc/tls/host.key "
-                            f"del /service/{scope}/{key} >/dev/null")
+            _etcd_del(lab, dbs[0], site, key)
         for db in dbs:
             lab.run(db, f"test ! -d {PGDATA} || mv -T {PGDATA} {PGDATA}.diverged-{stamp}")
             print(f"{db.name}: diverged data kept in {PGDATA}.diverged-{stamp}")
