@@ -89,7 +89,7 @@ def run_site_failover(inventory: Path | None = None, report_dir: Path = Path(".d
         leader = c.leader(lab, survivor)["Member"]
         if backup_policy_deployed(lab, leader):
             runner.run(RUNBOOK, "stanza-dr")
-            report.figures["stanza_dr"] = "kntc-dr created in repo2, full backup taken"
+            report.figures["stanza_dr"] = "kntc-dr created in both repositories, full backup taken in repo2"
         else:
             report.figures["stanza_dr"] = "not run: the backup policy (backup.yml) is not deployed on the DR"
         log("[7/8] DC nhập lại / the DC rejoins as the standby site")
