@@ -35,8 +35,11 @@ _ORDER = ["unit", "integration", "dedup", "dr", "web", "load", "browser", "infra
 
 
 def _rank(item: pytest.Item) -> int:
-    parts = Path(str(item.path)).relative_to(ROOT / "tests").parts
-    return _ORDER.index(parts[0]) if parts and parts[0] in _ORDER else len(_ORDER)
+    try:
+        top = Path(str(item.path)).relative_to(ROOT / "tests").parts[0]
+    except (ValueError, IndexError):  # a test file given from outside tests/
+        return len(_ORDER)
+    return _ORDER.index(top) if top in _ORDER else len(_ORDER)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
