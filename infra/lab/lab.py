@@ -403,7 +403,8 @@ def cmd_down(_: argparse.Namespace) -> None:
             break
         res = podman("rm", "-f", "-t", "2", *left, check=False)
         if res.returncode != 0 and attempt == 2:
-            sys.exit(f"lab: could not remove {', '.join(left)}: {res.stderr.strip().splitlines()[-1:]}")
+            last = (res.stderr.strip().splitlines() or ["podman rm failed"])[-1]
+            sys.exit(f"lab: could not remove {', '.join(left)}: {last}")
     remove_networks()
     run(["nft", "delete", "table", "inet", NFT_TABLE], check=False, capture=True)
     log(f"removed {len(names)} containers and the lab networks (image {IMAGE} kept)")
