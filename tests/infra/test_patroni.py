@@ -60,6 +60,16 @@ def test_dc_replica_streams_or_is_the_leader(hosts, member):
     assert out.strip() in ("streaming", "primary")
 
 
+@pytest.mark.parametrize("member", DC_DB + DR_DB)
+def test_patroni_is_never_refused_by_its_own_postgres(hosts, member):
+    # A replica's rewind check reads the local timeline over a replication connection from
+    # 127.0.0.1; without a pg_hba line for it Patroni retries many times a second, for ever. The
+    # DC's failover tests run before this module, so every member has been through a leader change.
+    log = hosts(member).check_output("journalctl -u patroni -b --no-pager | grep -cF 'no pg_hba.conf entry for "
+                                     "replication connection from host \"127.0.0.1\"' || true")
+    assert log.strip() == "0", f"{member}: PostgreSQL refused Patroni's own connections {log.strip()} times"
+
+
 def test_dr_has_no_primary(hosts):
     members = patroni_members(hosts("dr-db1"))
     assert "Leader" not in [m["Role"] for m in members], members
