@@ -122,7 +122,7 @@ def generate(
                         chunk_size=chunk, on_chunk=lambda k: progress.advance(task, k), writer_conn=writer)
         load_s = time.monotonic() - t0
         t1 = time.monotonic()
-        for table in ("case_file", "party", "petition", "audit_log"):
+        for table in ("case_file", "party", "dedup_key", "petition", "audit_log"):
             conn.execute(f"VACUUM (ANALYZE) kntc.{table}")
         vacuum_s = time.monotonic() - t1
     if probes:

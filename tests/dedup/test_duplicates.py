@@ -146,3 +146,50 @@ def test_bad_checks_are_refused_in_both_languages(officer, commune):
     reader = officer(unit, ["external_reader"])
     r = reader.post("/api/dedup/check", json={"parties": [{"id_number": id_number()}]})
     assert r.status_code == 403
+
+
+def test_a_corrected_subject_is_matched_by_its_new_wording(officer, commune):
+    unit, _ = commune()
+    clerk = officer(unit, ["reception", "handling"])
+    code = record(clerk, unit, "Trịnh Văn Sơn", None, "Phản ánh tiếng ồn của xưởng gỗ ban đêm")
+    version = clerk.get(f"/api/cases/{code}").json()["version"]
+    r = clerk.patch(f"/api/cases/{code}", json={
+        "version": version, "subject": "Khiếu nại việc cấp giấy chứng nhận quyền sử dụng đất cho hộ bên cạnh",
+        "reason": "Ghi sai nội dung khi tiếp nhận"})
+    assert r.status_code == 200, r.text
+    # Someone else of the commune, about the corrected matter: found by the subject alone.
+    neighbour = {"full_name": "Đặng Thị Thu", "address_unit": unit}
+    found = check(clerk, [neighbour], "Khiếu nại về việc cấp giấy chứng nhận quyền sử dụng đất cho hộ bên cạnh")
+    assert code in codes(found)
+    assert "similar_subject" in reasons_of(found, code)
+    assert code not in codes(check(clerk, [neighbour], "Phản ánh tiếng ồn của xưởng gỗ ban đêm"))
+
+
+def test_the_whole_commune_is_compared_however_many_live_there(officer, commune, owner_conn):
+    """A large commune holds over 10,000 parties at national scale: the one to find is compared
+    even when it comes after 6,000 others, in the order of recording and of names alike."""
+    unit, _ = commune()
+    clerk = officer(unit, ["reception"])
+    template = record(clerk, unit, "Nguyễn Văn Số 0", None, "Đề nghị cấp bản sao giấy khai sinh số 0")
+    owner_conn.execute("""
+        WITH src AS (SELECT * FROM kntc.case_file WHERE code = %(code)s),
+        cases AS (
+            INSERT INTO kntc.case_file (code, kind, subject, content, respondent, channel, receiving_unit_id,
+                                        receiving_unit_path, handling_unit_id, handling_unit_path, received_on,
+                                        lookup_secret_hash)
+            SELECT src.code || '-F' || g, src.kind, 'Đề nghị cấp bản sao giấy khai sinh số ' || g, src.content,
+                   src.respondent, src.channel, src.receiving_unit_id, src.receiving_unit_path,
+                   src.handling_unit_id, src.handling_unit_path, src.received_on, src.lookup_secret_hash
+              FROM src, generate_series(1, 6000) g
+            RETURNING id, code)
+        INSERT INTO kntc.party (case_id, role, full_name, address_unit_id)
+        SELECT c.id, 'petitioner', 'Nguyễn Văn Số ' || split_part(c.code, '-F', 2), u.id
+          FROM cases c, kntc.unit u WHERE u.code = %(unit)s""", {"code": template, "unit": unit})
+    owner_conn.execute("ANALYZE kntc.party")
+    code = record(clerk, unit, "Vương Thị Yến", None, "Kiến nghị làm lại cống thoát nước bị sập trước nhà",
+                  respondent="UBND xã")
+    found = check(clerk, [{"full_name": "Vương Thị Hải Yến", "address_unit": unit}],
+                  "Tiếp tục kiến nghị làm lại cống thoát nước bị sập trước nhà")
+    assert found["candidates"][0]["case_code"] == code
+    assert "similar_subject" in reasons_of(found, code)
+    assert all(c["case_code"] == code for c in found["candidates"])
