@@ -5,7 +5,8 @@
 
 1. `kntc local env` (cluster up), CREATE DATABASE as the cluster superuser (local socket);
 2. `kntc migrate`, `kntc seed-units`, `kntc generate --cases N` (skipped when already loaded);
-3. officers at a commune, a province and the centre (`kntc create-account`), `kntc serve`;
+3. the working set read into the OS cache (pg_prewarm), officers at a commune, a province and the
+   centre (`kntc create-account`), `kntc serve`;
 4. timed HTTP calls, one at a time: POST /api/dedup/check (known duplicates retyped and
    reworded, and new people) and GET /api/search (ID number, name, text with and without
    diacritics, code prefix, unit + kind + status + dates), by officers of each level.

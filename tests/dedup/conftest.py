@@ -46,3 +46,23 @@ def kntc(pg_env: dict[str, str]) -> Callable[..., subprocess.CompletedProcess[st
                               text=True, timeout=300)
 
     return run
+
+
+def fill_commune(owner_conn: psycopg.Connection, template: str, unit: str, n: int) -> None:
+    """`n` more case files like `template`, each with one petitioner "Nguyễn Văn Số <i>" living
+    in `unit`: a commune as crowded as the largest at national scale, in a second."""
+    owner_conn.execute("""
+        WITH src AS (SELECT * FROM kntc.case_file WHERE code = %(code)s),
+        cases AS (
+            INSERT INTO kntc.case_file (code, kind, subject, content, respondent, channel, receiving_unit_id,
+                                        receiving_unit_path, handling_unit_id, handling_unit_path, received_on,
+                                        lookup_secret_hash)
+            SELECT src.code || '-F' || g, src.kind, 'Đề nghị cấp bản sao giấy khai sinh số ' || g, src.content,
+                   src.respondent, src.channel, src.receiving_unit_id, src.receiving_unit_path,
+                   src.handling_unit_id, src.handling_unit_path, src.received_on, src.lookup_secret_hash
+              FROM src, generate_series(1, %(n)s) g
+            RETURNING id, code)
+        INSERT INTO kntc.party (case_id, role, full_name, address_unit_id)
+        SELECT c.id, 'petitioner', 'Nguyễn Văn Số ' || split_part(c.code, '-F', 2), u.id
+          FROM cases c, kntc.unit u WHERE u.code = %(unit)s""", {"code": template, "unit": unit, "n": n})
+    owner_conn.execute("ANALYZE kntc.case_file, kntc.party")

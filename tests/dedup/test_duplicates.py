@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tests.conftest import petition_body
-from tests.dedup.conftest import id_number
+from tests.dedup.conftest import fill_commune, id_number
 
 
 def record(officer, unit: str, name: str, idn: str | None, subject: str, respondent: str = "UBND xã") -> str:
@@ -171,20 +171,7 @@ def test_the_whole_commune_is_compared_however_many_live_there(officer, commune,
     unit, _ = commune()
     clerk = officer(unit, ["reception"])
     template = record(clerk, unit, "Nguyễn Văn Số 0", None, "Đề nghị cấp bản sao giấy khai sinh số 0")
-    owner_conn.execute("""
-        WITH src AS (SELECT * FROM kntc.case_file WHERE code = %(code)s),
-        cases AS (
-            INSERT INTO kntc.case_file (code, kind, subject, content, respondent, channel, receiving_unit_id,
-                                        receiving_unit_path, handling_unit_id, handling_unit_path, received_on,
-                                        lookup_secret_hash)
-            SELECT src.code || '-F' || g, src.kind, 'Đề nghị cấp bản sao giấy khai sinh số ' || g, src.content,
-                   src.respondent, src.channel, src.receiving_unit_id, src.receiving_unit_path,
-                   src.handling_unit_id, src.handling_unit_path, src.received_on, src.lookup_secret_hash
-              FROM src, generate_series(1, 6000) g
-            RETURNING id, code)
-        INSERT INTO kntc.party (case_id, role, full_name, address_unit_id)
-        SELECT c.id, 'petitioner', 'Nguyễn Văn Số ' || split_part(c.code, '-F', 2), u.id
-          FROM cases c, kntc.unit u WHERE u.code = %(unit)s""", {"code": template, "unit": unit})
+    fill_commune(owner_conn, template, unit, 6000)
     owner_conn.execute("ANALYZE kntc.party")
     code = record(clerk, unit, "Vương Thị Yến", None, "Kiến nghị làm lại cống thoát nước bị sập trước nhà",
                   respondent="UBND xã")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tests.conftest import petition_body
-from tests.dedup.conftest import id_number
+from tests.dedup.conftest import fill_commune, id_number
 
 
 def test_search_by_each_filter_within_scope(officer, commune):
@@ -75,3 +75,36 @@ def test_confidential_denouncer_is_not_found_by_name_by_others(officer, commune)
     assert colleague.get("/api/search", params={"id_number": idn}).json()["data"] == []
     assert [x["code"] for x in colleague.get("/api/search", params={"q": "nhung nhieu", "unit": unit}).json()["data"]] \
         == [code]
+
+
+def test_search_in_a_crowded_commune_and_nationwide(officer, commune, owner_conn):
+    """The ways search_ids starts a query: from a full name's few bearers, from a surname's many
+    (over 5,000), from a commune's cases, from a code prefix; and the nation without a scope."""
+    unit, province = commune()
+    clerk = officer(unit, ["reception"])
+    r = clerk.post("/api/cases", json=petition_body(
+        subject="Đề nghị cấp bản sao giấy khai sinh số 0", received_on="2025-01-15",
+        parties=[{"role": "petitioner", "full_name": "Nguyễn Văn Số 0", "address_unit": unit}]))
+    assert r.status_code == 201, r.text
+    template = r.json()["code"]
+    fill_commune(owner_conn, template, unit, 5200)
+    r = clerk.post("/api/cases", json=petition_body(
+        subject="Kiến nghị sửa chữa trạm bơm thủy lợi", received_on="2025-02-01",
+        parties=[{"role": "petitioner", "full_name": "Nguyễn Văn Sơn Hà", "address_unit": unit}]))
+    newest = r.json()["code"]
+
+    def codes(who, **params) -> list[str]:
+        res = who.get("/api/search", params={"per_page": 5, **params})
+        assert res.status_code == 200, res.text
+        return [row["code"] for row in res.json()["data"]]
+
+    assert codes(clerk, person="Nguyễn Văn Số 4711") == [f"{template}-F4711"]
+    many = codes(clerk, person="Nguyễn Văn Sơ")  # 5,202 bearers: newest first
+    assert many[0] == newest and len(many) == 5
+    assert codes(clerk, q="tram bom thuy loi") == [newest]
+    by_code = codes(clerk, code=f"{template}-F519")
+    assert len(by_code) == 5 and all(c.startswith(f"{template}-F519") for c in by_code)
+    centre = officer("VN", ["head"])
+    assert newest in codes(centre, q="sửa chữa trạm bơm thủy lợi", unit=unit)
+    assert newest in codes(officer(province, ["head"]), person="nguyễn văn sơn hà")
+    assert codes(officer(province, ["head"]), unit="X99999999") == []
