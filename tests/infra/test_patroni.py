@@ -70,6 +70,21 @@ def test_patroni_is_never_refused_by_its_own_postgres(hosts, member):
     assert log.strip() == "0", f"{member}: PostgreSQL refused Patroni's own connections {log.strip()} times"
 
 
+@pytest.mark.parametrize("member", DR_DB)
+@pytest.mark.parametrize("balancer", ["dc-app1", "dc-app2"])
+def test_dr_can_rewind_from_the_dc_primary(hosts, member, balancer):
+    # After an unplanned DC failover the DR may hold WAL the new DC primary never received (it
+    # streamed from the old one). Patroni then checks the primary and runs pg_rewind against it,
+    # through the DC's balancers, as the rewind role; refused, the DR stops following for good.
+    dsn = (f"host={ADDR[balancer]} port=5000 dbname=postgres user=rewinder sslmode=verify-ca "
+           "sslrootcert=/etc/kntc/tls/ca.crt connect_timeout=5")
+    query = ("select pg_is_in_recovery(), (select count(*) > 0 from pg_ls_dir('global', true, false)), "
+             "length(pg_read_binary_file('global/pg_control', 0, 8, true)), "
+             "(select rolsuper from pg_roles where rolname = current_user)")
+    out = hosts(member).check_output(f"PGPASSWORD={secret('pg_rewinder')} psql -XAt '{dsn}' -c \"{query}\"")
+    assert out.strip() == "f|t|8|f"
+
+
 def test_dr_has_no_primary(hosts):
     members = patroni_members(hosts("dr-db1"))
     assert "Leader" not in [m["Role"] for m in members], members
