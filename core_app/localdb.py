@@ -13,6 +13,7 @@ import os
 import pwd
 import secrets
 import shutil
+import socket
 import subprocess
 import time
 from dataclasses import dataclass
@@ -117,7 +118,31 @@ class LocalCluster:
             "host all all 127.0.0.1/32 scram-sha-256\n"
         )
 
+    def _port_holder(self) -> str | None:
+        """Who listens on our port already, if anyone: another checkout's cluster, typically.
+        pg_ctl would only say so in the last lines of a log."""
+        with socket.socket() as probe:
+            probe.settimeout(1)
+            if probe.connect_ex(("127.0.0.1", self.port)) != 0:
+                return None
+        holder = "another program"
+        ss = shutil.which("ss")
+        out = subprocess.run([ss, "-Hltnp", f"sport = :{self.port}"], capture_output=True, text=True,
+                             timeout=10).stdout if ss else ""
+        if (pid := out.partition("pid=")[2].partition(",")[0]).isdigit():
+            try:
+                args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            except OSError:
+                args = []
+            holder = f"process {pid}"
+            if b"-D" in args and args.index(b"-D") + 1 < len(args):
+                holder = f"the PostgreSQL of {args[args.index(b'-D') + 1].decode(errors='replace')}"
+        return holder
+
     def _start(self) -> None:
+        if (holder := self._port_holder()) is not None:
+            raise LocalDbError(f"port {self.port} on 127.0.0.1 is taken by {holder}: stop it "
+                               f"(pg_ctl stop -D <its data folder>) or choose another port")
         # A postmaster killed without cleanup leaves its pid file; pg_ctl handles a stale one.
         res = self._as_owner(
             [PG_BIN / "pg_ctl", "start", "-w", "-t", "60", "-D", self.datadir, "-l", self.log_file]
