@@ -26,7 +26,7 @@ from core_app.dedup import units
 CUTOVER = date(2018, 3, 15)
 REQUIRED = ("source_ref", "received_on", "unit", "kind", "subject", "content", "party_name")
 OPTIONAL = ("channel", "status", "respondent", "party_id_number", "party_address", "party_address_unit",
-            "party_role", "accepted_on", "resolved_on", "closed_on", "classification")
+            "party_role", "accepted_on", "resolved_on", "closed_on", "classification", "identity_protected")
 KINDS = {"complaint": "complaint", "kn": "complaint", "khieu_nai": "complaint",
          "denunciation": "denunciation", "tc": "denunciation", "to_cao": "denunciation",
          "recommendation": "recommendation", "knpa": "recommendation", "kien_nghi": "recommendation",
@@ -35,6 +35,9 @@ CHANNELS = {"in_person", "letter", "email", "fax", "phone", "online", "transferr
 STATUSES = {"received", "in_handling", "accepted", "verifying", "resolved", "closed", "guided", "filed", "returned"}
 ROLES = {"complainant", "denouncer", "petitioner", "representative"}
 DEFAULT_ROLE = {"complaint": "complainant", "denunciation": "denouncer"}
+# The Denunciations Law 2018 keeps every denouncer's identity secret unless they waive it; the old
+# system did not record a waiver, so an imported denouncer is protected unless the row says 0.
+PROTECTED_BY_DEFAULT = {"denouncer"}
 
 
 @dataclass
@@ -141,6 +144,10 @@ def _check(v: dict[str, str], today: date) -> dict[str, Any]:
             if dates[k] < prev or dates[k] > today:
                 raise ValueError(f"{k} {dates[k]} không hợp lệ / out of order with the earlier dates or in the future")
             prev = dates[k]
+    protect_raw = v["identity_protected"]
+    if protect_raw not in ("", "0", "1"):
+        raise ValueError("identity_protected phải là 0 hoặc 1 / must be 0 or 1")
+    protected = role in PROTECTED_BY_DEFAULT if protect_raw == "" else protect_raw == "1"
     cls = int(v["classification"]) if v["classification"].isdigit() else (0 if not v["classification"] else -1)
     if cls not in (0, 1, 2):
         raise ValueError("classification phải là 0, 1 hoặc 2 / must be 0, 1 or 2")
@@ -148,20 +155,23 @@ def _check(v: dict[str, str], today: date) -> dict[str, Any]:
             "channel": channel, "status": status, "subject": v["subject"], "content": v["content"],
             "respondent": v["respondent"] or None, "party_name": v["party_name"], "party_id_number": idn,
             "party_address": v["party_address"] or None, "party_address_unit": v["party_address_unit"] or None,
-            "party_role": role, "classification": cls, **dates}
+            "party_role": role, "identity_protected": protected,
+            "denouncer_confidential": protected and kind in ("denunciation", "multi"), "classification": cls, **dates}
 
 
 NEW_CASE = """
-INSERT INTO kntc.case_file (code, kind, subject, content, respondent, classification, channel, status,
-    receiving_unit_id, handling_unit_id, received_on, accepted_on, resolved_on, closed_on, lookup_secret_hash)
+INSERT INTO kntc.case_file (code, kind, subject, content, respondent, classification, denouncer_confidential,
+    channel, status, receiving_unit_id, handling_unit_id, received_on, accepted_on, resolved_on, closed_on,
+    lookup_secret_hash)
 VALUES (kntc.next_case_code(%(unit_id)s, %(year)s), %(kind)s, %(subject)s, %(content)s, %(respondent)s,
-    %(classification)s, %(channel)s, %(status)s, %(unit_id)s, %(unit_id)s, %(received_on)s, %(accepted_on)s,
-    %(resolved_on)s, %(closed_on)s, %(secret)s)
+    %(classification)s, %(denouncer_confidential)s, %(channel)s, %(status)s, %(unit_id)s, %(unit_id)s, %(received_on)s,
+    %(accepted_on)s, %(resolved_on)s, %(closed_on)s, %(secret)s)
 RETURNING id, code
 """
 NEW_PARTY = """
-INSERT INTO kntc.party (case_id, role, full_name, id_number, address, address_unit_id)
-VALUES (%(case_id)s, %(party_role)s, %(party_name)s, %(party_id_number)s, %(party_address)s, %(address_unit_id)s)
+INSERT INTO kntc.party (case_id, role, full_name, id_number, address, address_unit_id, identity_protected)
+VALUES (%(case_id)s, %(party_role)s, %(party_name)s, %(party_id_number)s, %(party_address)s, %(address_unit_id)s,
+    %(identity_protected)s)
 RETURNING id
 """
 NEW_PETITION = """

@@ -1,4 +1,11 @@
-"""Every table downloads as CSV (UTF-8 with BOM, so Excel reads Vietnamese) and as XLSX."""
+"""Every table downloads as CSV (UTF-8 with BOM, so Excel reads Vietnamese) and as XLSX.
+
+Cells hold citizens' own words. A spreadsheet program evaluates a cell that begins with `=`, `+`,
+`-`, `@` (or a tab or carriage return before one) as a formula, so a petition could make an
+officer's Excel fetch a URL or run a command when the export is opened (CSV/formula injection,
+OWASP). Such text is written as text: in CSV behind a leading apostrophe, which Excel and
+LibreOffice show as a text marker; in XLSX as a string cell, which no program evaluates.
+"""
 
 from __future__ import annotations
 
@@ -11,11 +18,14 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import Response
 from openpyxl import Workbook
+from openpyxl.cell import WriteOnlyCell
+from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 
 from core_app.domain.workflow import STATUS_LABELS
 from core_app.web.render import CHANNELS, KINDS, STEPS, VN_TZ, lang_of
 
 Column = tuple[str, tuple[str, str]]
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 LABELLED: dict[str, dict[Any, tuple[str, str]]] = {
     "kind": KINDS, "channel": CHANNELS, "step": STEPS, "status": {str(k): v for k, v in STATUS_LABELS.items()}}
 
@@ -35,6 +45,22 @@ def _cell(key: str, value: Any, lang: str, labels: dict[str, Callable[[Any], str
     return value
 
 
+def csv_safe(value: Any) -> Any:
+    """Text a spreadsheet would evaluate, made inert; every other value unchanged."""
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value
+
+
+def xlsx_cell(ws: WriteOnlyWorksheet, value: Any) -> Any:
+    """Strings as string cells: openpyxl would otherwise store text starting with '=' as a formula."""
+    if not isinstance(value, str):
+        return value
+    cell = WriteOnlyCell(ws, value=value)
+    cell.data_type = "s"
+    return cell
+
+
 def table_response(request: Request, basename: str, columns: Sequence[Column], rows: Sequence[dict[str, Any]],
                    fmt: str, labels: dict[str, Callable[[Any], str]] | None = None) -> Response:
     lang = lang_of(request)
@@ -45,7 +71,7 @@ def table_response(request: Request, basename: str, columns: Sequence[Column], r
         ws = wb.create_sheet(basename[:31])
         ws.append(header)
         for row in body:
-            ws.append(row)
+            ws.append([xlsx_cell(ws, v) for v in row])
         buf = io.BytesIO()
         wb.save(buf)
         return Response(buf.getvalue(), headers={"Content-Disposition": f'attachment; filename="{basename}.xlsx"',
@@ -54,7 +80,7 @@ def table_response(request: Request, basename: str, columns: Sequence[Column], r
     out = io.StringIO()
     w = csv.writer(out)
     w.writerow(header)
-    w.writerows(body)
+    w.writerows([csv_safe(v) for v in row] for row in body)
     return Response(("\ufeff" + out.getvalue()).encode("utf-8"), media_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": f'attachment; filename="{basename}.csv"',
                              "Cache-Control": "no-store"})
