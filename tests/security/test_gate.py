@@ -81,17 +81,6 @@ def test_api_token_left_idle_past_the_limit_is_refused(short_idle_server: str, m
     assert r.status_code == 401 and r.json()["error"] == "session_expired"
 
 
-def test_idle_api_token_cannot_be_carried_over_to_the_web_pages(short_idle_server: str,
-                                                               make_account: Callable[..., str]):
-    """The pages and the API apply the very same rule: the token is refused on the pages too."""
-    client = _api_client(short_idle_server, make_account("X00004", ["reception"]))
-    token = client.headers["Authorization"].split()[1]
-    time.sleep(IDLE_S + 1.5)
-    page = httpx.get(short_idle_server + "/app", cookies={"kntc_session": token}, follow_redirects=False)
-    assert page.status_code == 303 and "reason=idle" in page.headers["location"]
-    assert client.get("/api/auth/me").status_code == 401
-
-
 def test_web_session_left_idle_past_the_limit_must_log_in_again(short_idle_server: str,
                                                                make_account: Callable[..., str]):
     web = httpx.Client(base_url=short_idle_server, timeout=30, follow_redirects=False)
