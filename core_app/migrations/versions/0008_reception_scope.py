@@ -41,7 +41,11 @@ BEGIN
         RETURN 'idle';
     END IF;
     IF seen < now() - make_interval(secs => least(60.0, p_idle_seconds / 10.0)) THEN
-        UPDATE kntc.session SET last_seen_at = now() WHERE token_hash = h;
+        -- Two requests of one session at once: one writes, the other does not wait for it (the
+        -- row lock lasts until the writing request commits).
+        UPDATE kntc.session SET last_seen_at = now()
+         WHERE token_hash = (SELECT ss.token_hash FROM kntc.session ss WHERE ss.token_hash = h
+                              FOR UPDATE SKIP LOCKED);
     END IF;
     RETURN 'live';
 END $$;
@@ -64,9 +68,12 @@ GRANT SELECT (id, unit_id, unit_path, officer_id, received_at, people_count, con
 -- Runs as the owner (row-level security does not apply to it), so it repeats the row rule above
 -- and the case's read rule, then hides a protected denouncer's identity from those who do not
 -- handle the case.
+-- PL/pgSQL keeps its plan for the session (see 0003); it is called once per listed row.
 CREATE FUNCTION kntc.reception_visitor(p_id uuid)
 RETURNS TABLE (visitor_name text, visitor_id_number text, visitor_address text)
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
+BEGIN
+    RETURN QUERY
     SELECT r.visitor_name, r.visitor_id_number, r.visitor_address
       FROM kntc.reception r, kntc.actor() a
      WHERE r.id = p_id
@@ -77,14 +84,15 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
              WHERE c.id = r.case_id
                AND c.classification <= a.clearance
                AND (c.handling_unit_path <@ a.scope_path OR c.receiving_unit_path <@ a.scope_path)
-               AND (NOT c.denouncer_confidential OR kntc.handles_case(c.id))))
-$$;
+               AND (NOT c.denouncer_confidential OR kntc.handles_case(c.id))));
+END $$;
 REVOKE ALL ON FUNCTION kntc.reception_visitor(uuid) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION kntc.reception_visitor(uuid) TO kntc_app;
 
 -- What the application reads: the rows the reader may see (the invoker's row-level security),
--- the identity only where it may be shown.
-CREATE VIEW kntc.reception_entry WITH (security_invoker = true, security_barrier = true) AS
+-- the identity only where it may be shown. No security_barrier: the view never reads the base
+-- identity columns, and filters (a unit, a page cursor) must reach the index.
+CREATE VIEW kntc.reception_entry WITH (security_invoker = true) AS
 SELECT r.id, r.unit_id, r.officer_id, r.received_at, v.visitor_name, v.visitor_id_number, v.visitor_address,
        v.visitor_name IS NULL AS identity_protected, r.people_count, r.content, r.documents_received,
        r.prior_handling_agency, r.action_taken, r.notes, r.case_id
@@ -92,8 +100,9 @@ SELECT r.id, r.unit_id, r.officer_id, r.received_at, v.visitor_name, v.visitor_i
   LEFT JOIN LATERAL kntc.reception_visitor(r.id) v ON true;
 GRANT SELECT ON kntc.reception_entry TO kntc_app;
 
--- Keyset paging of the newest receptions of an area.
+-- Keyset paging of the newest receptions of an area, and of one unit (the reception page).
 CREATE INDEX reception_received ON kntc.reception (received_at DESC, id DESC);
+CREATE INDEX reception_unit_received ON kntc.reception (unit_id, received_at DESC, id DESC);
 """
 
 
