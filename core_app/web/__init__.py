@@ -65,7 +65,7 @@ def is_web(path: str) -> bool:
 
 def _html_errors_on_web_paths(app: FastAPI) -> None:
     """On the web pages an error is a page in both languages; the API keeps its JSON answers."""
-    from core_app.api.errors import _db_message
+    from core_app.db_errors import describe
 
     def wrap(exc_class: type[Exception], describe: Callable[[Exception], tuple[int, str, str]]) -> None:
         original = app.exception_handlers.get(exc_class)
@@ -80,7 +80,7 @@ def _html_errors_on_web_paths(app: FastAPI) -> None:
 
     def db(exc: Exception) -> tuple[int, str, str]:
         assert isinstance(exc, psycopg.Error)
-        status, body = _db_message(exc)
+        status, body = describe(exc)
         if status >= 500:
             log.exception("database error on a web page")
         return status, body["message"], body["message_en"]
