@@ -189,6 +189,7 @@ async def _demo_cases(n: int) -> None:
     from psycopg import AsyncConnection
     from psycopg.rows import dict_row
 
+    from core_app.domain.workflow import Actor
     from core_app.repo import cases as repo
 
     conn = await AsyncConnection.connect(_admin_url(), row_factory=dict_row)
@@ -197,7 +198,8 @@ async def _demo_cases(n: int) -> None:
         cur = await conn.execute(
             "SELECT a.id AS account_id, a.unit_id, a.roles, a.clearance, a.username FROM kntc.account a "
             "WHERE a.username IN ('tiepdan.badinh', 'xuly.badinh', 'giaiquyet.badinh', 'truong.badinh')")
-        actors = {r["username"]: r for r in await cur.fetchall()}
+        actors = {r["username"]: Actor(r["account_id"], r["unit_id"], frozenset(r["roles"]), r["clearance"])
+                  for r in await cur.fetchall()}
         today = date.today()
         kinds = ["complaint", "denunciation", "recommendation", "complaint", "multi"]
         steps = [[], ["submit"], ["submit", "accept"], ["submit", "accept", "start_verification"],
@@ -253,11 +255,11 @@ def serve(
     if dev:
         import uvicorn
 
-        uvicorn.run("core_app.api.main:app_factory", factory=True, host=host, port=port, reload=True)
+        uvicorn.run("core_app.app:app_factory", factory=True, host=host, port=port, reload=True)
         return
     granian = shutil.which("granian", path=str(Path(sys.executable).parent)) or "granian"
     argv = [granian, "--interface", "asgi", "--factory", "--host", host, "--port", str(port),
-            "--workers", str(workers), "--no-ws", "--log-level", "warning", "core_app.api.main:app_factory"]
+            "--workers", str(workers), "--no-ws", "--log-level", "warning", "core_app.app:app_factory"]
     # uvloop when installed (the app extra has it): cheaper awaits on every database round trip.
     import importlib.util
 

@@ -19,13 +19,15 @@ from psycopg_pool import AsyncConnectionPool
 
 from core_app.settings import Settings
 
-# set_config and the actor lookup in one round trip.
+# set_config, the idle check and the actor lookup in one round trip. kntc.actor() is STABLE and
+# sees the statement's snapshot, so it runs only when kntc.session_begin() found the session live.
 BEGIN_AS_ACTOR = """
-SELECT (a).account_id, (a).unit_id, (a).roles, (a).clearance, u.code AS unit_code, u.name AS unit_name,
-       u.level AS unit_level
-  FROM (SELECT set_config('kntc.session_token', %s, true)) s,
-       LATERAL (SELECT kntc.actor() AS a WHERE s.set_config IS NOT NULL) x
-  JOIN kntc.unit u ON u.id = (x.a).unit_id
+SELECT s.state, (x.a).account_id, (x.a).unit_id, (x.a).roles, (x.a).clearance, u.code AS unit_code,
+       u.name AS unit_name, u.level AS unit_level
+  FROM (SELECT set_config('kntc.session_token', %(token)s, true) AS cfg,
+               kntc.session_begin(%(token)s, %(idle)s) AS state) s
+  LEFT JOIN LATERAL (SELECT kntc.actor() AS a WHERE s.state = 'live' AND s.cfg IS NOT NULL) x ON true
+  LEFT JOIN kntc.unit u ON u.id = (x.a).unit_id
 """
 
 
@@ -87,8 +89,12 @@ class Database:
             yield conn
 
     @asynccontextmanager
-    async def acting(self, token: str) -> AsyncIterator[tuple[AsyncConnection[Any], dict[str, Any] | None]]:
-        """A transaction in which the database knows the officer; yields (conn, actor or None).
+    async def acting(self, token: str, idle_seconds: int
+                     ) -> AsyncIterator[tuple[AsyncConnection[Any], dict[str, Any] | None]]:
+        """A transaction in which the database knows the officer; yields (conn, the session's row).
+
+        The row's `state` is 'live', 'idle' or 'expired'; its actor columns are set only when live.
+        Use it through `core_app.gate.acting`, which turns the row into an Actor or a refusal.
 
         The request runs in pipeline mode: BEGIN travels with the actor lookup, and statements
         whose results nobody reads (an event row, a deadline) travel with the next read or with
@@ -96,5 +102,5 @@ class Database:
         An error still surfaces inside this block, at the next read or at COMMIT.
         """
         async with self.connection() as conn, conn.pipeline(), conn.transaction():
-            cur = await conn.execute(BEGIN_AS_ACTOR, (token,))
+            cur = await conn.execute(BEGIN_AS_ACTOR, {"token": token, "idle": idle_seconds})
             yield conn, await cur.fetchone()

@@ -18,6 +18,8 @@ class Settings(BaseSettings):
     secret_key: str = Field(min_length=32, description="random secret for signing (generated at provision time)")
     environment: str = "production"
     session_hours: int = 10
+    # A session unused this long is closed, for the API and the web pages alike (tests use seconds).
+    idle_seconds: int = Field(1800, ge=1, le=86_400)
     pool_min: int = 2
     pool_max: int = 16
     # A second-round complaint or a remote area lengthens the limits; the area flag comes from data.

@@ -11,7 +11,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import ORJSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from core_app.bad_input import BadInput
+from core_app.db_errors import body
+from core_app.db_errors import describe as _db_message
 from core_app.domain.workflow import TransitionRefused
+from core_app.gate import Refused
 from core_app.repo.accounts import LoginFailed
 from core_app.repo.cases import Conflict, Invalid, NotFound
 
@@ -24,36 +28,29 @@ class ApiError(Exception):
         self.status, self.code, self.vi, self.en, self.extra = status, code, vi, en, extra
 
 
-def body(code: str, vi: str, en: str, **extra: Any) -> dict[str, Any]:
-    return {"error": code, "message": vi, "message_en": en, **extra}
-
-
 def _field_path(loc: tuple[Any, ...]) -> str:
     return ".".join(str(p) for p in loc if p not in ("body", "query", "path"))
 
 
-# Constraint names PostgreSQL reports, turned into what the user did wrong.
-def _db_message(exc: psycopg.Error) -> tuple[int, dict[str, Any]]:
-    diag = exc.diag
-    if isinstance(exc, psycopg.errors.UniqueViolation):
-        return 409, body("duplicate", "Dữ liệu đã tồn tại.", f"already exists ({diag.constraint_name})")
-    if isinstance(exc, psycopg.errors.InsufficientPrivilege):
-        return 403, body("forbidden", "Tài khoản không có quyền thực hiện thao tác này.",
-                         "your account is not allowed to do this")
-    if isinstance(exc, psycopg.errors.ForeignKeyViolation):
-        return 400, body("unknown_reference", "Tham chiếu không tồn tại.",
-                         f"unknown reference ({diag.constraint_name})")
-    if isinstance(exc, psycopg.errors.CheckViolation | psycopg.errors.NotNullViolation |
-                  psycopg.errors.StringDataRightTruncation | psycopg.errors.InvalidTextRepresentation |
-                  psycopg.errors.DatetimeFieldOverflow | psycopg.errors.NumericValueOutOfRange):
-        return 400, body("invalid_value", "Giá trị không hợp lệ.",
-                         f"invalid value ({diag.constraint_name or diag.message_primary})")
-    if isinstance(exc, psycopg.errors.SerializationFailure | psycopg.errors.DeadlockDetected |
-                  psycopg.errors.LockNotAvailable):
-        return 409, body("retry", "Hồ sơ đang được người khác cập nhật, vui lòng thử lại.",
-                         "the record is being changed by someone else: try again")
-    return 503, body("database_unavailable", "Cơ sở dữ liệu tạm thời không phản hồi, vui lòng thử lại.",
-                     "the database is temporarily unavailable: try again")
+REFUSALS = {
+    "login_required": ("Cần đăng nhập.", "log in first"),
+    "session_expired": ("Phiên đăng nhập đã hết hạn; hãy đăng nhập lại.", "your session has expired: log in again"),
+    "idle": ("Phiên đăng nhập đã kết thúc do không hoạt động quá lâu; hãy đăng nhập lại.",
+             "your session was closed after a long time without activity: log in again"),
+}
+
+
+def refusal(exc: Refused) -> ORJSONResponse:
+    """The gate's decision as the API answers it."""
+    if exc.reason == "role_not_allowed":
+        return ORJSONResponse(body("role_not_allowed", "Tài khoản không có vai trò được phép.",
+                                   f"your account needs one of the roles: {', '.join(exc.roles)}"), status_code=403)
+    vi, en = REFUSALS[exc.reason]
+    return ORJSONResponse(body(exc.reason, vi, en), status_code=401)
+
+
+def bad_input(exc: BadInput) -> ORJSONResponse:
+    return ORJSONResponse(body("invalid_input", exc.vi, exc.en, field=exc.where), status_code=422)
 
 
 def install(app: FastAPI) -> None:

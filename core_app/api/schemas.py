@@ -26,6 +26,13 @@ class LoginIn(Strict):
     password: Annotated[str, StringConstraints(min_length=1, max_length=256)]
 
 
+class LookupIn(Strict):
+    """A citizen's lookup: sent in the body, so no URL (and no access log) ever holds the secret."""
+
+    code: Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=64)]
+    secret: Annotated[str, StringConstraints(strip_whitespace=True, min_length=8, max_length=64)]
+
+
 class PartyIn(Strict):
     role: Literal["complainant", "denouncer", "petitioner", "representative"]
     party_kind: Literal["person", "organisation"] = "person"

@@ -11,6 +11,7 @@ from typing import Any
 from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 
+from core_app.domain import workflow
 from core_app.domain.deadlines import Rule, due_for
 from core_app.repo import cases
 from core_app.repo.cases import Invalid, NotFound, RuleBook
@@ -24,9 +25,9 @@ def _rule(book: RuleBook, case: dict[str, Any]) -> Rule:
     return rule
 
 
-async def report(conn: AsyncConnection[Any], actor: dict[str, Any], book: RuleBook, code: str,
+async def report(conn: AsyncConnection[Any], actor: workflow.Actor, book: RuleBook, code: str,
                  data: dict[str, Any], today: date) -> dict[str, Any]:
-    if "external_reader" in actor["roles"]:
+    if "external_reader" in actor.roles:
         raise Invalid("role", "Tài khoản chỉ đọc không báo cáo sai lệch được.",
                       "a read-only account cannot report discrepancies")
     case = await cases.get_case(conn, code, details=False)
@@ -39,7 +40,7 @@ async def report(conn: AsyncConnection[Any], actor: dict[str, Any], book: RuleBo
         "INSERT INTO kntc.discrepancy (case_id, unit_id, unit_path, reported_on, reported_by, reporter_unit_id, "
         "description, field, rule_code, due_on) SELECT %s, u.id, u.path, %s, %s, %s, %s, %s, %s, %s "
         "FROM kntc.unit u WHERE u.id = %s RETURNING id",
-        (case["id"], reported_on, actor["account_id"], actor["unit_id"], data["description"], data.get("field"),
+        (case["id"], reported_on, actor.account_id, actor.unit_id, data["description"], data.get("field"),
          rule.code, due, case["handling_unit_id"]))
     row = await cur.fetchone()
     assert row is not None
@@ -47,7 +48,7 @@ async def report(conn: AsyncConnection[Any], actor: dict[str, Any], book: RuleBo
             "legal_basis": rule.legal_basis, "status": "open"}
 
 
-async def correct(conn: AsyncConnection[Any], actor: dict[str, Any], book: RuleBook, code: str,
+async def correct(conn: AsyncConnection[Any], actor: workflow.Actor, book: RuleBook, code: str,
                   discrepancy_id: str, data: dict[str, Any], today: date) -> dict[str, Any]:
     """Apply the correction (as PATCH does, with its reason) and close the discrepancy."""
     case = await cases.get_case(conn, code, details=False)
@@ -68,8 +69,8 @@ async def correct(conn: AsyncConnection[Any], actor: dict[str, Any], book: RuleB
         "INSERT INTO kntc.correction (discrepancy_id, case_id, unit_id, unit_path, corrected_on, corrected_by, reason, "
         "changes, working_days, late) SELECT %s, %s, u.id, u.path, %s, %s, %s, %s, %s, %s FROM kntc.unit u "
         "WHERE u.id = %s",
-        (disc["id"], case["id"], today, actor["account_id"], data["reason"], Jsonb(applied), days, late,
-         actor["unit_id"]))
+        (disc["id"], case["id"], today, actor.account_id, data["reason"], Jsonb(applied), days, late,
+         actor.unit_id))
     await conn.execute("UPDATE kntc.discrepancy SET status = 'corrected', corrected_on = %s WHERE id = %s",
                        (today, disc["id"]))
     return {"case": code, "version": updated["version"], "discrepancy": str(disc["id"]), "corrected_on": today,

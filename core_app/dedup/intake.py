@@ -13,6 +13,7 @@ from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 
 from core_app.dedup import units
+from core_app.domain import workflow
 from core_app.repo import cases
 from core_app.repo.cases import Invalid, NotFound
 
@@ -42,7 +43,7 @@ def _explain(row: dict[str, Any]) -> dict[str, Any]:
             "message_en": f"an existing case at unit {row['unit_name']} ({row['unit_code']})"}
 
 
-async def check(conn: AsyncConnection[Any], actor: dict[str, Any], query: dict[str, Any]) -> dict[str, Any]:
+async def check(conn: AsyncConnection[Any], actor: workflow.Actor, query: dict[str, Any]) -> dict[str, Any]:
     """Ranked candidates for a petition about to be recorded; the check is kept for the decision."""
     parties = query["parties"]
     written = [p["address_unit"] for p in parties if p.get("address_unit")]
@@ -67,7 +68,7 @@ async def check(conn: AsyncConnection[Any], actor: dict[str, Any], query: dict[s
     cur = await conn.execute(
         "INSERT INTO kntc.dedup_check (account_id, unit_id, unit_path, query, candidates) "
         "SELECT %s, u.id, u.path, %s, %s FROM kntc.unit u WHERE u.id = %s RETURNING id",
-        (actor["account_id"], Jsonb(query), Jsonb(found, dumps=_dumps), actor["unit_id"]))
+        (actor.account_id, Jsonb(query), Jsonb(found, dumps=_dumps), actor.unit_id))
     row = await cur.fetchone()
     assert row is not None
     return {"check_id": str(row["id"]), "candidates": found,
@@ -80,12 +81,12 @@ def _dumps(obj: Any) -> str:
     return json.dumps(obj, default=str, ensure_ascii=False)
 
 
-async def decide(conn: AsyncConnection[Any], actor: dict[str, Any], data: dict[str, Any],
+async def decide(conn: AsyncConnection[Any], actor: workflow.Actor, data: dict[str, Any],
                  today: date) -> dict[str, Any]:
     """Record what the officer decided about a check; linking adds the petition to the case."""
     cur = await conn.execute("SELECT id, account_id FROM kntc.dedup_check WHERE id = %s", (data["check_id"],))
     chk = await cur.fetchone()
-    if chk is None or chk["account_id"] != actor["account_id"]:
+    if chk is None or chk["account_id"] != actor.account_id:
         raise NotFound(data["check_id"])
     decision = data["decision"]
     case_id = petition_id = other_unit_id = None
@@ -114,8 +115,8 @@ async def decide(conn: AsyncConnection[Any], actor: dict[str, Any], data: dict[s
         "INSERT INTO kntc.dedup_decision (check_id, account_id, unit_id, unit_path, decision, case_id, petition_id, "
         "other_unit_id, note) SELECT %s, %s, u.id, u.path, %s, %s, %s, %s, %s FROM kntc.unit u WHERE u.id = %s "
         "RETURNING id, decided_at",
-        (data["check_id"], actor["account_id"], decision, case_id, petition_id, other_unit_id, data.get("note"),
-         actor["unit_id"]))
+        (data["check_id"], actor.account_id, decision, case_id, petition_id, other_unit_id, data.get("note"),
+         actor.unit_id))
     row = await cur.fetchone()
     assert row is not None
     return {"id": str(row["id"]), "decided_at": row["decided_at"], **result}

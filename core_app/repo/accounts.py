@@ -54,14 +54,20 @@ ACCOUNT_COLUMNS = ("a.id, a.username, a.full_name, u.code AS unit, u.name AS uni
                    "a.is_active, a.locked_until, a.created_at")
 
 
-async def list_accounts(conn: AsyncConnection[Any], unit: str | None, page: int, per_page: int) -> dict[str, Any]:
+async def list_accounts(conn: AsyncConnection[Any], unit: str | None, per_page: int,
+                        after: str | None = None) -> dict[str, Any]:
+    """By unit code and username; `after` is the `next` cursor of the previous page (keyset paging)."""
+    from core_app.repo import keyset
+
+    key = keyset.decode(after, 2)
     cur = await conn.execute(
         f"SELECT {ACCOUNT_COLUMNS} FROM kntc.account a JOIN kntc.unit u ON u.id = a.unit_id "
         "WHERE (%(unit)s::text IS NULL OR u.path <@ (SELECT path FROM kntc.unit WHERE code = %(unit)s)) "
-        "ORDER BY u.code, a.username LIMIT %(limit)s OFFSET %(offset)s",
-        {"unit": unit, "limit": per_page + 1, "offset": (page - 1) * per_page})
-    rows = await cur.fetchall()
-    return {"data": rows[:per_page], "page": page, "per_page": per_page, "has_more": len(rows) > per_page}
+        "AND (%(after_unit)s::text IS NULL OR (u.code, a.username) > (%(after_unit)s, %(after_name)s::text)) "
+        "ORDER BY u.code, a.username LIMIT %(limit)s",
+        {"unit": unit, "limit": per_page + 1, "after_unit": key[0] if key else None,
+         "after_name": key[1] if key else None})
+    return keyset.page(await cur.fetchall(), per_page, "unit", "username")
 
 
 async def create_account(conn: AsyncConnection[Any], data: dict[str, Any]) -> dict[str, Any] | None:

@@ -18,6 +18,9 @@ from core_app.domain import workflow
 from core_app.domain.deadlines import Calendar, Rule, due_for
 from core_app.security import new_lookup_secret, normalise_lookup_secret
 
+# The database refuses larger attachments too (kntc.attachment.size_bytes).
+MAX_ATTACHMENT = 25 * 1024 * 1024
+
 
 class NotFound(Exception):
     pass
@@ -109,10 +112,10 @@ ON CONFLICT (case_id, step) DO UPDATE SET rule_code = EXCLUDED.rule_code, starts
 """
 
 
-async def _event(conn: AsyncConnection[Any], case_id: Any, actor: dict[str, Any], action: str,
+async def _event(conn: AsyncConnection[Any], case_id: Any, actor: workflow.Actor, action: str,
                  from_status: str | None, to_status: str | None, note: str | None = None,
                  data: dict[str, Any] | None = None) -> None:
-    await conn.execute(INSERT_EVENT, (case_id, actor["account_id"], actor["unit_id"], action, from_status,
+    await conn.execute(INSERT_EVENT, (case_id, actor.account_id, actor.unit_id, action, from_status,
                                       to_status, note, Jsonb(data or {})))
 
 
@@ -136,10 +139,10 @@ async def unit_id_by_code(conn: AsyncConnection[Any], code: str) -> int | None:
     return row["id"] if row else None
 
 
-async def create_case(conn: AsyncConnection[Any], actor: dict[str, Any], book: RuleBook, data: dict[str, Any],
+async def create_case(conn: AsyncConnection[Any], actor: workflow.Actor, book: RuleBook, data: dict[str, Any],
                       today: date) -> dict[str, Any]:
     """Record a petition as a new case file; returns its code and the citizen's lookup secret."""
-    if data["classification"] > actor["clearance"]:
+    if data["classification"] > actor.clearance:
         raise Invalid("classification", "Không thể lập hồ sơ mật vượt quá mức được tiếp cận của tài khoản.",
                       "you cannot record a case classified above your own clearance")
     received_on: date = data.get("received_on") or today
@@ -150,8 +153,8 @@ async def create_case(conn: AsyncConnection[Any], actor: dict[str, Any], book: R
             raise Invalid(f"parties.{i}.address_unit", f"Không có đơn vị hành chính hiện hành mã {p['address_unit']}.",
                           f"no current unit with code {p['address_unit']!r}")
     secret = new_lookup_secret()
-    params = {**data, "unit_id": actor["unit_id"], "year": received_on.year, "received_on": received_on,
-              "secret_hash": _secret_hash(secret), "actor_id": actor["account_id"]}
+    params = {**data, "unit_id": actor.unit_id, "year": received_on.year, "received_on": received_on,
+              "secret_hash": _secret_hash(secret), "actor_id": actor.account_id}
     cur = await conn.execute(INSERT_CASE, params)
     case = await cur.fetchone()
     assert case is not None
@@ -164,10 +167,10 @@ async def create_case(conn: AsyncConnection[Any], actor: dict[str, Any], book: R
         if i == 0 and row:
             sender_id = row["id"]
     await conn.execute(INSERT_PETITION, {
-        "case_id": case_id, "unit_id": actor["unit_id"], "received_on": received_on, "channel": data["channel"],
+        "case_id": case_id, "unit_id": actor.unit_id, "received_on": received_on, "channel": data["channel"],
         "reception_id": data.get("reception_id"), "sender_party_id": sender_id,
         "content": data["content"], "people_count": data.get("people_count") or 1,
-        "actor_id": actor["account_id"]})
+        "actor_id": actor.account_id})
     if data.get("reception_id"):
         await conn.execute("UPDATE kntc.reception SET case_id = %s, action_taken = 'recorded' WHERE id = %s",
                            (case_id, data["reception_id"]))
@@ -270,30 +273,35 @@ LIST_FILTERS = {
 }
 
 
-async def list_cases(conn: AsyncConnection[Any], filters: dict[str, Any], page: int, per_page: int,
-                     *, mine_only_unit: int | None = None) -> dict[str, Any]:
+async def list_cases(conn: AsyncConnection[Any], filters: dict[str, Any], per_page: int,
+                     *, after: str | None = None, mine_only_unit: int | None = None) -> dict[str, Any]:
+    """Newest first; `after` is the `next` cursor of the previous page (keyset paging)."""
+    from core_app.repo import keyset  # keyset reports a bad cursor with this module's Invalid
+
     where = [LIST_FILTERS[k] for k, v in filters.items() if v is not None and k in LIST_FILTERS]
     if mine_only_unit is not None:
         where.append("c.handling_unit_id = %(mine)s")
-    params = {**filters, "mine": mine_only_unit, "limit": per_page + 1, "offset": (page - 1) * per_page}
+    key = keyset.decode(after, 2)
+    if key:
+        where.append("(c.received_on, c.code) < (%(after_on)s::date, %(after_code)s)")
+    params = {**filters, "mine": mine_only_unit, "limit": per_page + 1,
+              "after_on": key[0] if key else None, "after_code": key[1] if key else None}
     sql = (
         "SELECT c.id, c.code, c.kind, c.subject, c.status, c.classification, c.received_on, c.version, "
         "hu.code AS handling_unit, hu.name AS handling_unit_name, "
         "(SELECT min(d.due_on) FROM kntc.case_deadline d WHERE d.case_id = c.id AND d.met_on IS NULL) AS next_due "
         "FROM kntc.case_file c JOIN kntc.unit hu ON hu.id = c.handling_unit_id "
         + ("WHERE " + " AND ".join(where) if where else "")
-        + " ORDER BY c.received_on DESC, c.code DESC LIMIT %(limit)s OFFSET %(offset)s"
+        + " ORDER BY c.received_on DESC, c.code DESC LIMIT %(limit)s"
     )
     cur = await conn.execute(sql, params)
-    rows = await cur.fetchall()
-    return {"data": rows[:per_page], "page": page, "per_page": per_page, "has_more": len(rows) > per_page}
+    return keyset.page(await cur.fetchall(), per_page, "received_on", "code")
 
 
-async def transition(conn: AsyncConnection[Any], actor: dict[str, Any], book: RuleBook, code: str,
+async def transition(conn: AsyncConnection[Any], actor: workflow.Actor, book: RuleBook, code: str,
                      action_name: str, version: int, params: dict[str, Any], today: date) -> dict[str, Any]:
     case = await _locked(conn, code, version)
-    wactor = workflow.Actor(actor["account_id"], actor["unit_id"], frozenset(actor["roles"]), actor["clearance"])
-    action = workflow.check(action_name, case["status"], wactor, case["handling_unit_id"], params)
+    action = workflow.check(action_name, case["status"], actor, case["handling_unit_id"], params)
     target = action.target
     sets: dict[str, Any] = {}
     data: dict[str, Any] = {}
@@ -357,17 +365,17 @@ async def transition(conn: AsyncConnection[Any], actor: dict[str, Any], book: Ru
 UPDATABLE = ("subject", "content", "respondent", "classification", "is_complex", "is_remote_area")
 
 
-async def update_case(conn: AsyncConnection[Any], actor: dict[str, Any], code: str, version: int,
+async def update_case(conn: AsyncConnection[Any], actor: workflow.Actor, code: str, version: int,
                       changes: dict[str, Any]) -> dict[str, Any]:
     case = await _locked(conn, code, version)
-    if case["handling_unit_id"] != actor["unit_id"] or "external_reader" in actor["roles"]:
+    if case["handling_unit_id"] != actor.unit_id or "external_reader" in actor.roles:
         raise workflow.TransitionRefused("wrong_unit", "Chỉ đơn vị đang giải quyết hồ sơ mới được sửa hồ sơ.",
                                          "only officers of the unit that holds the case file may edit it")
     reason = changes.get("reason")
     changes = {k: v for k, v in changes.items() if k in UPDATABLE and v is not None}
     if not changes:
         raise Invalid("body", "Không có thông tin nào để sửa.", "nothing to change")
-    if changes.get("classification", 0) > actor["clearance"]:
+    if changes.get("classification", 0) > actor.clearance:
         raise Invalid("classification", "Không thể đặt mức mật cao hơn mức được tiếp cận.",
                       "you cannot classify above your own clearance")
     before = {k: case[k] for k in changes}
@@ -379,49 +387,49 @@ async def update_case(conn: AsyncConnection[Any], actor: dict[str, Any], code: s
     return {"code": code, "version": case["version"] + 1}
 
 
-async def add_petition(conn: AsyncConnection[Any], actor: dict[str, Any], code: str, data: dict[str, Any],
+async def add_petition(conn: AsyncConnection[Any], actor: workflow.Actor, code: str, data: dict[str, Any],
                        today: date) -> dict[str, Any]:
     case = await get_case(conn, code, details=False)
     cur = await conn.execute(INSERT_PETITION, {
-        "case_id": case["id"], "unit_id": actor["unit_id"], "received_on": data.get("received_on") or today,
+        "case_id": case["id"], "unit_id": actor.unit_id, "received_on": data.get("received_on") or today,
         "channel": data["channel"], "reception_id": data.get("reception_id"), "sender_party_id": None,
         "content": data["content"], "people_count": data.get("people_count") or 1,
-        "actor_id": actor["account_id"]})
+        "actor_id": actor.account_id})
     row = await cur.fetchone()
     await _event(conn, case["id"], actor, "add_petition", case["status"], case["status"], None,
                  {"petition_id": str(row["id"]) if row else None})
     return {"id": str(row["id"]) if row else None, "case": code}
 
 
-async def assign(conn: AsyncConnection[Any], actor: dict[str, Any], code: str, username: str, duty: str) -> None:
+async def assign(conn: AsyncConnection[Any], actor: workflow.Actor, code: str, username: str, duty: str) -> None:
     case = await get_case(conn, code, details=False)
-    if "head" not in actor["roles"] or case["handling_unit_id"] != actor["unit_id"]:
+    if "head" not in actor.roles or case["handling_unit_id"] != actor.unit_id:
         raise workflow.TransitionRefused("role_not_allowed",
                                          "Chỉ thủ trưởng đơn vị đang giải quyết mới được phân công.",
                                          "only the head of the unit holding the case may assign it")
     cur = await conn.execute("SELECT id FROM kntc.account WHERE username = %s AND unit_id = %s AND is_active",
-                             (username, actor["unit_id"]))
+                             (username, actor.unit_id))
     acc = await cur.fetchone()
     if acc is None:
         raise Invalid("username", "Không có cán bộ này trong đơn vị.", f"no active officer {username!r} in your unit")
     await conn.execute("INSERT INTO kntc.case_assignment (case_id, account_id, duty, assigned_by) "
                        "VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING",
-                       (case["id"], acc["id"], duty, actor["account_id"]))
+                       (case["id"], acc["id"], duty, actor.account_id))
     await _event(conn, case["id"], actor, "assign", case["status"], case["status"], None,
                  {"username": username, "duty": duty})
 
 
-async def add_attachment(conn: AsyncConnection[Any], actor: dict[str, Any], code: str, filename: str,
+async def add_attachment(conn: AsyncConnection[Any], actor: workflow.Actor, code: str, filename: str,
                          content_type: str, data: bytes) -> dict[str, Any]:
     case = await get_case(conn, code, details=False)
-    if case["handling_unit_id"] != actor["unit_id"]:
+    if case["handling_unit_id"] != actor.unit_id:
         raise workflow.TransitionRefused("wrong_unit", "Chỉ đơn vị đang giải quyết mới được đính kèm tài liệu.",
                                          "only the unit holding the case may attach documents")
     digest = hashlib.sha256(data).digest()
     cur = await conn.execute(
         "INSERT INTO kntc.attachment (case_id, filename, content_type, size_bytes, sha256, data, uploaded_by) "
         "VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING id",
-        (case["id"], filename, content_type, len(data), digest, data, actor["account_id"]))
+        (case["id"], filename, content_type, len(data), digest, data, actor.account_id))
     row = await cur.fetchone()
     await _event(conn, case["id"], actor, "attach", case["status"], case["status"], filename,
                  {"sha256": digest.hex(), "size": len(data)})

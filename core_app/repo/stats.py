@@ -13,6 +13,8 @@ from typing import Any
 
 from psycopg import AsyncConnection
 
+from core_app.domain import workflow
+
 BREAKDOWN = """
 WITH scope AS (SELECT path FROM kntc.unit WHERE code = %(unit)s),
 base AS (
@@ -137,14 +139,14 @@ async def breakdown(conn: AsyncConnection[Any], unit: str, date_from: date, date
     return out
 
 
-async def record_overdue_cause(conn: AsyncConnection[Any], actor: dict[str, Any], code: str, step: str,
+async def record_overdue_cause(conn: AsyncConnection[Any], actor: workflow.Actor, code: str, step: str,
                                cause: str, today: date) -> None:
     """The holding unit writes down why a step is late; the overdue statistics group by it."""
     from core_app.domain.workflow import TransitionRefused
     from core_app.repo import cases
 
     case = await cases.get_case(conn, code, details=False)
-    if case["handling_unit_id"] != actor["unit_id"] or "external_reader" in actor["roles"]:
+    if case["handling_unit_id"] != actor.unit_id or "external_reader" in actor.roles:
         raise TransitionRefused("wrong_unit", "Chỉ đơn vị đang giải quyết mới ghi nguyên nhân quá hạn.",
                                 "only the unit holding the case may record why it is late")
     cur = await conn.execute(

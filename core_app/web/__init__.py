@@ -1,13 +1,14 @@
 """The web interface: officer screens, the citizen lookup, statistics with charts and a map.
 
 Server-rendered HTML (Jinja2), no JavaScript and no CDN: every asset is served by the app.
-`install(app)` adds the routes, the HTML error pages and the security headers.
+`install(app)` adds the routes and the HTML error pages; `refusal` and `bad_input` are the gate's
+and the input check's decisions as a page (core_app.app sends them here for the web paths).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 import psycopg
 from fastapi import FastAPI, Request
@@ -16,8 +17,10 @@ from fastapi.responses import RedirectResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from core_app.bad_input import BadInput
+from core_app.gate import Refused
 from core_app.web import guard
-from core_app.web.base import LoginRedirect, WebError, login_url
+from core_app.web.base import WebError, login_url
 from core_app.web.render import page
 
 
@@ -31,23 +34,26 @@ def install(app: FastAPI) -> None:
     async def web_error(request: Request, exc: WebError) -> Response:
         return page(request, "error.html", status_code=exc.status, error=exc)
 
-    @app.exception_handler(LoginRedirect)
-    async def to_login(request: Request, exc: LoginRedirect) -> Response:
-        resp = RedirectResponse(login_url(exc.next_url, exc.reason), status_code=303)
-        resp.delete_cookie(guard.SESSION_COOKIE, path="/")
-        resp.delete_cookie(guard.SEEN_COOKIE, path="/")
-        return resp
-
     _html_errors_on_web_paths(app)
 
-    @app.middleware("http")
-    async def headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        response = await call_next(request)
-        guard.security_headers(request, response)
-        token = getattr(request.state, "refresh_seen", None)
-        if token and guard.SEEN_COOKIE not in _deleted(response):
-            guard.set_cookie(request, response, guard.SEEN_COOKIE, guard.seen_value(request, token))
-        return response
+
+REFUSAL_REASONS = {"login_required": "", "session_expired": "expired", "idle": "idle"}
+
+
+def refusal(request: Request, exc: Refused) -> Response:
+    """The gate's decision as a page: log in again, or a 403 page."""
+    if exc.reason == "role_not_allowed":
+        return page(request, "error.html", status_code=403,
+                    error=WebError(403, "Tài khoản không có quyền vào trang này.",
+                                   "Your account may not open this page."))
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    resp = RedirectResponse(login_url(target, REFUSAL_REASONS[exc.reason]), status_code=303)
+    resp.delete_cookie(guard.SESSION_COOKIE, path="/")
+    return resp
+
+
+def bad_input(request: Request, exc: BadInput) -> Response:
+    return page(request, "error.html", status_code=400, error=WebError(400, exc.vi, exc.en))
 
 
 log = logging.getLogger("kntc.web")
@@ -59,7 +65,7 @@ def is_web(path: str) -> bool:
 
 def _html_errors_on_web_paths(app: FastAPI) -> None:
     """On the web pages an error is a page in both languages; the API keeps its JSON answers."""
-    from core_app.api.errors import _db_message
+    from core_app.db_errors import describe
 
     def wrap(exc_class: type[Exception], describe: Callable[[Exception], tuple[int, str, str]]) -> None:
         original = app.exception_handlers.get(exc_class)
@@ -74,7 +80,7 @@ def _html_errors_on_web_paths(app: FastAPI) -> None:
 
     def db(exc: Exception) -> tuple[int, str, str]:
         assert isinstance(exc, psycopg.Error)
-        status, body = _db_message(exc)
+        status, body = describe(exc)
         if status >= 500:
             log.exception("database error on a web page")
         return status, body["message"], body["message_en"]
@@ -98,11 +104,3 @@ def _html_errors_on_web_paths(app: FastAPI) -> None:
     wrap(StarletteHTTPException, http)
     wrap(RequestValidationError, invalid)
     wrap(Exception, unexpected)
-
-
-def _deleted(response: Response) -> set[str]:
-    names = set()
-    for k, v in response.raw_headers:
-        if k.lower() == b"set-cookie" and (b"Max-Age=0" in v or b"max-age=0" in v):
-            names.add(v.split(b"=", 1)[0].decode())
-    return names

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse
 from pydantic import ValidationError
@@ -9,9 +11,10 @@ from starlette.responses import Response
 
 from core_app.api.schemas import AccountIn
 from core_app.repo import accounts
+from core_app.repo.cases import Invalid
 from core_app.security import password_problem
 from core_app.web import export
-from core_app.web.base import acting, field_errors, form_of, text
+from core_app.web.base import WebError, acting, field_errors, form_of, text
 from core_app.web.render import ROLES, label, lang_of, page
 
 router = APIRouter(prefix="/app/accounts", include_in_schema=False)
@@ -22,23 +25,26 @@ COLUMNS = [("username", ("Tên đăng nhập", "Username")), ("full_name", ("H�
            ("is_active", ("Đang hoạt động", "Active")), ("locked_until", ("Khóa đến", "Locked until"))]
 
 
-async def _list(request: Request, conn: object, unit: str | None, page_no: int) -> dict:
-    return await accounts.list_accounts(conn, unit or None, page_no, 100)  # type: ignore[arg-type]
+async def _list(conn: Any, unit: str | None, after: str | None) -> dict[str, Any]:
+    try:
+        return await accounts.list_accounts(conn, unit or None, 100, after)
+    except Invalid as exc:
+        raise WebError(400, exc.vi, exc.en) from None
 
 
 @router.get("")
-async def account_list(request: Request, unit: str | None = None, page_no: int = 1,
+async def account_list(request: Request, unit: str | None = None, after: str | None = None,
                        format: str | None = None) -> Response:
-    page_no = max(1, min(page_no, 10_000))
     async with acting(request, "unit_admin", "sysadmin", "head") as (conn, actor):
         if format in ("csv", "xlsx"):
-            got = await accounts.list_accounts(conn, unit or None, 1, 10_000)
+            got = await accounts.list_accounts(conn, unit or None, 10_000)
             role = label(ROLES, lang_of(request))
             return export.table_response(request, "tai-khoan", COLUMNS, got["data"], format,
                                          labels={"roles": lambda rs: ", ".join(role(r) for r in rs)})
-        got = await _list(request, conn, unit, page_no)
-    return page(request, "accounts.html", rows=got["data"], has_more=got["has_more"], page_no=page_no,
-                unit=unit or "", form={"unit": actor["unit_code"], "clearance": "0"}, errors={})
+        got = await _list(conn, unit, after)
+    return page(request, "accounts.html", rows=got["data"], has_more=got["has_more"], next_cursor=got["next"],
+                first_page=not after,
+                unit=unit or "", form={"unit": actor.unit_code, "clearance": "0"}, errors={})
 
 
 @router.post("")
@@ -54,7 +60,7 @@ async def create(request: Request) -> Response:
             if problem:
                 vi, _, en = problem.partition(" / ")
                 errors["password"] = (vi, en or vi)
-            elif "sysadmin" in body.roles and "sysadmin" not in actor["roles"]:
+            elif "sysadmin" in body.roles and "sysadmin" not in actor.roles:
                 errors["roles"] = ("Chỉ quản trị hệ thống mới cấp vai trò quản trị hệ thống.",
                                    "Only a system administrator may grant sysadmin.")
         except ValidationError as exc:
@@ -76,8 +82,9 @@ async def create(request: Request) -> Response:
                 else:
                     raise
         if errors:
-            got = await _list(request, conn, None, 1)
+            got = await _list(conn, None, None)
             values.pop("password", None)  # a password is never sent back into a page
             return page(request, "accounts.html", status_code=400, rows=got["data"], has_more=got["has_more"],
-                        page_no=1, unit="", form={**values, "roles": roles}, errors=errors)
+                        next_cursor=got["next"], first_page=True, unit="", form={**values, "roles": roles},
+                        errors=errors)
     return RedirectResponse("/app/accounts?created=" + (values["username"] or ""), status_code=303)

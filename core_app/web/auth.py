@@ -72,7 +72,6 @@ async def login(request: Request) -> Response:
     resp = RedirectResponse(next_url, status_code=303)
     guard.set_cookie(request, resp, guard.SESSION_COOKIE, token,
                      max_age=request.app.state.settings.session_hours * 3600)
-    guard.set_cookie(request, resp, guard.SEEN_COOKIE, guard.seen_value(request, token))
     return resp
 
 
@@ -84,8 +83,7 @@ async def logout(request: Request) -> Response:
         async with request.app.state.db.transaction() as conn:
             await accounts.logout(conn, token)
     resp = RedirectResponse("/login?reason=logout", status_code=303)
-    for name in (guard.SESSION_COOKIE, guard.SEEN_COOKIE):
-        resp.delete_cookie(name, path="/")
+    resp.delete_cookie(guard.SESSION_COOKIE, path="/")
     return resp
 
 

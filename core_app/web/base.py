@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import Any
 from urllib.parse import quote
 
 from fastapi import Request
-from psycopg import AsyncConnection
 from pydantic import ValidationError
 from starlette.datastructures import FormData
 
+from core_app import gate
 from core_app.web import guard
 
 
@@ -23,12 +20,6 @@ class WebError(Exception):
         self.status, self.vi, self.en = status, vi, en
 
 
-class LoginRedirect(Exception):
-    def __init__(self, next_url: str, reason: str = "") -> None:
-        super().__init__(next_url)
-        self.next_url, self.reason = next_url, reason
-
-
 NOT_FOUND = WebError(404, "Không tìm thấy hồ sơ, hoặc hồ sơ nằm ngoài phạm vi tài khoản được xem.",
                      "Not found, or outside what your account may see.")
 
@@ -38,25 +29,9 @@ def forbidden(vi: str = "Tài khoản không có quyền vào trang này.",
     return WebError(403, vi, en)
 
 
-@asynccontextmanager
-async def acting(request: Request, *roles: str) -> AsyncIterator[tuple[AsyncConnection[Any], dict[str, Any]]]:
-    """The officer's transaction (row-level security applies); redirects to login without a live session."""
-    token = request.cookies.get(guard.SESSION_COOKIE)
-    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    if not token:
-        raise LoginRedirect(target)
-    if guard.idle_expired(request, token):
-        async with request.app.state.db.transaction() as conn:
-            await conn.execute("SELECT kntc.session_close(%s)", (token,))
-        raise LoginRedirect(target, "idle")
-    async with request.app.state.db.acting(token) as (conn, actor):
-        if actor is None:
-            raise LoginRedirect(target, "expired")
-        request.state.actor = actor
-        request.state.refresh_seen = token
-        if roles and not set(actor["roles"]) & set(roles):
-            raise forbidden()
-        yield conn, actor
+# The gate decides who is acting, for the pages as for the API; a refusal becomes a redirect to
+# login or a 403 page (see core_app.app).
+acting = gate.acting
 
 
 async def form_of(request: Request) -> FormData:

@@ -13,12 +13,12 @@ from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 from starlette.responses import Response
 
-from core_app.api.routes.cases import MAX_UPLOAD
 from core_app.api.schemas import AssignIn, CaseUpdateIn, PetitionIn, TransitionIn
 from core_app.domain.workflow import ACTIONS, TERMINAL, Status, TransitionRefused
+from core_app.gate import Actor
 from core_app.repo import cases, stats
 from core_app.web import export
-from core_app.web.base import NOT_FOUND, acting, field_errors, form_of, text
+from core_app.web.base import NOT_FOUND, WebError, acting, field_errors, form_of, text
 from core_app.web.render import page
 
 router = APIRouter(prefix="/app/cases", include_in_schema=False)
@@ -40,44 +40,47 @@ def _date(v: str | None) -> date | None:
 @router.get("")
 async def list_cases(request: Request, status: str | None = None, kind: str | None = None,
                      received_from: str | None = None, received_to: str | None = None, scope: str = "area",
-                     page_no: int = 1, format: str | None = None, q: str | None = None) -> Response:
+                     after: str | None = None, format: str | None = None, q: str | None = None) -> Response:
     code = (q or "").strip().upper()
     if code:
         # A code from a receipt or a phone call opens the case file directly.
         return RedirectResponse(f"/app/cases/{quote(code, safe='')}", status_code=303)
     filters = {"status": status or None, "kind": kind or None, "received_from": _date(received_from),
                "received_to": _date(received_to)}
-    page_no = max(1, min(page_no, 100_000))
     async with acting(request) as (conn, actor):
-        mine = actor["unit_id"] if scope == "unit" else None
-        if format in ("csv", "xlsx"):
-            got = await cases.list_cases(conn, filters, 1, 10_000, mine_only_unit=mine)
-            return export.table_response(request, "ho-so", LIST_COLUMNS, got["data"], format)
-        got = await cases.list_cases(conn, filters, page_no, 50, mine_only_unit=mine)
-    return page(request, "cases.html", rows=got["data"], has_more=got["has_more"], page_no=page_no,
+        mine = actor.unit_id if scope == "unit" else None
+        try:
+            if format in ("csv", "xlsx"):
+                got = await cases.list_cases(conn, filters, 10_000, mine_only_unit=mine)
+                return export.table_response(request, "ho-so", LIST_COLUMNS, got["data"], format)
+            got = await cases.list_cases(conn, filters, 50, after=after, mine_only_unit=mine)
+        except cases.Invalid as exc:
+            raise WebError(400, exc.vi, exc.en) from None
+    return page(request, "cases.html", rows=got["data"], has_more=got["has_more"], next_cursor=got["next"],
+                first_page=not after,
                 filters={"status": status or "", "kind": kind or "", "received_from": received_from or "",
                          "received_to": received_to or "", "scope": scope})
 
 
-def _available(case: dict[str, Any], actor: dict[str, Any]) -> list[Any]:
-    if Status(case["status"]) in TERMINAL or "external_reader" in actor["roles"]:
+def _available(case: dict[str, Any], actor: Actor) -> list[Any]:
+    if Status(case["status"]) in TERMINAL or "external_reader" in actor.roles:
         return []
-    if case["handling_unit_id"] != actor["unit_id"]:
+    if case["handling_unit_id"] != actor.unit_id:
         return []
-    roles = set(actor["roles"])
+    roles = actor.roles
     return [a for a in ACTIONS.values() if Status(case["status"]) in a.sources and roles & a.roles]
 
 
-async def _case_page(request: Request, conn: Any, actor: dict[str, Any], code: str, status_code: int = 200,
+async def _case_page(request: Request, conn: Any, actor: Actor, code: str, status_code: int = 200,
                      **extra: Any) -> Response:
     try:
         case = await cases.get_case(conn, code)
     except cases.NotFound:
         raise NOT_FOUND from None
     officers: list[dict[str, Any]] = []
-    if "head" in actor["roles"] and case["handling_unit_id"] == actor["unit_id"]:
+    if "head" in actor.roles and case["handling_unit_id"] == actor.unit_id:
         cur = await conn.execute("SELECT username, full_name, roles FROM kntc.account "
-                                 "WHERE unit_id = %s AND is_active ORDER BY full_name", (actor["unit_id"],))
+                                 "WHERE unit_id = %s AND is_active ORDER BY full_name", (actor.unit_id,))
         officers = await cur.fetchall()
     today = request.app.state.clock()
     cur = await conn.execute("SELECT step, overdue_cause FROM kntc.case_deadline WHERE case_id = %s", (case["id"],))
@@ -86,11 +89,11 @@ async def _case_page(request: Request, conn: Any, actor: dict[str, Any], code: s
         d["overdue_cause"] = causes.get(d["step"])
         d["days_left"] = None if d["met_on"] else (d["due_on"] - today).days
     ctx = {"case": case, "actions": _available(case, actor), "officers": officers,
-           "holds": case["handling_unit_id"] == actor["unit_id"] and "external_reader" not in actor["roles"],
+           "holds": case["handling_unit_id"] == actor.unit_id and "external_reader" not in actor.roles,
            "action_error": None, "action_form": {}, "edit_errors": {}, "edit_form": {}, "upload_error": None,
            "assign_error": None, "deadline_error": None, "petition_errors": {},
            "petition_form": {"channel": "in_person", "people_count": "1"},
-           "may_add_petition": bool({"reception", "handling", "head"} & set(actor["roles"]))}
+           "may_add_petition": bool({"reception", "handling", "head"} & actor.roles)}
     ctx.update(extra)
     return page(request, "case.html", status_code=status_code, **ctx)
 
@@ -236,8 +239,8 @@ async def upload(request: Request, code: str) -> Response:
         if not isinstance(file, UploadFile) or not file.filename:
             error = ("Hãy chọn tệp tài liệu.", "Choose a file.")
         else:
-            data = await file.read(MAX_UPLOAD + 1)
-            if len(data) > MAX_UPLOAD:
+            data = await file.read(cases.MAX_ATTACHMENT + 1)
+            if len(data) > cases.MAX_ATTACHMENT:
                 error = ("Tệp quá lớn (tối đa 25 MB).", "File too large (25 MB at most).")
             else:
                 name = file.filename.replace("/", "_").replace("\\", "_")[:255]

@@ -4,9 +4,8 @@ The session cookie carries the API's own session token (kntc.session_open): the 
 decides who is acting and what they may see. Around it the web layer adds what a browser needs:
 - CSRF: every form carries HMAC(secret_key, session token) (or, before login, HMAC of a random
   pre-session cookie); a POST without the matching token is refused.
-- Idle timeout: a second cookie holds the time of the last page and an HMAC binding it to the
-  token; after IDLE_MINUTES without a page the session is closed. It works across worker
-  processes because nothing is kept in memory.
+- The idle timeout is not here: the gate (core_app.gate) applies it to the API and the pages alike,
+  from the last activity the database keeps for the session.
 - Throttling of failed logins and failed lookups per client address: in-process (each worker
   counts on its own), which is enough to make guessing slow; the accounts themselves lock
   after 5 failures in the database.
@@ -25,12 +24,11 @@ from dataclasses import dataclass, field
 from fastapi import Request
 from starlette.responses import Response
 
-SESSION_COOKIE = "kntc_session"
-SEEN_COOKIE = "kntc_seen"
+from core_app.gate import SESSION_COOKIE
+
 PRE_COOKIE = "kntc_pre"
 LANG_COOKIE = "kntc_lang"
 RECEIPT_COOKIE = "kntc_receipt"
-IDLE_MINUTES = 30
 
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; "
        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'")
@@ -81,19 +79,6 @@ def csrf_ok(request: Request, given: str | None) -> bool:
     if pre:
         candidates.append(sign(request, "csrf-pre", pre))
     return any(hmac.compare_digest(given, c) for c in candidates)
-
-
-def seen_value(request: Request, token: str, now: float | None = None) -> str:
-    ts = str(int(now if now is not None else time.time()))
-    return f"{ts}.{sign(request, 'seen', token + '|' + ts)}"
-
-
-def idle_expired(request: Request, token: str) -> bool:
-    raw = request.cookies.get(SEEN_COOKIE, "")
-    ts, _, mac = raw.partition(".")
-    if not ts.isdigit() or not hmac.compare_digest(mac, sign(request, "seen", token + "|" + ts)):
-        return True
-    return time.time() - int(ts) > IDLE_MINUTES * 60
 
 
 def client_address(request: Request) -> str:

@@ -4,28 +4,23 @@ from __future__ import annotations
 
 import hmac
 from typing import Any
+from uuid import UUID
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse
 from pydantic import ValidationError
 from starlette.responses import Response
 
-from core_app.api.routes.receptions import INSERT as INSERT_RECEPTION
 from core_app.api.schemas import CaseIn, ReceptionIn
-from core_app.repo import cases, stats
+from core_app.gate import Actor
+from core_app.repo import cases, receptions, stats
 from core_app.web import export, guard
 from core_app.web.base import WebError, acting, field_errors, form_of, text
 from core_app.web.render import page
 
 router = APIRouter(prefix="/app", include_in_schema=False)
 
-RECENT_RECEPTIONS = """
-SELECT r.id, r.received_at, r.visitor_name, r.people_count, r.content, r.documents_received, r.action_taken,
-       c.code AS case_code
-  FROM kntc.reception r LEFT JOIN kntc.case_file c ON c.id = r.case_id
- WHERE r.unit_id = %s
- ORDER BY r.received_at DESC LIMIT 30
-"""
+RECENT = 30  # the unit's latest receptions under the form; the export takes more
 
 
 RECEPTION_COLUMNS = [("received_at", ("Thời gian", "When")), ("visitor_name", ("Người đến", "Visitor")),
@@ -50,20 +45,28 @@ def _days_left(rows: list[dict[str, Any]], today: Any) -> list[dict[str, Any]]:
 async def home(request: Request) -> Response:
     async with acting(request) as (conn, actor):
         today = request.app.state.clock()
-        counts = await stats.status_counts_of_unit(conn, actor["unit_id"])
-        area = await stats.scope_unit(conn, actor["unit_id"])
+        counts = await stats.status_counts_of_unit(conn, actor.unit_id)
+        area = await stats.scope_unit(conn, actor.unit_id)
         overdue = await cases.overdue(conn, today, area["code"], limit=10)
     return page(request, "home.html", counts=counts, overdue=overdue)
 
 
 # -- reception ------------------------------------------------------------------------------
 
+def _visitor(name: str | None) -> str:
+    # None: the case protects its denouncer and this officer does not handle it.
+    return "(được bảo vệ / protected)" if name is None else name
+
+
 @router.get("/reception")
 async def reception_page(request: Request, format: str | None = None) -> Response:
-    async with acting(request, "reception", "head") as (conn, actor):
-        rows = await (await conn.execute(RECENT_RECEPTIONS, (actor["unit_id"],))).fetchall()
-    if format in ("csv", "xlsx"):
-        return export.table_response(request, "tiep-cong-dan", RECEPTION_COLUMNS, rows, format)
+    async with acting(request, *receptions.ROLES) as (conn, actor):
+        exporting = format in ("csv", "xlsx")
+        got = await receptions.list_receptions(conn, 5000 if exporting else RECENT, unit_id=actor.unit_id)
+    rows = got["data"]
+    if exporting:
+        return export.table_response(request, "tiep-cong-dan", RECEPTION_COLUMNS, rows, str(format),
+                                     labels={"visitor_name": _visitor})
     return page(request, "reception.html", receptions=rows, form={"people_count": "1"}, errors={})
 
 
@@ -73,16 +76,14 @@ async def record_reception(request: Request) -> Response:
     values = {k: text(form, k) for k in ("visitor_name", "visitor_id_number", "visitor_address", "people_count",
                                           "content", "documents_received", "prior_handling_agency",
                                           "action_taken", "notes")}
-    async with acting(request, "reception", "head") as (conn, actor):
+    async with acting(request, *receptions.ROLES) as (conn, actor):
         try:
             body = ReceptionIn.model_validate({k: v for k, v in values.items() if v is not None})
         except ValidationError as exc:
-            rows = await (await conn.execute(RECENT_RECEPTIONS, (actor["unit_id"],))).fetchall()
-            return page(request, "reception.html", status_code=400, receptions=rows, form=values,
+            got = await receptions.list_receptions(conn, RECENT, unit_id=actor.unit_id)
+            return page(request, "reception.html", status_code=400, receptions=got["data"], form=values,
                         errors=field_errors(exc))
-        row = await (await conn.execute(INSERT_RECEPTION, {**body.model_dump(), "unit_id": actor["unit_id"],
-                                                           "account_id": actor["account_id"]})).fetchone()
-    assert row is not None
+        row = await receptions.record(conn, actor, body.model_dump())
     return RedirectResponse(f"/app/cases/new?reception={row['id']}", status_code=303)
 
 
@@ -98,12 +99,11 @@ async def _reception_prefill(conn: Any, reception_id: str | None) -> dict[str, A
     if not reception_id:
         return {}
     try:
-        cur = await conn.execute("SELECT id, visitor_name, visitor_id_number, visitor_address, people_count, content "
-                                 "FROM kntc.reception WHERE id = %s AND case_id IS NULL", (reception_id,))
-        r = await cur.fetchone()
-    except Exception:  # not a UUID: nothing to prefill
+        UUID(reception_id)
+    except ValueError:  # not a reception id: nothing to prefill
         return {}
-    if r is None:
+    r = await receptions.prefill(conn, reception_id)
+    if r is None or r["visitor_name"] is None:
         return {}
     return {"reception_id": str(r["id"]), "party_full_name": r["visitor_name"],
             "party_id_number": r["visitor_id_number"] or "", "party_address": r["visitor_address"] or "",
@@ -173,10 +173,10 @@ async def receipt(request: Request, code: str) -> Response:
 
 # -- work lists -----------------------------------------------------------------------------
 
-async def _unit_cases(conn: Any, actor: dict[str, Any], statuses: tuple[str, ...]) -> list[dict[str, Any]]:
+async def _unit_cases(conn: Any, actor: Actor, statuses: tuple[str, ...]) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for s in statuses:
-        got = await cases.list_cases(conn, {"status": s}, 1, 200, mine_only_unit=actor["unit_id"])
+        got = await cases.list_cases(conn, {"status": s}, 200, mine_only_unit=actor.unit_id)
         rows.extend(got["data"])
     rows.sort(key=lambda r: (r["next_due"] is None, r["next_due"] or r["received_on"]))
     return rows
@@ -211,8 +211,8 @@ async def overview(request: Request, format: str | None = None) -> Response:
     """Head of unit: counts of the unit and below, the overdue list, who holds what."""
     async with acting(request, "head") as (conn, actor):
         today = request.app.state.clock()
-        counts = await stats.status_counts_of_unit(conn, actor["unit_id"])
-        overdue = await cases.overdue(conn, today, actor["unit_code"], limit=5000 if format else 200)
+        counts = await stats.status_counts_of_unit(conn, actor.unit_id)
+        overdue = await cases.overdue(conn, today, actor.unit_code, limit=5000 if format else 200)
         if format in ("csv", "xlsx"):
             return export.table_response(request, "qua-han", OVERDUE_COLUMNS, overdue, format)
         waiting = await _unit_cases(conn, actor, ("received", "in_handling", "accepted", "verifying", "resolved"))

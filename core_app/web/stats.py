@@ -46,7 +46,7 @@ async def statistics(request: Request, unit: str | None = None, date_from: str |
     lang = lang_of(request)
     t = translator(lang)
     async with acting(request) as (conn, actor):
-        area = await stats.scope_unit(conn, actor["unit_id"])
+        area = await stats.scope_unit(conn, actor.unit_id)
         target = await stats.unit_in_area(conn, unit or area["code"], area["path"])
         if target is None:
             raise forbidden("Đơn vị này nằm ngoài phạm vi tài khoản được xem thống kê.",

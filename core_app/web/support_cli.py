@@ -7,11 +7,14 @@ Runbook: runbooks/officer-support.md.
 
 from __future__ import annotations
 
+import os
 import secrets
 import string
 from typing import Annotated, Any
 
 import typer
+
+from core_app.settings import Settings
 
 ALPHABET = string.ascii_letters + string.digits
 
@@ -92,8 +95,11 @@ def register(app: typer.Typer) -> None:
                 {"scope": acc["scope_path"], "code": code.strip().upper()}).fetchone()
             if case is None:
                 fail(f"no case with code {code!r} (check the code on the receipt)")
+            # Live: not expired and not idle past the limit the gate applies (Settings.idle_seconds).
+            idle_s = int(os.environ.get("KNTC_IDLE_SECONDS") or Settings.model_fields["idle_seconds"].default)
             sessions = conn.execute("SELECT count(*) AS n FROM kntc.session WHERE account_id = %s "
-                                    "AND expires_at > now()", (acc["id"],)).fetchone()["n"]
+                                    "AND expires_at > now() AND last_seen_at > now() - make_interval(secs => %s)",
+                                    (acc["id"], idle_s)).fetchone()["n"]
         reasons = []
         if not acc["is_active"]:
             reasons.append("the account is disabled (is_active = false)")

@@ -46,9 +46,9 @@ def test_classified_above_clearance_is_refused(officer):
     ("post", "/api/auth/login", {"username": ""}, 422),
     ("get", "/api/cases/NO-SUCH-CODE", None, 404),
     ("post", "/api/cases/NO-SUCH-CODE/transitions", {"action": "accept", "version": 1}, 404),
-    ("get", "/api/cases?page=0", None, 422),
+    ("get", "/api/cases?after=not-a-cursor", None, 400),
     ("get", "/api/cases?received_from=yesterday", None, 422),
-    ("get", "/api/lookup?code=X&secret=short", None, 422),
+    ("post", "/api/lookup", {"code": "X", "secret": "short"}, 422),
     ("get", "/api/units/ZZZ", None, 404),
     ("delete", "/api/cases", None, 405),
 ])

@@ -60,7 +60,7 @@ def test_reception_to_closure_with_deadlines(officer):
     assert case["petitions"][0]["reception_id"] == reception_id
 
     # The citizen follows it with the code and secret on the receipt.
-    r = head.client.get("/api/lookup", params={"code": code, "secret": made["lookup_secret"].lower()})
+    r = head.client.post("/api/lookup", json={"code": code, "secret": made["lookup_secret"].lower()})
     assert r.status_code == 200 and r.json()["status"] == "closed"
     assert r.json()["published_result"].startswith("Đã ban hành")
 

@@ -74,7 +74,7 @@ def test_an_impossible_threshold_fails_the_run(server: str, testdata: Path, tmp_
                  "--kntc-pace", "30", "Citizen")
     assert res.returncode == 1, res.stderr[-3000:]
     with (tmp_path / "locust_stats.csv").open() as f:
-        assert "GET /api/lookup" in {f"{r['Type']} {r['Name']}" for r in csv.DictReader(f)}
+        assert "POST /api/lookup" in {f"{r['Type']} {r['Name']}" for r in csv.DictReader(f)}
     verdict = json.loads((tmp_path / "thresholds.json").read_text())
     assert not verdict["passed"]
     assert any(r["name"] == "total" and r["crossed"] for r in verdict["rows"])

@@ -247,7 +247,7 @@ def test_late_step_gets_its_cause_recorded_and_counted(web_officer):
 
 def test_bad_input_on_web_pages_gives_pages_not_json_or_500(web_officer):
     user = web_officer("X00004", ["reception"])
-    for url, status in (("/app/cases?page_no=abc", 400), ("/app/no-such-page", 404),
+    for url, status in (("/app/cases?after=abc", 400), ("/app/no-such-page", 404),
                         ("/app/cases/new?reception=not-a-uuid", 200)):
         r = user.get(url)
         assert r.status_code == status, url
@@ -259,7 +259,7 @@ def test_bad_input_on_web_pages_gives_pages_not_json_or_500(web_officer):
                                      "classification": "0", "people_count": "1"})
     assert 400 <= r.status_code < 500 and r.headers["content-type"].startswith("text/html")
     # The JSON API keeps its JSON errors.
-    assert user.client.get("/api/cases?page=abc").headers["content-type"].startswith("application/json")
+    assert user.client.get("/api/cases?after=abc").headers["content-type"].startswith("application/json")
 
 
 def test_court_reader_sees_its_provinces_cases_read_only(web_officer):

@@ -14,11 +14,13 @@ router = APIRouter(prefix="/api/accounts", tags=["accounts"])
 
 
 @router.get("")
-async def list_accounts(request: Request, unit: str | None = None, page: int = Query(1, ge=1),
-                        per_page: int = Query(50, ge=1, le=200)) -> dict[str, Any]:
+async def list_accounts(request: Request, unit: str | None = None, per_page: int = Query(50, ge=1, le=200),
+                        after: str | None = Query(None, max_length=200,
+                                                  description="the `next` cursor of the previous page")
+                        ) -> dict[str, Any]:
     async with acting(request) as (conn, actor):
         require_role(actor, "unit_admin", "head", "sysadmin")
-        return await accounts.list_accounts(conn, unit, page, per_page)
+        return await accounts.list_accounts(conn, unit, per_page, after)
 
 
 @router.post("", status_code=201)
@@ -29,7 +31,7 @@ async def create_account(body: AccountIn, request: Request) -> dict[str, Any]:
         raise ApiError(400, "weak_password", problem, problem, field="password")
     async with acting(request) as (conn, actor):
         require_role(actor, "unit_admin", "sysadmin")
-        if "sysadmin" in body.roles and "sysadmin" not in actor["roles"]:
+        if "sysadmin" in body.roles and "sysadmin" not in actor.roles:
             raise ApiError(403, "role_not_allowed", "Chỉ quản trị hệ thống mới cấp vai trò quản trị hệ thống.",
                            "only a system administrator may grant sysadmin")
         row = await accounts.create_account(conn, body.model_dump())

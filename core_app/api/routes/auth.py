@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request
 
 from core_app.api.deps import acting, database, token_of
 from core_app.api.schemas import LoginIn
+from core_app.gate import Actor
 from core_app.repo import accounts
 
 router = APIRouter(prefix="/api/auth", tags=["auth"])
@@ -17,8 +18,9 @@ async def login(body: LoginIn, request: Request) -> dict[str, Any]:
     db = database(request)
     token, expires = await accounts.login_committed(db, body.username, body.password,
                                                     request.app.state.settings.session_hours)
-    async with db.acting(token) as (_, actor):
-        return {"token": token, "expires_at": expires, "account": actor}
+    async with db.acting(token, request.app.state.settings.idle_seconds) as (_, row):
+        account = Actor.from_row(row).as_json() if row else None
+    return {"token": token, "expires_at": expires, "account": account}
 
 
 @router.post("/logout")
@@ -33,4 +35,4 @@ async def logout(request: Request) -> dict[str, str]:
 @router.get("/me")
 async def me(request: Request) -> dict[str, Any]:
     async with acting(request) as (_, actor):
-        return actor
+        return actor.as_json()

@@ -15,7 +15,6 @@ from core_app.repo import cases
 
 router = APIRouter(prefix="/api/cases", tags=["cases"])
 
-MAX_UPLOAD = 25 * 1024 * 1024
 CodePath = Annotated[str, "case code"]
 
 
@@ -39,14 +38,14 @@ async def list_cases(
     received_to: date | None = None,
     scope: Literal["unit", "area"] = Query(
         "area", description="unit: only cases your unit holds; area: all you may see"),
-    page: int = Query(1, ge=1, le=100_000),
     per_page: int = Query(50, ge=1, le=200),
+    after: str | None = Query(None, max_length=200, description="the `next` cursor of the previous page"),
 ) -> dict[str, Any]:
     async with acting(request) as (conn, actor):
         filters = {"status": status, "kind": kind, "unit": unit, "received_from": received_from,
                    "received_to": received_to}
-        return await cases.list_cases(conn, filters, page, per_page,
-                                      mine_only_unit=actor["unit_id"] if scope == "unit" else None)
+        return await cases.list_cases(conn, filters, per_page, after=after,
+                                      mine_only_unit=actor.unit_id if scope == "unit" else None)
 
 
 @router.get("/actions")
@@ -95,8 +94,8 @@ async def assign(code: CodePath, body: AssignIn, request: Request) -> dict[str, 
 
 @router.post("/{code}/attachments", status_code=201)
 async def upload(code: CodePath, request: Request, file: UploadFile = File(...)) -> dict[str, Any]:
-    data = await file.read(MAX_UPLOAD + 1)
-    if len(data) > MAX_UPLOAD:
+    data = await file.read(cases.MAX_ATTACHMENT + 1)
+    if len(data) > cases.MAX_ATTACHMENT:
         raise ApiError(413, "file_too_large", "Tệp quá lớn (tối đa 25 MB).", "file too large (25 MB at most)")
     name = (file.filename or "tai-lieu").replace("/", "_").replace("\\", "_")[:255]
     async with acting(request) as (conn, actor):

@@ -2,10 +2,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Request
 
 from core_app.api.deps import database
 from core_app.api.errors import ApiError
+from core_app.api.schemas import LookupIn
 from core_app.repo import cases
 
 router = APIRouter(tags=["public"])
@@ -24,13 +25,12 @@ async def healthz(request: Request) -> dict[str, str]:
     return {"status": "ok", "database": "standby" if row and row["standby"] else "primary"}
 
 
-@router.get("/api/lookup")
-async def lookup(request: Request, code: str = Query(min_length=3, max_length=64),
-                 secret: str = Query(min_length=8, max_length=64)) -> dict[str, Any]:
-    """Citizen lookup by the case code and the secret on the receipt. Wrong code and wrong secret
-    get the same answer."""
+@router.post("/api/lookup")
+async def lookup(body: LookupIn, request: Request) -> dict[str, Any]:
+    """Citizen lookup by the case code and the secret on the receipt, both in the JSON body.
+    Wrong code and wrong secret get the same answer."""
     async with database(request).transaction() as conn:
-        row = await cases.public_lookup(conn, code, secret)
+        row = await cases.public_lookup(conn, body.code, body.secret)
     if row is None:
         raise ApiError(404, "not_found", "Không tìm thấy hồ sơ với mã và mã tra cứu đã nhập.",
                        "no case matches this code and secret")

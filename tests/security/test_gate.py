@@ -1,0 +1,94 @@
+"""One gate for the API and the pages: a session left idle is over, whichever door it knocks on.
+
+These tests run their own server with an idle limit of a few seconds (KNTC_IDLE_SECONDS), so that
+waiting past it takes seconds, not half an hour.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import BIN, TEST_PASSWORD, free_port
+
+IDLE_S = 3
+CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+
+
+@pytest.fixture(scope="module")
+def short_idle_server(pg_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    port = free_port()
+    log = tmp_path_factory.mktemp("idle-server") / "server.log"
+    env = {**os.environ, **pg_env, "KNTC_IDLE_SECONDS": str(IDLE_S)}
+    with log.open("w") as out:
+        proc = subprocess.Popen([str(BIN / "kntc"), "serve", "--port", str(port), "--workers", "2"], env=env,
+                                stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(url, proc, log)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def _wait_healthy(url: str, proc: subprocess.Popen, log: Path, within_s: float = 60) -> None:
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None:
+            raise RuntimeError("server exited: " + log.read_text()[-2000:])
+        time.sleep(0.2)
+    raise RuntimeError(f"server did not answer /healthz within {within_s} s: " + log.read_text()[-2000:])
+
+
+def _api_client(url: str, username: str) -> httpx.Client:
+    client = httpx.Client(base_url=url, timeout=30)
+    r = client.post("/api/auth/login", json={"username": username, "password": TEST_PASSWORD})
+    assert r.status_code == 200, r.text
+    client.headers["Authorization"] = f"Bearer {r.json()['token']}"
+    return client
+
+
+def test_api_token_left_idle_past_the_limit_is_refused(short_idle_server: str, make_account: Callable[..., str]):
+    client = _api_client(short_idle_server, make_account("X00004", ["reception"]))
+    # In use, the token outlives the idle limit many times over ...
+    until = time.monotonic() + 2 * IDLE_S
+    while time.monotonic() < until:
+        assert client.get("/api/auth/me").status_code == 200
+        time.sleep(IDLE_S / 3)
+    # ... left alone past it (a stolen token replayed later, an unlocked PC), it is refused.
+    time.sleep(IDLE_S + 1.5)
+    r = client.get("/api/cases")
+    assert r.status_code == 401 and r.json()["error"] == "idle", r.text
+    assert r.json()["message"] and r.json()["message_en"]
+    # The session was closed: coming back at once does not revive it.
+    r = client.get("/api/auth/me")
+    assert r.status_code == 401 and r.json()["error"] == "session_expired"
+
+
+def test_web_session_left_idle_past_the_limit_must_log_in_again(short_idle_server: str,
+                                                               make_account: Callable[..., str]):
+    web = httpx.Client(base_url=short_idle_server, timeout=30, follow_redirects=False)
+    csrf = CSRF.search(web.get("/login").text)
+    assert csrf
+    r = web.post("/login", data={"username": make_account("X00004", ["reception"]), "password": TEST_PASSWORD,
+                                 "next": "/app", "csrf": csrf.group(1)})
+    assert r.status_code == 303 and web.get("/app").status_code == 200
+    time.sleep(IDLE_S + 1.5)
+    r = web.get("/app/reception")
+    assert r.status_code == 303 and "reason=idle" in r.headers["location"]

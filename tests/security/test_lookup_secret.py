@@ -1,0 +1,86 @@
+"""A citizen's lookup secret is not sent in a URL (proxies and access logs keep URLs), and no
+secret, token or password reaches the application's own log."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import BIN, TEST_PASSWORD, free_port, petition_body
+
+
+@pytest.fixture(scope="module")
+def logged_server(pg_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """The real server with its output kept in a file the test reads: (url, log path)."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("logged-server") / "server.log"
+    env = {**os.environ, **pg_env}
+    with log.open("w") as out:
+        proc = subprocess.Popen([str(BIN / "kntc"), "serve", "--port", str(port), "--workers", "1"], env=env,
+                                stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None:
+                raise RuntimeError("server exited: " + log.read_text()[-2000:])
+            time.sleep(0.2)
+        else:
+            raise RuntimeError("server did not answer /healthz within 60 s: " + log.read_text()[-2000:])
+        yield url, log
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def test_lookup_secret_in_the_url_is_refused_and_in_the_body_is_answered(logged_server, make_account):
+    url, _ = logged_server
+    off = httpx.Client(base_url=url, timeout=30)
+    token = off.post("/api/auth/login", json={"username": make_account("X00004", ["reception"]),
+                                              "password": TEST_PASSWORD}).json()["token"]
+    made = off.post("/api/cases", json=petition_body(), headers={"Authorization": f"Bearer {token}"}).json()
+    code, secret = made["code"], made["lookup_secret"]
+    assert httpx.get(url + "/api/lookup", params={"code": code, "secret": secret}).status_code == 405
+    r = httpx.post(url + "/api/lookup", json={"code": code, "secret": secret})
+    assert r.status_code == 200 and r.json()["code"] == code
+    r = httpx.post(url + "/api/lookup", json={"code": code, "secret": "AAAA-BBBB-CCCC-DDDD-EEEE-FFFF"})
+    assert r.status_code == 404
+
+
+def test_secrets_tokens_and_passwords_never_reach_the_server_log(logged_server,
+                                                                  make_account: Callable[..., str]):
+    url, log = logged_server
+    username = make_account("X00004", ["reception"])
+    login = httpx.post(url + "/api/auth/login", json={"username": username, "password": TEST_PASSWORD})
+    token = login.json()["token"]
+    auth = {"Authorization": f"Bearer {token}"}
+    made = httpx.post(url + "/api/cases", json=petition_body(), headers=auth).json()
+    secret = made["lookup_secret"]
+    wrong_password = "Wrong-password-" + token[:8]
+    tried = "ZZZZ-YYYY-XXXX-WWWW-VVVV-UUUU"
+    # Ordinary use, and the paths that log: errors, bad input, refusals.
+    assert httpx.post(url + "/api/lookup", json={"code": made["code"], "secret": secret}).status_code == 200
+    assert httpx.post(url + "/api/lookup", json={"code": made["code"], "secret": tried}).status_code == 404
+    assert httpx.post(url + "/api/lookup", json={"code": made["code"], "secret": tried + "\x00"}).status_code == 422
+    assert httpx.post(url + "/api/auth/login", json={"username": username, "password": wrong_password}
+                      ).status_code == 401
+    assert httpx.get(url + "/api/cases", headers={"Authorization": f"Bearer {token}x"}).status_code == 401
+    assert httpx.post(url + "/api/auth/logout", headers=auth).status_code == 200
+    time.sleep(0.5)  # the worker writes its log asynchronously
+    text = log.read_text()
+    for value in (secret, secret.replace("-", ""), tried, token, wrong_password, TEST_PASSWORD):
+        assert value not in text, f"{value[:6]}… is in the server log"
