@@ -52,6 +52,7 @@ async def list_cases(request: Request, status: str | None = None, kind: str | No
         mine = actor["unit_id"] if scope == "unit" else None
         if format in ("csv", "xlsx"):
             got = await cases.list_cases(conn, filters, 1, 10_000, mine_only_unit=mine)
+            await export.record(conn, "ho-so", got["data"])
             return export.table_response(request, "ho-so", LIST_COLUMNS, got["data"], format)
         got = await cases.list_cases(conn, filters, page_no, 50, mine_only_unit=mine)
     return page(request, "cases.html", rows=got["data"], has_more=got["has_more"], page_no=page_no,

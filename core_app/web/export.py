@@ -11,6 +11,8 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import Response
 from openpyxl import Workbook
+from psycopg import AsyncConnection
+from psycopg.types.json import Jsonb
 
 from core_app.domain.workflow import STATUS_LABELS
 from core_app.web.render import CHANNELS, KINDS, STEPS, VN_TZ, lang_of
@@ -33,6 +35,11 @@ def _cell(key: str, value: Any, lang: str, labels: dict[str, Callable[[Any], str
     if isinstance(value, list | tuple):
         return ", ".join(str(v) for v in value)
     return value
+
+
+async def record(conn: AsyncConnection[Any], basename: str, rows: Sequence[Any]) -> None:
+    """Every export is recorded (kntc.access_log): which list, how many rows, by whom (the session)."""
+    await conn.execute("SELECT kntc.record_access('export', NULL, %s)", (Jsonb({"list": basename, "rows": len(rows)}),))
 
 
 def table_response(request: Request, basename: str, columns: Sequence[Column], rows: Sequence[dict[str, Any]],
