@@ -58,6 +58,11 @@ def import_file(
     if out.rejected:
         for line, reason in out.rejected:
             err.print(f"dòng / line {line}: {reason}", highlight=False, markup=False)
+        if out.imported and not dry_run:
+            err.print(f"[red]kntc: {len(out.rejected)} dòng bị từ chối, {len(out.imported)} dòng đã nhập; sửa rồi chạy "
+                      f"lại cùng lệnh / {len(out.rejected)} row(s) rejected, {len(out.imported)} imported: fix them "
+                      "and run the same command again (imported rows are skipped)[/red]", highlight=False)
+            raise typer.Exit(1)
         err.print(f"[red]kntc: {len(out.rejected)} dòng bị từ chối, không nhập dòng nào / "
                   f"{len(out.rejected)} row(s) rejected, nothing imported[/red]", highlight=False)
         raise typer.Exit(1)
