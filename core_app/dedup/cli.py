@@ -83,7 +83,7 @@ def generate(
 ) -> None:
     """Synthetic national data set, loaded with COPY as the owner role (for benchmarks and demos).
 
-    Each chunk is one transaction holding the audit-log lock: run it on a database of its own,
+    Each chunk is one transaction holding one audit chain's lock: run it on a database of its own,
     not on one that officers are using.
     """
     from core_app.dedup.generator import generate as run
