@@ -79,6 +79,7 @@ def check_triggers(conn: Any, rep: Report) -> None:
     found = {(r["table_name"], r["tgname"]): r for r in conn.execute(TRIGGERS).fetchall()}
     expected = [(t, g, "audit_capture") for t in AUDITED for g in CAPTURE]
     expected += [(t, g, "audit_refuse_change") for t in APPEND_ONLY for g in PROTECT]
+    expected += [("case_file", "case_declassified", "record_declassification")]
     for table, name, function in expected:
         row = found.get((table, name))
         if row is None:
