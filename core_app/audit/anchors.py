@@ -107,14 +107,16 @@ def read_all(directory: Path, public: Ed25519PublicKey) -> tuple[list[Anchor], l
     return anchors, bad
 
 
-def wanted(anchors: list[Anchor]) -> dict[tuple[int, int], tuple[bytes, str]]:
-    """(chain, id) -> (hash, the newest anchor that signed it)."""
+def wanted(anchors: list[Anchor]) -> tuple[dict[tuple[int, int], tuple[bytes, str]], list[str]]:
+    """(chain, id) -> (hash, the first anchor that signed it); and the anchors that contradict an
+    earlier one about the same row (only a holder of the private key could have signed both)."""
     out: dict[tuple[int, int], tuple[bytes, str]] = {}
+    conflicts: list[str] = []
     for a in anchors:
         for c, i, h in a.heads:
             prior = out.get((c, i))
-            if prior is not None and prior[0] != h:
-                # Two signed anchors disagree about one row: keep the first; the walk reports the other.
-                continue
-            out[(c, i)] = (h, a.name)
-    return out
+            if prior is None:
+                out[(c, i)] = (h, a.name)
+            elif prior[0] != h:
+                conflicts.append(f"{a.name}: chain {c} id {i} signed with another hash than in {prior[1]}")
+    return out, conflicts

@@ -73,7 +73,8 @@ def verify(
         if not found and not bad:
             _fail(f"--anchors: no anchor in {anchors} (kntc audit anchor writes them)")
         rep.anchors = len(found)
-        wanted = anchor_files.wanted(found)
+        wanted, conflicts = anchor_files.wanted(found)
+        rep.problems.extend(Problem(-1, 0, "anchor", c) for c in conflicts)
     with _connect() as conn, conn.transaction():
         # One snapshot for the chains, the triggers and the rows.
         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")

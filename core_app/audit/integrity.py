@@ -40,7 +40,6 @@ FINGERPRINTS: dict[str, str] = {
     "record_declassification": "c29a4c9b8c01a5552dad6b7d22bd3153d988fe884252b485bdec4d71827253df",
     "record_login_failure": "72b5006a422ba288628feda8ede9ae5a69dbcb7bc83111e50e39e7f32ddba8e7",
     "session_open": "740af9ef089a535022d939781065981fe0e4f6e05dbdcf04f3d2b945d1f3d258",
-    "session_close": "3490d3649bf7e8f58b0bcc856ee1dbeb2c0133009de14eac5ec8609fb2b68336",
     "session_max_hours": "67aa538c4ea54423d4f430057ad18bb19767c76cc8368286396c7f578008e44e",
 }
 
