@@ -59,8 +59,10 @@ def _connect_admin():
     import psycopg
     from psycopg.rows import dict_row
 
+    from core_app.waits import OWNER_OPTIONS
+
     try:
-        return psycopg.connect(_admin_url(), row_factory=dict_row, connect_timeout=10)
+        return psycopg.connect(_admin_url(), row_factory=dict_row, connect_timeout=10, options=OWNER_OPTIONS)
     except psycopg.OperationalError as exc:
         fail(f"cannot connect to the database: {str(exc).strip().splitlines()[0]}")
         raise  # unreachable
@@ -191,8 +193,9 @@ async def _demo_cases(n: int) -> None:
 
     from core_app.domain.workflow import Actor
     from core_app.repo import cases as repo
+    from core_app.waits import OWNER_OPTIONS
 
-    conn = await AsyncConnection.connect(_admin_url(), row_factory=dict_row)
+    conn = await AsyncConnection.connect(_admin_url(), row_factory=dict_row, options=OWNER_OPTIONS)
     async with conn:
         book = await repo.load_rulebook(conn)
         cur = await conn.execute(

@@ -3,6 +3,11 @@
 Every request that acts for an officer runs in one transaction whose first statement hands
 the officer's session token to PostgreSQL (`kntc.session_token`), so row-level security sees
 the same person the API does, and nothing at all without a live session.
+
+Logging in goes through a second, small pool of the login role (kntc_auth), the only role that may
+open a session. Every connection, of either pool and of the operator commands, bounds its waits:
+a statement, a lock and a transaction left idle each have a timeout, so a stuck import or a
+forgotten transaction yields a clear error instead of requests that hang.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from core_app.settings import Settings
+from core_app.waits import session_options
 
 # set_config, the idle check and the actor lookup in one round trip. kntc.actor() is STABLE and
 # sees the statement's snapshot, so it runs only when kntc.session_begin() found the session live.
@@ -46,23 +52,47 @@ async def _mark_returned(conn: AsyncConnection[Any]) -> None:
     conn._kntc_returned = time.monotonic()  # type: ignore[attr-defined]
 
 
+def app_options(settings: Settings) -> str:
+    return session_options(settings.statement_timeout_ms, settings.lock_timeout_ms,
+                           settings.idle_in_transaction_timeout_ms)
+
+
 class Database:
     def __init__(self, settings: Settings) -> None:
+        options = app_options(settings)
         self.pool = AsyncConnectionPool(
             settings.database_url,
             min_size=settings.pool_min,
             max_size=settings.pool_max,
-            kwargs={"row_factory": dict_row, "prepare_threshold": 0, "autocommit": False},
+            kwargs={"row_factory": dict_row, "prepare_threshold": 0, "autocommit": False, "options": options,
+                    "connect_timeout": 10},
             open=False,
-            timeout=10,
+            timeout=settings.pool_timeout_s,
             reset=_mark_returned,
+        )
+        self.auth_pool = AsyncConnectionPool(
+            settings.auth_database_url,
+            min_size=1,
+            max_size=4,
+            kwargs={"row_factory": dict_row, "prepare_threshold": 0, "autocommit": False, "options": options,
+                    "connect_timeout": 10},
+            open=False,
+            timeout=settings.pool_timeout_s,
         )
 
     async def open(self) -> None:
         await self.pool.open(wait=True, timeout=30)
+        await self.auth_pool.open(wait=True, timeout=30)
 
     async def close(self) -> None:
+        await self.auth_pool.close()
         await self.pool.close()
+
+    @asynccontextmanager
+    async def auth_transaction(self) -> AsyncIterator[AsyncConnection[Any]]:
+        """A transaction as the login role: checking a password, opening a session."""
+        async with self.auth_pool.connection() as conn, conn.transaction():
+            yield conn
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[AsyncConnection[Any]]:

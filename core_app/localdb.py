@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 PG_BIN = Path(os.environ.get("KNTC_PG_BIN", "/usr/lib/postgresql/15/bin"))
-ROLES = ("kntc_owner", "kntc_app", "kntc_readonly")
+# kntc_auth: the login path only (it may open sessions); no table privilege.
+ROLES = ("kntc_owner", "kntc_app", "kntc_readonly", "kntc_auth")
 
 
 class LocalDbError(RuntimeError):
@@ -184,6 +185,7 @@ class LocalCluster:
             self._psql(f"{verb} ROLE {role} LOGIN PASSWORD '{pw[role + '_password']}'")
         self.ensure_database(self.database)
         return {
+            "KNTC_AUTH_DATABASE_URL": self.dsn("kntc_auth", pw["kntc_auth_password"]),
             "KNTC_DATABASE_URL": self.dsn("kntc_app", pw["kntc_app_password"]),
             "KNTC_ADMIN_DATABASE_URL": self.dsn("kntc_owner", pw["kntc_owner_password"]),
             "KNTC_READONLY_DATABASE_URL": self.dsn("kntc_readonly", pw["kntc_readonly_password"]),
@@ -196,7 +198,8 @@ class LocalCluster:
         if not self._psql(f"SELECT 1 FROM pg_database WHERE datname = '{name}'"):
             self._psql(f'CREATE DATABASE "{name}" OWNER kntc_owner')
             self._psql(f'REVOKE ALL ON DATABASE "{name}" FROM PUBLIC')
-            self._psql(f'GRANT CONNECT ON DATABASE "{name}" TO kntc_app, kntc_readonly')
+        # Every time: a cluster made before a role was added gets its grant too.
+        self._psql(f'GRANT CONNECT ON DATABASE "{name}" TO kntc_app, kntc_readonly, kntc_auth')
 
     def dsn(self, role: str, password: str, database: str | None = None) -> str:
         return (

@@ -13,6 +13,9 @@ class Settings(BaseSettings):
 
     # The application role (kntc_app): row-level security applies to it.
     database_url: str = Field(description="libpq DSN of the application role")
+    # The login role (kntc_auth): only the login path uses it, through a pool of its own. It alone may
+    # open a session and read a password hash; the application role's password does neither.
+    auth_database_url: str = Field(description="libpq DSN of the login role (kntc_auth)")
     # The owner role (kntc_owner): migrations and seeding only.
     admin_database_url: str | None = None
     secret_key: str = Field(min_length=32, description="random secret for signing (generated at provision time)")
@@ -22,6 +25,12 @@ class Settings(BaseSettings):
     idle_seconds: int = Field(1800, ge=1, le=86_400)
     pool_min: int = 2
     pool_max: int = 16
+    # Every wait is bounded (milliseconds): a statement, a lock, a transaction left open by a request.
+    statement_timeout_ms: int = Field(default=15_000, ge=100)
+    lock_timeout_ms: int = Field(default=5_000, ge=100)
+    idle_in_transaction_timeout_ms: int = Field(default=30_000, ge=100)
+    # How long a request waits for a pooled connection before it is refused (seconds).
+    pool_timeout_s: float = Field(default=10, gt=0)
     # A second-round complaint or a remote area lengthens the limits; the area flag comes from data.
     default_language: str = "vi"
 

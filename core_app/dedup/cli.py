@@ -1,4 +1,4 @@
-"""Operator commands: `kntc audit verify`, `kntc import FILE.csv`, `kntc generate`."""
+"""Operator commands: `kntc import FILE.csv`, `kntc generate` (and `kntc audit`, from core_app.audit.cli)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 # soft_wrap: one finding per line whatever the terminal width, so that reports can be grepped.
 console = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
-audit = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
 
 
 def _fail(message: str, code: int = 1) -> None:
@@ -28,12 +27,14 @@ def _connect(env: str = "KNTC_ADMIN_DATABASE_URL") -> Any:
     import psycopg
     from psycopg.rows import dict_row
 
+    from core_app.waits import OWNER_OPTIONS
+
     url = os.environ.get(env) or os.environ.get("KNTC_ADMIN_DATABASE_URL")
     if not url:
         _fail("KNTC_ADMIN_DATABASE_URL is not set (the owner role's DSN); "
               "for the local cluster: eval $(kntc local env)")
     try:
-        return psycopg.connect(url, row_factory=dict_row, autocommit=True, connect_timeout=10)
+        return psycopg.connect(url, row_factory=dict_row, autocommit=True, connect_timeout=10, options=OWNER_OPTIONS)
     except psycopg.OperationalError as exc:
         _fail(f"cannot connect to the database: {str(exc).strip().splitlines()[0]}")
 
@@ -41,35 +42,6 @@ def _connect(env: str = "KNTC_ADMIN_DATABASE_URL") -> Any:
 def _progress() -> Progress:
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                     TimeRemainingColumn(), console=console, transient=False)
-
-
-@audit.command("verify")
-def audit_verify(
-    expect_head: Annotated[str | None, typer.Option(help="ID:SHA256 of a head recorded earlier, to detect "
-                                                         "rows removed from the end")] = None,
-) -> None:
-    """Walk the hash chain; exit 1 and name the rows if any was altered or removed."""
-    from core_app.dedup.audit import parse_head, verify
-
-    try:
-        head = parse_head(expect_head) if expect_head else None
-    except ValueError as exc:
-        _fail(f"--expect-head: {exc}")
-    with _connect("KNTC_READONLY_DATABASE_URL") as conn:
-        total = conn.execute("SELECT coalesce(max(id), 0) AS n FROM kntc.audit_log").fetchone()["n"]
-        with _progress() as progress:
-            task = progress.add_task("nhật ký / audit log", total=total)
-            rep = verify(conn, head, on_progress=lambda n: progress.update(task, completed=n))
-            progress.update(task, completed=rep.rows)
-    if rep.ok:
-        console.print(f"[green]chuỗi băm nguyên vẹn / chain intact[/green]: {rep.rows} rows; "
-                      f"head {rep.head_id}:{rep.head_hash}")
-        return
-    for p in rep.problems:
-        err.print(f"[red]{p.kind}[/red] {p.detail}", highlight=False)
-    err.print(f"[red]kntc: nhật ký đã bị can thiệp / audit log tampered: {len(rep.problems)} problem(s); "
-              f"first at id {rep.problems[0].id}[/red]", highlight=False)
-    raise typer.Exit(1)
 
 
 def import_file(
@@ -86,6 +58,11 @@ def import_file(
     if out.rejected:
         for line, reason in out.rejected:
             err.print(f"dòng / line {line}: {reason}", highlight=False, markup=False)
+        if out.imported and not dry_run:
+            err.print(f"[red]kntc: {len(out.rejected)} dòng bị từ chối, {len(out.imported)} dòng đã nhập; sửa rồi chạy "
+                      f"lại cùng lệnh / {len(out.rejected)} row(s) rejected, {len(out.imported)} imported: fix them "
+                      "and run the same command again (imported rows are skipped)[/red]", highlight=False)
+            raise typer.Exit(1)
         err.print(f"[red]kntc: {len(out.rejected)} dòng bị từ chối, không nhập dòng nào / "
                   f"{len(out.rejected)} row(s) rejected, nothing imported[/red]", highlight=False)
         raise typer.Exit(1)
@@ -106,7 +83,7 @@ def generate(
 ) -> None:
     """Synthetic national data set, loaded with COPY as the owner role (for benchmarks and demos).
 
-    Each chunk is one transaction holding the audit-log lock: run it on a database of its own,
+    Each chunk is one transaction holding one audit chain's lock: run it on a database of its own,
     not on one that officers are using.
     """
     from core_app.dedup.generator import generate as run
@@ -134,6 +111,8 @@ def generate(
 
 
 def register(app: typer.Typer) -> None:
+    from core_app.audit.cli import audit
+
     app.add_typer(audit, name="audit")
     app.command("import")(import_file)
     app.command("generate")(generate)

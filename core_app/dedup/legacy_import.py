@@ -1,10 +1,13 @@
 """`kntc import FILE.csv`: case files exported from the old system (since 15 March 2018).
 
-All or nothing: every row is checked first, and every rejected row is reported with its line
-number and reason; one rejected row means nothing is imported. Rows then go in one
-transaction, each through the same duplicate rules as intake: a row that is the same matter
-as a case already held (same person and a similar subject) joins that case as a petition;
-a weaker match is imported as a new case and listed for review.
+Every row is checked first, and every rejected row is reported with its line number and reason;
+one rejected row means nothing is imported. Rows then go in one short transaction each, through
+the same duplicate rules as intake: a row that is the same matter as a case already held (same
+person and a similar subject) joins that case as a petition; a weaker match is imported as a new
+case and listed for review. Short transactions, because every audited write holds its audit
+chain's lock until commit: one transaction for the whole file held it for minutes. An import
+stopped half-way (or a row the database refused) is finished by running the same command on the
+same file again: the rows it already imported are skipped.
 """
 
 from __future__ import annotations
@@ -187,7 +190,7 @@ STRONG_PERSON = {"id_number", "name_address"}
 
 
 def run(conn: Any, path: Path, today: date, dry_run: bool = False) -> Outcome:
-    """Import the file in one transaction (psycopg sync autocommit connection, owner role, dict rows)."""
+    """Import the file, one transaction per row (psycopg sync autocommit connection, owner role, dict rows)."""
     raw = path.read_bytes()
     digest = hashlib.sha256(raw).digest()
     out = Outcome()
@@ -204,9 +207,12 @@ def run(conn: Any, path: Path, today: date, dry_run: bool = False) -> Outcome:
     codes += [r.data["party_address_unit"] for r in rows if r.data["party_address_unit"]]
     resolved = units.resolve_sync(conn, codes)
     refs = [r.data["source_ref"] for r in rows]
-    done = {x["source_ref"]: x["code"] for x in conn.execute(
-        "SELECT li.source_ref, c.code FROM kntc.legacy_import li JOIN kntc.case_file c ON c.id = li.case_id "
-        "WHERE li.source_ref = ANY (%s)", (refs,)).fetchall()}
+    done = {x["source_ref"]: (x["code"], bytes(x["file_sha256"])) for x in conn.execute(
+        "SELECT li.source_ref, c.code, li.file_sha256 FROM kntc.legacy_import li "
+        "JOIN kntc.case_file c ON c.id = li.case_id WHERE li.source_ref = ANY (%s)", (refs,)).fetchall()}
+    # Some rows, not all, of this very file went in: an interrupted import, finished by this run.
+    from_this_file = sum(1 for ref in refs if ref in done and done[ref][1] == digest)
+    resuming = 0 < from_this_file < len(rows)
     for r in rows:
         d = r.data
         if resolved.get(d["unit"]) is None:
@@ -214,25 +220,27 @@ def run(conn: Any, path: Path, today: date, dry_run: bool = False) -> Outcome:
         elif d["party_address_unit"] and resolved.get(d["party_address_unit"]) is None:
             out.rejected.append((r.line, f"không tìm thấy đơn vị địa chỉ / unknown address unit "
                                          f"{d['party_address_unit']!r}"))
-        elif d["source_ref"] in done:
-            out.rejected.append((r.line, f"đã nhập trước đó / already imported as case {done[d['source_ref']]}"))
+        elif d["source_ref"] in done and not (resuming and done[d["source_ref"]][1] == digest):
+            out.rejected.append((r.line, f"đã nhập trước đó / already imported as case {done[d['source_ref']][0]}"))
     if out.rejected:
         out.rejected.sort()
         return out
-    with conn.transaction():
-        for r in rows:
-            d = {**r.data, "unit_id": resolved[r.data["unit"]],
-                 "address_unit_id": resolved.get(r.data["party_address_unit"] or ""),
-                 "year": r.data["received_on"].year, "secret": secrets.token_bytes(32)}
-            try:
-                with conn.transaction():
-                    _import_row(conn, d, r.line, digest, out)
-            except psycopg.Error as exc:  # a constraint the checks above missed: report the line, keep going
-                reason = exc.diag.message_primary or str(exc).splitlines()[0]
-                out.rejected.append((r.line, f"cơ sở dữ liệu từ chối / refused by the database: {reason}"))
-        if out.rejected or dry_run:
-            # psycopg.Rollback undoes the whole block quietly: all or nothing.
-            raise psycopg.Rollback
+    for r in rows:
+        if r.data["source_ref"] in done:
+            continue
+        d = {**r.data, "unit_id": resolved[r.data["unit"]],
+             "address_unit_id": resolved.get(r.data["party_address_unit"] or ""),
+             "year": r.data["received_on"].year, "secret": secrets.token_bytes(32)}
+        try:
+            with conn.transaction():
+                _import_row(conn, d, r.line, digest, out)
+                if dry_run:
+                    # Each row is undone at once: a dry run holds no lock either. (Rows of the file that
+                    # duplicate each other are therefore matched only by the real run.)
+                    raise psycopg.Rollback
+        except psycopg.Error as exc:  # a constraint the checks above missed: report the line, keep going
+            reason = exc.diag.message_primary or str(exc).splitlines()[0]
+            out.rejected.append((r.line, f"cơ sở dữ liệu từ chối / refused by the database: {reason}"))
     return out
 
 

@@ -7,6 +7,8 @@ import os
 from alembic import context
 from sqlalchemy import create_engine, pool
 
+from core_app.waits import OWNER_OPTIONS
+
 
 def _url() -> str:
     url = context.config.get_main_option("sqlalchemy.url") or os.environ.get("KNTC_ADMIN_DATABASE_URL")
@@ -16,7 +18,8 @@ def _url() -> str:
 
 
 def run_migrations_online() -> None:
-    engine = create_engine(_url(), poolclass=pool.NullPool)
+    # A migration waits for a lock at most OWNER_OPTIONS' lock_timeout, then fails and can be run again.
+    engine = create_engine(_url(), poolclass=pool.NullPool, connect_args={"options": OWNER_OPTIONS})
     with engine.connect() as connection:
         context.configure(connection=connection, version_table_schema="public", transaction_per_migration=True)
         with context.begin_transaction():

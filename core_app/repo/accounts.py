@@ -15,32 +15,45 @@ class LoginFailed(Exception):
         self.locked = locked
 
 
-async def login(conn: AsyncConnection[Any], username: str, password: str, hours: int) -> tuple[str, Any]:
-    """A session token and its expiry; raises LoginFailed. Call it through `login_committed`:
-    a failure must be recorded even though the login is refused."""
+async def login(conn: AsyncConnection[Any], username: str, password: str, hours: int,
+                client: str | None = None) -> tuple[str, Any]:
+    """A session token and its expiry; raises LoginFailed. `conn` is the login role's (kntc_auth): the
+    application role may neither read a password hash nor open a session. Call it through
+    `login_committed`: a failure must be recorded even though the login is refused."""
     cur = await conn.execute("SELECT * FROM kntc.login_lookup(%s)", (username.strip().lower(),))
     row = await cur.fetchone()
+    account_id = row["account_id"] if row else None
     if row and row["locked_until"] is not None:
         now = await (await conn.execute("SELECT now() AS now")).fetchone()
         if now and row["locked_until"] > now["now"]:
+            await _failed(conn, account_id, client)
             raise LoginFailed(locked=True)
     ok, new_hash = security.verify_password(row["password_hash"] if row else None, password)
     if row is None or not row["is_active"]:
+        await _failed(conn, account_id, client)
         raise LoginFailed()
-    await conn.execute("SELECT kntc.login_result(%s, %s, %s)", (row["account_id"], ok, new_hash))
+    await conn.execute("SELECT kntc.login_result(%s, %s, %s)", (account_id, ok, new_hash))
     if not ok:
+        await _failed(conn, account_id, client)
         raise LoginFailed()
     token = security.new_session_token()
-    cur = await conn.execute("SELECT kntc.session_open(%s, %s, %s) AS expires_at", (row["account_id"], token, hours))
+    # The database bounds the lifetime (kntc.session_max_hours) and records the login.
+    cur = await conn.execute("SELECT kntc.session_open(%s, %s, %s, %s) AS expires_at",
+                             (account_id, token, hours, client))
     expires = await cur.fetchone()
     return token, expires["expires_at"] if expires else None
 
 
-async def login_committed(db: Any, username: str, password: str, hours: int) -> tuple[str, Any]:
+async def _failed(conn: AsyncConnection[Any], account_id: int | None, client: str | None) -> None:
+    await conn.execute("SELECT kntc.record_login_failure(%s, %s)", (account_id, client))
+
+
+async def login_committed(db: Any, username: str, password: str, hours: int,
+                          client: str | None = None) -> tuple[str, Any]:
     failure: LoginFailed | None = None
-    async with db.transaction() as conn:
+    async with db.auth_transaction() as conn:
         try:
-            return await login(conn, username, password, hours)
+            return await login(conn, username, password, hours, client)
         except LoginFailed as exc:
             failure = exc  # leave the block normally so the failed-login count is committed
     raise failure

@@ -261,7 +261,19 @@ async def get_case(conn: AsyncConnection[Any], code: str, *, details: bool = Tru
     case["timeline"] = await events.fetchall()
     case["attachments"] = await attachments.fetchall()
     case["assignments"] = await assignments.fetchall()
+    await _record_reads(conn, case)
     return case
+
+
+async def _record_reads(conn: AsyncConnection[Any], case: dict[str, Any]) -> None:
+    """A classified case read, or a protected identity shown, is recorded (kntc.access_log)."""
+    if case["classification"] > 0:
+        await conn.execute("SELECT kntc.record_access('case_read', %s, %s)",
+                           (case["id"], Jsonb({"classification": case["classification"]})))
+    protected = [str(p["id"]) for p in case["parties"] if p["identity_protected"]]
+    if protected:
+        await conn.execute("SELECT kntc.record_access('identity_read', %s, %s)",
+                           (case["id"], Jsonb({"parties": protected})))
 
 
 LIST_FILTERS = {
@@ -438,11 +450,14 @@ async def add_attachment(conn: AsyncConnection[Any], actor: workflow.Actor, code
 
 async def get_attachment(conn: AsyncConnection[Any], code: str, attachment_id: str) -> dict[str, Any]:
     cur = await conn.execute(
-        "SELECT a.filename, a.content_type, a.data, encode(a.sha256, 'hex') AS sha256 FROM kntc.attachment a "
+        "SELECT a.filename, a.content_type, a.data, encode(a.sha256, 'hex') AS sha256, a.case_id "
+        "FROM kntc.attachment a "
         "JOIN kntc.case_file c ON c.id = a.case_id WHERE c.code = %s AND a.id = %s", (code, attachment_id))
     row = await cur.fetchone()
     if row is None:
         raise NotFound(attachment_id)
+    await conn.execute("SELECT kntc.record_access('attachment_download', %s, %s)",
+                       (row["case_id"], Jsonb({"attachment_id": attachment_id, "sha256": row["sha256"]})))
     return row
 
 

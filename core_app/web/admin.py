@@ -38,6 +38,7 @@ async def account_list(request: Request, unit: str | None = None, after: str | N
     async with acting(request, "unit_admin", "sysadmin", "head") as (conn, actor):
         if format in ("csv", "xlsx"):
             got = await accounts.list_accounts(conn, unit or None, 10_000)
+            await export.record(conn, "tai-khoan", got["data"])
             role = label(ROLES, lang_of(request))
             return export.table_response(request, "tai-khoan", COLUMNS, got["data"], format,
                                          labels={"roles": lambda rs: ", ".join(role(r) for r in rs)})

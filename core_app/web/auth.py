@@ -53,9 +53,10 @@ async def login(request: Request) -> Response:
         error = ("Hãy nhập tên đăng nhập và mật khẩu.", "Enter your username and password.")
     else:
         failed: accounts.LoginFailed | None = None
-        async with request.app.state.db.transaction() as conn:
+        async with request.app.state.db.auth_transaction() as conn:
             try:
-                token, _ = await accounts.login(conn, username, password, request.app.state.settings.session_hours)
+                token, _ = await accounts.login(conn, username, password, request.app.state.settings.session_hours,
+                                                addr)
             except accounts.LoginFailed as exc:
                 # Caught inside the transaction so that the failure count (and the lock after five) commits.
                 failed = exc

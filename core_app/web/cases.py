@@ -52,6 +52,7 @@ async def list_cases(request: Request, status: str | None = None, kind: str | No
         try:
             if format in ("csv", "xlsx"):
                 got = await cases.list_cases(conn, filters, 10_000, mine_only_unit=mine)
+                await export.record(conn, "ho-so", got["data"])
                 return export.table_response(request, "ho-so", LIST_COLUMNS, got["data"], format)
             got = await cases.list_cases(conn, filters, 50, after=after, mine_only_unit=mine)
         except cases.Invalid as exc:

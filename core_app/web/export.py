@@ -20,6 +20,8 @@ from fastapi.responses import Response
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
 from openpyxl.worksheet._write_only import WriteOnlyWorksheet
+from psycopg import AsyncConnection
+from psycopg.types.json import Jsonb
 
 from core_app.domain.workflow import STATUS_LABELS
 from core_app.web.render import CHANNELS, KINDS, STEPS, VN_TZ, lang_of
@@ -59,6 +61,11 @@ def xlsx_cell(ws: WriteOnlyWorksheet, value: Any) -> Any:
     cell = WriteOnlyCell(ws, value=value)
     cell.data_type = "s"
     return cell
+
+
+async def record(conn: AsyncConnection[Any], basename: str, rows: Sequence[Any]) -> None:
+    """Every export is recorded (kntc.access_log): which list, how many rows, by whom (the session)."""
+    await conn.execute("SELECT kntc.record_access('export', NULL, %s)", (Jsonb({"list": basename, "rows": len(rows)}),))
 
 
 def table_response(request: Request, basename: str, columns: Sequence[Column], rows: Sequence[dict[str, Any]],

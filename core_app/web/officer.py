@@ -63,6 +63,8 @@ async def reception_page(request: Request, format: str | None = None) -> Respons
     async with acting(request, *receptions.ROLES) as (conn, actor):
         exporting = format in ("csv", "xlsx")
         got = await receptions.list_receptions(conn, 5000 if exporting else RECENT, unit_id=actor.unit_id)
+        if exporting:
+            await export.record(conn, "tiep-cong-dan", got["data"])
     rows = got["data"]
     if exporting:
         return export.table_response(request, "tiep-cong-dan", RECEPTION_COLUMNS, rows, str(format),
@@ -187,6 +189,8 @@ async def inbox(request: Request, format: str | None = None) -> Response:
     """Petition handling: what is waiting for a decision, the closest deadline first."""
     async with acting(request, "handling", "head", "reception") as (conn, actor):
         rows = await _unit_cases(conn, actor, ("received", "in_handling"))
+        if format in ("csv", "xlsx"):
+            await export.record(conn, "don-cho-xu-ly", rows)
     if format in ("csv", "xlsx"):
         return export.table_response(request, "don-cho-xu-ly", WORK_COLUMNS,
                                      _days_left(rows, request.app.state.clock()), format)
@@ -199,6 +203,8 @@ async def work(request: Request, format: str | None = None) -> Response:
     """Resolution: cases accepted or under verification."""
     async with acting(request, "resolution", "head") as (conn, actor):
         rows = await _unit_cases(conn, actor, ("accepted", "verifying", "resolved"))
+        if format in ("csv", "xlsx"):
+            await export.record(conn, "dang-giai-quyet", rows)
     if format in ("csv", "xlsx"):
         return export.table_response(request, "dang-giai-quyet", WORK_COLUMNS,
                                      _days_left(rows, request.app.state.clock()), format)
@@ -214,6 +220,7 @@ async def overview(request: Request, format: str | None = None) -> Response:
         counts = await stats.status_counts_of_unit(conn, actor.unit_id)
         overdue = await cases.overdue(conn, today, actor.unit_code, limit=5000 if format else 200)
         if format in ("csv", "xlsx"):
+            await export.record(conn, "qua-han", overdue)
             return export.table_response(request, "qua-han", OVERDUE_COLUMNS, overdue, format)
         waiting = await _unit_cases(conn, actor, ("received", "in_handling", "accepted", "verifying", "resolved"))
     return page(request, "overview.html", counts=counts, overdue=overdue, waiting=_days_left(waiting, today))

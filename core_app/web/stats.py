@@ -53,6 +53,8 @@ async def statistics(request: Request, unit: str | None = None, date_from: str |
                             "This unit is outside the area your account may see.")
         data = await stats.breakdown(conn, target["code"], d_from, d_to, today)
         trail = await stats.ancestors(conn, target["path"])
+        if format in ("csv", "xlsx") and table in TABLES:
+            await export.record(conn, f"thong-ke-{table}", data[table])
     trail = trail[len(area["path"].split(".")) - 1:]  # from the officer's own area down
     labels: dict[str, Any] = {
         "kind": label(KINDS, lang), "status": label({str(k): v for k, v in STATUS_LABELS.items()}, lang),

@@ -57,30 +57,35 @@ def test_verify_names_an_edited_row_and_a_deleted_row(officer, commune, cluster,
         assert r.status_code == 201
     code, out = _verify(kntc)
     assert code == 0 and "chain intact" in out, out
-    head = owner_conn.execute("SELECT max(id) AS n FROM kntc.audit_log").fetchone()["n"]
+    # The clerk's unit writes to a chain of its own (one per group of units, not one for the country).
+    chain = owner_conn.execute("SELECT kntc.audit_chain_of(id) AS c FROM kntc.unit WHERE code = %s",
+                               (unit,)).fetchone()["c"]
+    head = owner_conn.execute("SELECT max(id) AS n FROM kntc.audit_log WHERE chain = %s", (chain,)).fetchone()["n"]
     edited, deleted = head - 5, head - 2
-    saved = owner_conn.execute("SELECT * FROM kntc.audit_log WHERE id = %s", (deleted,)).fetchone()
-    original = owner_conn.execute("SELECT after::text AS a FROM kntc.audit_log WHERE id = %s", (edited,)).fetchone()["a"]
+    row = f"chain = {chain} AND id"
+    saved = owner_conn.execute(f"SELECT * FROM kntc.audit_log WHERE {row} = %s", (deleted,)).fetchone()
+    original = owner_conn.execute(f"SELECT after::text AS a FROM kntc.audit_log WHERE {row} = %s",
+                                  (edited,)).fetchone()["a"]
 
     def tamper(sql: str) -> None:
         cluster.superuser_psql("BEGIN; ALTER TABLE kntc.audit_log DISABLE TRIGGER audit_log_protect; "
                                f"{sql}; ALTER TABLE kntc.audit_log ENABLE TRIGGER audit_log_protect; COMMIT;")
 
     try:
-        tamper(f"UPDATE kntc.audit_log SET after = jsonb_set(after, '{{subject}}', '\"sửa trộm\"') WHERE id = {edited}")
+        tamper(f"UPDATE kntc.audit_log SET after = jsonb_set(after, '{{subject}}', '\"sửa trộm\"') WHERE {row} = {edited}")
         code, out = _verify(kntc)
         assert code == 1, out
-        assert f"altered id {edited}:" in out and f"first at id {edited}" in out
+        assert f"altered chain {chain} id {edited}:" in out and f"first: chain {chain} id {edited}:" in out
 
-        tamper(f"DELETE FROM kntc.audit_log WHERE id = {deleted}")
+        tamper(f"DELETE FROM kntc.audit_log WHERE {row} = {deleted}")
         code, out = _verify(kntc)
         assert code == 1
-        assert f"missing id {deleted} removed" in out and f"altered id {edited}:" in out
+        assert f"missing chain {chain} id {deleted} removed" in out and f"altered chain {chain} id {edited}:" in out
     finally:
         # Put the log back as it was, so that the chain is whole again for later tests.
-        tamper(f"UPDATE kntc.audit_log SET after = '{_sql(original)}'::jsonb WHERE id = {edited}")
+        tamper(f"UPDATE kntc.audit_log SET after = '{_sql(original)}'::jsonb WHERE {row} = {edited}")
         tamper(f"INSERT INTO kntc.audit_log SELECT * FROM jsonb_populate_record(NULL::kntc.audit_log, "
-               f"'{_sql(_json(saved))}'::jsonb) ON CONFLICT (id) DO NOTHING")
+               f"'{_sql(_json(saved))}'::jsonb) ON CONFLICT (chain, id) DO NOTHING")
     code, out = _verify(kntc)
     assert code == 0, out
 

@@ -16,7 +16,7 @@ Revises: 0005_search_by_few_parties
 from alembic import op
 
 revision = "0008_reception_scope"
-down_revision = "0005_search_by_few_parties"
+down_revision = "0007_sessions_audit_waits"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,93 @@
+"""Sessions: what the application role's password alone may do (threat model: someone holding the
+application role's password, a compromised app host).
+
+It opens no session and reads no password hash: only the login role (kntc_auth) may, and even it
+cannot open a session longer than the database allows. Every login, failed login and logout is
+recorded with the account, the time and the client's address.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+import httpx
+import psycopg
+import pytest
+from psycopg.rows import dict_row
+
+from tests.conftest import TEST_PASSWORD
+
+
+def _account_id(owner_conn: psycopg.Connection, username: str) -> int:
+    return owner_conn.execute("SELECT id FROM kntc.account WHERE username = %s", (username,)).fetchone()["id"]
+
+
+def _acting_account(conn: psycopg.Connection, token: str) -> int | None:
+    with conn.transaction():
+        conn.execute("SELECT set_config('kntc.session_token', %s, true)", (token,))
+        return conn.execute("SELECT (kntc.actor()).account_id AS a").fetchone()["a"]
+
+
+def test_the_application_role_cannot_open_a_session_for_another_officer(pg_env, owner_conn, make_account):
+    victim = _account_id(owner_conn, make_account("T01", ["head"], clearance=2))
+    token = secrets.token_urlsafe(32)
+    with psycopg.connect(pg_env["KNTC_DATABASE_URL"], row_factory=dict_row, autocommit=True) as app:
+        # The call as it was (account, token, hours), and as it is now (with the client's address).
+        for sql, args in (("SELECT kntc.session_open(%s, %s, %s)", (victim, token, 8)),
+                          ("SELECT kntc.session_open(%s, %s, %s, %s)", (victim, token, 8, "10.0.0.1"))):
+            with pytest.raises((psycopg.errors.InsufficientPrivilege, psycopg.errors.UndefinedFunction)):
+                app.execute(sql, args)
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            app.execute("INSERT INTO kntc.session (token_hash, account_id, expires_at) "
+                        "VALUES (sha256(%s::bytea), %s, now() + interval '1 hour')", (token.encode(), victim))
+        assert _acting_account(app, token) is None
+
+
+def test_the_application_role_cannot_read_a_password_hash(pg_env, make_account):
+    username = make_account("X00004", ["handling"])
+    with psycopg.connect(pg_env["KNTC_DATABASE_URL"], row_factory=dict_row, autocommit=True) as app:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            app.execute("SELECT * FROM kntc.login_lookup(%s)", (username,))
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            app.execute("SELECT password_hash FROM kntc.account WHERE username = %s", (username,))
+
+
+def test_the_login_role_cannot_open_a_session_longer_than_the_database_allows(pg_env, owner_conn, make_account):
+    account = _account_id(owner_conn, make_account("X00004", ["reception"]))
+    token = secrets.token_urlsafe(32)
+    with psycopg.connect(pg_env["KNTC_AUTH_DATABASE_URL"], row_factory=dict_row, autocommit=True) as auth:
+        row = auth.execute("SELECT kntc.session_open(%s, %s, %s, %s) - now() AS lasts",
+                           (account, token, 10_000, "127.0.0.1")).fetchone()
+        assert row["lasts"].total_seconds() <= 12 * 3600
+        # Nor around the function: the login role has no privilege on any table.
+        for sql in ("SELECT * FROM kntc.session", "SELECT id FROM kntc.case_file",
+                    "UPDATE kntc.session SET expires_at = expires_at + interval '1 year'"):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                auth.execute(sql)
+    # Not even the owner can store a longer one: the bound is a constraint on the table.
+    with pytest.raises(psycopg.errors.CheckViolation):
+        owner_conn.execute("UPDATE kntc.session SET expires_at = created_at + interval '30 days' "
+                           "WHERE account_id = %s", (account,))
+    with psycopg.connect(pg_env["KNTC_DATABASE_URL"], row_factory=dict_row, autocommit=True) as app:
+        assert _acting_account(app, token) == account
+
+
+def test_every_login_failed_login_and_logout_is_recorded(server, owner_conn, make_account):
+    username = make_account("X00008", ["reception"])
+    account = _account_id(owner_conn, username)
+    with httpx.Client(base_url=server, timeout=30) as client:
+        bad = client.post("/api/auth/login", json={"username": username, "password": "Wrong-password-1"})
+        assert bad.status_code == 401
+        good = client.post("/api/auth/login", json={"username": username, "password": TEST_PASSWORD})
+        assert good.status_code == 200
+        out = client.post("/api/auth/logout", headers={"Authorization": f"Bearer {good.json()['token']}"})
+        assert out.status_code == 200
+    rows = owner_conn.execute("SELECT kind, client, at FROM kntc.access_log WHERE account_id = %s ORDER BY id",
+                              (account,)).fetchall()
+    assert [r["kind"] for r in rows] == ["login_failed", "login", "logout"]
+    assert rows[0]["client"] == "127.0.0.1" and rows[1]["client"] == "127.0.0.1"
+    # ... and the records are in the audit chain, not only in a table the owner could edit.
+    chained = owner_conn.execute(
+        "SELECT count(*) AS n FROM kntc.audit_log WHERE table_name = 'access_log' AND op = 'INSERT' "
+        "AND (after ->> 'account_id')::integer = %s", (account,)).fetchone()["n"]
+    assert chained == 3
