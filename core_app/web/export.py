@@ -19,6 +19,7 @@ from fastapi import Request
 from fastapi.responses import Response
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
@@ -55,10 +56,14 @@ def csv_safe(value: Any) -> Any:
 
 
 def xlsx_cell(ws: WriteOnlyWorksheet, value: Any) -> Any:
-    """Strings as string cells: openpyxl would otherwise store text starting with '=' as a formula."""
+    """Strings as string cells: openpyxl would otherwise store text starting with '=' as a formula.
+
+    Control characters that XML cannot carry (a scanned letter's OCR leaves some) become U+FFFD
+    instead of failing the whole export.
+    """
     if not isinstance(value, str):
         return value
-    cell = WriteOnlyCell(ws, value=value)
+    cell = WriteOnlyCell(ws, value=ILLEGAL_CHARACTERS_RE.sub("\ufffd", value))
     cell.data_type = "s"
     return cell
 

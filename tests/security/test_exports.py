@@ -51,3 +51,14 @@ def test_petition_text_starting_with_a_formula_is_a_string_cell_in_the_xlsx_expo
     subject = next(c for row in ws.iter_rows(min_row=2) if row[0].value == code for c in row
                    if isinstance(c.value, str) and tag in c.value)
     assert subject.data_type == "s" and subject.value == f"{PAYLOADS[0]} {tag}"
+
+
+def test_control_characters_in_petition_text_do_not_break_the_xlsx_export(server, make_account):
+    tag = secrets.token_hex(3)
+    username, code = _filed_by_a_citizen(server, make_account, f"Đơn quét\x01\x0b lỗi {tag}")
+    user = WebUser(server)
+    assert user.login(username).status_code == 303
+    r = user.get("/app/cases?scope=unit&format=xlsx")
+    assert r.status_code == 200
+    ws = load_workbook(io.BytesIO(r.content)).active
+    assert any(row[0] == code and f"Đơn quét\ufffd\ufffd lỗi {tag}" in row for row in ws.iter_rows(values_only=True))
