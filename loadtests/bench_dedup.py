@@ -282,8 +282,8 @@ def in_database(env: dict[str, str], token: str, probes: list[dict[str, Any]], r
             with conn.transaction():
                 conn.execute("SELECT set_config('kntc.session_token', %s, true)", (token,))
                 t0 = time.perf_counter()
-                conn.execute("SELECT * FROM kntc.dedup_candidates(%s, %s, %s, %s, %s, 10)",
-                             (ids, [name], [units[p["address_unit"]]], p["reworded"], p["respondent"])).fetchall()
+                conn.execute("SELECT * FROM kntc.dedup_candidates(%s, %s, %s, %s, %s, %s, 10)",
+                             ("{}", ids, [name], [units[p["address_unit"]]], p["reworded"], p["respondent"])).fetchall()
                 samples.append((time.perf_counter() - t0) * 1000)
     print("\nduplicate check in the database alone (kntc.dedup_candidates, same probes, no HTTP):")
     print(f"  known duplicate, retyped + reworded   {percentiles(samples)}")

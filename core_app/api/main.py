@@ -17,7 +17,7 @@ from fastapi.responses import HTMLResponse, ORJSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from core_app import __version__, web
-from core_app.api import errors
+from core_app.api import errors, throttling
 from core_app.api.routes import accounts, auth, cases, deadlines, dedup, public, receptions, search, units
 from core_app.db import Database
 from core_app.repo.cases import load_rulebook
@@ -59,6 +59,7 @@ def create_app(settings: Settings | None = None, clock: Callable[[], date] = vie
     app.state.settings = settings
     app.state.clock = clock
     errors.install(app)
+    throttling.install(app)  # a budget per session or address on /api/*; 429 past it
     for module in (public, auth, units, receptions, cases, deadlines, accounts, dedup, search):
         app.include_router(module.router)
     web.install(app)  # the officer and citizen web pages (HTML), their error pages and security headers

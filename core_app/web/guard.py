@@ -7,23 +7,21 @@ decides who is acting and what they may see. Around it the web layer adds what a
 - Idle timeout: a second cookie holds the time of the last page and an HMAC binding it to the
   token; after IDLE_MINUTES without a page the session is closed. It works across worker
   processes because nothing is kept in memory.
-- Throttling of failed logins and failed lookups per client address: in-process (each worker
-  counts on its own), which is enough to make guessing slow; the accounts themselves lock
-  after 5 failures in the database.
+- Throttling of failed logins and failed lookups: counters in PostgreSQL (core_app/throttle.py),
+  shared by every worker of every application host.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import secrets
 import time
-from collections import defaultdict, deque
-from dataclasses import dataclass, field
 
 from fastapi import Request
 from starlette.responses import Response
+
+from core_app.api import throttling
 
 SESSION_COOKIE = "kntc_session"
 SEEN_COOKIE = "kntc_seen"
@@ -97,57 +95,8 @@ def idle_expired(request: Request, token: str) -> bool:
 
 
 def client_address(request: Request) -> str:
-    """The address throttling counts against.
-
-    X-Real-IP is believed only from a loopback peer (the site's reverse proxy on the same host);
-    from anyone else it would let a guesser pick a fresh address for every try.
-    """
-    peer = request.client.host if request.client else "unknown"
-    if peer in ("127.0.0.1", "::1") and request.headers.get("x-real-ip"):
-        return request.headers["x-real-ip"][:64]
-    return peer
-
-
-@dataclass
-class Throttle:
-    """Failures per address in a sliding window; each failure past `free` doubles the wait."""
-
-    window_s: float = 900
-    free: int = 3
-    max_delay_s: float = 8
-    block_after: int = 30
-    failures: dict[str, deque[float]] = field(default_factory=lambda: defaultdict(deque))
-
-    def _recent(self, addr: str) -> deque[float]:
-        q = self.failures[addr]
-        cutoff = time.monotonic() - self.window_s
-        while q and q[0] < cutoff:
-            q.popleft()
-        return q
-
-    def blocked(self, addr: str) -> bool:
-        return len(self._recent(addr)) >= self.block_after
-
-    def delay(self, addr: str) -> float:
-        n = len(self._recent(addr))
-        return 0.0 if n < self.free else min(self.max_delay_s, 0.5 * 2 ** (n - self.free))
-
-    async def wait(self, addr: str) -> None:
-        d = self.delay(addr)
-        if d:
-            await asyncio.sleep(d)
-
-    def fail(self, addr: str) -> None:
-        self._recent(addr).append(time.monotonic())
-        if len(self.failures) > 100_000:  # a flood of addresses must not grow memory without bound
-            self.failures.clear()
-
-    def succeed(self, addr: str) -> None:
-        self.failures.pop(addr, None)
-
-
-LOGIN_THROTTLE = Throttle()
-LOOKUP_THROTTLE = Throttle()
+    """The address throttling counts against (X-Real-IP only from a trusted proxy)."""
+    return throttling.client_address(request)
 
 
 def security_headers(request: Request, response: Response) -> None:

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request
 
 from core_app.api.deps import acting, database, token_of
 from core_app.api.schemas import LoginIn
+from core_app.api.throttling import client_address
 from core_app.repo import accounts
 
 router = APIRouter(prefix="/api/auth", tags=["auth"])
@@ -16,7 +17,8 @@ async def login(body: LoginIn, request: Request) -> dict[str, Any]:
     """Log in; send the token as `Authorization: Bearer <token>` on every later call."""
     db = database(request)
     token, expires = await accounts.login_committed(db, body.username, body.password,
-                                                    request.app.state.settings.session_hours)
+                                                    request.app.state.settings.session_hours,
+                                                    client_address(request))
     async with db.acting(token) as (_, actor):
         return {"token": token, "expires_at": expires, "account": actor}
 

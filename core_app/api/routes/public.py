@@ -4,8 +4,10 @@ from typing import Any
 
 from fastapi import APIRouter, Query, Request
 
+from core_app import throttle
 from core_app.api.deps import database
 from core_app.api.errors import ApiError
+from core_app.api.throttling import client_address
 from core_app.repo import cases
 
 router = APIRouter(tags=["public"])
@@ -29,8 +31,9 @@ async def lookup(request: Request, code: str = Query(min_length=3, max_length=64
                  secret: str = Query(min_length=8, max_length=64)) -> dict[str, Any]:
     """Citizen lookup by the case code and the secret on the receipt. Wrong code and wrong secret
     get the same answer."""
-    async with database(request).transaction() as conn:
-        row = await cases.public_lookup(conn, code, secret)
+    # Failed lookups are counted per address (core_app/throttle.py): guessing secrets gets slow, then stops.
+    row = await throttle.lookup_guarded(database(request), client_address(request),
+                                        lambda conn: cases.public_lookup(conn, code, secret))
     if row is None:
         raise ApiError(404, "not_found", "Không tìm thấy hồ sơ với mã và mã tra cứu đã nhập.",
                        "no case matches this code and secret")
