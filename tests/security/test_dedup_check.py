@@ -35,7 +35,7 @@ def record(officer, unit: str, party: dict, subject: str, **over) -> str:
 
 
 def test_officer_of_another_unit_cannot_learn_a_secret_case_through_the_duplicate_check(officer, communes, owner_conn):
-    (unit_a, prov_a), (unit_b, prov_b) = communes[0], next(c for c in communes[1:] if c[1] != communes[0][1])
+    (unit_a, prov_a), (unit_b, _) = communes[0], next(c for c in communes[1:] if c[1] != communes[0][1])
     holder = officer(unit_a, ["reception"], 2)
     idn, name = id_number(), "Quách Thị Bưởi"
     subject = "Tố cáo chủ tịch xã nhận hối lộ trong giao đất"
