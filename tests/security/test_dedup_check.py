@@ -52,13 +52,12 @@ def test_officer_of_another_unit_cannot_learn_a_secret_case_through_the_duplicat
             "parties": [{"full_name": name, "id_number": idn, "address_unit": unit_a}], "subject": subject,
             "respondent": "Chủ tịch UBND xã"})
         assert r.status_code == 200, r.text
-        answer = r.json()
-        assert answer["candidates"] == [{
-            "in_scope": False, "held_elsewhere": True, "inquiry_handle": answer["candidates"][0]["inquiry_handle"],
-            "message": answer["candidates"][0]["message"], "message_en": answer["candidates"][0]["message_en"]}]
-        assert "held elsewhere" in answer["candidates"][0]["message_en"]
         for leak in (code, unit_a, unit_name, "hối lộ", "id_number", "score", "reasons"):
             assert leak not in r.text, leak
+        answer = r.json()
+        assert [set(c) for c in answer["candidates"]] == [
+            {"in_scope", "held_elsewhere", "inquiry_handle", "message", "message_en"}]
+        assert "held elsewhere" in answer["candidates"][0]["message_en"]
 
     # The check is on record, with what was hidden kept apart from what was shown.
     row = owner_conn.execute(
