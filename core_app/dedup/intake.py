@@ -117,7 +117,7 @@ async def decide(conn: AsyncConnection[Any], actor: dict[str, Any], data: dict[s
     if chk is None or chk["account_id"] != actor["account_id"]:
         raise NotFound(data["check_id"])
     decision = data["decision"]
-    case_id = petition_id = other_unit_id = None
+    case_id = petition_id = other_unit_id = lead_handle = None
     result: dict[str, Any] = {"decision": decision}
     if decision in ("linked", "new"):
         if not data.get("case_code"):
@@ -132,19 +132,23 @@ async def decide(conn: AsyncConnection[Any], actor: dict[str, Any], data: dict[s
             added = await cases.add_petition(conn, actor, case["code"], data["petition"], today)
             petition_id = added["id"]
             result["petition_id"] = petition_id
+    elif data.get("inquiry_handle") and not data.get("unit"):
+        # Held elsewhere, unit unknown to the officer: the handle stands for it.
+        lead_handle = str(data["inquiry_handle"])
     else:
         if not data.get("unit"):
-            raise Invalid("unit", "Cần mã đơn vị đang giữ hồ sơ.", "unit is required: the unit that holds the case")
+            raise Invalid("unit", "Cần mã đơn vị đang giữ hồ sơ, hoặc mã yêu cầu (inquiry_handle) của lần kiểm tra.",
+                          "unit is required (the unit that holds the case), or the check's inquiry_handle")
         other_unit_id = (await units.resolve(conn, [data["unit"]]))[data["unit"]]
         if other_unit_id is None:
             raise Invalid("unit", "Không tìm thấy đơn vị.", f"unknown unit {data['unit']!r}")
         result["unit"] = data["unit"]
     cur = await conn.execute(
         "INSERT INTO kntc.dedup_decision (check_id, account_id, unit_id, unit_path, decision, case_id, petition_id, "
-        "other_unit_id, note) SELECT %s, %s, u.id, u.path, %s, %s, %s, %s, %s FROM kntc.unit u WHERE u.id = %s "
-        "RETURNING id, decided_at",
-        (data["check_id"], actor["account_id"], decision, case_id, petition_id, other_unit_id, data.get("note"),
-         actor["unit_id"]))
+        "other_unit_id, lead_handle, note) SELECT %s, %s, u.id, u.path, %s, %s, %s, %s, %s, %s FROM kntc.unit u "
+        "WHERE u.id = %s RETURNING id, decided_at",
+        (data["check_id"], actor["account_id"], decision, case_id, petition_id, other_unit_id, lead_handle,
+         data.get("note"), actor["unit_id"]))
     row = await cur.fetchone()
     assert row is not None
     return {"id": str(row["id"]), "decided_at": row["decided_at"], **result}

@@ -85,7 +85,8 @@ class GrantRefused(Exception):
 
 # The rule lives in the database (kntc.may_grant, used by the account policies); asking it first
 # gives the administrator the reason instead of a bare refusal.
-MAY_GRANT = "SELECT kntc.may_grant(u.id, %s::text[], %s::smallint) AS ok FROM kntc.unit u WHERE u.code = %s"
+MAY_GRANT = ("SELECT kntc.may_grant(u.id, %s::text[], %s::smallint) AS ok, "
+             "coalesce(u.path <@ (kntc.actor()).unit_path, false) AS in_tree FROM kntc.unit u WHERE u.code = %s")
 
 
 async def create_account(conn: AsyncConnection[Any], data: dict[str, Any]) -> dict[str, Any] | None:
@@ -93,7 +94,8 @@ async def create_account(conn: AsyncConnection[Any], data: dict[str, Any]) -> di
     GrantRefused: roles or clearance above what the actor may grant)."""
     cur = await conn.execute(MAY_GRANT, (data["roles"], data["clearance"], data["unit"]))
     allowed = await cur.fetchone()
-    if allowed is not None and not allowed["ok"]:
+    # A unit outside the administrator's tree is refused by the INSERT below, with its own message.
+    if allowed is not None and allowed["in_tree"] and not allowed["ok"]:
         raise GrantRefused()
     cur = await conn.execute(
         "INSERT INTO kntc.account (username, full_name, unit_id, roles, clearance, password_hash) "

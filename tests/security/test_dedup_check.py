@@ -71,6 +71,10 @@ def test_officer_of_another_unit_cannot_learn_a_secret_case_through_the_duplicat
     assert r.status_code == 202 and unit_a not in r.text and code not in r.text
     r = outsider.post("/api/dedup/inquiries", json={"inquiry_handle": handle, "reason": "Công dân gửi đơn lần hai"})
     assert r.status_code == 404, "a handle is good only for the officer whose check gave it"
+    # The officer records that the matter is held elsewhere without ever learning where.
+    r = uncleared.post("/api/dedup/decisions", json={"check_id": answer["check_id"], "decision": "elsewhere",
+                                                     "inquiry_handle": handle})
+    assert r.status_code == 201 and unit_a not in r.text, r.text
     head = officer(unit_a, ["head"], 2)
     notes = head.get("/api/dedup/inquiries").json()["data"]
     assert [(n["asker_unit_code"], n["reason"], n["case_codes"]) for n in notes] == [

@@ -44,6 +44,8 @@ class DecisionIn(Strict):
     case_code: Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=80)] | None = None
     petition: PetitionIn | None = Field(None, description="for 'linked': the petition that joins the case")
     unit: UnitCode | None = Field(None, description="for 'elsewhere': the unit that holds the matter")
+    inquiry_handle: UUID | None = Field(None, description="for 'elsewhere' when the check said only that the "
+                                                          "matter is held elsewhere: its handle")
     note: Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)] | None = None
 
 

@@ -271,6 +271,21 @@ CREATE TABLE kntc.dedup_lead (
 REVOKE ALL ON kntc.dedup_lead FROM PUBLIC, kntc_app;
 GRANT SELECT ON kntc.dedup_lead TO kntc_readonly;
 
+-- An officer told only "held elsewhere" decides "elsewhere" without knowing the unit: the
+-- decision then names the handle, and the unit stays out of the asker's records.
+ALTER TABLE kntc.dedup_decision ADD COLUMN lead_handle uuid REFERENCES kntc.dedup_lead(handle);
+DO $$
+DECLARE
+    n text;
+BEGIN
+    SELECT conname INTO STRICT n FROM pg_constraint
+     WHERE conrelid = 'kntc.dedup_decision'::regclass AND contype = 'c'
+       AND pg_get_constraintdef(oid) LIKE '%elsewhere%other_unit_id%';
+    EXECUTE format('ALTER TABLE kntc.dedup_decision DROP CONSTRAINT %I', n);
+END $$;
+ALTER TABLE kntc.dedup_decision ADD CONSTRAINT dedup_decision_elsewhere
+    CHECK (decision <> 'elsewhere' OR other_unit_id IS NOT NULL OR lead_handle IS NOT NULL);
+
 -- An officer's question to the unit holding a case they may not read: one notice per holding
 -- unit, listed to its heads. The asker learns nothing from it but that it was sent.
 CREATE TABLE kntc.dedup_inquiry (
@@ -328,15 +343,21 @@ BEGIN
                 DETAIL = budget.retry_after_s::text;
         END IF;
     END LOOP;
-    -- The few candidates (at most p_limit) as one value: no temporary table, whose catalog rows
-    -- every check would create and drop.
-    SELECT coalesce(jsonb_agg(jsonb_build_object(
-               'id', m.case_id, 'reasons', to_jsonb(m.reasons), 'score', round(m.score::numeric, 3),
-               'ok', c.classification <= a.clearance AND (c.handling_unit_path <@ a.scope_path
-                                                          OR c.receiving_unit_path <@ a.scope_path))), '[]')
+    -- The candidates as one value (a few dozen at most): no temporary table, whose catalog rows
+    -- every check would create and drop. The match is asked for many more than the officer wants,
+    -- so that hidden cases do not take the places of readable ones: how many readable cases come
+    -- back must not tell how many hidden ones outrank them (the match scores every neighbour
+    -- before its LIMIT, so this costs nothing).
+    SELECT coalesce(jsonb_agg(jsonb_build_object('id', r.case_id, 'reasons', to_jsonb(r.reasons),
+                                                 'score', round(r.score::numeric, 3), 'ok', r.ok)), '[]')
       INTO seen
-      FROM kntc.dedup_match(p_ids, p_names, p_units, p_subject, p_respondent, p_limit) m
-      JOIN kntc.case_file c ON c.id = m.case_id;
+      FROM (SELECT m.*, v.ok, row_number() OVER (PARTITION BY v.ok ORDER BY m.score DESC, m.case_id) AS rank
+              FROM kntc.dedup_match(p_ids, p_names, p_units, p_subject, p_respondent, 200) m
+              JOIN kntc.case_file c ON c.id = m.case_id
+             CROSS JOIN LATERAL (SELECT c.classification <= a.clearance
+                                        AND (c.handling_unit_path <@ a.scope_path
+                                             OR c.receiving_unit_path <@ a.scope_path) AS ok) v) r
+     WHERE NOT r.ok OR r.rank <= p_limit;
     SELECT array_agg((e ->> 'id')::uuid ORDER BY e ->> 'id') INTO hidden
       FROM jsonb_array_elements(seen) e WHERE NOT (e ->> 'ok')::boolean;
     SELECT coalesce(jsonb_agg(jsonb_build_object('case_code', c.code, 'unit_code', u.code, 'reasons', e -> 'reasons',
@@ -365,7 +386,9 @@ BEGIN
     SELECT chk, false, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, lead WHERE lead IS NOT NULL
     UNION ALL
     -- An empty answer still carries the check's id, for the decision that follows.
-    SELECT chk, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL WHERE seen = '[]'::jsonb;
+    SELECT chk, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL WHERE seen = '[]'::jsonb
+    -- Readable ones by score, then the one "held elsewhere" line: it never ranks among them.
+    ORDER BY 2 DESC NULLS LAST, 11 DESC NULLS LAST, 3;
 END $$;
 
 -- Ask the holding unit(s) about a hidden match. Only the officer who ran the check holds its
