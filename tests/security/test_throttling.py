@@ -87,7 +87,8 @@ def test_an_attackers_100_failures_do_not_lock_the_officer_out(server, make_acco
     attacker, home = address(), address()
     statuses = [login(server, officer, f"doan-mat-khau-{i}", attacker).status_code for i in range(100)]
     assert login(server, officer, TEST_PASSWORD, home).status_code == 200
-    assert statuses.count(429) >= 90, statuses  # most tries are refused before the password is checked
+    # Most tries are refused before the password is checked (waits of 1 s, 2 s, 4 s ... between checks).
+    assert statuses.count(429) >= 80, statuses
     # The attacker, even with the right password now, waits.
     assert login(server, officer, TEST_PASSWORD, attacker).status_code == 429
 
