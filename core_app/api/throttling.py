@@ -8,13 +8,12 @@ anyone else the header is ignored: it would let a guesser pick a fresh address f
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Awaitable, Callable
 from functools import lru_cache
 
 import psycopg
 from fastapi import FastAPI, Request
 from fastapi.responses import ORJSONResponse
-from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from core_app import throttle
 from core_app.api.errors import body
@@ -57,18 +56,29 @@ def too_many(exc: throttle.Throttled) -> ORJSONResponse:
                           headers={"Retry-After": str(exc.retry_after_s)})
 
 
-def install(app: FastAPI) -> None:
-    @app.middleware("http")
-    async def api_budget(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        if request.url.path.startswith("/api/"):
+class ApiBudget:
+    """Counts every /api/ call against its session or address; past the budget, 429. Plain ASGI:
+    other paths go straight through, with nothing wrapped or buffered."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/api/"):
+            request = Request(scope)
             try:
                 async with request.app.state.db.transaction() as conn:
                     await throttle.api_call(conn, token_of(request), client_address(request))
             except throttle.Throttled as exc:
-                return too_many(exc)
+                await too_many(exc)(scope, receive, send)
+                return
             except psycopg.Error:
                 pass  # the database does not answer: the route meets the same and says so (503)
-        return await call_next(request)
+        await self.app(scope, receive, send)
+
+
+def install(app: FastAPI) -> None:
+    app.add_middleware(ApiBudget)
 
     @app.exception_handler(throttle.Throttled)
     async def throttled(_: Request, exc: throttle.Throttled) -> ORJSONResponse:

@@ -113,3 +113,16 @@ def test_guessing_lookup_secrets_through_the_api_gets_slow(server: str) -> None:
         took = [guess(i) for i in range(6)]
     # Three free failures, then each waits 1 s, 2 s, 4 s ... after the last (counted on the database).
     assert sum(took[4:]) >= 2.5, took
+
+
+def test_a_session_flooding_the_api_is_stopped(officer, owner_conn):
+    """The budget is data; lowered here for a moment so that a flood is a few calls, not 600."""
+    flooder = officer("X00004", ["reception"])
+    owner_conn.execute("UPDATE kntc.throttle_rule SET max_hits = 5 WHERE purpose = 'api_session'")
+    try:
+        statuses = [flooder.get("/api/auth/me").status_code for _ in range(8)]
+        other = officer("X00004", ["reception"]).get("/api/auth/me").status_code
+    finally:
+        owner_conn.execute("UPDATE kntc.throttle_rule SET max_hits = 600 WHERE purpose = 'api_session'")
+    assert statuses[:5] == [200] * 5 and set(statuses[5:]) == {429}, statuses
+    assert other == 200  # another session has its own budget

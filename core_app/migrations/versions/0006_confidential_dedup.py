@@ -73,7 +73,7 @@ REVOKE ALL ON kntc.throttle, kntc.throttle_rule FROM PUBLIC, kntc_app, kntc_read
 -- how long the progressive delay still asks to wait.
 CREATE FUNCTION kntc.throttle_state(p_purpose text, p_key text)
 RETURNS TABLE (hits integer, blocked boolean, wait_s integer)
-LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
 #variable_conflict use_column
 DECLARE
     r kntc.throttle_rule;
@@ -94,7 +94,7 @@ BEGIN
                   WHEN age < 2 THEN floor(t_hits * (2 - age))::integer ELSE 0 END;
     END IF;
     IF r.free_hits IS NOT NULL AND n > r.free_hits THEN
-        d := least(r.max_delay_s, 2 ^ least(n - r.free_hits - 1, 20)) - extract(epoch FROM now() - t_last);
+        d := least(r.max_delay_s, 2 ^ least(n - r.free_hits - 1, 20)) - extract(epoch FROM clock_timestamp() - t_last);
     END IF;
     hits := n;
     blocked := n >= r.max_hits;
@@ -118,12 +118,14 @@ BEGIN
     SELECT x.window_s, x.max_hits INTO STRICT w, lim FROM kntc.throttle_rule x WHERE x.purpose = p_purpose;
     cur := to_timestamp(floor(extract(epoch FROM now()) / w) * w);
     INSERT INTO kntc.throttle AS x (purpose, key, window_start, hits, prev_hits, last_at)
-    VALUES (p_purpose, p_key, cur, 1, 0, now())
+    -- last_at is the moment of the hit, not the start of the transaction: a failed login is
+    -- counted after the password check, and the delay runs from then.
+    VALUES (p_purpose, p_key, cur, 1, 0, clock_timestamp())
     ON CONFLICT (purpose, key) DO UPDATE SET
         hits = CASE WHEN x.window_start = cur THEN x.hits + 1 ELSE 1 END,
         prev_hits = CASE WHEN x.window_start = cur THEN x.prev_hits
                          WHEN x.window_start = cur - make_interval(secs => w) THEN x.hits ELSE 0 END,
-        window_start = cur, last_at = now()
+        window_start = cur, last_at = clock_timestamp()
     RETURNING x.hits, x.prev_hits INTO t_hits, t_prev;
     n := t_hits + floor(t_prev * (1 - extract(epoch FROM now() - cur) / w))::integer;
     -- Expired rows go a few at a time, by whoever passes (about one hit in a thousand).
