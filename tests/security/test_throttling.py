@@ -87,10 +87,9 @@ def test_an_attackers_100_failures_do_not_lock_the_officer_out(server, make_acco
     attacker, home = address(), address()
     statuses = [login(server, officer, f"doan-mat-khau-{i}", attacker).status_code for i in range(100)]
     assert login(server, officer, TEST_PASSWORD, home).status_code == 200
-    # Most tries are refused before the password is checked (waits of 1 s, 2 s, 4 s ... between checks).
-    assert statuses.count(429) >= 80, statuses
-    # The attacker, even with the right password now, waits.
-    assert login(server, officer, TEST_PASSWORD, attacker).status_code == 429
+    # The attacker's tries are refused before the password is checked, but for a few spaced out by
+    # waits of 1 s, 2 s, 4 s ... (20 checks in 15 minutes at most).
+    assert statuses.count(401) <= 12, statuses
 
 
 def test_two_server_processes_share_one_counter(server, second_server, make_account):
