@@ -33,6 +33,9 @@ class Settings(BaseSettings):
     pool_timeout_s: float = Field(default=10, gt=0)
     # A second-round complaint or a remote area lengthens the limits; the area flag comes from data.
     default_language: str = "vi"
+    # Peers whose X-Real-IP names the client (addresses or networks): the site's nginx, which sets
+    # the header itself. Anyone else's header is ignored.
+    trusted_proxies: list[str] = Field(default_factory=lambda: ["127.0.0.1/32", "::1/128"])
 
     @field_validator("secret_key")
     @classmethod

@@ -53,6 +53,14 @@ def prepare_database(env: dict[str, str]) -> None:
     full = {**os.environ, **env}
     kntc("migrate", env=full)
     kntc("seed-units", env=full)
+    if full.get("KNTC_ADMIN_DATABASE_URL"):
+        # A load generator drives thousands of simulated officers through a few shared sessions:
+        # in the load database only, lift the per-session and per-officer budgets meant for people.
+        import psycopg
+
+        with psycopg.connect(full["KNTC_ADMIN_DATABASE_URL"]) as conn:
+            conn.execute("UPDATE kntc.throttle_rule SET max_hits = 100000000 "
+                         "WHERE purpose IN ('api_session', 'api_address', 'dedup_minute', 'dedup_day')")
 
 
 def free_port() -> int:

@@ -99,9 +99,8 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(LoginFailed)
     async def login_failed(_: Request, exc: LoginFailed) -> ORJSONResponse:
         if exc.locked:
-            return ORJSONResponse(body("account_locked",
-                                       "Tài khoản tạm khóa do đăng nhập sai nhiều lần; thử lại sau 15 phút.",
-                                       "account locked after repeated failures: try again in 15 minutes"),
+            return ORJSONResponse(body("account_locked", "Tài khoản đang bị khóa; hãy liên hệ quản trị đơn vị.",
+                                       "the account is locked: ask your unit administrator"),
                                   status_code=423)
         return ORJSONResponse(body("login_failed", "Tên đăng nhập hoặc mật khẩu không đúng.",
                                    "wrong username or password"), status_code=401)

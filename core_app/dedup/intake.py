@@ -1,7 +1,11 @@
 """Duplicate check at intake and the officer's decision, inside the officer's transaction.
 
-The match runs nationwide in kntc.dedup_candidates (SECURITY DEFINER): a case the officer may
-not see is still found, but comes back only as "an existing case at unit X" with the reasons.
+The match runs nationwide in kntc.dedup_candidates (SECURITY DEFINER), which also records the
+check and counts it against the officer's budget. A case the officer may read comes back with
+its code, subject, score and reasons. Every other match, however many, is one line saying that a
+possible existing case is held elsewhere, with a handle to ask about it (`inquire`): no unit,
+code, subject, score, reason or which field matched, and always last, so neither the ranking nor
+the count tells anything. A protected denouncer is matched only for those handling that case.
 """
 
 from __future__ import annotations
@@ -9,9 +13,11 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
+import psycopg
 from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 
+from core_app import throttle
 from core_app.dedup import units
 from core_app.domain import workflow
 from core_app.repo import cases
@@ -26,25 +32,30 @@ REASONS = {
 }
 
 CANDIDATES = """
-SELECT in_scope, case_code, subject, kind, status, received_on, unit_code, unit_name, reasons, score
-  FROM kntc.dedup_candidates(%(ids)s, %(names)s, %(units)s, %(subject)s, %(respondent)s, %(limit)s)
+SELECT check_id, readable, case_code, subject, kind, status, received_on, unit_code, unit_name, reasons, score, handle
+  FROM kntc.dedup_candidates(%(query)s, %(ids)s, %(names)s, %(units)s, %(subject)s, %(respondent)s, %(limit)s)
 """
+
+HELD_ELSEWHERE = ("Có thể đã có hồ sơ về việc này tại một đơn vị khác. Nếu cần, hãy gửi yêu cầu (nêu lý do) "
+                  "để thủ trưởng đơn vị đó liên hệ với đơn vị mình.",
+                  "A possible existing case is held elsewhere. If you need to, send an inquiry with a reason: "
+                  "the head of the unit holding it will be told and may contact your unit.")
+
+THROTTLED = "KT429"  # SQLSTATE of kntc.dedup_candidates past the officer's budget
 
 
 def _explain(row: dict[str, Any]) -> dict[str, Any]:
+    if not row["readable"]:
+        return {"in_scope": False, "held_elsewhere": True, "inquiry_handle": str(row["handle"]),
+                "message": HELD_ELSEWHERE[0], "message_en": HELD_ELSEWHERE[1]}
     reasons = [{"code": r, "label": REASONS[r][0], "label_en": REASONS[r][1]} for r in row["reasons"] if r in REASONS]
-    if row["in_scope"]:
-        return {"in_scope": True, "case_code": row["case_code"], "subject": row["subject"], "kind": row["kind"],
-                "status": row["status"], "received_on": row["received_on"], "unit_code": row["unit_code"],
-                "unit_name": row["unit_name"], "score": row["score"], "reasons": reasons}
-    return {"in_scope": False, "unit_code": row["unit_code"], "unit_name": row["unit_name"], "score": row["score"],
-            "reasons": reasons,
-            "message": f"Đã có hồ sơ tại đơn vị {row['unit_name']} ({row['unit_code']}).",
-            "message_en": f"an existing case at unit {row['unit_name']} ({row['unit_code']})"}
+    return {"in_scope": True, "case_code": row["case_code"], "subject": row["subject"], "kind": row["kind"],
+            "status": row["status"], "received_on": row["received_on"], "unit_code": row["unit_code"],
+            "unit_name": row["unit_name"], "score": row["score"], "reasons": reasons}
 
 
 async def check(conn: AsyncConnection[Any], actor: workflow.Actor, query: dict[str, Any]) -> dict[str, Any]:
-    """Ranked candidates for a petition about to be recorded; the check is kept for the decision."""
+    """Ranked candidates for a petition about to be recorded; the database keeps the check for the decision."""
     parties = query["parties"]
     written = [p["address_unit"] for p in parties if p.get("address_unit")]
     resolved = await units.resolve(conn, written)
@@ -54,31 +65,49 @@ async def check(conn: AsyncConnection[Any], actor: workflow.Actor, query: dict[s
                       f"unknown unit code(s): {', '.join(unknown)}")
     named = [p for p in parties if p.get("full_name") and p.get("address_unit")]
     params = {
+        "query": Jsonb(query, dumps=_dumps),
         "ids": [p["id_number"] for p in parties if p.get("id_number")],
         "names": [p["full_name"] for p in named],
         "units": [resolved[p["address_unit"]] for p in named],
         "subject": query.get("subject"), "respondent": query.get("respondent"), "limit": query["limit"],
     }
-    cur = await conn.execute(CANDIDATES, params)
-    found = [_explain(r) for r in await cur.fetchall()]
     # The check is a record of what was shown, kept for the decision that follows; a crash may
     # lose the last few milliseconds of such records, so the check does not wait for the WAL
     # flush (the decision itself commits synchronously).
     await conn.execute("SET LOCAL synchronous_commit = off")
-    cur = await conn.execute(
-        "INSERT INTO kntc.dedup_check (account_id, unit_id, unit_path, query, candidates) "
-        "SELECT %s, u.id, u.path, %s, %s FROM kntc.unit u WHERE u.id = %s RETURNING id",
-        (actor.account_id, Jsonb(query), Jsonb(found, dumps=_dumps), actor.unit_id))
-    row = await cur.fetchone()
-    assert row is not None
-    return {"check_id": str(row["id"]), "candidates": found,
-            "outside_scope": sum(1 for c in found if not c["in_scope"])}
+    try:
+        cur = await conn.execute(CANDIDATES, params)
+        rows = await cur.fetchall()
+    except psycopg.Error as exc:
+        if exc.sqlstate == THROTTLED:
+            raise throttle.Throttled(int(exc.diag.message_detail or 60),
+                                     "Kiểm tra trùng quá nhiều lần trong thời gian ngắn; hãy thử lại sau ít phút.",
+                                     "too many duplicate checks in a short time: try again in a few minutes",
+                                     "dedup_throttled") from None
+        raise
+    found = [_explain(r) for r in rows if r["readable"] is not None]
+    return {"check_id": str(rows[0]["check_id"]), "candidates": found,
+            "held_elsewhere": any(not c["in_scope"] for c in found)}
 
 
 def _dumps(obj: Any) -> str:
     import json
 
     return json.dumps(obj, default=str, ensure_ascii=False)
+
+
+async def inquire(conn: AsyncConnection[Any], handle: str, reason: str, petition_ref: str | None) -> None:
+    """Ask the unit(s) holding a hidden match; their heads see it in `inquiries`."""
+    cur = await conn.execute("SELECT kntc.dedup_inquire(%s, %s, %s) AS sent", (handle, reason, petition_ref))
+    row = await cur.fetchone()
+    if not row or not row["sent"]:
+        raise NotFound(handle)
+
+
+async def inquiries(conn: AsyncConnection[Any], limit: int) -> list[dict[str, Any]]:
+    """The inquiries other units sent to the acting head's unit, newest first."""
+    cur = await conn.execute("SELECT * FROM kntc.dedup_inquiries(%s)", (limit,))
+    return await cur.fetchall()
 
 
 async def decide(conn: AsyncConnection[Any], actor: workflow.Actor, data: dict[str, Any],
@@ -89,7 +118,7 @@ async def decide(conn: AsyncConnection[Any], actor: workflow.Actor, data: dict[s
     if chk is None or chk["account_id"] != actor.account_id:
         raise NotFound(data["check_id"])
     decision = data["decision"]
-    case_id = petition_id = other_unit_id = None
+    case_id = petition_id = other_unit_id = lead_handle = None
     result: dict[str, Any] = {"decision": decision}
     if decision in ("linked", "new"):
         if not data.get("case_code"):
@@ -104,19 +133,23 @@ async def decide(conn: AsyncConnection[Any], actor: workflow.Actor, data: dict[s
             added = await cases.add_petition(conn, actor, case["code"], data["petition"], today)
             petition_id = added["id"]
             result["petition_id"] = petition_id
+    elif data.get("inquiry_handle") and not data.get("unit"):
+        # Held elsewhere, unit unknown to the officer: the handle stands for it.
+        lead_handle = str(data["inquiry_handle"])
     else:
         if not data.get("unit"):
-            raise Invalid("unit", "Cần mã đơn vị đang giữ hồ sơ.", "unit is required: the unit that holds the case")
+            raise Invalid("unit", "Cần mã đơn vị đang giữ hồ sơ, hoặc mã yêu cầu (inquiry_handle) của lần kiểm tra.",
+                          "unit is required (the unit that holds the case), or the check's inquiry_handle")
         other_unit_id = (await units.resolve(conn, [data["unit"]]))[data["unit"]]
         if other_unit_id is None:
             raise Invalid("unit", "Không tìm thấy đơn vị.", f"unknown unit {data['unit']!r}")
         result["unit"] = data["unit"]
     cur = await conn.execute(
         "INSERT INTO kntc.dedup_decision (check_id, account_id, unit_id, unit_path, decision, case_id, petition_id, "
-        "other_unit_id, note) SELECT %s, %s, u.id, u.path, %s, %s, %s, %s, %s FROM kntc.unit u WHERE u.id = %s "
-        "RETURNING id, decided_at",
-        (data["check_id"], actor.account_id, decision, case_id, petition_id, other_unit_id, data.get("note"),
-         actor.unit_id))
+        "other_unit_id, lead_handle, note) SELECT %s, %s, u.id, u.path, %s, %s, %s, %s, %s, %s FROM kntc.unit u "
+        "WHERE u.id = %s RETURNING id, decided_at",
+        (data["check_id"], actor.account_id, decision, case_id, petition_id, other_unit_id, lead_handle,
+         data.get("note"), actor.unit_id))
     row = await cur.fetchone()
     assert row is not None
     return {"id": str(row["id"]), "decided_at": row["decided_at"], **result}

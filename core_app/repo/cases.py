@@ -390,6 +390,16 @@ async def update_case(conn: AsyncConnection[Any], actor: workflow.Actor, code: s
     if changes.get("classification", 0) > actor.clearance:
         raise Invalid("classification", "Không thể đặt mức mật cao hơn mức được tiếp cận.",
                       "you cannot classify above your own clearance")
+    if changes.get("classification", case["classification"]) < case["classification"]:
+        # Lowering is the head's decision, with the reason on the timeline; the database holds the
+        # same rule (kntc.case_classification_guard) and reads the reason from kntc.change_reason.
+        if "head" not in actor["roles"]:
+            raise workflow.TransitionRefused("role_not_allowed",
+                                             "Chỉ thủ trưởng đơn vị đang giữ hồ sơ mới được giảm độ mật.",
+                                             "only the head of the unit holding the case may lower its classification")
+        if not reason:
+            raise Invalid("reason", "Cần nêu lý do giảm độ mật.", "a reason is required to lower the classification")
+        await conn.execute("SELECT set_config('kntc.change_reason', %s, true)", (reason,))
     before = {k: case[k] for k in changes}
     sets_sql = ", ".join(f"{k} = %({k})s" for k in changes)
     await conn.execute(f"UPDATE kntc.case_file SET {sets_sql}, version = version + 1, updated_at = now() "

@@ -72,6 +72,8 @@ async def create(request: Request) -> Response:
                     row = await accounts.create_account(conn, body.model_dump())
                 if row is None:
                     errors["unit"] = ("Không có đơn vị hiện hành với mã này.", "No current unit with this code.")
+            except accounts.GrantRefused as exc:
+                errors["roles"] = (exc.vi, exc.en)
             except Exception as exc:  # the database refuses: taken username, or a unit outside the admin's tree
                 name = type(exc).__name__
                 if name == "UniqueViolation":

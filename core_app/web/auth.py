@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse
 from starlette.responses import Response
 
+from core_app import throttle
 from core_app.repo import accounts
 from core_app.web import guard
 from core_app.web.base import form_of, text
@@ -42,34 +43,28 @@ async def login(request: Request) -> Response:
     username, password = text(form, "username") or "", str(form.get("password") or "")
     next_url = safe_next(text(form, "next"))
     addr = guard.client_address(request)
-    throttle = guard.LOGIN_THROTTLE
-    if throttle.blocked(addr):
-        return page(request, "login.html", status_code=429, next=next_url, form={"username": username},
-                    error=("Quá nhiều lần đăng nhập sai từ máy này; hãy thử lại sau 15 phút.",
-                           "Too many failed logins from this address: try again in 15 minutes."))
-    await throttle.wait(addr)
     error = None
+    status = 401 if username else 400
     if not username or not password:
         error = ("Hãy nhập tên đăng nhập và mật khẩu.", "Enter your username and password.")
     else:
-        failed: accounts.LoginFailed | None = None
+        failed: accounts.LoginFailed | throttle.Throttled | None = None
         async with request.app.state.db.auth_transaction() as conn:
             try:
                 token, _ = await accounts.login(conn, username, password, request.app.state.settings.session_hours,
                                                 addr)
-            except accounts.LoginFailed as exc:
-                # Caught inside the transaction so that the failure count (and the lock after five) commits.
+            except (accounts.LoginFailed, throttle.Throttled) as exc:
+                # Caught inside the transaction so that the failure counts commit.
                 failed = exc
-        if failed is not None:
-            exc = failed
-            throttle.fail(addr)
-            error = (("Tài khoản tạm khóa do đăng nhập sai nhiều lần; thử lại sau 15 phút.",
-                      "Account locked after repeated failures: try again in 15 minutes.") if exc.locked else
+        if isinstance(failed, throttle.Throttled):
+            error, status = (failed.vi, failed.en + "."), 429
+        elif failed is not None:
+            error = (("Tài khoản tạm khóa; hãy liên hệ quản trị đơn vị.",
+                      "The account is locked: ask your unit administrator.") if failed.locked else
                      ("Tên đăng nhập hoặc mật khẩu không đúng.", "Wrong username or password."))
     if error:
-        return page(request, "login.html", status_code=401 if username else 400, next=next_url,
+        return page(request, "login.html", status_code=status, next=next_url,
                     form={"username": username}, error=error)
-    throttle.succeed(addr)
     resp = RedirectResponse(next_url, status_code=303)
     guard.set_cookie(request, resp, guard.SESSION_COOKIE, token,
                      max_age=request.app.state.settings.session_hours * 3600)

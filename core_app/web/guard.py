@@ -6,24 +6,20 @@ decides who is acting and what they may see. Around it the web layer adds what a
   pre-session cookie); a POST without the matching token is refused.
 - The idle timeout is not here: the gate (core_app.gate) applies it to the API and the pages alike,
   from the last activity the database keeps for the session.
-- Throttling of failed logins and failed lookups per client address: in-process (each worker
-  counts on its own), which is enough to make guessing slow; the accounts themselves lock
-  after 5 failures in the database.
+- Throttling of failed logins and failed lookups: counters in PostgreSQL (core_app/throttle.py),
+  shared by every worker of every application host.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import secrets
-import time
-from collections import defaultdict, deque
-from dataclasses import dataclass, field
 
 from fastapi import Request
 from starlette.responses import Response
 
+from core_app import throttle
 from core_app.gate import SESSION_COOKIE
 
 PRE_COOKIE = "kntc_pre"
@@ -82,57 +78,8 @@ def csrf_ok(request: Request, given: str | None) -> bool:
 
 
 def client_address(request: Request) -> str:
-    """The address throttling counts against.
-
-    X-Real-IP is believed only from a loopback peer (the site's reverse proxy on the same host);
-    from anyone else it would let a guesser pick a fresh address for every try.
-    """
-    peer = request.client.host if request.client else "unknown"
-    if peer in ("127.0.0.1", "::1") and request.headers.get("x-real-ip"):
-        return request.headers["x-real-ip"][:64]
-    return peer
-
-
-@dataclass
-class Throttle:
-    """Failures per address in a sliding window; each failure past `free` doubles the wait."""
-
-    window_s: float = 900
-    free: int = 3
-    max_delay_s: float = 8
-    block_after: int = 30
-    failures: dict[str, deque[float]] = field(default_factory=lambda: defaultdict(deque))
-
-    def _recent(self, addr: str) -> deque[float]:
-        q = self.failures[addr]
-        cutoff = time.monotonic() - self.window_s
-        while q and q[0] < cutoff:
-            q.popleft()
-        return q
-
-    def blocked(self, addr: str) -> bool:
-        return len(self._recent(addr)) >= self.block_after
-
-    def delay(self, addr: str) -> float:
-        n = len(self._recent(addr))
-        return 0.0 if n < self.free else min(self.max_delay_s, 0.5 * 2 ** (n - self.free))
-
-    async def wait(self, addr: str) -> None:
-        d = self.delay(addr)
-        if d:
-            await asyncio.sleep(d)
-
-    def fail(self, addr: str) -> None:
-        self._recent(addr).append(time.monotonic())
-        if len(self.failures) > 100_000:  # a flood of addresses must not grow memory without bound
-            self.failures.clear()
-
-    def succeed(self, addr: str) -> None:
-        self.failures.pop(addr, None)
-
-
-LOGIN_THROTTLE = Throttle()
-LOOKUP_THROTTLE = Throttle()
+    """The address throttling counts against (X-Real-IP only from a trusted proxy)."""
+    return throttle.client_address(request)
 
 
 def security_headers(request: Request, response: Response) -> None:

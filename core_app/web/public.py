@@ -9,6 +9,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from core_app import throttle
 from core_app.repo import cases
 from core_app.web import guard
 from core_app.web.base import form_of, text
@@ -30,22 +31,17 @@ async def lookup(request: Request) -> Response:
     form = await form_of(request)
     code, secret = text(form, "code") or "", text(form, "secret") or ""
     addr = guard.client_address(request)
-    throttle = guard.LOOKUP_THROTTLE
     # The secret is never echoed back into the page.
     kept = {"code": code}
-    if throttle.blocked(addr):
-        return page(request, "lookup.html", status_code=429, form=kept, result=None,
-                    error=("Quá nhiều lần tra cứu không thành công từ máy này; hãy thử lại sau 15 phút.",
-                           "Too many failed lookups from this address: try again in 15 minutes."))
     if not (3 <= len(code) <= 64) or not (8 <= len(secret) <= 64):
         return page(request, "lookup.html", status_code=400, form=kept, result=None,
                     error=("Hãy nhập mã hồ sơ và mã tra cứu in trên giấy biên nhận.",
                            "Enter the case code and the lookup secret printed on the receipt."))
-    await throttle.wait(addr)
-    async with request.app.state.db.transaction() as conn:
-        row = await cases.public_lookup(conn, code, secret)
+    try:
+        row = await throttle.lookup_guarded(request.app.state.db, addr,
+                                            lambda conn: cases.public_lookup(conn, code, secret))
+    except throttle.Throttled as exc:
+        return page(request, "lookup.html", status_code=429, form=kept, result=None, error=(exc.vi, exc.en))
     if row is None:
-        throttle.fail(addr)
         return page(request, "lookup.html", status_code=404, form=kept, result=None, error=NO_MATCH)
-    throttle.succeed(addr)
     return page(request, "lookup.html", form={}, result=row, error=None)

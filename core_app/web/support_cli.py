@@ -67,12 +67,14 @@ def register(app: typer.Typer) -> None:
 
     @app.command("unlock")
     def unlock(username: Annotated[str, typer.Argument(help="the officer's username")]) -> None:
-        """Lift the 15-minute lock that five failed logins put on an account."""
+        """Lift a lock on an account and forget its failed logins (from every address)."""
         from core_app.cli import _connect_admin, console
 
         with _connect_admin() as conn:
             acc = _account(conn, username)
             conn.execute("UPDATE kntc.account SET failed_logins = 0, locked_until = NULL WHERE id = %s", (acc["id"],))
+            conn.execute("DELETE FROM kntc.throttle WHERE (purpose = 'login_account' AND key = %(u)s) "
+                         "OR (purpose = 'login_pair' AND starts_with(key, %(u)s || '|'))", {"u": acc["username"]})
         was = "was locked until " + acc["locked_until"].isoformat() if acc["locked_until"] else "was not locked"
         console.print(f"unlocked {acc['username']} ({was}; {acc['failed_logins']} failed login(s) cleared)")
 

@@ -76,7 +76,7 @@ def test_different_people_of_the_same_commune_do_not_match(officer, commune):
     assert found["candidates"] == []
 
 
-def test_case_outside_scope_is_reported_without_content(officer, commune):
+def test_case_outside_scope_is_reported_only_as_held_elsewhere(officer, commune):
     unit_a, prov_a = commune()
     unit_b, prov_b = commune()
     while prov_b == prov_a:
@@ -89,13 +89,12 @@ def test_case_outside_scope_is_reported_without_content(officer, commune):
     r = outsider.post("/api/dedup/check", json={"parties": [{"full_name": "Hoàng Minh Tuấn", "id_number": idn}],
                                                 "subject": subject})
     assert r.status_code == 200, r.text
-    hit = next(c for c in r.json()["candidates"] if c["unit_code"] == unit_a)
+    hit = r.json()["candidates"][-1]
     assert hit["in_scope"] is False
-    assert set(hit) == {"in_scope", "unit_code", "unit_name", "score", "reasons", "message", "message_en"}
-    assert hit["message"].startswith("Đã có hồ sơ tại đơn vị")
-    assert {r["code"] for r in hit["reasons"]} == {"id_number", "similar_subject"}
-    assert code not in r.text and "đấu thầu" not in r.text
-    assert r.json()["outside_scope"] >= 1
+    assert set(hit) == {"in_scope", "held_elsewhere", "inquiry_handle", "message", "message_en"}
+    assert hit["message"].startswith("Có thể đã có hồ sơ")
+    assert code not in r.text and "đấu thầu" not in r.text and unit_a not in r.text
+    assert r.json()["held_elsewhere"] is True
 
 
 def test_officer_links_the_petition_or_confirms_a_new_case(officer, commune):

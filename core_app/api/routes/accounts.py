@@ -34,7 +34,10 @@ async def create_account(body: AccountIn, request: Request) -> dict[str, Any]:
         if "sysadmin" in body.roles and "sysadmin" not in actor.roles:
             raise ApiError(403, "role_not_allowed", "Chỉ quản trị hệ thống mới cấp vai trò quản trị hệ thống.",
                            "only a system administrator may grant sysadmin")
-        row = await accounts.create_account(conn, body.model_dump())
+        try:
+            row = await accounts.create_account(conn, body.model_dump())
+        except accounts.GrantRefused as exc:
+            raise ApiError(403, "grant_not_allowed", exc.vi, exc.en) from None
         if row is None:
             raise ApiError(400, "unit_not_found", "Không có đơn vị hiện hành với mã này.",
                            f"no current unit with code {body.unit!r}", field="unit")

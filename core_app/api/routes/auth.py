@@ -4,11 +4,11 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
+from core_app import throttle
 from core_app.api.deps import acting, database, token_of
 from core_app.api.schemas import LoginIn
 from core_app.gate import Actor
 from core_app.repo import accounts
-from core_app.web import guard
 
 router = APIRouter(prefix="/api/auth", tags=["auth"])
 
@@ -19,7 +19,7 @@ async def login(body: LoginIn, request: Request) -> dict[str, Any]:
     db = database(request)
     token, expires = await accounts.login_committed(db, body.username, body.password,
                                                     request.app.state.settings.session_hours,
-                                                    guard.client_address(request))
+                                                    throttle.client_address(request))
     async with db.acting(token, request.app.state.settings.idle_seconds) as (_, row):
         account = Actor.from_row(row).as_json() if row else None
     return {"token": token, "expires_at": expires, "account": account}

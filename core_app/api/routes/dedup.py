@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 from typing import Annotated, Any, Literal
+from uuid import UUID
 
 from fastapi import APIRouter, Query, Request
 from pydantic import Field, StringConstraints, model_validator
@@ -43,7 +44,16 @@ class DecisionIn(Strict):
     case_code: Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=80)] | None = None
     petition: PetitionIn | None = Field(None, description="for 'linked': the petition that joins the case")
     unit: UnitCode | None = Field(None, description="for 'elsewhere': the unit that holds the matter")
+    inquiry_handle: UUID | None = Field(None, description="for 'elsewhere' when the check said only that the "
+                                                          "matter is held elsewhere: its handle")
     note: Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)] | None = None
+
+
+class InquiryIn(Strict):
+    inquiry_handle: UUID = Field(description="the handle a duplicate check gave for a case held elsewhere")
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=10, max_length=2000)]
+    petition_ref: Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)] | None = Field(
+        None, description="your petition, as the other unit may refer to it (your case code or register number)")
 
 
 class DiscrepancyIn(Strict):
@@ -56,11 +66,32 @@ class DiscrepancyIn(Strict):
 async def check(body: DedupCheckIn, request: Request) -> dict[str, Any]:
     """Cases nationwide that may be the same matter, ranked, with the reasons.
 
-    A candidate outside your scope is reported only as an existing case at its unit.
+    Cases you may not read (outside your area or above your clearance) are one line, last, saying
+    only that a possible existing case is held elsewhere, with an `inquiry_handle` for
+    `POST /api/dedup/inquiries`. Every check is recorded; too many in a short time get 429.
     """
     async with acting(request) as (conn, actor):
         require_role(actor, "reception", "handling", "head")
         return await intake.check(conn, actor, body.model_dump())
+
+
+@router.post("/api/dedup/inquiries", status_code=202)
+async def inquire(body: InquiryIn, request: Request) -> dict[str, Any]:
+    """Ask the unit holding a case you may not read: its head is told who asks, why, and about what
+    petition; you are told only that the inquiry was sent."""
+    async with acting(request) as (conn, actor):
+        require_role(actor, "reception", "handling", "head")
+        await intake.inquire(conn, str(body.inquiry_handle), body.reason, body.petition_ref)
+    return {"status": "sent", "message": "Đã gửi yêu cầu tới thủ trưởng đơn vị đang giữ hồ sơ.",
+            "message_en": "the inquiry was sent to the head of the unit holding the case"}
+
+
+@router.get("/api/dedup/inquiries")
+async def inquiries(request: Request, limit: int = Query(100, ge=1, le=500)) -> dict[str, Any]:
+    """For heads: inquiries from other units about your unit's cases, newest first."""
+    async with acting(request) as (conn, actor):
+        require_role(actor, "head")
+        return {"data": await intake.inquiries(conn, limit)}
 
 
 @router.post("/api/dedup/decisions", status_code=201)

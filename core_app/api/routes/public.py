@@ -4,6 +4,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
+from core_app import throttle
 from core_app.api.deps import database
 from core_app.api.errors import ApiError
 from core_app.api.schemas import LookupIn
@@ -29,8 +30,9 @@ async def healthz(request: Request) -> dict[str, str]:
 async def lookup(body: LookupIn, request: Request) -> dict[str, Any]:
     """Citizen lookup by the case code and the secret on the receipt, both in the JSON body.
     Wrong code and wrong secret get the same answer."""
-    async with database(request).transaction() as conn:
-        row = await cases.public_lookup(conn, body.code, body.secret)
+    # Failed lookups are counted per address (core_app/throttle.py): guessing secrets gets slow, then stops.
+    row = await throttle.lookup_guarded(database(request), throttle.client_address(request),
+                                        lambda conn: cases.public_lookup(conn, body.code, body.secret))
     if row is None:
         raise ApiError(404, "not_found", "Không tìm thấy hồ sơ với mã và mã tra cứu đã nhập.",
                        "no case matches this code and secret")

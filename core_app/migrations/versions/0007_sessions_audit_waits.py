@@ -27,7 +27,7 @@ Revises: 0005_search_by_few_parties
 from alembic import op
 
 revision = "0007_sessions_audit_waits"
-down_revision = "0005_search_by_few_parties"
+down_revision = "0006_confidential_dedup"
 branch_labels = None
 depends_on = None
 
@@ -121,6 +121,9 @@ REVOKE ALL ON FUNCTION kntc.session_open(integer, text, integer, text), kntc.rec
 GRANT EXECUTE ON FUNCTION kntc.login_lookup(text), kntc.login_result(integer, boolean, text),
     kntc.session_open(integer, text, integer, text), kntc.record_login_failure(integer, text),
     kntc.session_close(text) TO kntc_auth;
+-- The login path counts failures per account and address (kntc.throttle) in the same transaction.
+GRANT EXECUTE ON FUNCTION kntc.throttle_state(text, text), kntc.throttle_hit(text, text),
+    kntc.throttle_forgive_login(text) TO kntc_auth;
 
 -- Access records ------------------------------------------------------------------------------
 -- What the application reports about an officer's reads; the officer comes from the session, never

@@ -1,0 +1,46 @@
+"""The per-session / per-address budget on every API call (the address: `throttle.client_address`)."""
+
+from __future__ import annotations
+
+import psycopg
+from fastapi import FastAPI, Request
+from fastapi.responses import ORJSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from core_app import throttle
+from core_app.api.errors import body
+from core_app.gate import token_of
+
+
+def too_many(exc: throttle.Throttled) -> ORJSONResponse:
+    return ORJSONResponse(body(exc.code, exc.vi, exc.en, retry_after_s=exc.retry_after_s), status_code=429,
+                          headers={"Retry-After": str(exc.retry_after_s)})
+
+
+class ApiBudget:
+    """Counts every /api/ call against its session or address; past the budget, 429. Plain ASGI:
+    other paths go straight through, with nothing wrapped or buffered."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/api/"):
+            request = Request(scope)
+            try:
+                async with request.app.state.db.transaction() as conn:
+                    await throttle.api_call(conn, token_of(request), throttle.client_address(request))
+            except throttle.Throttled as exc:
+                await too_many(exc)(scope, receive, send)
+                return
+            except psycopg.Error:
+                pass  # the database does not answer: the route meets the same and says so (503)
+        await self.app(scope, receive, send)
+
+
+def install(app: FastAPI) -> None:
+    app.add_middleware(ApiBudget)
+
+    @app.exception_handler(throttle.Throttled)
+    async def throttled(_: Request, exc: throttle.Throttled) -> ORJSONResponse:
+        return too_many(exc)

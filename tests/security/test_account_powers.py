@@ -1,0 +1,56 @@
+"""Attacks by a unit administrator on the limits of their power: granting head, unit_admin or
+sysadmin, or a clearance above their own, through the API or as the application role."""
+
+from __future__ import annotations
+
+import secrets
+
+import psycopg
+import pytest
+from psycopg.rows import dict_row
+
+from tests.conftest import TEST_PASSWORD
+
+PROVINCE, COMMUNE = "T01", "X00004"
+
+
+def account(unit: str, roles: list[str], clearance: int = 0) -> dict:
+    return {"username": f"p.{secrets.token_hex(4)}", "full_name": "Cán bộ thử quyền", "unit": unit, "roles": roles,
+            "clearance": clearance, "password": TEST_PASSWORD}
+
+
+def test_unit_admin_cannot_create_an_account_above_their_own_level(officer, owner_conn):
+    admin = officer(COMMUNE, ["unit_admin"], 1)
+    for roles, clearance in ((["head"], 0), (["unit_admin"], 0), (["reception", "head"], 0), (["sysadmin"], 0),
+                             (["reception"], 2)):
+        body = account(COMMUNE, roles, clearance)
+        r = admin.post("/api/accounts", json=body)
+        assert r.status_code == 403, (roles, clearance, r.text)
+        assert r.json()["message"] and r.json()["message_en"]
+        assert owner_conn.execute("SELECT 1 FROM kntc.account WHERE username = %s",
+                                  (body["username"],)).fetchone() is None
+    # What an administrator may do: officers in their unit and below, heads and administrators below.
+    province_admin = officer(PROVINCE, ["unit_admin"], 1)
+    for unit, roles in ((PROVINCE, ["reception", "handling"]), (COMMUNE, ["head"]), (COMMUNE, ["unit_admin"])):
+        r = province_admin.post("/api/accounts", json=account(unit, roles, 1))
+        assert r.status_code == 201, (unit, roles, r.text)
+    assert province_admin.post("/api/accounts", json=account(PROVINCE, ["head"], 1)).status_code == 403
+
+
+def test_unit_admin_cannot_grant_head_as_the_application_role(officer, make_account, owner_conn, pg_env):
+    admin = officer(COMMUNE, ["unit_admin"], 1)
+    clerk = make_account(COMMUNE, ["reception"])
+    with psycopg.connect(pg_env["KNTC_DATABASE_URL"], row_factory=dict_row, autocommit=True) as conn:
+        conn.execute("SELECT set_config('kntc.session_token', %s, false)", (admin.token,))
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("INSERT INTO kntc.account (username, full_name, unit_id, roles, clearance, password_hash) "
+                         "SELECT 'p.sneaky', 'Thủ trưởng giả', id, '{head}', 0, 'x' FROM kntc.unit WHERE code = %s",
+                         (COMMUNE,))
+        # Promoting a colleague, or themselves.
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("UPDATE kntc.account SET roles = '{reception,head}' WHERE username = %s", (clerk,))
+        assert conn.execute("UPDATE kntc.account SET roles = '{unit_admin,sysadmin}', clearance = 2 "
+                            "WHERE username = %s", (admin.username,)).rowcount == 0
+    rows = owner_conn.execute("SELECT username, roles, clearance FROM kntc.account WHERE username IN (%s, %s)",
+                              (clerk, admin.username)).fetchall()
+    assert sorted((r["roles"], r["clearance"]) for r in rows) == [(["reception"], 0), (["unit_admin"], 1)]

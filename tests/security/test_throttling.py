@@ -1,0 +1,127 @@
+"""Attacks on the login and API budgets: a password spray from one address, locking an officer out
+with wrong passwords, a fresh X-Real-IP per try, and counting on a second app host to reset the count.
+
+Each test speaks for its own client addresses (X-Real-IP from the loopback proxy, as nginx sends
+it, or a loopback source address of its own), so the addresses the rest of the suite uses keep
+their budgets.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.conftest import BIN, TEST_PASSWORD, free_port
+
+
+def address() -> str:
+    return f"198.18.{secrets.randbelow(256)}.{1 + secrets.randbelow(254)}"
+
+
+def login(base: str, username: str, password: str, addr: str | None = None, **kw) -> httpx.Response:
+    headers = {"X-Real-IP": addr} if addr else {}
+    with httpx.Client(base_url=base, timeout=30, **kw) as c:
+        return c.post("/api/auth/login", json={"username": username, "password": password}, headers=headers)
+
+
+@pytest.fixture(scope="module")
+def second_server(pg_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Another app host on the same database: a separate server process with its own workers."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("second") / "server.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen([str(BIN / "kntc"), "serve", "--port", str(port), "--workers", "1"],
+                                env={**os.environ, **pg_env}, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert proc.poll() is None, log.read_text()[-2000:]
+            assert time.monotonic() < deadline, "the second server did not answer /healthz within 60 s"
+            time.sleep(0.2)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def test_password_spray_from_one_address_across_20_accounts_is_stopped(server, make_account):
+    accounts = [make_account("X00004", ["reception"]) for _ in range(20)]
+    addr = address()
+    statuses = [login(server, name, "Mua-xuan-2026!", addr).status_code for name in accounts]
+    assert statuses[:10] == [401] * 10 and set(statuses[10:]) == {429}, statuses
+    r = login(server, accounts[-1], "Mua-xuan-2026!", addr)
+    assert "từ máy này" in r.json()["message"] and int(r.headers["retry-after"]) > 0
+    # The spraying address is stopped even with the right password of an account it never used...
+    assert login(server, make_account("X00004", ["reception"]), TEST_PASSWORD, addr).status_code == 429
+    # ...and every other address is untouched.
+    assert login(server, accounts[0], TEST_PASSWORD, address()).status_code == 200
+
+
+def test_a_fresh_x_real_ip_per_try_does_not_escape_the_budget(server, make_account):
+    """From a peer that is not the trusted proxy the header is ignored: the peer's address counts."""
+    accounts = [make_account("X00004", ["reception"]) for _ in range(12)]
+    peer = f"127.{1 + secrets.randbelow(250)}.{secrets.randbelow(256)}.{2 + secrets.randbelow(250)}"
+    transport = httpx.HTTPTransport(local_address=peer)
+    statuses = [login(server, name, "Mua-xuan-2026!", address(), transport=transport).status_code
+                for name in accounts]
+    assert statuses[:10] == [401] * 10 and set(statuses[10:]) == {429}, statuses
+
+
+def test_an_attackers_100_failures_do_not_lock_the_officer_out(server, make_account):
+    officer = make_account("X00004", ["handling"])
+    attacker, home = address(), address()
+    statuses = [login(server, officer, f"doan-mat-khau-{i}", attacker).status_code for i in range(100)]
+    assert login(server, officer, TEST_PASSWORD, home).status_code == 200
+    # The attacker's tries are refused before the password is checked, but for a few spaced out by
+    # waits of 1 s, 2 s, 4 s ... (20 checks in 15 minutes at most).
+    assert statuses.count(401) <= 12, statuses
+
+
+def test_two_server_processes_share_one_counter(server, second_server, make_account):
+    accounts = [make_account("X00004", ["reception"]) for _ in range(12)]
+    addr = address()
+    hosts = [server, second_server]
+    statuses = [login(hosts[i % 2], name, "Mua-xuan-2026!", addr).status_code for i, name in enumerate(accounts)]
+    # Five failures on each host are ten on the one budget: the eleventh is refused, on either.
+    assert statuses[:10] == [401] * 10 and set(statuses[10:]) == {429}, statuses
+
+
+def test_guessing_lookup_secrets_through_the_api_gets_slow(server: str) -> None:
+    with httpx.Client(base_url=server, timeout=30, headers={"X-Real-IP": address()}) as c:
+        def guess(i: int) -> float:
+            t0 = time.monotonic()
+            r = c.get("/api/lookup", params={"code": f"X00004-2026-98{i:04d}", "secret": "AAAA-BBBB-CCCC-DDDD"})
+            assert r.status_code == 404
+            return time.monotonic() - t0
+
+        took = [guess(i) for i in range(6)]
+    # Three free failures, then each waits 1 s, 2 s, 4 s ... after the last (counted on the database).
+    assert sum(took[4:]) >= 2.5, took
+
+
+def test_a_session_flooding_the_api_is_stopped(officer, owner_conn):
+    """The budget is data; lowered here for a moment so that a flood is a few calls, not 600."""
+    flooder = officer("X00004", ["reception"])
+    owner_conn.execute("UPDATE kntc.throttle_rule SET max_hits = 5 WHERE purpose = 'api_session'")
+    try:
+        statuses = [flooder.get("/api/auth/me").status_code for _ in range(8)]
+        other = officer("X00004", ["reception"]).get("/api/auth/me").status_code
+    finally:
+        owner_conn.execute("UPDATE kntc.throttle_rule SET max_hits = 600 WHERE purpose = 'api_session'")
+    assert statuses[:5] == [200] * 5 and set(statuses[5:]) == {429}, statuses
+    assert other == 200  # another session has its own budget
