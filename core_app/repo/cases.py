@@ -393,7 +393,7 @@ async def update_case(conn: AsyncConnection[Any], actor: workflow.Actor, code: s
     if changes.get("classification", case["classification"]) < case["classification"]:
         # Lowering is the head's decision, with the reason on the timeline; the database holds the
         # same rule (kntc.case_classification_guard) and reads the reason from kntc.change_reason.
-        if "head" not in actor["roles"]:
+        if "head" not in actor.roles:
             raise workflow.TransitionRefused("role_not_allowed",
                                              "Chỉ thủ trưởng đơn vị đang giữ hồ sơ mới được giảm độ mật.",
                                              "only the head of the unit holding the case may lower its classification")
