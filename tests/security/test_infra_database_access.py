@@ -88,7 +88,6 @@ def test_certificates_made_for_postgresql_or_https_are_no_client_of_etcd(hosts):
     ("postgres-server", "TLS Web Server Authentication"),
     ("postgres-replicator", "TLS Web Client Authentication"),
     ("postgres-rewinder", "TLS Web Client Authentication"),
-    ("etcd-server", "TLS Web Server Authentication"),
     ("etcd-client", "TLS Web Client Authentication"),
 ])
 def test_each_certificate_serves_one_purpose(hosts, cert, usage):
