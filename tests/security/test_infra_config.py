@@ -12,7 +12,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 ANSIBLE = REPO / "infra" / "ansible"
-SECRET = re.compile(r"kntc_secret_|_cipher'|app_demo_password|app_dsn_|audit_anchor_dsn|url_password")
+SECRET = re.compile(r"kntc_secret_|_cipher'|cipher_pass|app_demo_password|app_dsn_|audit_anchor_dsn|url_password")
 
 
 def tasks():
