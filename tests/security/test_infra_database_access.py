@@ -63,11 +63,11 @@ def test_the_app_verifies_the_database_server_name_not_only_the_ca(hosts, app):
     for var in ("KNTC_DATABASE_URL", "KNTC_AUTH_DATABASE_URL"):
         line = next(ln for ln in env.splitlines() if ln.startswith(var + "="))
         assert "sslmode=verify-full" in line and f"@postgres.{site}.kntc.internal:" in line, f"{var}: {line[:40]}…"
-        assert "sslrootcert=/etc/kntc/tls/postgres-ca.crt" in line
+        assert "sslrootcert=/etc/kntc/tls/postgres-ca-bundle.crt" in line
     other = "dr" if site == "dc" else "dc"
     port = 5000 if site == "dc" else 5001
     dsn = (f"host=postgres.{other}.kntc.internal hostaddr=127.0.0.1 port={port} dbname=kntc user=kntc_app "
-           f"sslmode=verify-full sslrootcert={PG_TLS}/postgres-ca.crt connect_timeout=5")
+           f"sslmode=verify-full sslrootcert={PG_TLS}/postgres-ca-bundle.crt connect_timeout=5")
     r = hosts(app).run(f"PGPASSWORD={secret('pg_kntc_app')} psql -XAt '{dsn}' -c 'select 1'")
     assert r.rc != 0 and "does not match host name" in r.stderr, r.stdout + r.stderr
 
