@@ -29,7 +29,7 @@ def test_a_guesser_who_sends_a_fresh_x_real_ip_each_try_is_still_counted_as_one_
         took, codes = [], []
         for i in range(5):
             t0 = time.monotonic()
-            r = c.post("/login", data={"username": f"khong.co.{i}", "password": "sai-mat-khau", "csrf": csrf},
+            r = c.post("/login", data={"username": "khong.co.tai.khoan", "password": f"sai-{i}", "csrf": csrf},
                        headers={"X-Real-IP": f"198.51.100.{i + 10}", "X-Forwarded-For": f"203.0.113.{i + 10}"})
             took.append(time.monotonic() - t0)
             codes.append(r.status_code)
@@ -39,16 +39,17 @@ def test_a_guesser_who_sends_a_fresh_x_real_ip_each_try_is_still_counted_as_one_
 
 
 def test_a_login_flood_from_one_address_is_stopped_by_nginx(lab):
+    # nginx answers 429 itself past its burst, whatever the app says (the app may refuse earlier).
     with client("dr-app1") as c:
-        codes, bodies = [], []
+        codes, by_nginx = [], False
         for i in range(30):
             r = c.post("/api/auth/login", json={"username": f"flood.{i}", "password": "sai-mat-khau"})
             codes.append(r.status_code)
-            bodies.append(r.text)
-            if r.status_code == 429:
+            if r.status_code == 429 and "nginx" in r.text:
+                by_nginx = True
                 break
     assert codes[0] != 429, codes
-    assert codes[-1] == 429 and "nginx" in bodies[-1], f"no 429 from nginx after {len(codes)} logins: {codes}"
+    assert by_nginx, f"no 429 from nginx after {len(codes)} logins: {codes}"
 
 
 def test_the_logs_keep_no_lookup_secret_bearer_token_or_cookie(lab, hosts):
