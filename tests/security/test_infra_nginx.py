@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import ssl
 import time
 
 import httpx
@@ -17,7 +18,7 @@ pytestmark = pytest.mark.lab
 
 
 def client(app: str) -> httpx.Client:
-    return httpx.Client(base_url=f"https://{ADDR[app]}", verify=str(CA), timeout=30, follow_redirects=False)
+    return httpx.Client(base_url=f"https://{ADDR[app]}", verify=ssl.create_default_context(cafile=str(CA)), timeout=30, follow_redirects=False)
 
 
 def test_a_guesser_who_sends_a_fresh_x_real_ip_each_try_is_still_counted_as_one_address(lab):
