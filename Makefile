@@ -26,17 +26,30 @@ down: lab-down ## remove the lab (keeps the cached image)
 stop-local: ## stop the embedded PostgreSQL started by `make app`
 	$(BIN)/kntc local stop
 
-test: ## run every test (unit, integration, lab, drills, browser)
+test: ## run every test (unit, integration, lab, drills, browser) after auditing the lock
 	@KNTC_WITH_LAB=1 KNTC_WITH_BROWSER=1 infra/host/install-deps.sh
+	$(BIN)/python infra/host/audit-deps.py $(LOCKS)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test-fast: deps ## unit and integration tests only (no lab, no browser)
 	$(BIN)/pytest -m 'not lab and not drill and not browser' -x $(PYTEST_ARGS)
 
+# The hash-locked requirements: all.lock for this machine's venv (every extra the venv installs),
+# app.lock for the hosts (core and [app], the same versions as all.lock).
+LOCKS := requirements/all.lock requirements/app.lock
+UV_COMPILE := $(BIN)/uv pip compile pyproject.toml --generate-hashes --python-version 3.11 --quiet
+
+lock: deps ## regenerate requirements/*.lock (pinned, with hashes) from pyproject.toml
+	$(UV_COMPILE) --extra app --extra ops --extra load --extra test -o requirements/all.lock
+	$(UV_COMPILE) --extra app -c requirements/all.lock -o requirements/app.lock
+
+audit: deps ## audit the locks for known vulnerabilities (pip-audit; says when the data is unreachable)
+	$(BIN)/python infra/host/audit-deps.py $(LOCKS)
+
 lint: deps ## ruff over the Python code
 	$(BIN)/ruff check core_app dr loadtests tests
 
-.PHONY: help deps app up down stop-local test test-fast lint
+.PHONY: help deps app up down stop-local test test-fast lock audit lint
 
 -include infra/lab/lab.mk
 -include loadtests/load.mk

@@ -43,14 +43,17 @@ class Host:
     user: str = "root"
     key: str | None = None
     become: bool = False  # ansible_become: commands run through `sudo -n` (production's admin user)
+    # The inventory's ansible_ssh_common_args (the lab's names its known_hosts file): host keys
+    # are checked as strictly as Ansible checks them.
+    ssh_options: tuple[str, ...] = ()
 
     def root(self, command: str) -> str:
         """`command` as root on this host: as is for root, through sudo for an admin user."""
         return command if self.user == "root" or not self.become else f"sudo -n bash -c {shlex.quote(command)}"
 
     def ssh_argv(self, command: str, connect_timeout: int = 3) -> list[str]:
-        argv = ["ssh", "-o", "BatchMode=yes", "-o", f"ConnectTimeout={connect_timeout}", "-o",
-                "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
+        argv = ["ssh", "-o", "BatchMode=yes", "-o", f"ConnectTimeout={connect_timeout}",
+                *self.ssh_options, "-o", "StrictHostKeyChecking=yes", "-o", "LogLevel=ERROR",
                 "-o", "ServerAliveInterval=2", "-o", "ServerAliveCountMax=3"]
         if self.key:
             argv += ["-i", self.key]
@@ -132,6 +135,7 @@ def load_inventory(path: Path | None = None) -> Inventory:
             if hv:
                 host_vars[h] = {**(host_vars.get(h) or {}), **hv}
     key = gvars.get("ansible_ssh_private_key_file")
+    ssh_options = tuple(shlex.split(_render(str(gvars.get("ansible_ssh_common_args", "")), inv_dir)))
     hosts: dict[str, Host] = {}
     for name, groups in membership.items():
         hv = host_vars.get(name) or {}
@@ -142,7 +146,7 @@ def load_inventory(path: Path | None = None) -> Inventory:
         hosts[name] = Host(name, str(hv.get("ansible_host", name)), site, frozenset(groups),
                            str(hv.get("ansible_user", gvars.get("ansible_user", "root"))),
                            _render(str(hk), inv_dir) if hk else None,
-                           bool(hv.get("ansible_become", gvars.get("ansible_become", False))))
+                           bool(hv.get("ansible_become", gvars.get("ansible_become", False))), ssh_options)
     secrets = Path(_render(str(gvars.get("kntc_secrets_dir", "{{ playbook_dir }}/../lab/.state/secrets")),
                            inv_dir)).resolve()
     pki = Path(_render(str(gvars.get("kntc_pki_dir", "{{ playbook_dir }}/../lab/.state/pki")), inv_dir)).resolve()
@@ -161,15 +165,18 @@ class Lab:
         from pyinfra.api import Config, State
         from pyinfra.api import Inventory as PyInventory
 
-        # pyinfra logs each unknown host key (lab hosts get new keys at every boot) and each
-        # connection error; a failure reaches the drill as a RemoteError with the reason instead.
+        # pyinfra logs each connection error; a failure reaches the drill as a RemoteError with the
+        # reason instead. Host keys are checked against the inventory's known_hosts file (the lab
+        # writes its own), or the operator's default one.
         logging.getLogger("pyinfra").setLevel(logging.CRITICAL)
         self.inv = inventory
         names = []
         for h in inventory.hosts.values():
             data: dict[str, Any] = {"ssh_hostname": h.address, "ssh_user": h.user,
-                                    "ssh_strict_host_key_checking": "off", "ssh_known_hosts_file": "/dev/null",
-                                    "ssh_connect_timeout": 5}
+                                    "ssh_strict_host_key_checking": "yes", "ssh_connect_timeout": 5}
+            known = [o.split("=", 1)[1] for o in h.ssh_options if o.startswith("UserKnownHostsFile=")]
+            if known:
+                data["ssh_known_hosts_file"] = known[0]
             if h.key:
                 data["ssh_key"] = h.key
             names.append((h.name, data))

@@ -91,13 +91,14 @@ class Endpoint:
 
 
 def rw_endpoints(inv: Inventory, site: str) -> list[Endpoint]:
-    """The site's HAProxy read-write ports, as the drill's client (the owner role: it owns the drill table)."""
+    """The site's HAProxy read-write ports, as the drill's own role (kntc_drill: it may create its
+    schema and nothing else; the owner role logs in only from the migrating host)."""
     import psycopg  # only the commands that talk SQL pay for the import (CLI start-up time)
 
-    pw = inv.secret("pg_kntc_owner")
+    pw = inv.secret("pg_kntc_drill")
     return [Endpoint(f"{b.name}:{RW_PORT}", site,
                      psycopg.conninfo.make_conninfo(
-                         host=b.address, port=RW_PORT, dbname="kntc", user="kntc_owner", password=pw,
+                         host=b.address, port=RW_PORT, dbname="kntc", user="kntc_drill", password=pw,
                          sslmode="verify-ca", sslrootcert=str(inv.ca_file), connect_timeout=2,
                          # a cut link drops packets: give up on an unanswered commit after 3 s
                          tcp_user_timeout=3000, keepalives_idle=2, keepalives_interval=1, keepalives_count=2,
@@ -385,7 +386,7 @@ def point_app(lab: Lab, inv: Inventory, site: str, port: int) -> None:
     The inventory still says which site is primary (kntc_primary_site): the next provisioning
     run of the app role puts the ports back, which is what the switchback expects."""
     for app in inv.select(site, "app"):
-        lab.run(app, f"sed -i -E 's#@127\\.0\\.0\\.1:500[01]/#@127.0.0.1:{port}/#' {APP_ENV} && "
+        lab.run(app, f"sed -i -E 's#(@[^:/@]+):500[01]/#\\1:{port}/#' {APP_ENV} && "
                      "systemctl restart kntc")
 
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the project needs on a Debian 12 host, once: apt packages and the Python venv.
 # Safe to run again: it installs only what is missing and reinstalls the venv only when
-# pyproject.toml changed.
+# pyproject.toml or the lock (requirements/all.lock) changed.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -30,11 +30,16 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 PY=${PYTHON:-python3}
-stamp=.venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)
+# Every Python package comes from the hash-locked requirements (`make lock` regenerates them from
+# pyproject.toml): a changed lock or pyproject.toml re-installs; a download whose hash differs
+# from the lock's stops the install.
+LOCK=requirements/all.lock
+stamp=.venv/.installed-$(cat pyproject.toml "$LOCK" | sha256sum | cut -c1-16)
 if [ ! -f "$stamp" ]; then
   [ -x .venv/bin/python ] || "$PY" -m venv .venv
-  .venv/bin/pip install -q --upgrade pip >/dev/null
-  .venv/bin/pip install -q -e '.[app,ops,load,test]'
+  .venv/bin/pip install -q --require-hashes -r "$LOCK"
+  # The project itself, without resolving anything more (its dependencies are the lock's).
+  .venv/bin/pip install -q --no-deps --no-build-isolation -e .
   rm -f .venv/.installed-*
   touch "$stamp"
 fi

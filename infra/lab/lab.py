@@ -286,6 +286,31 @@ def start_host(name: str) -> None:
     )
 
 
+def record_host_keys(deadline_s: float = 60) -> None:
+    """Write .state/known_hosts from each host's own public keys, read through Podman.
+
+    Each host makes its keys at first boot; reading them over `podman exec` (not over the network)
+    is the trusted channel, so SSH and Ansible check every host key strictly and a host that
+    answers with another key is refused.
+    """
+    end = time.monotonic() + deadline_s
+    lines: list[str] = []
+    for name, (_, addr, _) in HOSTS.items():
+        while True:
+            r = podman("exec", name, "sh", "-c", "cat /etc/ssh/ssh_host_*_key.pub", check=False)
+            keys = [ln.split()[:2] for ln in r.stdout.splitlines() if len(ln.split()) >= 2]
+            if r.returncode == 0 and any(k[0] == "ssh-ed25519" for k in keys):
+                break
+            if time.monotonic() > end:
+                sys.exit(f"lab: {name} has no SSH host key after {deadline_s:.0f} seconds")
+            time.sleep(0.5)
+        lines += [f"{addr} {kind} {key}" for kind, key in keys]
+    text = "\n".join(lines) + "\n"
+    known = STATE / "known_hosts"
+    if not known.exists() or known.read_text() != text:
+        known.write_text(text)
+
+
 def wait_ssh(deadline_s: float = 60) -> None:
     end = time.monotonic() + deadline_s
     pending = set(HOSTS)
@@ -302,7 +327,8 @@ def wait_ssh(deadline_s: float = 60) -> None:
 
 def ssh_cmd(name: str, command: str) -> list[str]:
     return ["ssh", "-i", str(STATE / "id_ed25519"), "-o", "BatchMode=yes", "-o", "ConnectTimeout=2",
-            "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
+            "-o", "StrictHostKeyChecking=yes", "-o", f"UserKnownHostsFile={STATE / 'known_hosts'}",
+            "-o", "LogLevel=ERROR",
             f"root@{HOSTS[name][1]}", command]
 
 
@@ -319,7 +345,8 @@ def write_inventory() -> None:
         "  vars:",
         "    ansible_user: root",
         f"    ansible_ssh_private_key_file: {STATE / 'id_ed25519'}",
-        "    ansible_ssh_common_args: -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR",
+        f"    ansible_ssh_common_args: -o StrictHostKeyChecking=yes -o UserKnownHostsFile={STATE / 'known_hosts'}"
+        " -o LogLevel=ERROR",
         "  hosts:",
     ]
     for name, (_, addr, _) in HOSTS.items():
@@ -375,6 +402,7 @@ def cmd_up(args: argparse.Namespace) -> None:
         ensure_network(site)
     for name in HOSTS:
         start_host(name)
+    record_host_keys()
     wait_ssh()
     log(f"{len(HOSTS)} hosts answer SSH after {time.monotonic() - t0:.1f} s")
     write_inventory()

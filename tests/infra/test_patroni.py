@@ -76,8 +76,10 @@ def test_dr_can_rewind_from_the_dc_primary(hosts, member, balancer):
     # After an unplanned DC failover the DR may hold WAL the new DC primary never received (it
     # streamed from the old one). Patroni then checks the primary and runs pg_rewind against it,
     # through the DC's balancers, as the rewind role; refused, the DR stops following for good.
+    # Through a balancer the role needs its client certificate too, which database hosts hold.
     dsn = (f"host={ADDR[balancer]} port=5000 dbname=postgres user=rewinder sslmode=verify-ca "
-           "sslrootcert=/etc/kntc/tls/ca.crt connect_timeout=5")
+           "sslrootcert=/etc/kntc/tls/ca.crt sslcert=/etc/kntc/tls/postgres-rewinder.crt "
+           "sslkey=/etc/kntc/tls/postgres-rewinder.key connect_timeout=5")
     query = ("select pg_is_in_recovery(), (select count(*) > 0 from pg_ls_dir('global', true, false)), "
              "length(pg_read_binary_file('global/pg_control', 0, 8, true)), "
              "(select rolsuper from pg_roles where rolname = current_user)")

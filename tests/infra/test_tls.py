@@ -29,21 +29,22 @@ def test_host_key_is_not_world_readable(hosts, host_name):
     assert hosts(host_name).file("/etc/kntc/tls/host.key").mode == 0o640
 
 
-# (client, server, port, openssl extra arguments)
+# (client, server, port, openssl extra arguments, the client certificate the client presents)
 ENDPOINTS = [
-    ("dc-db2", "dc-db1", 2379, ""),                    # etcd clients
-    ("dc-db2", "dc-db1", 8008, ""),                    # Patroni REST API
-    ("dc-app1", "dc-db1", 5432, "-starttls postgres"),  # PostgreSQL
-    ("dr-db1", "dr-backup1", 2379, ""),
-    ("dc-db1", "dc-backup1", 8432, ""),                # pgBackRest TLS server
+    ("dc-db2", "dc-db1", 2379, "", "etcd-client"),                  # etcd clients
+    ("dc-db2", "dc-db1", 8008, "", "host"),                         # Patroni REST API
+    ("dc-app1", "dc-db1", 5432, "-starttls postgres", "host"),      # PostgreSQL
+    ("dr-db1", "dr-backup1", 2379, "", "etcd-client"),
+    ("dc-db1", "dc-backup1", 8432, "", "host"),                     # pgBackRest TLS server
 ]
 
 
-@pytest.mark.parametrize(("client", "server", "port", "extra"), ENDPOINTS,
-                         ids=[f"{s}:{p}" for _, s, p, _ in ENDPOINTS])
-def test_endpoint_presents_a_certificate_verified_by_the_ca(hosts, client, server, port, extra):
+@pytest.mark.parametrize(("client", "server", "port", "extra", "cert"), ENDPOINTS,
+                         ids=[f"{s}:{p}" for _, s, p, _, _ in ENDPOINTS])
+def test_endpoint_presents_a_certificate_verified_by_the_ca(hosts, client, server, port, extra, cert):
+    # Servers send their intermediate CA with their certificate: the root alone verifies them.
     cmd = (f"openssl s_client -connect {ADDR[server]}:{port} {extra} -CAfile /etc/kntc/tls/ca.crt "
-           f"-cert /etc/kntc/tls/host.crt -key /etc/kntc/tls/host.key -verify_return_error "
+           f"-cert /etc/kntc/tls/{cert}.crt -key /etc/kntc/tls/{cert}.key -verify_return_error "
            f"-verify_ip {ADDR[server]} </dev/null 2>&1 | grep -a -E '^ *Verify return code'")
     r = hosts(client).run(cmd)  # grep: pgBackRest's server sends binary data after the handshake
     assert "Verify return code: 0 (ok)" in r.stdout, r.stdout + r.stderr

@@ -3,3 +3,6 @@
 The shared fixtures (a migrated database, the real server, officers logged in) come from
 `tests/conftest.py`; a module that needs more keeps its fixtures to itself.
 """
+
+# The lab's fixtures (`lab`, `hosts`) for the infrastructure attacks (test_infra_*.py, marked lab).
+from tests.infra.conftest import hosts, lab  # noqa: F401
