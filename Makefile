@@ -39,6 +39,9 @@ test-fast: deps ## unit and integration tests only (no lab, no browser)
 LOCKS := requirements/all.lock requirements/app.lock
 UV_COMPILE := $(BIN)/uv pip compile pyproject.toml --generate-hashes --python-version 3.11 --quiet
 
+test-security: deps ## the adversarial suite (tests/security) without the lab: every attack of runbooks/security.md
+	$(BIN)/pytest tests/security -m 'not lab' $(PYTEST_ARGS)
+
 lock: deps ## regenerate requirements/*.lock (pinned, with hashes) from pyproject.toml
 	$(UV_COMPILE) --extra app --extra ops --extra load --extra test -o requirements/all.lock
 	$(UV_COMPILE) --extra app -c requirements/all.lock -o requirements/app.lock
@@ -49,7 +52,7 @@ audit: deps ## audit the locks for known vulnerabilities (pip-audit; says when t
 lint: deps ## ruff over the Python code
 	$(BIN)/ruff check core_app dr loadtests tests
 
-.PHONY: help deps app up down stop-local test test-fast lock audit lint
+.PHONY: help deps app up down stop-local test test-fast test-security lock audit lint
 
 -include infra/lab/lab.mk
 -include loadtests/load.mk

@@ -5,7 +5,7 @@ of its own unit (an audited write, so it takes the audit lock), spend HOLD_MS as
 on the rest of its work, commit. With one lock for the whole country the writers queue behind each
 other; with a chain per group of units they run side by side. Prints figures; asserts nothing.
 
-    python tests/security/bench_audit_writers.py --dsn "$KNTC_ADMIN_DATABASE_URL" --writers 8 --seconds 10
+    python -m loadtests.bench_audit_writers --dsn "$KNTC_ADMIN_DATABASE_URL" --writers 8 --seconds 10
 
 Run it against a database at revision 0005 (one national lock) and at 0007 (chains) to compare.
 """
