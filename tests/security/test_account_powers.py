@@ -1,5 +1,8 @@
 """Attacks by a unit administrator on the limits of their power: granting head, unit_admin or
-sysadmin, or a clearance above their own, through the API or as the application role."""
+sysadmin, or a clearance above their own, through the API or as the application role.
+
+Threat rows (runbooks/security.md): T27.
+"""
 
 from __future__ import annotations
 

@@ -5,6 +5,8 @@ The owner owns the audited tables: it can switch their triggers off, edit the lo
 protection off, replace the functions that hash it and recompute every hash, or cut the newest rows.
 `kntc audit verify` recomputes the chains itself, checks triggers and functions against the code,
 and compares the chains with heads signed earlier by a key the database never held.
+
+Threat rows (runbooks/security.md): T20, T21, T22, T23, T24.
 """
 
 from __future__ import annotations

@@ -1,5 +1,8 @@
 """A NUL character is bad input (4xx, in both languages), never a 503 'database unavailable':
-operators page on 503, so a fuzzer or a prankster must not be able to raise one."""
+operators page on 503, so a fuzzer or a prankster must not be able to raise one.
+
+Threat rows (runbooks/security.md): T33.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,8 @@
 """Attacks on a case's classification: an officer who is not the head lowers it, through the API or
-straight in the database as the application role."""
+straight in the database as the application role.
+
+Threat rows (runbooks/security.md): T25, T26.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,8 @@
 """Attacks through the duplicate check (POST /api/dedup/check): learning about a case one may not
-read, finding a protected denouncer, and probing without end."""
+read, finding a protected denouncer, and probing without end.
+
+Threat rows (runbooks/security.md): T1, T2, T3.
+"""
 
 from __future__ import annotations
 

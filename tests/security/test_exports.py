@@ -1,4 +1,7 @@
-"""A citizen's own words reach officers' spreadsheets: they must arrive as text, never as a formula."""
+"""A citizen's own words reach officers' spreadsheets: they must arrive as text, never as a formula.
+
+Threat rows (runbooks/security.md): T28.
+"""
 
 from __future__ import annotations
 

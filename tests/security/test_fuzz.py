@@ -7,6 +7,8 @@ bodies, query strings and path parameters). Two properties must hold for every r
   secret case of the officer's own commune and in a protected denouncer's identity never appear,
   whatever the request. The operations that take a case code are also driven with the canaries'
   codes, which a fuzzer would never guess.
+
+Threat rows (runbooks/security.md): T36.
 """
 
 from __future__ import annotations

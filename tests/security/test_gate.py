@@ -2,6 +2,8 @@
 
 These tests run their own server with an idle limit of a few seconds (KNTC_IDLE_SECONDS), so that
 waiting past it takes seconds, not half an hour.
+
+Threat rows (runbooks/security.md): T18, T19.
 """
 
 from __future__ import annotations

@@ -1,4 +1,7 @@
-"""The playbooks as an attacker reads them: what a run would log, and whom it would trust."""
+"""The playbooks as an attacker reads them: what a run would log, and whom it would trust.
+
+Threat rows (runbooks/security.md): T41, T47.
+"""
 
 from __future__ import annotations
 

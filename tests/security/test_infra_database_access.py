@@ -4,6 +4,8 @@ Every app host runs the site's HAProxy, and every connection through it reaches 
 the balancer's address: pg_hba alone cannot tell the app from an intruder there. The owner role
 logs in only from the migrating host; the replication and rewind roles need, besides their
 password, a client certificate that only database hosts hold.
+
+Threat rows (runbooks/security.md): T37, T38, T39, T40.
 """
 
 from __future__ import annotations

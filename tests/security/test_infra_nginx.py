@@ -1,4 +1,7 @@
-"""nginx on the app hosts: an address-forging guesser, a login flood, and secrets in the logs."""
+"""nginx on the app hosts: an address-forging guesser, a login flood, and secrets in the logs.
+
+Threat rows (runbooks/security.md): T9, T34, T43, T44.
+"""
 
 from __future__ import annotations
 

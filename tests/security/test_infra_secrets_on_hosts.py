@@ -1,4 +1,7 @@
-"""Where the owner password lives, and the audit chain's anchors on the backup hosts."""
+"""Where the owner password lives, and the audit chain's anchors on the backup hosts.
+
+Threat rows (runbooks/security.md): T37, T45.
+"""
 
 from __future__ import annotations
 

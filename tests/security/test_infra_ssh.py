@@ -1,4 +1,7 @@
-"""SSH: an impostor host, a password guesser and a downgrading client, against the lab's hosts."""
+"""SSH: an impostor host, a password guesser and a downgrading client, against the lab's hosts.
+
+Threat rows (runbooks/security.md): T41, T42.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""Denunciations brought from the old system keep the denouncer's identity as secret as new ones."""
+"""Denunciations brought from the old system keep the denouncer's identity as secret as new ones.
+
+Threat rows (runbooks/security.md): T29.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,8 @@
 """A citizen's lookup secret is not sent in a URL (proxies and access logs keep URLs), and no
-secret, token or password reaches the application's own log."""
+secret, token or password reaches the application's own log.
+
+Threat rows (runbooks/security.md): T34, T35.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,8 @@
 """Receptions (form 03) name visitors: they follow the case rules, through the API, the pages,
-their exports and SQL as the application role."""
+their exports and SQL as the application role.
+
+Threat rows (runbooks/security.md): T4, T5, T6, T7.
+"""
 
 from __future__ import annotations
 

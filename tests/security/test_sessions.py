@@ -4,6 +4,8 @@ application role's password, a compromised app host).
 It opens no session and reads no password hash: only the login role (kntc_auth) may, and even it
 cannot open a session longer than the database allows. Every login, failed login and logout is
 recorded with the account, the time and the client's address.
+
+Threat rows (runbooks/security.md): T14, T15, T16, T17.
 """
 
 from __future__ import annotations

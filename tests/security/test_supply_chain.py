@@ -2,6 +2,8 @@
 
 The actor is whoever can publish to, or sit in front of, the package registry: a new release of
 a dependency, or a swapped file, must not reach this machine's venv or the hosts unnoticed.
+
+Threat rows (runbooks/security.md): T46.
 """
 
 from __future__ import annotations

@@ -4,6 +4,8 @@ with wrong passwords, a fresh X-Real-IP per try, and counting on a second app ho
 Each test speaks for its own client addresses (X-Real-IP from the loopback proxy, as nginx sends
 it, or a loopback source address of its own), so the addresses the rest of the suite uses keep
 their budgets.
+
+Threat rows (runbooks/security.md): T8, T9, T10, T11, T12, T13.
 """
 
 from __future__ import annotations

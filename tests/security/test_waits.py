@@ -4,6 +4,8 @@ a long import, an officer holding a row, a compromised app host opening transact
 Every connection of the application bounds its statements, its lock waits and its idle
 transactions; a request that meets a held lock answers with a clear error instead of hanging; and
 no single lock serialises audited writes across the country.
+
+Threat rows (runbooks/security.md): T30, T31, T32.
 """
 
 from __future__ import annotations
