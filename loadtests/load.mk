@@ -19,6 +19,7 @@ bench-app: deps ## case file, inbox, search, record: req/s and p50/p95/p99 vs pg
 	$(BIN)/python -m loadtests.bench_app $(LOAD_TARGET) $(BENCH_ARGS)
 
 bench-audit: deps ## audited writers in different units: commits/s and waits (WRITERS=8, on the local cluster)
+	$(BIN)/kntc local up --no-serve >/dev/null
 	@eval "$$($(BIN)/kntc local env)" && $(BIN)/python -m loadtests.bench_audit_writers \
 		--dsn "$$KNTC_ADMIN_DATABASE_URL" --writers $(or $(WRITERS),8) --seconds 10
 
