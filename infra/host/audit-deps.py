@@ -67,7 +67,7 @@ def reachable(lock: Path) -> bool:
 
 
 def main() -> int:
-    locks = [Path(a) for a in sys.argv[1:]] or [REPO / "requirements" / "all.lock"]
+    locks = [Path(a).resolve() for a in sys.argv[1:]] or [REPO / "requirements" / "all.lock"]
     ok = allowed()
     if not reachable(locks[0]):
         print("audit-deps: the registry's per-release vulnerability data is NOT reachable from here: "
