@@ -21,6 +21,7 @@ from typing import Any
 from psycopg import AsyncConnection
 
 from core_app.dedup.normalise import norm
+from core_app.repo import keyset
 
 
 def _like(text: str | None, *, prefix: bool = False) -> str | None:
@@ -33,7 +34,8 @@ def _like(text: str | None, *, prefix: bool = False) -> str | None:
 
 IDS = """
 SELECT id FROM kntc.search_ids(%(q)s, %(code)s, %(person)s, %(id_number)s, %(respondent)s, %(unit)s, %(kind)s,
-                               %(status)s, %(received_from)s, %(received_to)s, %(limit)s, %(offset)s)
+                               %(status)s, %(received_from)s, %(received_to)s, %(limit)s, %(after_received)s,
+                               %(after_code)s)
 """
 ROWS = """
 SELECT c.code, c.kind, c.status, c.subject, c.respondent, c.classification, c.received_on,
@@ -44,21 +46,25 @@ SELECT c.code, c.kind, c.status, c.subject, c.respondent, c.classification, c.re
 """
 
 
-def params(filters: dict[str, Any], page: int, per_page: int) -> dict[str, Any]:
+def params(filters: dict[str, Any], after: str | None, per_page: int) -> dict[str, Any]:
+    key = keyset.decode(after, 2)
     code = (filters.get("code") or "").strip().upper() or None
     unit = (filters.get("unit") or "").strip().upper() or None
     return {"q": _like(filters.get("q")), "respondent": _like(filters.get("respondent")),
             "person": _like(filters.get("person"), prefix=True), "code": code, "unit": unit,
             "id_number": filters.get("id_number"), "kind": filters.get("kind"), "status": filters.get("status"),
             "received_from": filters.get("received_from"), "received_to": filters.get("received_to"),
-            "limit": per_page + 1, "offset": (page - 1) * per_page}
+            "limit": per_page + 1, "after_received": key[0] if key else None, "after_code": key[1] if key else None}
 
 
-async def search(conn: AsyncConnection[Any], filters: dict[str, Any], page: int, per_page: int) -> dict[str, Any]:
-    cur = await conn.execute(IDS, params(filters, page, per_page))
+async def search(conn: AsyncConnection[Any], filters: dict[str, Any], after: str | None,
+                 per_page: int) -> dict[str, Any]:
+    """One page of cases, newest first; `after` is the previous page's `next` cursor."""
+    cur = await conn.execute(IDS, params(filters, after, per_page))
     ids = [r["id"] for r in await cur.fetchall()]
     rows: list[dict[str, Any]] = []
     if ids:
         cur = await conn.execute(ROWS, (ids,))
         rows = await cur.fetchall()
-    return {"data": rows[:per_page], "page": page, "per_page": per_page, "has_more": len(ids) > per_page}
+    # The ids of the page and one more, so the cursor is the last row shown.
+    return keyset.page(rows, per_page, "received_on", "code")

@@ -50,10 +50,14 @@ def test_search_pages_and_refuses_bad_filters(officer, commune):
             parties=[{"role": "petitioner", "full_name": "Mai Văn Cường", "address_unit": unit}]))
         assert r.status_code == 201
     first = clerk.get("/api/search", params={"q": "lap den duong", "unit": unit, "per_page": 2}).json()
-    second = clerk.get("/api/search", params={"q": "lap den duong", "unit": unit, "per_page": 2, "page": 2}).json()
+    second = clerk.get("/api/search", params={"q": "lap den duong", "unit": unit, "per_page": 2,
+                                               "after": first["next"]}).json()
     assert len(first["data"]) == 2 and first["has_more"] is True
     assert len(second["data"]) == 1 and second["has_more"] is False
     assert not {r["code"] for r in first["data"]} & {r["code"] for r in second["data"]}
+    assert second["next"] is None
+    forged = clerk.get("/api/search", params={"q": "lap den duong", "after": "not-a-cursor"})
+    assert forged.status_code == 400 and forged.json()["field"] == "after"
     bad = clerk.get("/api/search", params={"id_number": "12345"})
     assert bad.status_code == 422
     assert clerk.get("/api/search", params={"received_from": "not-a-date"}).status_code == 422

@@ -93,3 +93,21 @@ def test_every_login_failed_login_and_logout_is_recorded(server, owner_conn, mak
         "SELECT count(*) AS n FROM kntc.audit_log WHERE table_name = 'access_log' AND op = 'INSERT' "
         "AND (after ->> 'account_id')::integer = %s", (account,)).fetchone()["n"]
     assert chained == 3
+
+
+def test_a_token_left_idle_is_refused_to_the_application_role_even_without_the_gate(
+        pg_env, owner_conn, server, make_account):
+    """Holding kntc_app's password and a token its officer stopped using: the database itself ends it,
+    and asking session_begin for a longer idle limit does not revive it."""
+    username = make_account("X00004", ["reception"], clearance=1)
+    r = httpx.post(server + "/api/auth/login", json={"username": username, "password": TEST_PASSWORD}, timeout=30)
+    assert r.status_code == 200, r.text
+    token = r.json()["token"]
+    with psycopg.connect(pg_env["KNTC_DATABASE_URL"], row_factory=dict_row, autocommit=True) as app:
+        assert _acting_account(app, token) == _account_id(owner_conn, username)
+        owner_conn.execute("UPDATE kntc.session SET last_seen_at = now() - interval '40 minutes' "
+                           "WHERE token_hash = sha256(convert_to(%s, 'UTF8'))", (token,))
+        assert _acting_account(app, token) is None
+        state = app.execute("SELECT kntc.session_begin(%s, %s) AS s", (token, 10**6)).fetchone()["s"]
+        assert state == "idle"
+        assert _acting_account(app, token) is None

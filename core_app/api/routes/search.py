@@ -26,7 +26,7 @@ async def search(
                     "returned"] | None = None,
     received_from: date | None = None,
     received_to: date | None = None,
-    page: int = Query(1, ge=1, le=10_000),
+    after: str | None = Query(None, max_length=200, description="the `next` cursor of the previous page"),
     per_page: int = Query(20, ge=1, le=100),
 ) -> dict[str, Any]:
     """Cases you may see, newest first; every filter is optional and they combine."""
@@ -34,4 +34,4 @@ async def search(
                "unit": unit, "kind": kind, "status": status, "received_from": received_from,
                "received_to": received_to}
     async with acting(request) as (conn, _):
-        return await finder.search(conn, filters, page, per_page)
+        return await finder.search(conn, filters, after, per_page)
