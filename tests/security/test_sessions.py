@@ -5,7 +5,7 @@ It opens no session and reads no password hash: only the login role (kntc_auth) 
 cannot open a session longer than the database allows. Every login, failed login and logout is
 recorded with the account, the time and the client's address.
 
-Threat rows (runbooks/security.md): T14, T15, T16, T17.
+Threat rows (runbooks/security.md): T14, T15, T16, T17, T19a.
 """
 
 from __future__ import annotations
