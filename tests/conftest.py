@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -92,35 +93,42 @@ def owner_conn(pg_env: dict[str, str]) -> Iterator[psycopg.Connection]:
     conn.close()
 
 
+@contextmanager
+def running_server(env: dict[str, str], log: Path, workers: int = 2) -> Iterator[str]:
+    """The real server (`kntc serve`, granian) on a free loopback port with `env`, its output in `log`;
+    yields its URL once /healthz answers, and stops it afterwards."""
+    port = free_port()
+    with log.open("w") as out:
+        proc = subprocess.Popen([str(BIN / "kntc"), "serve", "--port", str(port), "--workers", str(workers)],
+                                env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None:
+                raise RuntimeError("server exited: " + log.read_text()[-2000:])
+            if time.monotonic() > deadline:
+                raise RuntimeError("server did not answer /healthz within 60 s: " + log.read_text()[-2000:])
+            time.sleep(0.2)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
 @pytest.fixture(scope="session")
 def server(pg_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The real server (granian, 2 workers) on a free loopback port."""
-    port = free_port()
-    log = tmp_path_factory.mktemp("server") / "server.log"
-    env = {**os.environ, **pg_env}
-    with log.open("w") as out:
-        proc = subprocess.Popen([str(BIN / "kntc"), "serve", "--port", str(port), "--workers", "2"], env=env,
-                                stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None:
-            raise RuntimeError("server exited: " + log.read_text()[-2000:])
-        time.sleep(0.2)
-    else:
-        proc.kill()
-        raise RuntimeError("server did not answer /healthz within 60 s: " + log.read_text()[-2000:])
-    yield url
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    with running_server(pg_env, tmp_path_factory.mktemp("server") / "server.log") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

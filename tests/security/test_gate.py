@@ -8,17 +8,14 @@ Threat rows (runbooks/security.md): T18, T19.
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import BIN, TEST_PASSWORD, free_port
+from tests.conftest import TEST_PASSWORD, running_server
 
 IDLE_S = 3
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
@@ -26,36 +23,9 @@ CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
 @pytest.fixture(scope="module")
 def short_idle_server(pg_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = free_port()
-    log = tmp_path_factory.mktemp("idle-server") / "server.log"
-    env = {**os.environ, **pg_env, "KNTC_IDLE_SECONDS": str(IDLE_S)}
-    with log.open("w") as out:
-        proc = subprocess.Popen([str(BIN / "kntc"), "serve", "--port", str(port), "--workers", "2"], env=env,
-                                stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_healthy(url, proc, log)
+    with running_server({**pg_env, "KNTC_IDLE_SECONDS": str(IDLE_S)},
+                        tmp_path_factory.mktemp("idle-server") / "server.log") as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-
-
-def _wait_healthy(url: str, proc: subprocess.Popen, log: Path, within_s: float = 60) -> None:
-    deadline = time.monotonic() + within_s
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None:
-            raise RuntimeError("server exited: " + log.read_text()[-2000:])
-        time.sleep(0.2)
-    raise RuntimeError(f"server did not answer /healthz within {within_s} s: " + log.read_text()[-2000:])
 
 
 def _api_client(url: str, username: str) -> httpx.Client:

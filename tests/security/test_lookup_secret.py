@@ -6,8 +6,6 @@ Threat rows (runbooks/security.md): T34, T35.
 
 from __future__ import annotations
 
-import os
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,39 +13,15 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import BIN, TEST_PASSWORD, free_port, petition_body
+from tests.conftest import TEST_PASSWORD, petition_body, running_server
 
 
 @pytest.fixture(scope="module")
 def logged_server(pg_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     """The real server with its output kept in a file the test reads: (url, log path)."""
-    port = free_port()
     log = tmp_path_factory.mktemp("logged-server") / "server.log"
-    env = {**os.environ, **pg_env}
-    with log.open("w") as out:
-        proc = subprocess.Popen([str(BIN / "kntc"), "serve", "--port", str(port), "--workers", "1"], env=env,
-                                stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None:
-                raise RuntimeError("server exited: " + log.read_text()[-2000:])
-            time.sleep(0.2)
-        else:
-            raise RuntimeError("server did not answer /healthz within 60 s: " + log.read_text()[-2000:])
+    with running_server(pg_env, log, workers=1) as url:
         yield url, log
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def test_lookup_secret_in_the_url_is_refused_and_in_the_body_is_answered(logged_server, make_account):

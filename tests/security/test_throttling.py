@@ -10,16 +10,14 @@ Threat rows (runbooks/security.md): T8, T9, T10, T11, T12, T13.
 
 from __future__ import annotations
 
-import os
 import secrets
-import subprocess
 import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from tests.conftest import BIN, TEST_PASSWORD, free_port
+from tests.conftest import TEST_PASSWORD, running_server
 
 
 def address() -> str:
@@ -35,30 +33,8 @@ def login(base: str, username: str, password: str, addr: str | None = None, **kw
 @pytest.fixture(scope="module")
 def second_server(pg_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Another app host on the same database: a separate server process with its own workers."""
-    port = free_port()
-    log = tmp_path_factory.mktemp("second") / "server.log"
-    with log.open("w") as out:
-        proc = subprocess.Popen([str(BIN / "kntc"), "serve", "--port", str(port), "--workers", "1"],
-                                env={**os.environ, **pg_env}, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert proc.poll() is None, log.read_text()[-2000:]
-            assert time.monotonic() < deadline, "the second server did not answer /healthz within 60 s"
-            time.sleep(0.2)
+    with running_server(pg_env, tmp_path_factory.mktemp("second") / "server.log", workers=1) as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def test_password_spray_from_one_address_across_20_accounts_is_stopped(server, make_account):
