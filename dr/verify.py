@@ -1,4 +1,4 @@
-"""Restore verification (issue 4, item 4): is the newest backup restorable, and is it right?
+"""Restore verification: is the newest backup restorable, and is it right?
 
 1. restore the newest backup (or --set) into a scratch directory, to the restore point that
    `kntc-dr backup` took right after it (or to the backup's consistency point without one);
