@@ -6,15 +6,7 @@ from collections.abc import Callable
 
 import httpx
 
-from tests.conftest import TEST_PASSWORD
-
-
-def _api_client(url: str, username: str) -> httpx.Client:
-    client = httpx.Client(base_url=url, timeout=30)
-    r = client.post("/api/auth/login", json={"username": username, "password": TEST_PASSWORD})
-    assert r.status_code == 200, r.text
-    client.headers["Authorization"] = f"Bearer {r.json()['token']}"
-    return client
+from tests.conftest import TEST_PASSWORD, Officer
 
 
 def test_me_and_login_answer_the_same_account_shape(server: str, make_account: Callable[..., str]):
@@ -31,7 +23,7 @@ def test_me_and_login_answer_the_same_account_shape(server: str, make_account: C
 def test_reception_officer_cannot_take_a_head_only_page_or_call(server: str, make_account: Callable[..., str]):
     """Role checks come from the gate: a 403 JSON answer on the API, a 403 page on the web."""
     username = make_account("X00004", ["reception"])
-    client = _api_client(server, username)
+    client = Officer(server, username).client
     r = client.get("/api/accounts")
     assert r.status_code == 403 and r.json()["error"] == "role_not_allowed"
     token = client.headers["Authorization"].split()[1]

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 import httpx
 import pytest
 
-from tests.conftest import TEST_PASSWORD, running_server
+from tests.conftest import TEST_PASSWORD, Officer, running_server
 
 IDLE_S = 3
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
@@ -28,16 +28,8 @@ def short_idle_server(pg_env: dict[str, str], tmp_path_factory: pytest.TempPathF
         yield url
 
 
-def _api_client(url: str, username: str) -> httpx.Client:
-    client = httpx.Client(base_url=url, timeout=30)
-    r = client.post("/api/auth/login", json={"username": username, "password": TEST_PASSWORD})
-    assert r.status_code == 200, r.text
-    client.headers["Authorization"] = f"Bearer {r.json()['token']}"
-    return client
-
-
 def test_api_token_left_idle_past_the_limit_is_refused(short_idle_server: str, make_account: Callable[..., str]):
-    client = _api_client(short_idle_server, make_account("X00004", ["reception"]))
+    client = Officer(short_idle_server, make_account("X00004", ["reception"])).client
     # In use, the token outlives the idle limit many times over ...
     until = time.monotonic() + 2 * IDLE_S
     while time.monotonic() < until:
