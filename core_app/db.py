@@ -52,6 +52,27 @@ async def _mark_returned(conn: AsyncConnection[Any]) -> None:
     conn._kntc_returned = time.monotonic()  # type: ignore[attr-defined]
 
 
+@asynccontextmanager
+async def _checked(pool: AsyncConnectionPool) -> AsyncIterator[AsyncConnection[Any]]:
+    """A connection of `pool` known to be alive if it sat idle (see IDLE_CHECK_SECONDS); the login
+    pool sits idle most of all, so after a failover its first login would otherwise fail."""
+    conn = await pool.getconn()
+    for _ in range(CHECKOUT_ATTEMPTS):
+        if time.monotonic() - getattr(conn, "_kntc_returned", 0.0) <= IDLE_CHECK_SECONDS:
+            break
+        try:
+            await AsyncConnectionPool.check_connection(conn)
+            break
+        except psycopg.Error:
+            await pool.putconn(conn)  # broken: the pool discards it and opens another
+            await pool.check()
+            conn = await pool.getconn()
+    try:
+        yield conn
+    finally:
+        await pool.putconn(conn)
+
+
 def app_options(settings: Settings) -> str:
     return session_options(settings.statement_timeout_ms, settings.lock_timeout_ms,
                            settings.idle_in_transaction_timeout_ms)
@@ -78,6 +99,7 @@ class Database:
                     "connect_timeout": 10},
             open=False,
             timeout=settings.pool_timeout_s,
+            reset=_mark_returned,
         )
 
     async def open(self) -> None:
@@ -91,27 +113,14 @@ class Database:
     @asynccontextmanager
     async def auth_transaction(self) -> AsyncIterator[AsyncConnection[Any]]:
         """A transaction as the login role: checking a password, opening a session."""
-        async with self.auth_pool.connection() as conn, conn.transaction():
+        async with _checked(self.auth_pool) as conn, conn.transaction():
             yield conn
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[AsyncConnection[Any]]:
         """A pooled connection known to be alive if it sat idle (see IDLE_CHECK_SECONDS)."""
-        conn = await self.pool.getconn()
-        for _ in range(CHECKOUT_ATTEMPTS):
-            if time.monotonic() - getattr(conn, "_kntc_returned", 0.0) <= IDLE_CHECK_SECONDS:
-                break
-            try:
-                await AsyncConnectionPool.check_connection(conn)
-                break
-            except psycopg.Error:
-                await self.pool.putconn(conn)  # broken: the pool discards it and opens another
-                await self.pool.check()
-                conn = await self.pool.getconn()
-        try:
+        async with _checked(self.pool) as conn:
             yield conn
-        finally:
-            await self.pool.putconn(conn)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection[Any]]:

@@ -6,6 +6,8 @@ import re
 
 import httpx
 
+from tests.conftest import TEST_PASSWORD
+
 
 def test_healthz_checks_the_database(server):
     r = httpx.get(server + "/healthz")
@@ -55,8 +57,13 @@ def test_requests_survive_the_database_closing_idle_connections(server, cluster,
 
     off = officer("X00004", ["reception"])
     assert off.get("/api/cases").status_code == 200
-    cluster.superuser_psql("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE usename = 'kntc_app'")
+    cluster.superuser_psql("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                           "WHERE usename IN ('kntc_app', 'kntc_auth')")
     time.sleep(1.5)  # the connections must have been idle for the pool to check them
     for _ in range(6):  # more requests than a worker holds connections
         assert httpx.get(server + "/healthz").status_code == 200
         assert off.get("/api/cases").status_code == 200
+    # The login role's pool sits idle most of all: its first login after the cut must work too.
+    for _ in range(3):
+        r = httpx.post(server + "/api/auth/login", json={"username": off.username, "password": TEST_PASSWORD})
+        assert r.status_code == 200, r.text
