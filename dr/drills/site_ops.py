@@ -334,8 +334,10 @@ def fence(site: SiteArg, timeout: Annotated[float, typer.Option(help="giây / se
 
 def _etcd_del(lab: Lab, db: Host, site: str, key: str) -> None:
     """Delete one of Patroni's keys of the site's cluster from the site's etcd."""
+    # etcd admits only its own client certificates (the etcd CA), as Patroni presents them.
     lab.run(db, f"ETCDCTL_API=3 etcdctl --endpoints=https://{db.address}:2379 --cacert=/etc/kntc/tls/ca.crt "
-                f"--cert=/etc/kntc/tls/host.crt --key=/etc/kntc/tls/host.key del /service/kntc-{site}/{key} >/dev/null")
+                "--cert=/etc/kntc/tls/etcd-client.crt --key=/etc/kntc/tls/etcd-client.key "
+                f"del /service/kntc-{site}/{key} >/dev/null")
 
 
 @app.command()
