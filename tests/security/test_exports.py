@@ -10,6 +10,7 @@ import secrets
 import zipfile
 from collections.abc import Callable
 
+import httpx
 from openpyxl import load_workbook
 
 from tests.conftest import Officer, petition_body
@@ -26,14 +27,20 @@ def _filed_by_a_citizen(server: str, make_account: Callable[..., str], subject: 
     return username, r.json()["code"]
 
 
+def _export(server: str, username: str, fmt: str) -> httpx.Response:
+    """The officer's case list downloaded through the web pages, as they would in Excel."""
+    user = WebUser(server)
+    assert user.login(username).status_code == 303
+    r = user.get(f"/app/cases?scope=unit&format={fmt}")
+    assert r.status_code == 200
+    return r
+
+
 def test_petition_text_starting_with_a_formula_is_inert_in_the_csv_export(server, make_account):
     tag = secrets.token_hex(3)
     for payload in PAYLOADS:
         username, code = _filed_by_a_citizen(server, make_account, f"{payload} {tag}")
-        user = WebUser(server)
-        assert user.login(username).status_code == 303
-        r = user.get("/app/cases?scope=unit&format=csv")
-        assert r.status_code == 200
+        r = _export(server, username, "csv")
         cells = [line for line in r.content.decode("utf-8-sig").splitlines() if code in line]
         assert cells, code
         # The subject cell starts with the apostrophe text marker, so Excel shows it and runs nothing.
@@ -44,10 +51,7 @@ def test_petition_text_starting_with_a_formula_is_inert_in_the_csv_export(server
 def test_petition_text_starting_with_a_formula_is_a_string_cell_in_the_xlsx_export(server, make_account):
     tag = secrets.token_hex(3)
     username, code = _filed_by_a_citizen(server, make_account, f"{PAYLOADS[0]} {tag}")
-    user = WebUser(server)
-    assert user.login(username).status_code == 303
-    r = user.get("/app/cases?scope=unit&format=xlsx")
-    assert r.status_code == 200
+    r = _export(server, username, "xlsx")
     sheet_xml = zipfile.ZipFile(io.BytesIO(r.content)).read("xl/worksheets/sheet1.xml").decode()
     assert "<f>" not in sheet_xml  # no formula anywhere in the sheet
     ws = load_workbook(io.BytesIO(r.content)).active
@@ -59,9 +63,6 @@ def test_petition_text_starting_with_a_formula_is_a_string_cell_in_the_xlsx_expo
 def test_control_characters_in_petition_text_do_not_break_the_xlsx_export(server, make_account):
     tag = secrets.token_hex(3)
     username, code = _filed_by_a_citizen(server, make_account, f"Đơn quét\x01\x0b lỗi {tag}")
-    user = WebUser(server)
-    assert user.login(username).status_code == 303
-    r = user.get("/app/cases?scope=unit&format=xlsx")
-    assert r.status_code == 200
+    r = _export(server, username, "xlsx")
     ws = load_workbook(io.BytesIO(r.content)).active
     assert any(row[0] == code and f"Đơn quét\ufffd\ufffd lỗi {tag}" in row for row in ws.iter_rows(values_only=True))

@@ -24,6 +24,10 @@ SQL = r"""
 -- Idle sessions -------------------------------------------------------------------------------
 ALTER TABLE kntc.session ADD COLUMN last_seen_at timestamptz NOT NULL DEFAULT now();
 
+-- The database's own ceiling: the application may be stricter (KNTC_IDLE_SECONDS), never looser.
+CREATE FUNCTION kntc.session_idle_ceiling() RETURNS integer
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT 1800 $$;
+
 -- 'live', 'idle' (the application then closes the session) or 'expired' (no such live session).
 -- The write is rare on purpose: one row update a minute per session, not one per request; with
 -- a short limit (tests) it is written after a tenth of the limit so activity still counts.
@@ -31,16 +35,17 @@ CREATE FUNCTION kntc.session_begin(p_token text, p_idle_seconds integer) RETURNS
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
 DECLARE
     h bytea := sha256(convert_to(coalesce(p_token, ''), 'UTF8'));
+    idle integer := least(p_idle_seconds, kntc.session_idle_ceiling());
     seen timestamptz;
 BEGIN
     SELECT ss.last_seen_at INTO seen FROM kntc.session ss WHERE ss.token_hash = h AND ss.expires_at > now();
     IF NOT FOUND THEN
         RETURN 'expired';
     END IF;
-    IF seen < now() - make_interval(secs => p_idle_seconds) THEN
+    IF seen < now() - make_interval(secs => idle) THEN
         RETURN 'idle';
     END IF;
-    IF seen < now() - make_interval(secs => least(60.0, p_idle_seconds / 10.0)) THEN
+    IF seen < now() - make_interval(secs => least(60.0, idle / 10.0)) THEN
         -- Two requests of one session at once: one writes, the other does not wait for it (the
         -- row lock lasts until the writing request commits).
         UPDATE kntc.session SET last_seen_at = now()
@@ -49,6 +54,9 @@ BEGIN
     END IF;
     RETURN 'live';
 END $$;
+REVOKE ALL ON FUNCTION kntc.session_idle_ceiling() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION kntc.session_idle_ceiling() TO kntc_app, kntc_readonly;
+
 REVOKE ALL ON FUNCTION kntc.session_begin(text, integer) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION kntc.session_begin(text, integer) TO kntc_app;
 

@@ -21,9 +21,6 @@ branch_labels = None
 depends_on = None
 
 SQL = r"""
-CREATE FUNCTION kntc.session_idle_ceiling() RETURNS integer
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT 1800 $$;
-
 CREATE OR REPLACE FUNCTION kntc.actor() RETURNS kntc.actor
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
 DECLARE
@@ -45,32 +42,6 @@ BEGIN
        AND ss.last_seen_at > now() - make_interval(secs => kntc.session_idle_ceiling() + 60);
     RETURN result;
 END $$;
-
-CREATE OR REPLACE FUNCTION kntc.session_begin(p_token text, p_idle_seconds integer) RETURNS text
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
-DECLARE
-    h bytea := sha256(convert_to(coalesce(p_token, ''), 'UTF8'));
-    idle integer := least(p_idle_seconds, kntc.session_idle_ceiling());
-    seen timestamptz;
-BEGIN
-    SELECT ss.last_seen_at INTO seen FROM kntc.session ss WHERE ss.token_hash = h AND ss.expires_at > now();
-    IF NOT FOUND THEN
-        RETURN 'expired';
-    END IF;
-    IF seen < now() - make_interval(secs => idle) THEN
-        RETURN 'idle';
-    END IF;
-    IF seen < now() - make_interval(secs => least(60.0, idle / 10.0)) THEN
-        -- Two requests of one session at once: one writes, the other does not wait for it (the
-        -- row lock lasts until the writing request commits).
-        UPDATE kntc.session SET last_seen_at = now()
-         WHERE token_hash = (SELECT ss.token_hash FROM kntc.session ss WHERE ss.token_hash = h
-                              FOR UPDATE SKIP LOCKED);
-    END IF;
-    RETURN 'live';
-END $$;
-REVOKE ALL ON FUNCTION kntc.session_idle_ceiling() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION kntc.session_idle_ceiling() TO kntc_app, kntc_readonly;
 
 DROP FUNCTION kntc.search_ids(text, text, text, text, text, text, text, text, date, date, integer, integer);
 
