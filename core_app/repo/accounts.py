@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from cryptography.exceptions import InvalidTag
 from psycopg import AsyncConnection
 
 from core_app import factor, security, throttle
+
+log = logging.getLogger("kntc.accounts")
 
 
 class LoginFailed(Exception):
@@ -56,7 +60,12 @@ async def _second_factor(conn: AsyncConnection[Any], row: dict[str, Any], code: 
         if used not in (row["factor_recovery"] or []):
             return False
     else:
-        secret = factor.unseal(secret_key, row["factor_secret"], row["account_id"])
+        try:
+            secret = factor.unseal(secret_key, row["factor_secret"], row["account_id"])
+        except InvalidTag:
+            # Sealed under another secret key or for another account: no code can match it.
+            log.warning("second factor of account %s cannot be unsealed", row["account_id"])
+            return False
         step, used = factor.matching_step(secret, code, row["factor_last_step"] or 0), None
         if step is None:
             return False
