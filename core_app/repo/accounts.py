@@ -203,6 +203,15 @@ async def list_accounts(conn: AsyncConnection[Any], unit: str | None, per_page: 
     return keyset.page(await cur.fetchall(), per_page, "unit", "username")
 
 
+async def get_account(conn: AsyncConnection[Any], username: str | None) -> dict[str, Any] | None:
+    """One account of the officer's area by username, or the officer's own (None); row-level security
+    decides, so an account outside the area is None, as one that does not exist."""
+    where = "a.username = lower(%s)" if username else "a.id = (kntc.actor()).account_id AND %s::text IS NULL"
+    cur = await conn.execute(f"SELECT {ACCOUNT_COLUMNS} FROM kntc.account a JOIN kntc.unit u ON u.id = a.unit_id "
+                             f"WHERE {where}", (username,))
+    return await cur.fetchone()
+
+
 class GrantRefused(Exception):
     """The acting administrator may not grant these roles or this clearance in this unit."""
 

@@ -11,7 +11,7 @@ from starlette.responses import Response
 from core_app import throttle
 from core_app.repo import accounts
 from core_app.web import guard
-from core_app.web.base import form_of, text
+from core_app.web.base import form_of, said, text
 from core_app.web.render import page
 
 router = APIRouter(include_in_schema=False)
@@ -34,40 +34,41 @@ async def root(request: Request) -> Response:
 
 @router.get("/login")
 async def login_form(request: Request, next: str | None = None, reason: str | None = None) -> Response:
-    return page(request, "login.html", next=safe_next(next), reason=reason, form={}, error=None)
+    return page(request, "login.html", next=safe_next(next), reason=reason, form={}, error=None, wants_code=False)
 
 
 @router.post("/login")
 async def login(request: Request) -> Response:
     form = await form_of(request)
     username, password = text(form, "username") or "", str(form.get("password") or "")
+    code = text(form, "code")
     next_url = safe_next(text(form, "next"))
-    addr = guard.client_address(request)
-    error = None
+    settings = request.app.state.settings
+    error: tuple[str, str] | None = None
     status = 401 if username else 400
+    failed: accounts.LoginFailed | throttle.Throttled | None = None
+    got: accounts.LoginResult | None = None
     if not username or not password:
         error = ("Hãy nhập tên đăng nhập và mật khẩu.", "Enter your username and password.")
     else:
-        failed: accounts.LoginFailed | throttle.Throttled | None = None
         async with request.app.state.db.auth_transaction() as conn:
             try:
-                token, _ = await accounts.login(conn, username, password, request.app.state.settings.session_hours,
-                                                addr)
+                got = await accounts.login(conn, username, password, settings.session_hours,
+                                           guard.client_address(request), code, settings.secret_key)
             except (accounts.LoginFailed, throttle.Throttled) as exc:
                 # Caught inside the transaction so that the failure counts commit.
                 failed = exc
-        if isinstance(failed, throttle.Throttled):
-            error, status = (failed.vi, failed.en + "."), 429
-        elif failed is not None:
-            error = (("Tài khoản tạm khóa; hãy liên hệ quản trị đơn vị.",
-                      "The account is locked: ask your unit administrator.") if failed.locked else
-                     ("Tên đăng nhập hoặc mật khẩu không đúng.", "Wrong username or password."))
-    if error:
+        if failed is not None:
+            error = said(failed.vi, failed.en)
+            status = 429 if isinstance(failed, throttle.Throttled) else failed.status
+    if error or got is None:
+        wants_code = isinstance(failed, accounts.LoginFailed) and failed.kind in ("second_factor_required",
+                                                                                  "second_factor_wrong")
         return page(request, "login.html", status_code=status, next=next_url,
-                    form={"username": username}, error=error)
-    resp = RedirectResponse(next_url, status_code=303)
-    guard.set_cookie(request, resp, guard.SESSION_COOKIE, token,
-                     max_age=request.app.state.settings.session_hours * 3600)
+                    form={"username": username}, error=error, wants_code=wants_code)
+    # A setup session may only finish its setup: it goes there whatever it asked for.
+    resp = RedirectResponse("/app/account/setup" if got.purpose == "setup" else next_url, status_code=303)
+    guard.set_cookie(request, resp, guard.SESSION_COOKIE, got.token, max_age=settings.session_hours * 3600)
     return resp
 
 

@@ -55,6 +55,17 @@ def login_url(next_url: str, reason: str = "") -> str:
     return "/login?next=" + quote(next_url, safe="") + (f"&reason={reason}" if reason else "")
 
 
+
+def said(vi: str, en: str) -> tuple[str, str]:
+    """A refusal's two messages as sentences for a page: the repositories word theirs for the API,
+    where English is a lower-case phrase and a password rule may start in lower case."""
+    def sentence(s: str) -> str:
+        s = s.strip()
+        if s and s[0].islower():
+            s = s[0].upper() + s[1:]
+        return s + ("" if not s or s[-1] in ".!?:" else ".")
+    return sentence(vi), sentence(en)
+
 ERROR_TYPES = {
     "missing": ("Bắt buộc nhập.", "Required."),
     "string_too_short": ("Chưa nhập hoặc quá ngắn.", "Missing or too short."),

@@ -13,7 +13,7 @@ from starlette.responses import Response
 
 from core_app.api.schemas import CaseIn, ReceptionIn
 from core_app.gate import Actor
-from core_app.repo import cases, receptions, stats
+from core_app.repo import accounts, cases, receptions, stats
 from core_app.web import export, guard
 from core_app.web.base import WebError, acting, field_errors, form_of, text
 from core_app.web.render import page
@@ -48,7 +48,8 @@ async def home(request: Request) -> Response:
         counts = await stats.status_counts_of_unit(conn, actor.unit_id)
         area = await stats.scope_unit(conn, actor.unit_id)
         overdue = await cases.overdue(conn, today, area["code"], limit=10)
-    return page(request, "home.html", counts=counts, overdue=overdue)
+        me = await accounts.get_account(conn, None)  # for the reminder of a second factor to enrol
+    return page(request, "home.html", counts=counts, overdue=overdue, me=me)
 
 
 # -- reception ------------------------------------------------------------------------------

@@ -106,6 +106,8 @@ def context(request: Request) -> dict[str, Any]:
     return {
         "request": request, "lang": lang, "t": translator(lang),
         "actor": getattr(request.state, "actor", None),
+        # A setup session has no actor: its pages name the officer and offer to log out.
+        "setup_user": None,
         "csrf": guard.csrf_token(request),
         "status_label": label(status_labels, lang), "kind_label": label(KINDS, lang),
         "channel_label": label(CHANNELS, lang), "role_label": label(ROLES, lang),

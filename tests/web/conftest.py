@@ -35,11 +35,12 @@ class WebUser:
             self.csrf = m.group(1)
         return r
 
-    def login(self, username: str, password: str = TEST_PASSWORD) -> httpx.Response:
+    def login(self, username: str, password: str = TEST_PASSWORD, code: str | None = None) -> httpx.Response:
         self.get("/login")
-        r = self.post("/login", {"username": username, "password": password, "next": "/app"})
+        r = self.post("/login", {"username": username, "password": password, "next": "/app"} | (
+            {"code": code} if code else {}))
         if r.status_code == 303:
-            self.get("/app")
+            self.get(r.headers["location"])  # the page it lands on: /app, or the setup of a new account
         return r
 
 

@@ -207,19 +207,25 @@ def test_unit_admin_creates_an_account_and_mistakes_are_shown_by_field(web_offic
     admin = web_officer("X00004", ["unit_admin"])
     admin.get("/app/accounts")
     r = admin.post("/app/accounts", {"username": "Bad Name!", "full_name": "Ngô Thị Hạnh", "unit": "X00004",
-                                     "roles": "reception", "clearance": "0", "password": "short"})
+                                     "roles": "reception", "clearance": "0", "phone": "12"})
     assert r.status_code == 400 and 'id="err-username"' in r.text and "Ngô Thị Hạnh" in r.text
-    assert "short" not in r.text.split("<main>")[1]  # a password is never sent back
+    assert 'name="password"' not in r.text  # the administrator no longer chooses a password
     import secrets
     name = f"tiepdan.{secrets.token_hex(3)}"
     r = admin.post("/app/accounts", {"username": name, "full_name": "Ngô Thị Hạnh", "unit": "X00004",
-                                     "roles": "reception", "clearance": "0", "password": "Mat-khau-2026"})
-    assert r.status_code == 303
+                                     "roles": "reception", "clearance": "0", "email": f"{name}@thanhtra.gov.vn",
+                                     "phone": "0912345678"})
+    assert r.status_code == 201, r.text
+    initial = re.search(r'id="initial-password">([A-Z2-7-]+)<', r.text).group(1)
+    assert f"{name}@thanhtra.gov.vn" in r.text and "+84912345678" in r.text
+    # Shown once: the account's page does not show it again.
+    assert initial not in admin.get(f"/app/accounts/{name}").text
     new = web()
-    assert new.login(name, "Mat-khau-2026").status_code == 303
+    r = new.login(name, initial)
+    assert r.status_code == 303 and r.headers["location"] == "/app/account/setup"
     # Not above the admin's own unit.
     r = admin.post("/app/accounts", {"username": name + "x", "full_name": "Ngô Thị Hạnh", "unit": "T01",
-                                     "roles": "reception", "clearance": "0", "password": "Mat-khau-2026"})
+                                     "roles": "reception", "clearance": "0"})
     assert r.status_code == 400 and 'id="err-unit"' in r.text
 
 

@@ -1,0 +1,79 @@
+"""A roster uploaded by an administrator: checked (or imported) row by row, and the one-time download
+of the new accounts' initial passwords."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from fastapi import APIRouter, Request
+from starlette.datastructures import UploadFile
+from starlette.responses import Response
+
+from core_app.roster import format as roster_format
+from core_app.roster import importing
+from core_app.web.base import WebError, acting, form_of, said, text
+from core_app.web.render import page
+
+router = APIRouter(prefix="/app/accounts/import", include_in_schema=False)
+
+ADMINS = ("unit_admin", "sysadmin")
+GONE = WebError(404, "Tệp mật khẩu ban đầu không còn (đã tải hoặc hết hạn).",
+                "The initial passwords file is gone (downloaded already, or expired).")
+
+
+def _import_page(request: Request, status_code: int = 200, **ctx: object) -> Response:
+    header = ",".join(c.vi for c in roster_format.COLUMNS)
+    return page(request, "account_import.html", status_code=status_code, columns=roster_format.COLUMNS,
+                header=header, **{"form": {}, "errors": {}, "report": None, "credentials": None, **ctx})
+
+
+@router.get("")
+async def import_form(request: Request) -> Response:
+    async with acting(request, *ADMINS):
+        pass
+    return _import_page(request)
+
+
+@router.post("")
+async def import_roster(request: Request) -> Response:
+    form = await form_of(request)
+    reason = text(form, "reason") or ""
+    # "Check only" unless the import button was pressed: a stray submit never creates accounts.
+    dry_run = form.get("mode") != "import"
+    file = form.get("file")
+    errors: dict[str, tuple[str, str]] = {}
+    if not isinstance(file, UploadFile) or not file.filename:
+        errors["file"] = ("Hãy chọn tệp danh sách (.csv hoặc .xlsx).", "Choose the roster file (.csv or .xlsx).")
+    if not 5 <= len(reason) <= 500:
+        errors["reason"] = ("Hãy ghi lý do (5 đến 500 ký tự).", "Give a reason (5 to 500 characters).")
+    report = None
+    async with acting(request, *ADMINS) as (conn, actor):
+        if isinstance(file, UploadFile) and not errors:
+            data = await file.read(roster_format.MAX_BYTES + 1)
+            try:
+                report = await importing.from_upload(conn, actor, data, file.filename or "roster.csv", reason,
+                                                     dry_run, request.app.state.settings.secret_key)
+            except roster_format.RosterUnreadable as exc:
+                errors["file"] = said(exc.vi, exc.en)
+    got = report.as_json() if report else None
+    link = f"/app/accounts/import/{report.delivery}/credentials" if report and report.delivery else None
+    failed = bool(errors) or (got is not None and not got["ok"])
+    return _import_page(request, status_code=400 if failed else 200, form={"reason": reason}, errors=errors,
+                        report=got, credentials=link,
+                        filename=file.filename if isinstance(file, UploadFile) else None)
+
+
+@router.get("/{handle}/credentials")
+async def credentials(request: Request, handle: str) -> Response:
+    """The initial passwords of an import, for the administrator who ran it, once."""
+    try:
+        UUID(handle)
+    except ValueError:
+        raise GONE from None
+    async with acting(request, *ADMINS) as (conn, _):
+        got = await importing.take_credentials(conn, handle, request.app.state.settings.secret_key)
+    if got is None:
+        raise GONE
+    return Response(got, media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": 'attachment; filename="mat-khau-ban-dau.csv"',
+                             "Cache-Control": "no-store"})
