@@ -56,6 +56,9 @@ async def import_roster(request: Request) -> Response:
             except roster_format.RosterUnreadable as exc:
                 errors["file"] = said(exc.vi, exc.en)
     got = report.as_json() if report else None
+    if got:
+        for e in got["errors"]:
+            e["message"], e["message_en"] = said(e["message"], e["message_en"])
     link = f"/app/accounts/import/{report.delivery}/credentials" if report and report.delivery else None
     failed = bool(errors) or (got is not None and not got["ok"])
     return _import_page(request, status_code=400 if failed else 200, form={"reason": reason}, errors=errors,

@@ -142,7 +142,7 @@ def test_a_roster_is_checked_corrected_imported_and_its_passwords_downloaded_onc
     # The English page gives the English reasons.
     admin.get("/lang/en?next=/app/accounts/import")
     r = upload(admin, bad)
-    assert "unknown role(s): giam_doc" in r.text.split('id="import-errors"')[1].split("</table>")[0]
+    assert "Unknown role(s): giam_doc." in r.text.split('id="import-errors"')[1].split("</table>")[0]
     admin.get("/lang/vi?next=/app/accounts/import")
     good = roster(f"X00004,Nguyễn Văn An,an.{t},tiep_dan,0,an.{t}@thanhtra.gov.vn,0912345678",
                   f"X00008,Lê Văn Cường,cuong.{t},handling,0,,",
