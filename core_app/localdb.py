@@ -94,8 +94,6 @@ class LocalCluster:
         link = self.root / "pg"
         if link.is_symlink():
             return link.readlink().parent
-        if (link / "PG_VERSION").exists():
-            return self.root
         return server_dir(self.root)
 
     @property
@@ -139,13 +137,18 @@ class LocalCluster:
         if os.geteuid() == 0:
             pg = pwd.getpwnam("postgres")
             os.chown(self.socket_dir, pg.pw_uid, pg.pw_gid)
-        if not (self.root / "pg" / "PG_VERSION").exists():
+        # Data that `root` no longer leads to (its link was deleted to start over) is not used.
+        if not ((self.root / "pg").resolve() == self.datadir.resolve() and (self.datadir / "PG_VERSION").exists()):
             self._init()
         if not self.is_running():
             self._start()
         return self._provision()
 
     def _init(self) -> None:
+        link = self.root / "pg"
+        if self.server != self.root and link.is_dir() and not link.is_symlink():
+            raise LocalDbError(f"{link} is a data folder the postgres user cannot reach: move the checkout where "
+                               f"postgres can enter it, or stop that cluster and delete {link} to start over")
         if self.datadir.exists():
             # A folder left by an interrupted initdb, or the data of a folder that was deleted to
             # start over (its link and secrets are gone): it holds no data worth keeping.
@@ -172,7 +175,6 @@ class LocalCluster:
                 "log_min_duration_statement = 1000\n"
             )
         if self.server != self.root:
-            link = self.root / "pg"
             link.unlink(missing_ok=True)
             link.symlink_to(self.datadir, target_is_directory=True)
         # root reaches the superuser through peer auth mapped to postgres; nobody else does.
