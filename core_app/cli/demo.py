@@ -52,7 +52,8 @@ def load_demo(password: str, cases: int) -> bool:
     with connect("owner") as conn:
         made = 0
         for username, name, unit, roles, clearance in DEMO_ACCOUNTS:
-            made += insert_account(conn, username, name, unit, roles, clearance, password)
+            # Demo accounts show the product, not the enrolment: a year before they need a factor.
+            made += insert_account(conn, username, name, unit, roles, clearance, password, factor_grace_days=365)
         conn.commit()
         existing = conn.execute("SELECT count(*) AS n FROM kntc.case_file").fetchone()["n"]
     if existing == 0 and cases:

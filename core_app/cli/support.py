@@ -32,17 +32,22 @@ def temporary_password() -> str:
 
 
 def insert_account(conn: Connection[dict[str, Any]], username: str, full_name: str, unit: str, roles: list[str],
-                   clearance: int, password: str) -> bool:
-    """Create the account unless one has that username; True when it was created."""
+                   clearance: int, password: str, factor_grace_days: int = 14) -> bool:
+    """Create the account unless one has that username; True when it was created.
+
+    An account that must hold a second factor may log in with its password alone for
+    `factor_grace_days` (the rollout's grace, as for the accounts that existed before factors),
+    and is asked to enrol at each login; after that it needs its factor."""
     from core_app.security import hash_password
 
     unit_row = conn.execute("SELECT id FROM kntc.unit WHERE code = %s", (unit,)).fetchone()
     if unit_row is None:
         fail(f"no unit with code {unit!r} (see: kntc units --search NAME)")
     cur = conn.execute(
-        "INSERT INTO kntc.account (username, full_name, unit_id, roles, clearance, password_hash) "
-        "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (username) DO NOTHING RETURNING id",
-        (username, full_name, unit_row["id"], roles, clearance, hash_password(password)))
+        "INSERT INTO kntc.account (username, full_name, unit_id, roles, clearance, password_hash, factor_due_at) "
+        "VALUES (%s, %s, %s, %s, %s, %s, now() + make_interval(days => %s)) "
+        "ON CONFLICT (username) DO NOTHING RETURNING id",
+        (username, full_name, unit_row["id"], roles, clearance, hash_password(password), factor_grace_days))
     return cur.fetchone() is not None
 
 
@@ -68,8 +73,10 @@ def create_account(
     clearance: Annotated[int, typer.Option(min=0, max=2, help="0 normal, 1 confidential, 2 secret")] = 0,
     password: Annotated[str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True,
                                           envvar="KNTC_NEW_PASSWORD")] = "",
+    factor_grace_days: Annotated[int, typer.Option(min=0, max=365, help="days an account that needs a second "
+                                                   "factor may log in without one (it is asked to enrol)")] = 14,
 ) -> None:
-    """Create an officer account (as the owner role)."""
+    """Create an officer account (as the owner role); rosters: `kntc accounts import`."""
     import psycopg
 
     from core_app.security import password_problem
@@ -82,7 +89,8 @@ def create_account(
         fail(problem)
     with connect("owner") as conn:
         try:
-            created = insert_account(conn, username.lower(), full_name, unit, role, clearance, password)
+            created = insert_account(conn, username.lower(), full_name, unit, role, clearance, password,
+                                     factor_grace_days)
         except psycopg.errors.CheckViolation as exc:
             fail(f"invalid account ({exc.diag.constraint_name}): check the username and the role combination")
     console.print(f"account {username} {'created' if created else 'already exists'}")
