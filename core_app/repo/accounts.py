@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -95,7 +96,9 @@ async def login(conn: AsyncConnection[Any], username: str, password: str, hours:
         if now and row["locked_until"] > now["now"]:
             await _failed(conn, account_id, address)
             raise LoginFailed("locked")
-    ok, new_hash = security.verify_password(row["password_hash"] if row else None, password)
+    # argon2 is tens of milliseconds of CPU: in a thread (it releases the GIL), the worker's other
+    # requests are not held behind it and a worker's logins use every core.
+    ok, new_hash = await asyncio.to_thread(security.verify_password, row["password_hash"] if row else None, password)
     if row is None or not row["is_active"] or not ok:
         # Unknown names count as failures too: the budgets must not tell which accounts exist.
         await throttle.login_failed(conn, username, address)

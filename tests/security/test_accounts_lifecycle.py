@@ -3,7 +3,7 @@ abuse them: a bad roster, a roster twice, an administrator granting above their 
 their subtree, a disabled officer still holding a session, an officer on an initial password, the
 one-time passwords file in other hands, and the record of every change.
 
-Threat rows (runbooks/security.md): T48, T49, T50, T51, T52.
+Threat rows (runbooks/security.md): T48, T49, T50, T51, T52, T56.
 """
 
 from __future__ import annotations
