@@ -55,6 +55,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = kept
 
 
+def own_address() -> str:
+    """An address of the documentation range for one test client: the server trusts X-Real-IP from the
+    loopback proxy, so each test's failed logins spend its own budget (kntc.throttle), not the
+    budget every other test shares on 127.0.0.1."""
+    return f"2001:db8::{secrets.token_hex(2)}:{secrets.token_hex(2)}"
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, TEST_PASSWORD
+from tests.conftest import ROOT, TEST_PASSWORD, own_address
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SHOTS = ROOT / "test-output" / "screenshots"
@@ -41,7 +41,8 @@ def open_as(browser, server: str, make_account: Callable[..., str]) -> Iterator[
     contexts = []
 
     def make(unit: str | None = None, roles: list[str] | None = None, clearance: int = 0, lang: str = "vi"):
-        ctx = browser.new_context(base_url=server, viewport={"width": 1280, "height": 900}, locale="vi-VN")
+        ctx = browser.new_context(base_url=server, viewport={"width": 1280, "height": 900}, locale="vi-VN",
+                                  extra_http_headers={"X-Real-IP": own_address()})
         contexts.append(ctx)
         page = ctx.new_page()
         page.set_default_timeout(15_000)

@@ -8,14 +8,15 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from tests.conftest import TEST_PASSWORD
+from tests.conftest import TEST_PASSWORD, own_address
 
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
 
 class WebUser:
     def __init__(self, base: str) -> None:
-        self.client = httpx.Client(base_url=base, timeout=30, follow_redirects=False)
+        self.client = httpx.Client(base_url=base, timeout=30, follow_redirects=False,
+                                   headers={"X-Real-IP": own_address()})
         self.csrf = ""
 
     def get(self, url: str, **kw) -> httpx.Response:
