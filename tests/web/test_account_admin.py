@@ -1,6 +1,9 @@
 """The administrators' account pages: the directory with its filters and exports, an account's page
 and its actions, the roster upload and the one-time passwords file; tried also as an administrator
-of another unit, with a forged form, and as another administrator after the passwords file."""
+of another unit, with a forged form, and as another administrator after the passwords file.
+
+Threat rows (runbooks/security.md): T48, T49, T50, T52.
+"""
 
 from __future__ import annotations
 
@@ -94,6 +97,13 @@ def test_an_administrator_changes_an_account_with_a_reason(web_officer, web, mak
     assert again.get("/app/account/setup").status_code == 303  # its setup session ended too
     r = action(admin, name, "reset_factor", reason="Mất điện thoại")
     assert r.status_code == 200 and INITIAL.search(r.text)
+    # The same page in English: every label and button.
+    admin.get(f"/lang/en?next=/app/accounts/{name}")
+    main = admin.get(f"/app/accounts/{name}").text.split("<main>")[1]
+    for label in ("Reset the second factor", "Reason", "Open sessions", "initial password, not changed yet",
+                  "End every session"):
+        assert label in main, label
+    assert not {"Lý do", "Ngừng hoạt động", "Mật khẩu"} & set(re.findall(r">([^<]+)<", main))
 
 
 def test_another_units_administrator_gets_not_found_for_an_account_outside_their_area(web_officer, make_account,

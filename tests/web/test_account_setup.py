@@ -1,6 +1,9 @@
 """The officer's own account in the pages: the first login's setup (password, second factor, recovery
 codes), the login with a code, the account page with its sessions; and what a setup session, a
-forged form or another officer's session handle cannot do."""
+forged form or another officer's session handle cannot do.
+
+Threat rows (runbooks/security.md): T51, T52, T53, T54.
+"""
 
 from __future__ import annotations
 
@@ -172,6 +175,10 @@ def test_a_full_session_changes_its_password_and_enrols_from_the_account_page(we
     page = user.get("/app/account")
     assert "Đã đăng ký" in page.text and 'id="factor-reminder"' not in page.text
     assert 'id="factor-reminder"' not in user.get("/app").text
+    user.get("/lang/en?next=/app/account")
+    main = user.get("/app/account").text.split("<main>")[1]
+    for label in ("My account", "Change your password", "Enrol again", "Your sessions", "This session"):
+        assert label in main, label
     r = user.post("/app/account/password", {"current_password": "Test-password-2026", "new_password": STRONG,
                                             "confirm_password": STRONG})
     assert r.status_code == 303 and r.headers["location"] == "/app/account?done=password"
