@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import re
 import secrets
 from collections.abc import Iterable
@@ -44,10 +45,19 @@ def verify_password(stored: str | None, password: str) -> tuple[bool, str | None
     try:
         OFFICER_HASHER.verify(stored or _DUMMY_HASH, password)
     except (VerificationError, InvalidHashError):
+        if stored and _is_initial(stored):
+            with contextlib.suppress(VerificationError, InvalidHashError):
+                OFFICER_HASHER.verify(_DUMMY_HASH, password)
         return False, None
     if stored is None:
         return False, None
-    if _is_initial(stored) or not OFFICER_HASHER.check_needs_rehash(stored):
+    if _is_initial(stored):
+        # A cheap hash answers faster than the rest: spend the usual cost, so that the time of an
+        # answer does not tell which accounts are still on their initial password.
+        with contextlib.suppress(VerificationError, InvalidHashError):
+            OFFICER_HASHER.verify(_DUMMY_HASH, password)
+        return True, None
+    if not OFFICER_HASHER.check_needs_rehash(stored):
         return True, None
     return True, OFFICER_HASHER.hash(password)
 

@@ -6,12 +6,15 @@ as from a full one; when nothing is left to set up, the database makes the sessi
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from psycopg import AsyncConnection
 
-from core_app import factor, security
+from core_app import factor, security, throttle
+
+T = TypeVar("T")
 
 
 class SetupRefused(Exception):
@@ -22,8 +25,21 @@ class SetupRefused(Exception):
 
 NO_SESSION = SetupRefused(401, "session_expired", "Phiên đăng nhập đã hết hạn; hãy đăng nhập lại.",
                           "your session has expired: log in again")
-WRONG_PASSWORD = SetupRefused(400, "wrong_password", "Mật khẩu hiện tại không đúng.",
-                              "the current password is wrong", "current_password")
+def wrong_password() -> SetupRefused:
+    return SetupRefused(400, "wrong_password", "Mật khẩu hiện tại không đúng.", "the current password is wrong",
+                        "current_password")
+
+
+async def committed(db: Any, work: Callable[[AsyncConnection[Any]], Awaitable[T]]) -> T:
+    """`work` in a transaction of the login role that commits even when `work` refuses: a wrong
+    current password must be counted (core_app/throttle.py) although the change is refused."""
+    failure: SetupRefused | None = None
+    async with db.auth_transaction() as conn:
+        try:
+            return await work(conn)
+        except SetupRefused as exc:
+            failure = exc
+    raise failure
 
 
 async def whose(conn: AsyncConnection[Any], token: str | None) -> dict[str, Any]:
@@ -46,16 +62,20 @@ def pending(row: dict[str, Any]) -> dict[str, Any]:
             "factor_enrolled": bool(row["factor_enrolled"]), "factor_required": bool(row["factor_required"])}
 
 
-async def _check_current(row: dict[str, Any], password: str) -> None:
+async def _check_current(conn: AsyncConnection[Any], row: dict[str, Any], password: str, address: str) -> None:
+    """The current password, counted like a login: a stolen session must not become a way to guess it."""
+    await throttle.before_login(conn, row["username"], address)
     ok, _ = await asyncio.to_thread(security.verify_password, row["password_hash"], password)
     if not ok:
-        raise WRONG_PASSWORD
+        await throttle.login_failed(conn, row["username"], address)
+        await conn.execute("SELECT kntc.record_login_failure(%s, %s)", (row["account_id"], address))
+        raise wrong_password()
 
 
-async def change_password(conn: AsyncConnection[Any], token: str | None, current: str, new: str,
+async def change_password(conn: AsyncConnection[Any], token: str | None, current: str, new: str, address: str,
                           context: tuple[str, ...] = ()) -> dict[str, Any]:
     row = await whose(conn, token)
-    await _check_current(row, current)
+    await _check_current(conn, row, current, address)
     if new == current:
         raise SetupRefused(400, "same_password", "Mật khẩu mới phải khác mật khẩu hiện tại.",
                            "the new password must differ from the current one", "new_password")
@@ -75,11 +95,12 @@ class Enrolment:
     qr_svg: str
 
 
-async def factor_begin(conn: AsyncConnection[Any], token: str | None, password: str, secret_key: str) -> Enrolment:
+async def factor_begin(conn: AsyncConnection[Any], token: str | None, password: str, secret_key: str,
+                       address: str) -> Enrolment:
     """A new secret, pending until a code it produced confirms it. The current password is asked
     even in a live session: a borrowed browser must not be able to bind its own phone."""
     row = await whose(conn, token)
-    await _check_current(row, password)
+    await _check_current(conn, row, password, address)
     secret = factor.new_secret()
     await conn.execute("SELECT kntc.factor_begin(%s, %s)",
                        (token, factor.seal(secret_key, secret, row["account_id"])))

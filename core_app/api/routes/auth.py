@@ -57,17 +57,18 @@ async def setup_state(request: Request) -> dict[str, Any]:
 @router.post("/password")
 async def change_password(body: PasswordChangeIn, request: Request) -> dict[str, Any]:
     """Change your own password (the current one is asked). Every other session of the account ends."""
-    async with database(request).auth_transaction() as conn:
-        return {"setup": await account_setup.change_password(conn, token_of(request), body.current_password,
-                                                             body.new_password)}
+    address = throttle.client_address(request)
+    setup = await account_setup.committed(database(request), lambda conn: account_setup.change_password(
+        conn, token_of(request), body.current_password, body.new_password, address))
+    return {"setup": setup}
 
 
 @router.post("/factor/begin")
 async def factor_begin(body: FactorBeginIn, request: Request) -> dict[str, Any]:
     """Start enrolling a TOTP app: scan `qr_svg` (or type `secret`), then confirm with a code."""
-    async with database(request).auth_transaction() as conn:
-        got = await account_setup.factor_begin(conn, token_of(request), body.password,
-                                               request.app.state.settings.secret_key)
+    address = throttle.client_address(request)
+    got = await account_setup.committed(database(request), lambda conn: account_setup.factor_begin(
+        conn, token_of(request), body.password, request.app.state.settings.secret_key, address))
     return {"secret": got.secret, "otpauth_uri": got.uri, "qr_svg": got.qr_svg}
 
 

@@ -496,8 +496,11 @@ DECLARE
     a kntc.actor := kntc.actor();
     id uuid;
 BEGIN
-    IF a.account_id IS NULL THEN
-        RAISE EXCEPTION 'no live session' USING ERRCODE = 'insufficient_privilege';
+    IF a.account_id IS NULL OR NOT (a.roles && ARRAY['unit_admin', 'sysadmin']) THEN
+        RAISE EXCEPTION 'only an administrator receives initial passwords' USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    IF length(p_sealed) > 4 * 1024 * 1024 THEN
+        RAISE EXCEPTION 'too large' USING ERRCODE = 'program_limit_exceeded';
     END IF;
     DELETE FROM kntc.roster_delivery d WHERE d.expires_at < now();
     INSERT INTO kntc.roster_delivery (account_id, sealed) VALUES (a.account_id, p_sealed) RETURNING roster_delivery.id
