@@ -9,12 +9,15 @@ account page with its sessions needs a full session and goes through the gate li
 from __future__ import annotations
 
 import re
-from typing import Any
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse
 from starlette.responses import Response
 
+from core_app import throttle
 from core_app.repo import account_admin, account_setup, accounts
 from core_app.web import guard
 from core_app.web.base import WebError, acting, form_of, login_url, said, text
@@ -25,6 +28,7 @@ router = APIRouter(prefix="/app/account", include_in_schema=False)
 HANDLE = re.compile(r"^[0-9a-f]{18}$")
 REQUIRED = ("Bắt buộc nhập.", "Required.")
 SETUP = "/app/account/setup"
+T = TypeVar("T")
 
 
 def _token(request: Request) -> str | None:
@@ -84,12 +88,36 @@ async def setup(request: Request) -> Response:
     return await _step_page(request, row, "password" if todo["password_change"] else "factor_password")
 
 
+@dataclass(frozen=True)
+class Refusal:
+    status: int
+    code: str
+    field: str | None
+    message: tuple[str, str]
+
+
+async def _attempt(request: Request, work: Callable[[Any, str | None, str], Awaitable[T]]) -> T | Refusal:
+    """`work(conn, token, address)` as the login role, committed even when refused (a wrong current
+    password counts like a failed login); a refusal, the throttle's included, as a Refusal."""
+    token, address = _token(request), guard.client_address(request)
+    try:
+        return await account_setup.committed(request.app.state.db, lambda conn: work(conn, token, address))
+    except account_setup.SetupRefused as exc:
+        return Refusal(exc.status, exc.code, exc.field, said(exc.vi, exc.en))
+    except throttle.Throttled as exc:
+        return Refusal(429, exc.code, None, said(exc.vi, exc.en))
+
+
 @router.post("/password")
 async def change_password(request: Request) -> Response:
     form = await form_of(request)
     # Passwords as typed: a space at either end is part of a passphrase.
     current, new, again = (str(form.get(k) or "") for k in ("current_password", "new_password", "confirm_password"))
+    row = await _whose(request)
+    if row is None:
+        return _to_login()
     errors: dict[str, tuple[str, str]] = {}
+    status = 400
     if not current:
         errors["current_password"] = REQUIRED
     if not new:
@@ -97,45 +125,42 @@ async def change_password(request: Request) -> Response:
     elif new != again:
         errors["confirm_password"] = ("Mật khẩu nhập lại không khớp.", "The two new passwords differ.")
     todo: dict[str, Any] = {}
-    async with request.app.state.db.auth_transaction() as conn:
-        try:
-            row = await account_setup.whose(conn, _token(request))
-            if not errors:
-                todo = await account_setup.change_password(conn, _token(request), current, new)
-        except account_setup.SetupRefused as exc:
-            if exc.code == "session_expired":
+    if not errors:
+        got = await _attempt(request, lambda conn, token, address: account_setup.change_password(
+            conn, token, current, new, address))
+        if isinstance(got, Refusal):
+            if got.code == "session_expired":
                 return _to_login()
-            errors[exc.field or "_form"] = said(exc.vi, exc.en)
+            status, errors = got.status, {got.field or "_form": got.message}
+        else:
+            todo = got
     if errors:
         if row["purpose"] == "setup":
-            return await _step_page(request, row, "password", status_code=400, errors=errors)
-        return await _own_page(request, status_code=400, password_errors=errors)
+            return await _step_page(request, row, "password", status_code=status, errors=errors)
+        return await _own_page(request, status_code=status, password_errors=errors)
     if row["purpose"] == "full":
         return RedirectResponse("/app/account?done=password", status_code=303)
     # Every other session of the account has just ended; this one is full once nothing is left.
-    left = todo["password_change"] or todo["factor_enrolment"]
-    return RedirectResponse(SETUP if left else "/app", status_code=303)
+    return RedirectResponse(SETUP if todo["password_change"] or todo["factor_enrolment"] else "/app", status_code=303)
 
 
 @router.post("/factor/begin")
 async def factor_begin(request: Request) -> Response:
     form = await form_of(request)
     password = str(form.get("password") or "")
-    error: tuple[str, str] | None = REQUIRED if not password else None
-    async with request.app.state.db.auth_transaction() as conn:
-        try:
-            row = await account_setup.whose(conn, _token(request))
-            if error is None:
-                got = await account_setup.factor_begin(conn, _token(request), password,
-                                                       request.app.state.settings.secret_key)
-        except account_setup.SetupRefused as exc:
-            if exc.code == "session_expired":
-                return _to_login()
-            error = said(exc.vi, exc.en)
-    if error is not None:
+    row = await _whose(request)
+    if row is None:
+        return _to_login()
+    key = request.app.state.settings.secret_key
+    got = await _attempt(request, lambda conn, token, address: account_setup.factor_begin(
+        conn, token, password, key, address)) if password else Refusal(400, "required", "password", REQUIRED)
+    if isinstance(got, Refusal):
+        if got.code == "session_expired":
+            return _to_login()
         if row["purpose"] == "setup":
-            return await _step_page(request, row, "factor_password", status_code=400, errors={"password": error})
-        return await _own_page(request, status_code=400, factor_error=error)
+            return await _step_page(request, row, "factor_password", status_code=got.status,
+                                    errors={"password": got.message})
+        return await _own_page(request, status_code=got.status, factor_error=got.message)
     return await _step_page(request, row, "factor_scan", enrolment=got)
 
 
@@ -143,23 +168,22 @@ async def factor_begin(request: Request) -> Response:
 async def factor_confirm(request: Request) -> Response:
     form = await form_of(request)
     code = (text(form, "code") or "")[:32]
-    refused: account_setup.SetupRefused | None = None
-    async with request.app.state.db.auth_transaction() as conn:
-        try:
-            before = await account_setup.whose(conn, _token(request))
-            codes, todo = await account_setup.factor_confirm(conn, _token(request), code,
-                                                             request.app.state.settings.secret_key)
-            # The setup may be complete: the session is a full one now.
-            row = await account_setup.whose(conn, _token(request))
-        except account_setup.SetupRefused as exc:
-            refused = exc
-    if refused is not None:
-        if refused.code == "session_expired":
+    before = await _whose(request)
+    if before is None:
+        return _to_login()
+    key = request.app.state.settings.secret_key
+    got = await _attempt(request, lambda conn, token, _: account_setup.factor_confirm(conn, token, code, key))
+    if isinstance(got, Refusal):
+        if got.code == "session_expired":
             return _to_login()
         # Without an enrolment under way the officer starts again from the password.
-        step, field = ("factor_password", "password") if refused.code == "no_enrolment" else ("factor_confirm", "code")
-        return await _step_page(request, before, step, status_code=refused.status,
-                                errors={field: said(refused.vi, refused.en)})
+        step, field = ("factor_password", "password") if got.code == "no_enrolment" else ("factor_confirm", "code")
+        return await _step_page(request, before, step, status_code=got.status, errors={field: got.message})
+    codes, todo = got
+    # The setup may be complete: the session is then a full one.
+    row = await _whose(request)
+    if row is None:
+        return _to_login()
     if todo["password_change"] or todo["factor_enrolment"]:
         next_url = SETUP
     else:

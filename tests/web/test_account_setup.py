@@ -182,3 +182,19 @@ def test_a_full_session_changes_its_password_and_enrols_from_the_account_page(we
     r = user.post("/app/account/password", {"current_password": "Test-password-2026", "new_password": STRONG,
                                             "confirm_password": STRONG})
     assert r.status_code == 303 and r.headers["location"] == "/app/account?done=password"
+
+
+def test_a_borrowed_session_cannot_guess_the_current_password(web, make_account):
+    user = web()
+    user.login(make_account("X00004", ["handling"]))
+    user.get("/app/account")
+    statuses = []
+    while 429 not in statuses and len(statuses) < 8:
+        r = user.post("/app/account/password", {"current_password": f"doan-thu-{len(statuses)}",
+                                                "new_password": STRONG, "confirm_password": STRONG})
+        statuses.append(r.status_code)
+    # Counted like failed logins: a few tries, then a wait before any password is checked.
+    assert statuses[:3] == [400] * 3 and statuses[-1] == 429, statuses
+    assert "thử lại" in r.text and 'id="password-form"' in r.text
+    r = user.post("/app/account/factor/begin", {"password": "Test-password-2026"})
+    assert r.status_code == 429 and 'id="err-password"' in r.text
