@@ -35,8 +35,8 @@ def _token(request: Request) -> str | None:
     return request.cookies.get(guard.SESSION_COOKIE)
 
 
-def _to_login(next_url: str = SETUP) -> Response:
-    resp = RedirectResponse(login_url(next_url, "expired"), status_code=303)
+def _to_login() -> Response:
+    resp = RedirectResponse(login_url(SETUP, "expired"), status_code=303)
     resp.delete_cookie(guard.SESSION_COOKIE, path="/")
     return resp
 
@@ -56,7 +56,9 @@ async def _step_page(request: Request, row: dict[str, Any], step: str, status_co
         # A full session's page carries the menu, which needs the gate's actor.
         async with acting(request):
             pass
-    return page(request, "account_setup.html", status_code=status_code, step=step, me=row,
+    # Only what the page shows: the row also holds the password's hash and the sealed secrets.
+    me = {k: row[k] for k in ("username", "full_name", "factor_required", "factor_enrolled")}
+    return page(request, "account_setup.html", status_code=status_code, step=step, me=me,
                 todo=account_setup.pending(row), in_setup=row["purpose"] == "setup",
                 setup_user=row["full_name"] if row["purpose"] == "setup" else None,
                 errors=ctx.pop("errors", {}), **ctx)
