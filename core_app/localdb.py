@@ -63,8 +63,13 @@ def server_dir(folder: Path) -> Path:
     named for `folder`'s path, so that each checkout (and each test port) has its own."""
     if postgres_reaches(folder.parent):
         return folder
-    digest = hashlib.sha256(str(folder.resolve()).encode()).hexdigest()[:16]
+    digest = hashlib.sha256(str(_named(folder)).encode()).hexdigest()[:16]
     return SERVER_BASE / digest
+
+
+def _named(folder: Path) -> Path:
+    # The folder's own path, not where it leads: a folder may become a link to its server folder.
+    return folder.parent.resolve() / folder.name
 
 
 def make_server_dir(path: Path, origin: Path) -> None:
@@ -75,7 +80,7 @@ def make_server_dir(path: Path, origin: Path) -> None:
     else:
         SERVER_BASE.mkdir(mode=0o755, exist_ok=True)
         path.mkdir(mode=0o700, exist_ok=True)
-        (path / "origin").write_text(f"{origin.resolve()}\n")
+        (path / "origin").write_text(f"{_named(origin)}\n")
     if os.geteuid() == 0:
         pg = pwd.getpwnam("postgres")
         os.chown(path, pg.pw_uid, pg.pw_gid)

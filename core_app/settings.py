@@ -29,7 +29,7 @@ class OperatorSettings(BaseSettings):
     readonly_database_url: str | None = None
     # A session unused this long is closed, for the API and the web pages alike (tests use seconds).
     # The database ends a session idle longer than kntc.session_idle_ceiling() (1800 s) whatever this says.
-    idle_seconds: int = Field(1800, ge=1, le=1800)
+    idle_seconds: int = Field(default=1800, ge=1, le=1800)
     # Every wait is bounded (milliseconds): a statement, a lock, a transaction left open by a request.
     statement_timeout_ms: int = Field(default=15_000, ge=100)
     lock_timeout_ms: int = Field(default=5_000, ge=100)

@@ -82,9 +82,10 @@ def up(workdir: Path, port: int, stanza: str = "kntc-sandbox", scratch_port: int
     if created:
         proc.run([cfg.pg_bin / "psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", cfg.pg_socket, "-p", str(port),
                   "-d", "postgres", "-c", "CREATE DATABASE kntc"], check=True, what="createdb")
+        # On standard input: postgres may not be able to read the checkout (root's home, mode 0700).
         proc.run([cfg.pg_bin / "psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-v", f"scale={int(scale)}",
-                  "-h", cfg.pg_socket, "-p", str(port), "-d", "kntc", "-f", SCHEMA], timeout=600, check=True,
-                 what="schema")
+                  "-h", cfg.pg_socket, "-p", str(port), "-d", "kntc", "-f", "-"], timeout=600, check=True,
+                 what="schema", input_text=SCHEMA.read_text())
         pgbr = PgBackRest(cfg)
         pgbr.stanza_create()
         pgbr.check()

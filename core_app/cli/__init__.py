@@ -3,8 +3,8 @@
 Each module holds the commands of one concern and a Typer `app`; this file puts them together.
 A module's plain commands join the top level (`app.add_typer(module.app)`), a group gets a name
 (`app.add_typer(module.app, name="local")` makes `kntc local ...`). The modules import
-`core_app.cli.common`, never this package, and import psycopg, alembic and the app lazily, inside
-their commands, so that `kntc --help` stays fast.
+`core_app.cli.common` (and each other), never `core_app.cli` itself, and import psycopg, alembic and
+the app lazily, inside their commands, so that `kntc --help` stays fast.
 """
 
 from __future__ import annotations

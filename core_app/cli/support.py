@@ -42,7 +42,7 @@ def insert_account(conn: Connection[dict[str, Any]], username: str, full_name: s
 
     unit_row = conn.execute("SELECT id FROM kntc.unit WHERE code = %s", (unit,)).fetchone()
     if unit_row is None:
-        fail(f"no unit with code {unit!r} (see: kntc units --search NAME)")
+        fail(f"no current unit with code {unit!r} (find it: GET /api/units?q=PART_OF_THE_NAME)")
     cur = conn.execute(
         "INSERT INTO kntc.account (username, full_name, unit_id, roles, clearance, password_hash, factor_due_at) "
         "VALUES (%s, %s, %s, %s, %s, %s, now() + make_interval(days => %s)) "

@@ -42,10 +42,14 @@ def work_dir() -> Path:
         work.mkdir(parents=True, exist_ok=True)
         return work
     make_server_dir(work, wanted)
-    if not wanted.is_symlink():  # a folder left by a run that failed for want of this one
-        wanted.parent.mkdir(parents=True, exist_ok=True)
-        shutil.rmtree(wanted, ignore_errors=True)
-        wanted.symlink_to(work, target_is_directory=True)
+    if wanted.is_symlink() and wanted.readlink() == work:
+        return work
+    # Where a run left something else: a folder from before, or a link elsewhere.
+    if wanted.is_symlink():
+        wanted.unlink()
+    shutil.rmtree(wanted, ignore_errors=True)
+    wanted.parent.mkdir(parents=True, exist_ok=True)
+    wanted.symlink_to(work, target_is_directory=True)
     return work
 
 
