@@ -39,7 +39,12 @@ FINGERPRINTS: dict[str, str] = {
     "record_access": "6ac94b5b93523fa7ee5112f8e914aece036b86dd71eecea667993785d5fb4d2b",
     "record_declassification": "c29a4c9b8c01a5552dad6b7d22bd3153d988fe884252b485bdec4d71827253df",
     "record_login_failure": "72b5006a422ba288628feda8ede9ae5a69dbcb7bc83111e50e39e7f32ddba8e7",
-    "session_open": "740af9ef089a535022d939781065981fe0e4f6e05dbdcf04f3d2b945d1f3d258",
+    "session_open": "f28a23b0a370285f0e6ee74b564336f0cc33ba7be204e681882d457aa30bc000",
+    "account_admin": "26633f92cb435aab53cb8958d57715b8a423d27474a2496bf49a8eb152ebd9bd",
+    "record_account_import": "18102a7c629ec8a88767a472c00b8ab51615d3eb734ad75be2fb9d31ca361add",
+    "password_set": "851315fee80a4fe2ed6a0316776f46679d058b5a3e2c4f8a31a568cf8fb65bcb",
+    "factor_confirm": "6ad3d94a5d07a301ec9cfbc7e596d673f58e0fa441eb2ce2cf537d8516e55ef9",
+    "session_end": "96382e477374d2989f386a8d6dff2cf1f7219770ff314ed61e5819834a8ea420",
     "session_max_hours": "67aa538c4ea54423d4f430057ad18bb19767c76cc8368286396c7f578008e44e",
 }
 
