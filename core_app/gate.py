@@ -20,7 +20,7 @@ from core_app.domain import workflow
 
 SESSION_COOKIE = "kntc_session"
 
-Reason = Literal["login_required", "session_expired", "idle", "role_not_allowed"]
+Reason = Literal["login_required", "session_expired", "idle", "role_not_allowed", "setup_required"]
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,7 @@ class Refused(Exception):
 
     @property
     def status(self) -> int:
-        return 403 if self.reason == "role_not_allowed" else 401
+        return 403 if self.reason in ("role_not_allowed", "setup_required") else 401
 
 
 def token_of(request: Request) -> str | None:
@@ -90,6 +90,9 @@ async def acting(request: Request, *roles: str) -> AsyncIterator[tuple[AsyncConn
                 require(actor, *roles)
             yield conn, actor
             return
+    if state == "setup":
+        # An initial password or a factor to enrol: the session may only finish its setup.
+        raise Refused("setup_required")
     if state == "idle":
         # Closed in a transaction of its own: the refusal must not roll the closing back.
         async with db.transaction() as conn:

@@ -16,6 +16,8 @@ from core_app.db_errors import body
 from core_app.db_errors import describe as _db_message
 from core_app.domain.workflow import TransitionRefused
 from core_app.gate import Refused
+from core_app.repo.account_admin import AdminRefused
+from core_app.repo.account_setup import SetupRefused
 from core_app.repo.accounts import LoginFailed
 from core_app.repo.cases import Conflict, Invalid, NotFound
 
@@ -45,6 +47,11 @@ def refusal(exc: Refused) -> ORJSONResponse:
     if exc.reason == "role_not_allowed":
         return ORJSONResponse(body("role_not_allowed", "Tài khoản không có vai trò được phép.",
                                    f"your account needs one of the roles: {', '.join(exc.roles)}"), status_code=403)
+    if exc.reason == "setup_required":
+        return ORJSONResponse(body("setup_required", "Hãy đổi mật khẩu ban đầu (và đăng ký xác thực hai lớp nếu được "
+                                   "yêu cầu) trước khi làm việc khác.", "change your initial password (and enrol a "
+                                   "second factor if asked) before anything else", setup="/api/auth/password"),
+                              status_code=403)
     vi, en = REFUSALS[exc.reason]
     return ORJSONResponse(body(exc.reason, vi, en), status_code=401)
 
@@ -98,12 +105,16 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(LoginFailed)
     async def login_failed(_: Request, exc: LoginFailed) -> ORJSONResponse:
-        if exc.locked:
-            return ORJSONResponse(body("account_locked", "Tài khoản đang bị khóa; hãy liên hệ quản trị đơn vị.",
-                                       "the account is locked: ask your unit administrator"),
-                                  status_code=423)
-        return ORJSONResponse(body("login_failed", "Tên đăng nhập hoặc mật khẩu không đúng.",
-                                   "wrong username or password"), status_code=401)
+        code = {"failed": "login_failed", "locked": "account_locked"}.get(exc.kind, exc.kind)
+        return ORJSONResponse(body(code, exc.vi, exc.en), status_code=exc.status)
+
+    @app.exception_handler(SetupRefused)
+    async def setup_refused(_: Request, exc: SetupRefused) -> ORJSONResponse:
+        return ORJSONResponse(body(exc.code, exc.vi, exc.en, field=exc.field), status_code=exc.status)
+
+    @app.exception_handler(AdminRefused)
+    async def admin_refused(_: Request, exc: AdminRefused) -> ORJSONResponse:
+        return ORJSONResponse(body(exc.code, exc.vi, exc.en, field=exc.field), status_code=exc.status)
 
     @app.exception_handler(psycopg.Error)
     async def database(_: Request, exc: psycopg.Error) -> ORJSONResponse:

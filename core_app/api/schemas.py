@@ -24,6 +24,22 @@ class Strict(BaseModel):
 class LoginIn(Strict):
     username: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
     password: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+    code: Annotated[str, StringConstraints(strip_whitespace=True, max_length=32)] | None = Field(
+        None, description="the second factor: 6 digits from the app, or a recovery code")
+
+
+class PasswordChangeIn(Strict):
+    current_password: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+    new_password: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+
+
+class FactorBeginIn(Strict):
+    password: Annotated[str, StringConstraints(min_length=1, max_length=256)] = Field(
+        description="your current password")
+
+
+class FactorConfirmIn(Strict):
+    code: Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[0-9 ]{6,7}$")]
 
 
 class LookupIn(Strict):
@@ -119,4 +135,14 @@ class AccountIn(Strict):
     unit: UnitCode
     roles: list[Role] = Field(min_length=1)
     clearance: int = Field(0, ge=0, le=2)
-    password: Annotated[str, StringConstraints(min_length=10, max_length=256)]
+    email: Annotated[str, StringConstraints(strip_whitespace=True, max_length=254)] | None = None
+    phone: Annotated[str, StringConstraints(strip_whitespace=True, max_length=20)] | None = None
+
+
+class AccountActionIn(Strict):
+    action: Literal["disable", "enable", "set_roles", "set_unit", "set_clearance", "reset_password", "reset_factor",
+                    "end_sessions"]
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=5, max_length=500)]
+    roles: list[Role] | None = Field(None, min_length=1, description="for set_roles")
+    unit: UnitCode | None = Field(None, description="for set_unit")
+    clearance: int | None = Field(None, ge=0, le=2, description="for set_clearance")

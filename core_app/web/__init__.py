@@ -46,6 +46,8 @@ def refusal(request: Request, exc: Refused) -> Response:
         return page(request, "error.html", status_code=403,
                     error=WebError(403, "Tài khoản không có quyền vào trang này.",
                                    "Your account may not open this page."))
+    if exc.reason == "setup_required":
+        return RedirectResponse("/app/account/setup", status_code=303)
     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     resp = RedirectResponse(login_url(target, REFUSAL_REASONS[exc.reason]), status_code=303)
     resp.delete_cookie(guard.SESSION_COOKIE, path="/")
