@@ -23,7 +23,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from core_app.settings import Settings
-from core_app.waits import session_options
+from core_app.waits import CONNECT_TIMEOUT_S, app_options
 
 # set_config, the idle check and the actor lookup in one round trip. kntc.actor() is STABLE and
 # sees the statement's snapshot, so it runs only when kntc.session_begin() found the session live.
@@ -73,11 +73,6 @@ async def _checked(pool: AsyncConnectionPool) -> AsyncIterator[AsyncConnection[A
         await pool.putconn(conn)
 
 
-def app_options(settings: Settings) -> str:
-    return session_options(settings.statement_timeout_ms, settings.lock_timeout_ms,
-                           settings.idle_in_transaction_timeout_ms)
-
-
 class Database:
     def __init__(self, settings: Settings) -> None:
         options = app_options(settings)
@@ -86,7 +81,7 @@ class Database:
             min_size=settings.pool_min,
             max_size=settings.pool_max,
             kwargs={"row_factory": dict_row, "prepare_threshold": 0, "autocommit": False, "options": options,
-                    "connect_timeout": 10},
+                    "connect_timeout": CONNECT_TIMEOUT_S},
             open=False,
             timeout=settings.pool_timeout_s,
             reset=_mark_returned,
@@ -96,7 +91,7 @@ class Database:
             min_size=1,
             max_size=4,
             kwargs={"row_factory": dict_row, "prepare_threshold": 0, "autocommit": False, "options": options,
-                    "connect_timeout": 10},
+                    "connect_timeout": CONNECT_TIMEOUT_S},
             open=False,
             timeout=settings.pool_timeout_s,
             reset=_mark_returned,

@@ -5,10 +5,15 @@ system user (from Debian's postgresql-common). The superuser is reached only thr
 cluster's own Unix socket with peer authentication; the application roles use TCP on loopback
 with scram-sha-256 and passwords generated here, kept in `secrets.env` (mode 0600) beside the
 data, never in the repository.
+
+The postgres user must reach the data folder: a checkout under /root (mode 0700) is out of its
+reach, so there the server's files (data, socket, log) go to /var/lib/kntc-local/<hash of the
+folder>/ instead, and `pg` in the folder links to them (see `server_dir`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pwd
 import secrets
@@ -17,6 +22,7 @@ import socket
 import subprocess
 import time
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 PG_BIN = Path(os.environ.get("KNTC_PG_BIN", "/usr/lib/postgresql/15/bin"))
@@ -24,23 +30,79 @@ PG_BIN = Path(os.environ.get("KNTC_PG_BIN", "/usr/lib/postgresql/15/bin"))
 ROLES = ("kntc_owner", "kntc_app", "kntc_readonly", "kntc_auth")
 
 
+# Where the server's files go when the postgres user cannot reach the folder they belong to.
+SERVER_BASE = Path("/var/lib/kntc-local")
+
+
 class LocalDbError(RuntimeError):
     """A problem with the embedded cluster, said in one line."""
 
 
+def _as_postgres(args: list[str | Path]) -> subprocess.CompletedProcess[str]:
+    cmd = [str(a) for a in args]
+    if os.geteuid() == 0:
+        cmd = ["runuser", "-u", "postgres", "--", *cmd]
+    # From "/": initdb and pg_ctl stop if they cannot read the directory they were started in.
+    return subprocess.run(cmd, text=True, capture_output=True, cwd="/")
+
+
+def postgres_reaches(path: Path) -> bool:
+    """Whether the postgres user can enter `path`, or the nearest folder above it that exists
+    (every folder on the way searchable by postgres; ACLs count, as the kernel decides)."""
+    if os.geteuid() != 0:
+        return True  # the server runs as the caller, who is already here
+    existing = path.absolute()
+    while not existing.exists():
+        existing = existing.parent
+    return _as_postgres(["test", "-x", existing]).returncode == 0
+
+
+def server_dir(folder: Path) -> Path:
+    """The folder for the files the postgres user owns on behalf of `folder` (a data folder in a
+    checkout): `folder` itself when postgres can reach where it is, else a folder of SERVER_BASE
+    named for `folder`'s path, so that each checkout (and each test port) has its own."""
+    if postgres_reaches(folder.parent):
+        return folder
+    digest = hashlib.sha256(str(folder.resolve()).encode()).hexdigest()[:16]
+    return SERVER_BASE / digest
+
+
+def make_server_dir(path: Path, origin: Path) -> None:
+    """Create `path` (from server_dir) for postgres: its own, mode 0700. A folder of SERVER_BASE
+    says which folder it serves (in `origin`), for whoever cleans up."""
+    if path == origin:
+        path.mkdir(parents=True, exist_ok=True)
+    else:
+        SERVER_BASE.mkdir(mode=0o755, exist_ok=True)
+        path.mkdir(mode=0o700, exist_ok=True)
+        (path / "origin").write_text(f"{origin.resolve()}\n")
+    if os.geteuid() == 0:
+        pg = pwd.getpwnam("postgres")
+        os.chown(path, pg.pw_uid, pg.pw_gid)
+
+
 @dataclass(frozen=True)
 class LocalCluster:
-    root: Path  # e.g. .data/local
+    root: Path  # e.g. .data/local: secrets.env, and pg (the data folder, or a link to it)
     port: int
     database: str = "kntc"
 
+    @cached_property
+    def server(self) -> Path:
+        """The folder of the server's own files (data, socket, log): `root`, or the one of
+        SERVER_BASE that `root/pg` links to (see server_dir)."""
+        link = self.root / "pg"
+        if link.is_symlink():
+            return link.readlink().parent
+        return server_dir(self.root)
+
     @property
     def datadir(self) -> Path:
-        return self.root / "pg"
+        return self.server / "pg"
 
     @property
     def socket_dir(self) -> Path:
-        return self.root / "socket"
+        return self.server / "socket"
 
     @property
     def secrets_file(self) -> Path:
@@ -48,17 +110,11 @@ class LocalCluster:
 
     @property
     def log_file(self) -> Path:
-        return self.root / "postgresql.log"
+        return self.server / "postgresql.log"
 
     # -- helpers -------------------------------------------------------------------------
-    def _as_owner(self, args: list[str], **kw) -> subprocess.CompletedProcess[str]:
-        cmd = [str(a) for a in args]
-        if os.geteuid() == 0:
-            cmd = ["runuser", "-u", "postgres", "--", *cmd]
-        return subprocess.run(cmd, text=True, capture_output=True, **kw)
-
     def _psql(self, sql: str, database: str = "postgres") -> str:
-        res = self._as_owner(
+        res = _as_postgres(
             [PG_BIN / "psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-h", self.socket_dir,
              "-p", str(self.port), "-d", database, "-c", sql]
         )
@@ -67,7 +123,7 @@ class LocalCluster:
         return res.stdout.strip()
 
     def is_running(self) -> bool:
-        res = self._as_owner([PG_BIN / "pg_ctl", "status", "-D", self.datadir])
+        res = _as_postgres([PG_BIN / "pg_ctl", "status", "-D", self.datadir])
         return res.returncode == 0
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -76,22 +132,29 @@ class LocalCluster:
         if not (PG_BIN / "initdb").exists():
             raise LocalDbError(f"PostgreSQL 15 is not installed ({PG_BIN}/initdb missing): run make deps")
         self.root.mkdir(parents=True, exist_ok=True)
+        make_server_dir(self.server, self.root)
         self.socket_dir.mkdir(exist_ok=True)
         if os.geteuid() == 0:
             pg = pwd.getpwnam("postgres")
-            for p in (self.root, self.socket_dir):
-                os.chown(p, pg.pw_uid, pg.pw_gid)
-        if not (self.datadir / "PG_VERSION").exists():
+            os.chown(self.socket_dir, pg.pw_uid, pg.pw_gid)
+        # Data that `root` no longer leads to (its link was deleted to start over) is not used.
+        if not ((self.root / "pg").resolve() == self.datadir.resolve() and (self.datadir / "PG_VERSION").exists()):
             self._init()
         if not self.is_running():
             self._start()
         return self._provision()
 
     def _init(self) -> None:
+        link = self.root / "pg"
+        if self.server != self.root and link.is_dir() and not link.is_symlink():
+            raise LocalDbError(f"{link} is a data folder the postgres user cannot reach: move the checkout where "
+                               f"postgres can enter it, or stop that cluster and delete {link} to start over")
         if self.datadir.exists():
-            # A folder left by an interrupted initdb: it holds no data worth keeping.
+            # A folder left by an interrupted initdb, or the data of a folder that was deleted to
+            # start over (its link and secrets are gone): it holds no data worth keeping.
+            self.stop()
             shutil.rmtree(self.datadir)
-        res = self._as_owner(
+        res = _as_postgres(
             [PG_BIN / "initdb", "-D", self.datadir, "--data-checksums", "--encoding=UTF8",
              "--locale=C.UTF-8", "--auth-local=peer", "--auth-host=scram-sha-256", "-U", "postgres"]
         )
@@ -111,6 +174,9 @@ class LocalCluster:
                 "fsync = on\n"
                 "log_min_duration_statement = 1000\n"
             )
+        if self.server != self.root:
+            link.unlink(missing_ok=True)
+            link.symlink_to(self.datadir, target_is_directory=True)
         # root reaches the superuser through peer auth mapped to postgres; nobody else does.
         (self.datadir / "pg_ident.conf").write_text("admin root postgres\nadmin postgres postgres\n")
         (self.datadir / "pg_hba.conf").write_text(
@@ -145,21 +211,21 @@ class LocalCluster:
             raise LocalDbError(f"port {self.port} on 127.0.0.1 is taken by {holder}: stop it "
                                f"(pg_ctl stop -D <its data folder>) or choose another port")
         # A postmaster killed without cleanup leaves its pid file; pg_ctl handles a stale one.
-        res = self._as_owner(
+        res = _as_postgres(
             [PG_BIN / "pg_ctl", "start", "-w", "-t", "60", "-D", self.datadir, "-l", self.log_file]
         )
         if res.returncode != 0:
             tail = self.log_file.read_text(errors="replace")[-800:] if self.log_file.exists() else ""
             raise LocalDbError(f"PostgreSQL did not start: {res.stderr.strip()} {tail}")
         for _ in range(50):
-            if self._as_owner([PG_BIN / "pg_isready", "-h", self.socket_dir, "-p", str(self.port)]).returncode == 0:
+            if _as_postgres([PG_BIN / "pg_isready", "-h", self.socket_dir, "-p", str(self.port)]).returncode == 0:
                 return
             time.sleep(0.2)
         raise LocalDbError("PostgreSQL started but does not accept connections")
 
     def stop(self) -> None:
         if self.is_running():
-            self._as_owner([PG_BIN / "pg_ctl", "stop", "-m", "fast", "-w", "-D", self.datadir])
+            _as_postgres([PG_BIN / "pg_ctl", "stop", "-m", "fast", "-w", "-D", self.datadir])
 
     def _passwords(self) -> dict[str, str]:
         found: dict[str, str] = {}

@@ -66,6 +66,10 @@ def password_problem(password: str, context: Iterable[str] = ()) -> str | None:
         return "mật khẩu dài quá 256 ký tự / the password is longer than 256 characters"
     from zxcvbn import zxcvbn
 
+    lowered = password.lower()
+    if any(len(c) >= 4 and c.lower() in lowered for c in context if c):
+        return ("mật khẩu không được chứa tên đăng nhập hay họ tên / "
+                "the password must not contain the username or the name")
     words = [w for c in context if c for w in re.split(r"[\s._@-]+", c.lower()) if len(w) >= 3]
     # zxcvbn's time grows with the length; past 100 characters the score is maximal anyway.
     result = zxcvbn(password[:100], user_inputs=[*CONTEXT_WORDS, *words])

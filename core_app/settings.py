@@ -1,4 +1,10 @@
-"""One Settings class for the case service, read from the environment (prefix KNTC_)."""
+"""The settings of the case service, read from the environment (prefix KNTC_).
+
+Two classes, one a part of the other: `OperatorSettings` is what the operator commands (`kntc`)
+read, every DSN optional because each host holds only the ones its commands use (the migrating
+host the owner's, a backup host a read-only one); `Settings` is the server's, which adds what it
+cannot start without.
+"""
 
 from __future__ import annotations
 
@@ -7,29 +13,40 @@ from functools import lru_cache
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# The environment variable of each setting is this prefix and the field's name in capitals.
+ENV_PREFIX = "KNTC_"
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="KNTC_", env_file=None, extra="ignore")
 
-    # The application role (kntc_app): row-level security applies to it.
-    database_url: str = Field(description="libpq DSN of the application role")
-    # The login role (kntc_auth): only the login path uses it, through a pool of its own. It alone may
-    # open a session and read a password hash; the application role's password does neither.
-    auth_database_url: str = Field(description="libpq DSN of the login role (kntc_auth)")
-    # The owner role (kntc_owner): migrations and seeding only.
+class OperatorSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_file=None, extra="ignore")
+
+    # The owner role (kntc_owner): migrations, seeding, imports and the support commands.
     admin_database_url: str | None = None
-    secret_key: str = Field(min_length=32, description="random secret for signing (generated at provision time)")
-    environment: str = "production"
-    session_hours: int = 10
+    # The application role (kntc_app): row-level security applies to it.
+    database_url: str | None = None
+    # The read-only role (kntc_readonly): the audit commands (a backup host may give it as
+    # KNTC_DATABASE_URL, its only DSN).
+    readonly_database_url: str | None = None
     # A session unused this long is closed, for the API and the web pages alike (tests use seconds).
     # The database ends a session idle longer than kntc.session_idle_ceiling() (1800 s) whatever this says.
     idle_seconds: int = Field(1800, ge=1, le=1800)
-    pool_min: int = 2
-    pool_max: int = 16
     # Every wait is bounded (milliseconds): a statement, a lock, a transaction left open by a request.
     statement_timeout_ms: int = Field(default=15_000, ge=100)
     lock_timeout_ms: int = Field(default=5_000, ge=100)
     idle_in_transaction_timeout_ms: int = Field(default=30_000, ge=100)
+
+
+class Settings(OperatorSettings):
+    # The application role (kntc_app): the server cannot start without it.
+    database_url: str = Field(description="libpq DSN of the application role")
+    # The login role (kntc_auth): only the login path uses it, through a pool of its own. It alone may
+    # open a session and read a password hash; the application role's password does neither.
+    auth_database_url: str = Field(description="libpq DSN of the login role (kntc_auth)")
+    secret_key: str = Field(min_length=32, description="random secret for signing (generated at provision time)")
+    environment: str = "production"
+    session_hours: int = 10
+    pool_min: int = 2
+    pool_max: int = 16
     # How long a request waits for a pooled connection before it is refused (seconds).
     pool_timeout_s: float = Field(default=10, gt=0)
     # A second-round complaint or a remote area lengthens the limits; the area flag comes from data.

@@ -45,7 +45,9 @@ def run(argv: Sequence[str | os.PathLike[str]], *, timeout: float | None = 120, 
     """Run a PostgreSQL client or server binary (never pgbackrest: see dr.pgbackrest) as postgres."""
     cmd = postgres_argv(argv)
     try:
-        res = subprocess.run(cmd, text=True, capture_output=True, timeout=timeout, input=input_text)
+        # From "/", as pgBackRest is run: initdb stops when postgres cannot read the caller's
+        # directory (root's home, mode 0700).
+        res = subprocess.run(cmd, text=True, capture_output=True, timeout=timeout, input=input_text, cwd="/")
     except subprocess.TimeoutExpired as exc:
         raise PostgresError(f"{what or Path(str(argv[0])).name}: quá thời gian / timed out after {timeout} s") from exc
     if check and res.returncode != 0:

@@ -133,7 +133,11 @@ def server(pg_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> 
 
 @pytest.fixture(scope="session")
 def make_account(owner_conn: psycopg.Connection) -> Callable[..., str]:
-    """Create an account (unique username) and return its username; the password is TEST_PASSWORD."""
+    """Create an account (unique username) and return its username; the password is TEST_PASSWORD.
+
+    An account that must hold a second factor gets the rollout's grace period (`factor_due_at`), as
+    the accounts that existed before factors did: it logs in with its password alone. The second
+    factor's own tests (tests/security/test_accounts_factor.py) make accounts without it."""
     from core_app.security import hash_password
 
     pw_hash = hash_password(TEST_PASSWORD)
@@ -141,8 +145,8 @@ def make_account(owner_conn: psycopg.Connection) -> Callable[..., str]:
     def make(unit: str, roles: list[str], clearance: int = 0, prefix: str = "t") -> str:
         username = f"{prefix}.{secrets.token_hex(4)}"
         row = owner_conn.execute(
-            "INSERT INTO kntc.account (username, full_name, unit_id, roles, clearance, password_hash) "
-            "SELECT %s, %s, id, %s, %s, %s FROM kntc.unit WHERE code = %s RETURNING id",
+            "INSERT INTO kntc.account (username, full_name, unit_id, roles, clearance, password_hash, factor_due_at) "
+            "SELECT %s, %s, id, %s, %s, %s, now() + interval '1 day' FROM kntc.unit WHERE code = %s RETURNING id",
             (username, "Cán bộ " + username, roles, clearance, pw_hash, unit)).fetchone()
         assert row, f"no unit {unit}"
         return username

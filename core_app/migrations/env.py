@@ -7,7 +7,7 @@ import os
 from alembic import context
 from sqlalchemy import create_engine, pool
 
-from core_app.waits import OWNER_OPTIONS
+from core_app.waits import CONNECT_TIMEOUT_S, OWNER_OPTIONS
 
 
 def _url() -> str:
@@ -19,7 +19,8 @@ def _url() -> str:
 
 def run_migrations_online() -> None:
     # A migration waits for a lock at most OWNER_OPTIONS' lock_timeout, then fails and can be run again.
-    engine = create_engine(_url(), poolclass=pool.NullPool, connect_args={"options": OWNER_OPTIONS})
+    connect_args = {"options": OWNER_OPTIONS, "connect_timeout": CONNECT_TIMEOUT_S}
+    engine = create_engine(_url(), poolclass=pool.NullPool, connect_args=connect_args)
     with engine.connect() as connection:
         context.configure(connection=connection, version_table_schema="public", transaction_per_migration=True)
         with context.begin_transaction():

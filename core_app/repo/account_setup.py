@@ -5,6 +5,7 @@ as from a full one; when nothing is left to set up, the database makes the sessi
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,8 +46,8 @@ def pending(row: dict[str, Any]) -> dict[str, Any]:
             "factor_enrolled": bool(row["factor_enrolled"]), "factor_required": bool(row["factor_required"])}
 
 
-def _check_current(row: dict[str, Any], password: str) -> None:
-    ok, _ = security.verify_password(row["password_hash"], password)
+async def _check_current(row: dict[str, Any], password: str) -> None:
+    ok, _ = await asyncio.to_thread(security.verify_password, row["password_hash"], password)
     if not ok:
         raise WRONG_PASSWORD
 
@@ -54,7 +55,7 @@ def _check_current(row: dict[str, Any], password: str) -> None:
 async def change_password(conn: AsyncConnection[Any], token: str | None, current: str, new: str,
                           context: tuple[str, ...] = ()) -> dict[str, Any]:
     row = await whose(conn, token)
-    _check_current(row, current)
+    await _check_current(row, current)
     if new == current:
         raise SetupRefused(400, "same_password", "Mật khẩu mới phải khác mật khẩu hiện tại.",
                            "the new password must differ from the current one", "new_password")
@@ -62,7 +63,8 @@ async def change_password(conn: AsyncConnection[Any], token: str | None, current
     if problem:
         vi, _, en = problem.partition(" / ")
         raise SetupRefused(400, "weak_password", vi, en or vi, "new_password")
-    await conn.execute("SELECT kntc.password_set(%s, %s)", (token, security.hash_password(new)))
+    new_hash = await asyncio.to_thread(security.hash_password, new)
+    await conn.execute("SELECT kntc.password_set(%s, %s)", (token, new_hash))
     return pending(await whose(conn, token))
 
 
@@ -77,7 +79,7 @@ async def factor_begin(conn: AsyncConnection[Any], token: str | None, password: 
     """A new secret, pending until a code it produced confirms it. The current password is asked
     even in a live session: a borrowed browser must not be able to bind its own phone."""
     row = await whose(conn, token)
-    _check_current(row, password)
+    await _check_current(row, password)
     secret = factor.new_secret()
     await conn.execute("SELECT kntc.factor_begin(%s, %s)",
                        (token, factor.seal(secret_key, secret, row["account_id"])))

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from cryptography.exceptions import InvalidTag
 from psycopg import AsyncConnection
 
 from core_app import factor, security, throttle
+
+log = logging.getLogger("kntc.accounts")
 
 
 class LoginFailed(Exception):
@@ -56,7 +61,12 @@ async def _second_factor(conn: AsyncConnection[Any], row: dict[str, Any], code: 
         if used not in (row["factor_recovery"] or []):
             return False
     else:
-        secret = factor.unseal(secret_key, row["factor_secret"], row["account_id"])
+        try:
+            secret = factor.unseal(secret_key, row["factor_secret"], row["account_id"])
+        except InvalidTag:
+            # Sealed under another secret key or for another account: no code can match it.
+            log.warning("second factor of account %s cannot be unsealed", row["account_id"])
+            return False
         step, used = factor.matching_step(secret, code, row["factor_last_step"] or 0), None
         if step is None:
             return False
@@ -86,7 +96,9 @@ async def login(conn: AsyncConnection[Any], username: str, password: str, hours:
         if now and row["locked_until"] > now["now"]:
             await _failed(conn, account_id, address)
             raise LoginFailed("locked")
-    ok, new_hash = security.verify_password(row["password_hash"] if row else None, password)
+    # argon2 is tens of milliseconds of CPU: in a thread (it releases the GIL), the worker's other
+    # requests are not held behind it and a worker's logins use every core.
+    ok, new_hash = await asyncio.to_thread(security.verify_password, row["password_hash"] if row else None, password)
     if row is None or not row["is_active"] or not ok:
         # Unknown names count as failures too: the budgets must not tell which accounts exist.
         await throttle.login_failed(conn, username, address)

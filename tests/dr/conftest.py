@@ -2,12 +2,15 @@
 runbook's own commands, and a helper that runs a runbook step and checks its written expectation.
 
 Ports: the sandbox source on $KNTC_TEST_PG_PORT+1, scratch copies on +2, the PITR drill on +3/+4.
-Everything lives in .data/dr-test-<port>/; the next session starts it afresh (`sandbox up --fresh`).
-A failed test's pgBackRest and PostgreSQL logs and reports are copied to <test>_failed/ there.
+Everything lives in .data/dr-test-<port>/ (or, when postgres cannot enter the checkout, in the folder
+of /var/lib/kntc-local/ that core_app.localdb gives it; .data/dr-test-<port> then links to it); the
+next session starts it afresh (`sandbox up --fresh`). A failed test's pgBackRest and PostgreSQL logs
+and reports are copied to <test>_failed/ there.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import subprocess
@@ -18,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from core_app.localdb import make_server_dir, server_dir
 from dr import runbook
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,9 +33,25 @@ BASE_PORT = int(os.environ.get("KNTC_TEST_PG_PORT", "55433"))
 RunStep = Callable[..., runbook.StepResult]
 
 
+@functools.cache
+def work_dir() -> Path:
+    """The DR tests' folder: PostgreSQL and pgBackRest run as postgres and must reach it."""
+    wanted = ROOT / ".data" / f"dr-test-{BASE_PORT}"
+    work = server_dir(wanted)
+    if work == wanted:
+        work.mkdir(parents=True, exist_ok=True)
+        return work
+    make_server_dir(work, wanted)
+    if not wanted.is_symlink():  # a folder left by a run that failed for want of this one
+        wanted.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(wanted, ignore_errors=True)
+        wanted.symlink_to(work, target_is_directory=True)
+    return work
+
+
 @pytest.fixture(scope="session")
 def dr_env() -> Iterator[dict[str, str]]:
-    work = ROOT / ".data" / f"dr-test-{BASE_PORT}"
+    work = work_dir()
     sandbox = work / "sandbox"
     env = {
         **os.environ,
@@ -47,7 +67,7 @@ def dr_env() -> Iterator[dict[str, str]]:
         "COLUMNS": "200",
     }
     for step in ("sandbox", "backup-full"):
-        res = runbook.run(RESTORE_MD, step, env, cwd=ROOT)
+        res = runbook.run(RESTORE_MD, step, env, cwd=work)
         assert res.ok, res.explain()
     yield env
     subprocess.run([str(BIN / "kntc-dr"), "sandbox", "down", "--workdir", str(sandbox)], env=env, check=False,
@@ -57,7 +77,7 @@ def dr_env() -> Iterator[dict[str, str]]:
 @pytest.fixture
 def run_step(dr_env: dict[str, str]) -> RunStep:
     def run(path: Path, step: str, **extra: str) -> runbook.StepResult:
-        res = runbook.run(path, step, {**dr_env, **extra}, cwd=ROOT)
+        res = runbook.run(path, step, {**dr_env, **extra}, cwd=work_dir())
         assert res.ok, res.explain()
         return res
 
@@ -82,7 +102,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     """Keep the evidence of a failed DR test: pgBackRest and PostgreSQL logs and the reports."""
     report = yield
     if report.failed and call.when == "call":
-        work = ROOT / ".data" / f"dr-test-{BASE_PORT}"
+        work = work_dir()
         dest = work / f"{item.name}_failed"
         shutil.rmtree(dest, ignore_errors=True)
         for src in (work / "sandbox" / "state" / "log", work / "sandbox" / "state" / "reports",

@@ -13,7 +13,7 @@ import pytest
 from dr.config import DrConfig
 from dr.errors import ConfigError
 from dr.pgbackrest import PgBackRest, PgBackRestError, RestoreTarget, parse_verify, write_conf
-from tests.dr.conftest import BASE_PORT, ROOT
+from tests.dr.conftest import work_dir
 
 pytestmark = pytest.mark.drill
 KNTC_DR = str(Path(sys.executable).parent / "kntc-dr")
@@ -27,7 +27,7 @@ def kntc_dr(*args: str, config: Path | None = None) -> subprocess.CompletedProce
 @pytest.fixture
 def work(request: pytest.FixtureRequest) -> Path:
     # Not under /tmp/pytest-of-root (mode 0700): pgBackRest runs as postgres and must read its config.
-    d = ROOT / ".data" / f"dr-test-{BASE_PORT}" / "cli" / request.node.name[:40]
+    d = work_dir() / "cli" / request.node.name[:40]
     if d.exists():
         shutil.rmtree(d)
     d.mkdir(parents=True)

@@ -12,14 +12,12 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from tests.conftest import TEST_PASSWORD
-
 PROVINCE, COMMUNE = "T01", "X00004"
 
 
 def account(unit: str, roles: list[str], clearance: int = 0) -> dict:
     return {"username": f"p.{secrets.token_hex(4)}", "full_name": "Cán bộ thử quyền", "unit": unit, "roles": roles,
-            "clearance": clearance, "password": TEST_PASSWORD}
+            "clearance": clearance}
 
 
 def test_unit_admin_cannot_create_an_account_above_their_own_level(officer, owner_conn):
@@ -49,11 +47,19 @@ def test_unit_admin_cannot_grant_head_as_the_application_role(officer, make_acco
             conn.execute("INSERT INTO kntc.account (username, full_name, unit_id, roles, clearance, password_hash) "
                          "SELECT 'p.sneaky', 'Thủ trưởng giả', id, '{head}', 0, 'x' FROM kntc.unit WHERE code = %s",
                          (COMMUNE,))
-        # Promoting a colleague, or themselves.
+        # Promoting a colleague, or themselves: no UPDATE at all, and the one door refuses.
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute("UPDATE kntc.account SET roles = '{reception,head}' WHERE username = %s", (clerk,))
-        assert conn.execute("UPDATE kntc.account SET roles = '{unit_admin,sysadmin}', clearance = 2 "
-                            "WHERE username = %s", (admin.username,)).rowcount == 0
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("UPDATE kntc.account SET roles = '{unit_admin,sysadmin}', clearance = 2 "
+                         "WHERE username = %s", (admin.username,))
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("SELECT kntc.account_admin(%s, 'set_roles', 'thăng chức', '{\"roles\": [\"head\"]}')",
+                         (clerk,))
+        # Their own account is not one they manage: the same answer as an account that does not exist.
+        with pytest.raises(psycopg.errors.NoDataFound):
+            conn.execute("SELECT kntc.account_admin(%s, 'set_clearance', 'tự nâng mức', '{\"clearance\": 2}')",
+                         (admin.username,))
     rows = owner_conn.execute("SELECT username, roles, clearance FROM kntc.account WHERE username IN (%s, %s)",
                               (clerk, admin.username)).fetchall()
     assert sorted((r["roles"], r["clearance"]) for r in rows) == [(["reception"], 0), (["unit_admin"], 1)]

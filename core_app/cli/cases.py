@@ -1,42 +1,22 @@
-"""Operator commands: `kntc import FILE.csv`, `kntc generate` (and `kntc audit`, from core_app.audit.cli)."""
+"""`kntc import FILE.csv` and `kntc generate`: case files in bulk, as the owner role.
+
+Both connect in autocommit: each imported row, and each generated chunk, is a transaction of its own.
+"""
 
 from __future__ import annotations
 
 import json
-import os
 import time
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-# soft_wrap: one finding per line whatever the terminal width, so that reports can be grepped.
-console = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
+from core_app.cli.common import connect, console, err, fail
 
-
-def _fail(message: str, code: int = 1) -> None:
-    err.print(f"[red]kntc: {message}[/red]", highlight=False)
-    raise typer.Exit(code)
-
-
-def _connect(env: str = "KNTC_ADMIN_DATABASE_URL") -> Any:
-    import psycopg
-    from psycopg.rows import dict_row
-
-    from core_app.waits import OWNER_OPTIONS
-
-    url = os.environ.get(env) or os.environ.get("KNTC_ADMIN_DATABASE_URL")
-    if not url:
-        _fail("KNTC_ADMIN_DATABASE_URL is not set (the owner role's DSN); "
-              "for the local cluster: eval $(kntc local env)")
-    try:
-        return psycopg.connect(url, row_factory=dict_row, autocommit=True, connect_timeout=10, options=OWNER_OPTIONS)
-    except psycopg.OperationalError as exc:
-        _fail(f"cannot connect to the database: {str(exc).strip().splitlines()[0]}")
+app = typer.Typer()
 
 
 def _progress() -> Progress:
@@ -44,6 +24,7 @@ def _progress() -> Progress:
                     TimeRemainingColumn(), console=console, transient=False)
 
 
+@app.command("import")
 def import_file(
     file: Annotated[Path, typer.Argument(help="CSV export of the legacy system (see runbooks/legacy-import.md)")],
     dry_run: Annotated[bool, typer.Option(help="check and match everything, then roll back")] = False,
@@ -52,20 +33,18 @@ def import_file(
     from core_app.dedup.legacy_import import run
 
     if not file.is_file():
-        _fail(f"no such file: {file}")
-    with _connect() as conn:
+        fail(f"no such file: {file}")
+    with connect("owner", autocommit=True) as conn:
         out = run(conn, file, date.today(), dry_run=dry_run)
     if out.rejected:
         for line, reason in out.rejected:
             err.print(f"dòng / line {line}: {reason}", highlight=False, markup=False)
         if out.imported and not dry_run:
-            err.print(f"[red]kntc: {len(out.rejected)} dòng bị từ chối, {len(out.imported)} dòng đã nhập; sửa rồi chạy "
-                      f"lại cùng lệnh / {len(out.rejected)} row(s) rejected, {len(out.imported)} imported: fix them "
-                      "and run the same command again (imported rows are skipped)[/red]", highlight=False)
-            raise typer.Exit(1)
-        err.print(f"[red]kntc: {len(out.rejected)} dòng bị từ chối, không nhập dòng nào / "
-                  f"{len(out.rejected)} row(s) rejected, nothing imported[/red]", highlight=False)
-        raise typer.Exit(1)
+            fail(f"{len(out.rejected)} dòng bị từ chối, {len(out.imported)} dòng đã nhập; sửa rồi chạy lại cùng lệnh / "
+                 f"{len(out.rejected)} row(s) rejected, {len(out.imported)} imported: fix them and run the same "
+                 "command again (imported rows are skipped)")
+        fail(f"{len(out.rejected)} dòng bị từ chối, không nhập dòng nào / {len(out.rejected)} row(s) rejected, "
+             "nothing imported")
     new = sum(1 for _, _, how in out.imported if how == "new")
     linked = len(out.imported) - new
     for line, code, possible in out.review:
@@ -75,6 +54,7 @@ def import_file(
                   f"joined to existing case files, {len(out.review)} cần xem lại / to review", highlight=False)
 
 
+@app.command("generate")
 def generate(
     cases: Annotated[int, typer.Option(min=1, max=20_000_000, help="case files to generate")] = 1_000_000,
     seed: Annotated[int, typer.Option(help="same seed, same data")] = 20180315,
@@ -88,7 +68,7 @@ def generate(
     """
     from core_app.dedup.generator import generate as run
 
-    with _connect() as conn, _connect() as writer:
+    with connect("owner", autocommit=True) as conn, connect("owner", autocommit=True) as writer:
         writer.execute("SET maintenance_work_mem = '512MB'")
         # GIN indexes take inserts into a pending list merged in bulk: a larger list, fewer merges.
         writer.execute("SET gin_pending_list_limit = '64MB'")
@@ -108,11 +88,3 @@ def generate(
                   f"parties, {stats.petitions} petitions; generate+load {load_s:.1f} s, "
                   f"vacuum+analyze {vacuum_s:.1f} s")
     console.print(f"generate_load_seconds={load_s:.1f} vacuum_analyze_seconds={vacuum_s:.1f}", highlight=False)
-
-
-def register(app: typer.Typer) -> None:
-    from core_app.audit.cli import audit
-
-    app.add_typer(audit, name="audit")
-    app.command("import")(import_file)
-    app.command("generate")(generate)

@@ -2,49 +2,26 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 
-console = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
-audit = typer.Typer(help="The tamper-evident audit trail.", no_args_is_help=True)
+from core_app.cli.common import connect, console, err, fail
 
-# The readonly role (kntc_readonly) is enough for every command here; on a backup host the one DSN
-# given is KNTC_DATABASE_URL.
-DSN_VARIABLES = ("KNTC_READONLY_DATABASE_URL", "KNTC_DATABASE_URL", "KNTC_ADMIN_DATABASE_URL")
-
-
-def _fail(message: str, code: int = 1) -> None:
-    err.print(f"[red]kntc: {message}[/red]", highlight=False)
-    raise typer.Exit(code)
+app = typer.Typer(help="The tamper-evident audit trail.", no_args_is_help=True)
 
 
 def _connect() -> Any:
-    import psycopg
-    from psycopg.rows import dict_row
-
-    from core_app.waits import READER_OPTIONS
-
-    url = next((os.environ[v] for v in DSN_VARIABLES if os.environ.get(v)), None)
-    if not url:
-        _fail("KNTC_READONLY_DATABASE_URL (or KNTC_DATABASE_URL) is not set: the readonly role's DSN; "
-              "for the local cluster: eval $(kntc local env)")
-    try:
-        conn = psycopg.connect(url, row_factory=dict_row, connect_timeout=10, options=READER_OPTIONS)
-    except psycopg.OperationalError as exc:
-        _fail(f"cannot connect to the database: {str(exc).strip().splitlines()[0]}")
-        raise
+    # The readonly role is enough for every command here.
+    conn = connect("readonly")
     # Names resolve to the built-ins only: nothing the owner created can stand in for them.
     conn.execute("SET search_path = pg_catalog, pg_temp")
     conn.commit()
     return conn
 
 
-@audit.command("verify")
+@app.command("verify")
 def verify(
     anchors: Annotated[Path | None, typer.Option(help="folder of signed anchors (kntc audit anchor): every "
                                                      "head signed there must still be on its chain")] = None,
@@ -62,16 +39,15 @@ def verify(
     wanted: dict[tuple[int, int], tuple[bytes, str]] = {}
     if anchors is not None:
         if not anchors.is_dir():
-            _fail(f"--anchors: no such folder {anchors}")
+            fail(f"--anchors: no such folder {anchors}")
         try:
             key = anchor_files.load_public(public_key or anchors / "anchor-key.pub")
         except anchor_files.AnchorError as exc:
-            _fail(str(exc))
-            raise
+            fail(str(exc))
         found, bad = anchor_files.read_all(anchors, key)
         rep.problems.extend(Problem(-1, 0, "anchor", b) for b in bad)
         if not found and not bad:
-            _fail(f"--anchors: no anchor in {anchors} (kntc audit anchor writes them)")
+            fail(f"--anchors: no anchor in {anchors} (kntc audit anchor writes them)")
         rep.anchors = len(found)
         wanted, conflicts = anchor_files.wanted(found)
         rep.problems.extend(Problem(-1, 0, "anchor", c) for c in conflicts)
@@ -95,10 +71,10 @@ def verify(
     for p in rep.problems:
         err.print(f"[red]{p.kind}[/red] {p.detail}", highlight=False)
     first = rep.problems[0]
-    _fail(f"nhật ký đã bị can thiệp / audit log tampered: {len(rep.problems)} problem(s); first: {first.detail}")
+    fail(f"nhật ký đã bị can thiệp / audit log tampered: {len(rep.problems)} problem(s); first: {first.detail}")
 
 
-@audit.command("anchor")
+@app.command("anchor")
 def anchor(
     key: Annotated[Path, typer.Option(help="Ed25519 private key (PEM) of this backup host (kntc audit keygen)")],
     dir: Annotated[Path, typer.Option("--dir", help="folder the signed anchor is written to")],
@@ -109,8 +85,7 @@ def anchor(
     try:
         private = anchor_files.load_private(key)
     except anchor_files.AnchorError as exc:
-        _fail(str(exc))
-        raise
+        fail(str(exc))
     with _connect() as conn:
         database = conn.execute("SELECT current_database() AS d").fetchone()["d"]
         heads = [(r["chain"], r["id"], bytes(r["hash"]))
@@ -119,7 +94,7 @@ def anchor(
     console.print(f"anchor written / đã ghi mốc: {path} ({len(heads)} chains)", highlight=False)
 
 
-@audit.command("keygen")
+@app.command("keygen")
 def keygen(
     key: Annotated[Path, typer.Option(help="where the private key goes (mode 0600; never copied to a database host)")],
     public_key: Annotated[Path, typer.Option(help="where the public key goes (give it to whoever verifies)")],
@@ -130,11 +105,11 @@ def keygen(
     try:
         anchor_files.keygen(key, public_key)
     except anchor_files.AnchorError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     console.print(f"key pair written: {key} (private), {public_key} (public)", highlight=False)
 
 
-@audit.command("fingerprints")
+@app.command("fingerprints")
 def fingerprints() -> None:
     """Print the fingerprints of the trail's functions in this database (for a migration that changes one)."""
     from core_app.audit import integrity
