@@ -203,10 +203,11 @@ GIVEN = {"m": ("An", "Anh", "Bảo", "Bình", "Cường", "Chiến", "Công", "D
                "Mai", "My", "Nga", "Ngân", "Ngọc", "Nhung", "Nhi", "Oanh", "Phương", "Quỳnh", "Tâm", "Thảo",
                "Thoa", "Thu", "Thủy", "Thương", "Trang", "Trinh", "Tuyết", "Uyên", "Vân", "Vy", "Xuân",
                "Yến")}
-# Mobile prefixes in use (Viettel, Vinaphone, MobiFone, Vietnamobile, Gmobile).
+# Mobile prefixes whose every number is allocated (Viettel, Vinaphone, MobiFone, Vietnamobile, Gmobile);
+# 089 and 099 are allocated only in part, and the importer checks numbers against the numbering plan.
 MOBILE = ("032", "033", "034", "035", "036", "037", "038", "039", "086", "096", "097", "098", "081", "082",
-          "083", "084", "085", "088", "091", "094", "070", "076", "077", "078", "079", "089", "090", "093",
-          "056", "058", "092", "059", "099")
+          "083", "084", "085", "088", "091", "094", "070", "076", "077", "078", "079", "090", "093",
+          "056", "058", "092", "059")
 
 
 def ascii_fold(text: str) -> str:
