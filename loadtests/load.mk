@@ -7,6 +7,8 @@
 #   make accounts-national             the national roster (162,318 accounts) imported on the lab's migrate host, timed
 #   make accounts-national IMPORT_INTO=local ACCOUNTS=2000   a province's roster into the local cluster
 #                                      (or into KNTC_ADMIN_DATABASE_URL's database when that is set)
+#   make load-roster                   OFFICERS (10,000) distinct officers of that roster log in and work
+#                                      (HOST=https://… with IMPORT_INTO=lab for the lab)
 LOAD_SHAPE ?= busy_day
 LOAD_ARGS ?=
 BENCH_ARGS ?=
@@ -42,10 +44,25 @@ accounts-national: deps ## roster of ACCOUNTS officers (162,318) imported, timed
 	$(BIN)/python -m loadtests.accounts_import $(ROSTER) $(IMPORT_TARGET) \
 		--credentials $(ROSTER_DIR)/credentials-$(IMPORT_INTO).csv $(IMPORT_ARGS)
 
+# OFFICERS distinct officers of the roster imported by accounts-national (same ACCOUNTS, ROSTER_SEED and
+# IMPORT_INTO): their first logins, then ROSTER_USERS users whose sessions last ROSTER_SESSION seconds,
+# so that ROSTER_USERS / ROSTER_SESSION officers log in per second, for ROSTER_MINUTES.
+OFFICERS ?= 10000
+ROSTER_USERS ?= 300
+ROSTER_SESSION ?= 30
+ROSTER_MINUTES ?= 20
+ROSTER_PACE ?= 5
+
+load-roster: deps ## OFFICERS (10,000) distinct officers of the imported roster log in and work (after accounts-national)
+	$(BIN)/python -m loadtests.run --shape fixed --users $(ROSTER_USERS) --run-time $(ROSTER_MINUTES)m \
+		--session-seconds $(ROSTER_SESSION) --pace $(ROSTER_PACE) $(LOAD_TARGET) --officers $(OFFICERS) \
+		--roster-key $(basename $(ROSTER)).key.csv --roster-credentials $(ROSTER_DIR)/credentials-$(IMPORT_INTO).csv \
+		$(LOAD_ARGS)
+
 load-smoke: deps ## the load suite's smoke test against the local app (about a minute)
 	$(BIN)/pytest tests/load -q $(PYTEST_ARGS)
 
 capacity: ## print the capacity model (national users, req/s, sizing with CAPACITY_ARGS)
 	$(BIN)/python -m loadtests.capacity $(CAPACITY_ARGS)
 
-.PHONY: load bench-app bench-audit load-smoke capacity accounts-national
+.PHONY: load bench-app bench-audit load-smoke capacity accounts-national load-roster

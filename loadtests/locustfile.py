@@ -62,6 +62,9 @@ def _options(parser: Any) -> None:
     g.add_argument("--kntc-pace", type=float, default=1.0,
                    help="divide think times by this (>1 compresses time on a small rig)")
     g.add_argument("--kntc-step-seconds", type=float, default=60, help="length of each step of a shape")
+    g.add_argument("--kntc-session-seconds", type=float, default=0,
+                   help="mean session length, after which the user's officer hands over to the next one "
+                        "(0: the scenario's, divided by the pace); short sessions log many officers in")
     g.add_argument("--kntc-probe-steps", type=int, default=4,
                    help="busy_day: steps of ×1.4 above the busy day while p95 and errors hold (0: none)")
     g.add_argument("--kntc-p95-limit", type=float, default=300, help="p95 (ms) that ends the breakpoint search")
@@ -224,6 +227,9 @@ class Officer(KntcUser):
             self.account = {"username": self.officer.username, "unit": self.officer.unit}
 
     def session_seconds(self) -> float:
+        fixed = opt(self.environment, "kntc_session_seconds", 0) or 0
+        if fixed > 0:
+            return fixed
         pace = max(opt(self.environment, "kntc_pace", 1.0) or 1.0, 1e-6)
         scenario = capacity.SCENARIOS[opt(self.environment, "kntc_scenario", "busy") or "busy"]
         return scenario.session_minutes * 60 / pace

@@ -258,11 +258,11 @@ def write_private(path: Path, data: dict[str, Any]) -> None:
 COMMUNE = re.compile(r"^X[0-9]{5}$")
 
 
-def roster_teams(ready: list[Officer], n: int) -> list[dict[str, Officer]]:
-    """Up to `n` units whose officers in the pool can take a case from reception to verification
-    (reception and handling at least; units with a resolution officer first), one team each."""
+def roster_teams(officers: list[Officer], n: int) -> list[dict[str, Officer]]:
+    """Up to `n` units whose officers can take a case from reception to verification (reception
+    and handling at least; units with a resolution officer first), one team each."""
     by_unit: dict[str, dict[str, Officer]] = {}
-    for o in ready:
+    for o in sorted(officers, key=lambda o: o.username):
         by_unit.setdefault(o.unit, {}).setdefault(o.key.rsplit(".", 1)[-1], o)
     able = [u for u, t in sorted(by_unit.items()) if {"reception", "handling"} <= set(t)]
     able.sort(key=lambda u: "resolution" not in by_unit[u])
@@ -278,7 +278,12 @@ def prepare_roster(host: str, out: Path, key: Path, credentials: list[Path], wan
     if not available:
         raise StackError(f"no officer of {key} has an initial password in {', '.join(map(str, credentials))}: "
                          "import the roster first (make accounts-national)")
-    chosen = pool.pick(by_class, wanted, seed)
+    # The teams that make the case files come first (a sample of a large roster rarely holds a
+    # reception and a handling officer of one unit), then the sample of the rest.
+    teams_of = roster_teams([o for group in by_class.values() for o in group], teams)
+    members = {o.username: o for t in teams_of for o in t.values()}
+    rest = {k: [o for o in v if o.username not in members] for k, v in by_class.items()}
+    chosen = [*members.values(), *pool.pick(rest, max(0, wanted - len(members)), seed)]
     if len(chosen) < wanted:
         log.warning("the roster has %d officers to simulate, fewer than the %d asked for", len(chosen), wanted)
     state = pool.State.load(out, host)
@@ -295,7 +300,9 @@ def prepare_roster(host: str, out: Path, key: Path, credentials: list[Path], wan
                             "cases": [], "officers": len(ready), "failures": failures}
     write_private(out, data)  # the officers set up so far, before anything else can fail
     if ready and not failures:
-        data["cases"] = make_cases(host, roster_teams(ready, teams), homes[0], cases_per_unit)
+        by_name = {o.username: o for o in ready}
+        crews = [{r: by_name[o.username] for r, o in t.items()} for t in teams_of]
+        data["cases"] = make_cases(host, crews, homes[0], cases_per_unit)
         write_private(out, data)
     state.close(done=not failures)
     next_step_for_all(ready)
