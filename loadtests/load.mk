@@ -4,6 +4,11 @@
 #   make load LOAD_SHAPE=breakpoint    any shape: ramp typical_day busy_day spike soak breakpoint fixed
 #   make bench-app                     endpoint vs pgbench ratios (not a timed test)
 #   make bench-audit                   concurrent audited writers in different units (waits on each other)
+#   make accounts-national             the national roster (162,318 accounts) imported on the lab's migrate host, timed
+#   make accounts-national IMPORT_INTO=local ACCOUNTS=2000   a province's roster into the local cluster
+#                                      (or into KNTC_ADMIN_DATABASE_URL's database when that is set)
+#   make load-roster                   OFFICERS (10,000) distinct officers of that roster log in and work
+#                                      (HOST=https://… with IMPORT_INTO=lab for the lab)
 LOAD_SHAPE ?= busy_day
 LOAD_ARGS ?=
 BENCH_ARGS ?=
@@ -23,10 +28,41 @@ bench-audit: deps ## audited writers in different units: commits/s and waits (WR
 	@eval "$$($(BIN)/kntc local env)" && $(BIN)/python -m loadtests.bench_audit_writers \
 		--dsn "$$KNTC_ADMIN_DATABASE_URL" --writers $(or $(WRITERS),8) --seconds 10
 
+# The roster and its import (loadtests/roster.py, loadtests/accounts_import.py); the initial passwords
+# of each target's imports are kept in $(ROSTER_DIR)/credentials-<target>.csv (0600) for the first logins.
+ACCOUNTS ?= 162318
+ROSTER_SEED ?= 1
+IMPORT_INTO ?= lab
+ROSTER_DIR ?= loadtests/reports/roster
+ROSTER ?= $(ROSTER_DIR)/roster-$(ACCOUNTS)-seed$(ROSTER_SEED).csv
+ROSTER_ARGS ?=
+IMPORT_ARGS ?=
+IMPORT_TARGET = $(if $(filter lab,$(IMPORT_INTO)),--lab,--pg-root $(LOAD_PG_ROOT) --pg-port $(LOAD_PG_PORT))
+
+accounts-national: deps ## roster of ACCOUNTS officers (162,318) imported, timed, into the lab (IMPORT_INTO=local: here)
+	$(BIN)/python -m loadtests.roster --accounts $(ACCOUNTS) --seed $(ROSTER_SEED) --out $(ROSTER) $(ROSTER_ARGS)
+	$(BIN)/python -m loadtests.accounts_import $(ROSTER) $(IMPORT_TARGET) \
+		--credentials $(ROSTER_DIR)/credentials-$(IMPORT_INTO).csv $(IMPORT_ARGS)
+
+# OFFICERS distinct officers of the roster imported by accounts-national (same ACCOUNTS, ROSTER_SEED and
+# IMPORT_INTO): their first logins, then ROSTER_USERS users whose sessions last ROSTER_SESSION seconds,
+# so that ROSTER_USERS / ROSTER_SESSION officers log in per second, for ROSTER_MINUTES.
+OFFICERS ?= 10000
+ROSTER_USERS ?= 300
+ROSTER_SESSION ?= 30
+ROSTER_MINUTES ?= 20
+ROSTER_PACE ?= 5
+
+load-roster: deps ## OFFICERS (10,000) distinct officers of the imported roster log in and work (after accounts-national)
+	$(BIN)/python -m loadtests.run --shape fixed --users $(ROSTER_USERS) --run-time $(ROSTER_MINUTES)m \
+		--session-seconds $(ROSTER_SESSION) --pace $(ROSTER_PACE) $(LOAD_TARGET) --officers $(OFFICERS) \
+		--roster-key $(basename $(ROSTER)).key.csv --roster-credentials $(ROSTER_DIR)/credentials-$(IMPORT_INTO).csv \
+		$(LOAD_ARGS)
+
 load-smoke: deps ## the load suite's smoke test against the local app (about a minute)
 	$(BIN)/pytest tests/load -q $(PYTEST_ARGS)
 
 capacity: ## print the capacity model (national users, req/s, sizing with CAPACITY_ARGS)
 	$(BIN)/python -m loadtests.capacity $(CAPACITY_ARGS)
 
-.PHONY: load bench-app bench-audit load-smoke capacity
+.PHONY: load bench-app bench-audit load-smoke capacity accounts-national load-roster

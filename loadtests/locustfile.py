@@ -10,7 +10,10 @@ ids do not split the statistics ("/api/cases/[code]"). Endpoints the app does no
     locust -f loadtests/locustfile.py --headless --host http://127.0.0.1:8000 \
         --kntc-data loadtests/reports/testdata.json --kntc-shape busy_day --kntc-scale 0.001
 
-Test data comes from `python -m loadtests.testdata`; the master reads it and sends it to workers.
+Test data comes from `python -m loadtests.testdata`; the master reads it and deals its officers
+out to the workers. Each user acts as an officer of its own (loadtests/seats.py), sending a fresh
+TOTP code where the account has a second factor, and hands it on when its session ends; the
+distinct officers that logged in are counted in officers.json.
 """
 
 from __future__ import annotations
@@ -29,15 +32,18 @@ from locust import FastHttpUser, LoadTestShape, events, task
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
-from loadtests import capacity, shapes, thresholds
+from loadtests import capacity, seats, shapes, thresholds
+from loadtests.officers import Officer as Credentials
 
 log = logging.getLogger("loadtests")
 HERE = Path(__file__).resolve().parent
 
 # Filled in every process: by the file on the master (or a single process), by a message on workers.
 DATA: dict[str, Any] = {}
-# Live session tokens per account in this process: several users may be one officer's browser tabs.
+# Live session tokens per account in this process: users that share an officer are its browser tabs.
 TOKENS: dict[str, str] = {}
+SEATS = seats.Seats()  # this process's officers
+TALLY = seats.Tally()  # distinct officers logged in, over every process (on the master)
 _skipped: set[str] = set()
 
 
@@ -56,6 +62,9 @@ def _options(parser: Any) -> None:
     g.add_argument("--kntc-pace", type=float, default=1.0,
                    help="divide think times by this (>1 compresses time on a small rig)")
     g.add_argument("--kntc-step-seconds", type=float, default=60, help="length of each step of a shape")
+    g.add_argument("--kntc-session-seconds", type=float, default=0,
+                   help="mean session length, after which the user's officer hands over to the next one "
+                        "(0: the scenario's, divided by the pace); short sessions log many officers in")
     g.add_argument("--kntc-probe-steps", type=int, default=4,
                    help="busy_day: steps of ×1.4 above the busy day while p95 and errors hold (0: none)")
     g.add_argument("--kntc-p95-limit", type=float, default=300, help="p95 (ms) that ends the breakpoint search")
@@ -85,8 +94,14 @@ def _init(environment: Environment, **_: Any) -> None:
     if isinstance(runner, WorkerRunner):
         def receive(msg: Any, **_kw: Any) -> None:
             DATA.update(msg.data)
-            log.info("received test data from the master: %d case files", len(DATA.get("cases", [])))
+            SEATS.load(DATA.get("accounts", {}), DATA.get("password"))
+            log.info("received test data from the master: %d officers, %d case files", SEATS.pool,
+                     len(DATA.get("cases", [])))
         runner.register_message("kntc_data", receive)
+
+        @events.report_to_master.add_listener
+        def _report(client_id: str, data: dict[str, Any], **_kw: Any) -> None:
+            data["kntc_officers"] = SEATS.report()
         return
     path = Path(opt(environment, "kntc_data", ""))
     if not path.exists():
@@ -96,10 +111,25 @@ def _init(environment: Environment, **_: Any) -> None:
     DATA["routes"] = _discover_routes(environment.host or DATA["host"])
     _weigh(environment)
     thresholds.install(environment)
+    SEATS.load(DATA.get("accounts", {}), DATA.get("password"))
+
+    @events.quitting.add_listener
+    def _count(environment: Environment, **_kw: Any) -> None:
+        if not isinstance(environment.runner, MasterRunner):
+            TALLY.add("local", SEATS.report())
+        TALLY.write(opt(environment, "kntc_report_dir", ""))
+
     if isinstance(runner, MasterRunner):
         @events.test_start.add_listener
         def _send(environment: Environment, **_kw: Any) -> None:
-            environment.runner.send_message("kntc_data", DATA)
+            workers = sorted(environment.runner.clients)
+            for i, client_id in enumerate(workers):
+                environment.runner.send_message("kntc_data", seats.deal(DATA, i, len(workers)), client_id=client_id)
+
+        @events.worker_report.add_listener
+        def _tally(client_id: str, data: dict[str, Any], **_kw: Any) -> None:
+            if "kntc_officers" in data:
+                TALLY.add(client_id, data["kntc_officers"])
 
 
 def _weigh(environment: Environment) -> None:
@@ -168,36 +198,71 @@ class Officer(KntcUser):
 
     def on_start(self) -> None:
         super().on_start()
-        self.account = random.choice(DATA["accounts"][self.key])
         self.cases: dict[str, list[dict[str, Any]]] = {}
-        self.token: str | None = TOKENS.get(self.account["username"])
+        self.token: str | None = None
         self.session_ends = 0.0
+        self.officer: Credentials | None = None
+        self.own = False
+        self.take_officer()
+        if self.officer is None:
+            log.warning("no officer of %s in this process: the user idles", self.key)
+            return
+        self.token = None if self.own else TOKENS.get(self.officer.username)
         if self.token is None:
             self.login()
         else:
-            # Users start on an account already logged in here (another tab of the same officer), so
-            # a ramp is not a login storm; logins then follow the model's session rate (below).
+            # A user without an officer of its own starts as another tab of one already logged in
+            # here, so a ramp is not a login storm; logins then follow the model's session rate.
             self.session_ends = time.monotonic() + random.expovariate(1 / self.session_seconds())
             self.headers = {"Authorization": f"Bearer {self.token}"}
 
+    def on_stop(self) -> None:
+        if self.officer is not None:
+            SEATS.give_back(self.officer, self.own)
+
+    def take_officer(self) -> None:
+        self.officer, self.own = SEATS.take(self.key)
+        self.web: bool | None = None
+        if self.officer is not None:
+            self.account = {"username": self.officer.username, "unit": self.officer.unit}
+
     def session_seconds(self) -> float:
+        fixed = opt(self.environment, "kntc_session_seconds", 0) or 0
+        if fixed > 0:
+            return fixed
         pace = max(opt(self.environment, "kntc_pace", 1.0) or 1.0, 1e-6)
         scenario = capacity.SCENARIOS[opt(self.environment, "kntc_scenario", "busy") or "busy"]
         return scenario.session_minutes * 60 / pace
 
     def login(self) -> None:
-        body = self.request("POST", "/api/auth/login", "/api/auth/login",
-                            json={"username": self.account["username"], "password": DATA["password"]})
-        self.token = body["token"] if body else None
+        officer = self.officer
+        if officer is None:
+            return
+        shared = TOKENS.get(officer.username)
+        if not self.own and shared and shared != self.token:
+            self.token = shared  # another tab logged this officer in again meanwhile
+        else:
+            # login_body waits for a TOTP step later than this officer's last one (a code is good once).
+            body = self.request("POST", "/api/auth/login", "/api/auth/login", json=officer.login_body())
+            self.token = body["token"] if body else None
+            if self.token:
+                SEATS.logged(officer)
+                TOKENS[officer.username] = self.token
         if self.token:
-            TOKENS[self.account["username"]] = self.token
             self.headers = {"Authorization": f"Bearer {self.token}"}
         # A session lasts W of Little's law on average (compressed by the pace like think times).
         self.session_ends = time.monotonic() + random.expovariate(1 / self.session_seconds())
 
     def api(self, method: str, path: str, name: str, ok: tuple[int, ...] = (200,), **kw: Any) -> Any:
+        if self.officer is None:
+            return None
         if not self.token or time.monotonic() > self.session_ends:
-            self.login()  # the session is over: this officer comes back later, logging in again
+            if self.token and self.own:
+                # The session is over: the next session is another officer's (this one comes back later).
+                SEATS.give_back(self.officer, self.own)
+                self.take_officer()
+                self.cases = {}
+            self.login()
             if not self.token:
                 return None
         return self.request(method, path, name, ok, headers=self.headers, **kw)
@@ -252,7 +317,7 @@ class Officer(KntcUser):
             if r.status_code == 200 and "<table" in (r.text or ""):
                 r.success()
             elif r.status_code in (302, 303):
-                self.web = False  # the page session went idle: log in to the pages again next time
+                self.web = None  # the page session went idle: log in to the pages again next time
                 r.success()
             else:
                 r.failure(f"{r.status_code}: {(r.text or '')[:200]}")
@@ -261,6 +326,8 @@ class Officer(KntcUser):
         """Log in to the web pages once (form with CSRF; the page session lives in cookies)."""
         if getattr(self, "web", None) is not None:
             return bool(self.web)
+        if self.officer is None:
+            return False
         self.web = False
         with self.client.get("/login", name="/login", catch_response=True) as r:
             m = re.search(r'name="csrf" value="([^"]+)"', r.text or "")
@@ -268,9 +335,13 @@ class Officer(KntcUser):
                 r.success()  # an app without the pages: not a failure of the app
                 return False
             r.success()
-        with self.client.post("/login", name="/login [POST]", catch_response=True, allow_redirects=False, data={
-                "username": self.account["username"], "password": DATA["password"], "csrf": m.group(1),
-                "next": "/app/stats"}) as r:
+        form = {"username": self.officer.username, "password": self.officer.password, "csrf": m.group(1),
+                "next": "/app/stats"}
+        code = self.officer.code()  # the page's login takes the same second factor (and spends its step)
+        if code:
+            form["code"] = code
+        with self.client.post("/login", name="/login [POST]", catch_response=True, allow_redirects=False,
+                              data=form) as r:
             if r.status_code not in (302, 303):
                 r.failure(f"web login answered {r.status_code}")
                 return False

@@ -3,6 +3,8 @@
     python -m loadtests.run                                 # local cluster + `kntc serve`, busy day
     python -m loadtests.run --host https://kntc.lab.example  # the lab (--admin-user for accounts)
     python -m loadtests.run --shape breakpoint --processes 2
+    python -m loadtests.run --roster-key K --roster-credentials C --officers 10000 \
+        --shape fixed --users 300 --run-time 20m --session-seconds 30   # 10,000 distinct officers
 
 The exit code is the thresholds' verdict (0 within limits, 1 crossed, 2 the run could not start).
 """
@@ -30,7 +32,8 @@ def locust_command(host: str, folder: Path, args: argparse.Namespace, data: Path
            "--kntc-scale", str(args.scale), "--kntc-pace", str(args.pace),
            "--kntc-step-seconds", str(args.step_seconds), "--kntc-probe-steps", str(args.probe_steps),
            "--kntc-report-dir", str(folder), "--kntc-thresholds", str(args.thresholds),
-           "--kntc-app-workers", str(args.app_workers), "--loglevel", "INFO"]
+           "--kntc-app-workers", str(args.app_workers), "--kntc-session-seconds", str(args.session_seconds),
+           "--loglevel", "INFO"]
     if args.processes:
         cmd += ["--processes", str(args.processes)]
     if args.run_time:
@@ -44,12 +47,21 @@ def run(args: argparse.Namespace) -> int:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     folder = args.out or REPORTS / f"{args.shape}-{stamp}"
     folder.mkdir(parents=True, exist_ok=True)
-    data = folder.parent / "testdata.json"
+    # Each mode keeps its own officers (and their passwords) from run to run.
+    data = folder.parent / ("testdata-roster.json" if args.roster_key else "testdata.json")
 
     def go(host: str) -> int:
-        testdata.prepare(host, data, per_level=args.per_level, cases_per_unit=args.cases_per_unit,
-                         demo_cases=args.demo_cases, admin_user=args.admin_user,
-                         admin_password=os.environ.get("KNTC_LOAD_ADMIN_PASSWORD"))
+        if args.roster_key:
+            prepared = testdata.prepare_roster(host, data, args.roster_key, args.roster_credentials, args.officers,
+                                               threads=args.threads, cases_per_unit=args.cases_per_unit)
+            if prepared["failures"]:
+                raise StackError(f"{len(prepared['failures'])} officer(s) could not be set up: "
+                                 f"{prepared['failures'][0]} (rerun to resume)")
+        else:
+            testdata.prepare(host, data, per_level=args.per_level, cases_per_unit=args.cases_per_unit,
+                             demo_cases=args.demo_cases, admin_user=args.admin_user,
+                             admin_password=os.environ.get("KNTC_LOAD_ADMIN_PASSWORD"),
+                             admin_totp=os.environ.get("KNTC_LOAD_ADMIN_TOTP"))
         print(f"locust: shape {args.shape}, scale {args.scale}, pace {args.pace}, report in {folder}", flush=True)
         with (folder / "locust.log").open("w") as log:
             code = subprocess.run(locust_command(host, folder, args, data), stdout=log, stderr=subprocess.STDOUT,
@@ -89,6 +101,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--cases-per-unit", type=int, default=12)
     p.add_argument("--demo-cases", type=int, default=0)
     p.add_argument("--admin-user", default=os.environ.get("KNTC_LOAD_ADMIN_USER"))
+    p.add_argument("--session-seconds", type=float, default=0,
+                   help="mean session length before a user's officer hands over (0: the scenario's ÷ pace)")
+    p.add_argument("--roster-key", type=Path, help="officers of an imported roster (its <roster>.key.csv) ...")
+    p.add_argument("--roster-credentials", type=Path, nargs="+", help="... with the import's initial passwords")
+    p.add_argument("--officers", type=int, default=10_000, help="distinct roster officers to set up and simulate")
+    p.add_argument("--threads", type=int, default=8, help="first logins at once")
     p.add_argument("--thresholds", type=Path, default=Path(__file__).resolve().parent / "thresholds.toml")
     p.add_argument("--out", type=Path, help="run folder (default loadtests/reports/<shape>-<time>)")
     return p
