@@ -34,9 +34,10 @@ def test_the_application_role_cannot_open_a_session_for_another_officer(pg_env, 
     victim = _account_id(owner_conn, make_account("T01", ["head"], clearance=2))
     token = secrets.token_urlsafe(32)
     with psycopg.connect(pg_env["KNTC_DATABASE_URL"], row_factory=dict_row, autocommit=True) as app:
-        # The call as it was (account, token, hours), and as it is now (with the client's address).
+        # The call as it was (account, token, hours), with the client's address, and with the purpose.
         for sql, args in (("SELECT kntc.session_open(%s, %s, %s)", (victim, token, 8)),
-                          ("SELECT kntc.session_open(%s, %s, %s, %s)", (victim, token, 8, "10.0.0.1"))):
+                          ("SELECT kntc.session_open(%s, %s, %s, %s)", (victim, token, 8, "10.0.0.1")),
+                          ("SELECT kntc.session_open(%s, %s, %s, %s, 'full')", (victim, token, 8, "10.0.0.1"))):
             with pytest.raises((psycopg.errors.InsufficientPrivilege, psycopg.errors.UndefinedFunction)):
                 app.execute(sql, args)
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
@@ -58,7 +59,7 @@ def test_the_login_role_cannot_open_a_session_longer_than_the_database_allows(pg
     account = _account_id(owner_conn, make_account("X00004", ["reception"]))
     token = secrets.token_urlsafe(32)
     with psycopg.connect(pg_env["KNTC_AUTH_DATABASE_URL"], row_factory=dict_row, autocommit=True) as auth:
-        row = auth.execute("SELECT kntc.session_open(%s, %s, %s, %s) - now() AS lasts",
+        row = auth.execute("SELECT kntc.session_open(%s, %s, %s, %s, 'full') - now() AS lasts",
                            (account, token, 10_000, "127.0.0.1")).fetchone()
         assert row["lasts"].total_seconds() <= 12 * 3600
         # Nor around the function: the login role has no privilege on any table.
