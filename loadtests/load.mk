@@ -3,6 +3,7 @@
 #   make load HOST=https://kntc.lab    the same against a running deployment (KNTC_LOAD_ADMIN_USER/PASSWORD)
 #   make load LOAD_SHAPE=breakpoint    any shape: ramp typical_day busy_day spike soak breakpoint fixed
 #   make bench-app                     endpoint vs pgbench ratios (not a timed test)
+#   make bench-login                   what a login costs at the chosen argon2id cost (and at the default)
 #   make bench-audit                   concurrent audited writers in different units (waits on each other)
 #   make accounts-national             the national roster (162,318 accounts) imported on the lab's migrate host, timed
 #   make accounts-national IMPORT_INTO=local ACCOUNTS=2000   a province's roster into the local cluster
@@ -22,6 +23,9 @@ load: deps ## load run (busy day by default; HOST=https://… for the lab); repo
 
 bench-app: deps ## case file, inbox, search, record: req/s and p50/p95/p99 vs pgbench of the same SQL
 	$(BIN)/python -m loadtests.bench_app $(LOAD_TARGET) $(BENCH_ARGS)
+
+bench-login: deps ## logins at the chosen argon2id cost vs the library default: logins/s, p50/p95/p99, CPU, memory
+	$(BIN)/python -m loadtests.bench_login --pg-root $(LOAD_PG_ROOT) --pg-port $(LOAD_PG_PORT) $(BENCH_ARGS)
 
 bench-audit: deps ## audited writers in different units: commits/s and waits (WRITERS=8, on the local cluster)
 	$(BIN)/kntc local up --no-serve >/dev/null
@@ -65,4 +69,4 @@ load-smoke: deps ## the load suite's smoke test against the local app (about a m
 capacity: ## print the capacity model (national users, req/s, sizing with CAPACITY_ARGS)
 	$(BIN)/python -m loadtests.capacity $(CAPACITY_ARGS)
 
-.PHONY: load bench-app bench-audit load-smoke capacity accounts-national load-roster
+.PHONY: load bench-app bench-login bench-audit load-smoke capacity accounts-national load-roster
