@@ -26,9 +26,11 @@ from pathlib import Path
 from typing import Any
 
 import gevent
+import requests
 from geventhttpclient import URL, HTTPClient
 
-from loadtests.stack import REPORTS, ROOT, AppServer, StackError, local_env, prepare_database
+from loadtests.officers import Journal, Officer, set_up
+from loadtests.stack import REPORTS, ROOT, AppServer, StackError, kntc, local_env, prepare_database
 from loadtests.testdata import Api, ensure_admin, petition_body
 
 PGBENCH = Path(os.environ.get("KNTC_PGBENCH", "/usr/lib/postgresql/15/bin/pgbench"))
@@ -150,8 +152,6 @@ def pgbench(dsn: str, script: str, variables: dict[str, str], concurrency: int, 
 
 
 def has_route(base: str, path: str) -> bool:
-    import requests
-
     spec = requests.get(base + "/openapi.json", timeout=30).json()
     return path in spec.get("paths", {})
 
@@ -160,12 +160,23 @@ def prepare(base: str, env: dict[str, str] | None, cases: int, password: str) ->
     """Accounts in the bench ward and `cases` case files in it (submitted and accepted: a full timeline)."""
     admin = ensure_admin(base, password, os.environ.get("KNTC_LOAD_ADMIN_USER"),
                          os.environ.get("KNTC_LOAD_ADMIN_PASSWORD"), env, username="bench.admin")
+    officers = {}
     for role in ("reception", "handling"):
-        admin.call("POST", "/api/accounts", ok=(201, 409), json={
-            "username": f"bench.{role}", "full_name": f"Cán bộ benchmark {role}", "unit": BENCH_UNIT,
-            "roles": [role], "clearance": 1, "password": password})
-    rec = Api.login(base, "bench.reception", password)
-    hnd = Api.login(base, "bench.handling", password)
+        username = f"bench.{role}"
+        if env is not None:
+            # The operator's command sets the bench's own password (an earlier run's account keeps it).
+            kntc("create-account", "--username", username, "--full-name", f"Cán bộ benchmark {role}", "--unit",
+                 BENCH_UNIT, "--role", role, env={**env, "KNTC_NEW_PASSWORD": password})
+            officers[role] = Api.login(base, username, password)
+            continue
+        # Through the API an account starts on an initial password, replaced at its first login.
+        got = admin.call("POST", "/api/accounts", ok=(201,), json={
+            "username": username, "full_name": f"Cán bộ benchmark {role}", "unit": BENCH_UNIT, "roles": [role],
+            "clearance": 0})
+        officer = Officer(username, BENCH_UNIT, got["initial_password"], role, initial=got["initial_password"])
+        set_up(requests.Session(), base, officer, Journal(lambda _: None))
+        officers[role] = Api.as_officer(base, officer)
+    rec, hnd = officers["reception"], officers["handling"]
     codes = []
     for i in range(cases):
         made = rec.call("POST", "/api/cases", json=petition_body(BENCH_UNIT, i))
