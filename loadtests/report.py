@@ -101,6 +101,7 @@ def summarise(folder: Path, app_workers: int, workers_per_node: int, db_cores: i
     stages_doc = json.loads((folder / "stages.json").read_text()) if (folder / "stages.json").exists() else {}
     verdict = stages_doc.get("verdict", {})
     thresholds = json.loads((folder / "thresholds.json").read_text()) if (folder / "thresholds.json").exists() else {}
+    officers = json.loads((folder / "officers.json").read_text()) if (folder / "officers.json").exists() else {}
     hist = read_history(folder)
     pngs = charts(folder, hist, stages_doc.get("stages", []))
     best = verdict.get("last_good")
@@ -139,7 +140,7 @@ def summarise(folder: Path, app_workers: int, workers_per_node: int, db_cores: i
         "cpu_bound_rps_per_worker": cpu_per_worker, "sizing_basis": basis,
         "thresholds_passed": thresholds.get("passed"), "thresholds": thresholds.get("rows", []),
         "endpoints": read_endpoints(folder), "national": national, "national_cpu_bound": national_cpu,
-        "charts": pngs,
+        "charts": pngs, "officers": officers,
     }
     (folder / "summary.json").write_text(json.dumps(summary, indent=1))
     (folder / "summary.md").write_text(markdown(summary, model))
@@ -155,6 +156,12 @@ def markdown(s: dict[str, Any], model: dict[str, Any]) -> str:
         L.append(f"| {r['label']} | {r['users']} | {r['rps']} | {r['p50_ms']:.0f} | {r['p95_ms']:.0f} | "
                  f"{r['p99_ms']:.0f} | {r['error_ratio']:.2%} | {'yes' if r['ok'] else 'NO'} |")
     L.append("")
+    if s.get("officers"):
+        o = s["officers"]
+        L.append(f"Officers: **{o['distinct_officers_logged_in']:,} distinct officers logged in** ({o['logins']:,} "
+                 f"logins; {o['officers_in_pool']:,} in the test data; users that shared an officer: "
+                 f"{o['users_sharing_an_officer']:,}).")
+        L.append("")
     L.append("## Năng lực đo được / Measured capacity")
     if s["last_good"]:
         qual = "" if s["saturated"] else "at least (the limit was never crossed: the rig ran out first) "

@@ -146,7 +146,7 @@ def test_every_locust_user_is_an_officer_of_its_own_and_hands_it_on(testdata: Pa
         [str(BIN / "locust"), "-f", str(ROOT / "loadtests" / "locustfile.py"), "--headless", "--host", server,
          "--only-summary", "--csv", str(tmp_path / "locust"), "--exit-code-on-error", "0", "--stop-timeout", "5",
          "--kntc-data", str(testdata), "--kntc-report-dir", str(tmp_path), "--kntc-thresholds", str(limits),
-         "--kntc-shape", "fixed", "-u", str(users), "-r", str(users), "-t", f"{seconds}s", "--kntc-pace", "10",
+         "--kntc-shape", "fixed", "-u", str(users), "-r", str(max(1, users // 10)), "-t", f"{seconds}s", "--kntc-pace", "10",
          "--kntc-session-seconds", "3"],
         capture_output=True, text=True, timeout=seconds + 120, cwd=ROOT)
     counted = json.loads((tmp_path / "officers.json").read_text())
