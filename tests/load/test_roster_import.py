@@ -40,9 +40,6 @@ def run(*args: str, env: dict[str, str] | None = None, timeout: float = 1800) ->
 def load_budgets(pg_env: dict[str, str]) -> Iterator[None]:
     """One address logs hundreds of officers in: lift the per-address and per-session call budgets
     as the load stack does (loadtests/stack.py), and put them back afterwards."""
-    help_ = subprocess.run([str(BIN / "kntc"), "accounts", "import", "--help"], capture_output=True, text=True)
-    if help_.returncode != 0:
-        pytest.skip("`kntc accounts import` is not in this checkout yet")
     with psycopg.connect(pg_env["KNTC_ADMIN_DATABASE_URL"], autocommit=True) as conn:
         before = conn.execute("SELECT purpose, max_hits FROM kntc.throttle_rule WHERE purpose = ANY(%s)",
                               (list(BUDGETS),)).fetchall()
