@@ -75,30 +75,23 @@ async def _second_factor(conn: AsyncConnection[Any], row: dict[str, Any], code: 
     return bool(got and got["ok"])
 
 
-async def login(conn: AsyncConnection[Any], username: str, password: str, hours: int,
-                address: str, code: str | None = None, secret_key: str = "") -> LoginResult:
-    """A session for the account, or LoginFailed; throttle.Throttled before the password is even
-    checked when a budget of failures is spent (core_app/throttle.py). `conn` is the login role's
-    (kntc_auth): the application role may neither read a password hash nor open a session.
-    Call it through `login_committed`: a failure must be recorded even though the login is refused.
-
-    An account on an initial password, or one that must enrol a second factor, gets a *setup*
-    session: the database gives it nothing until the setup is done (kntc.actor()).
-    """
-    username = username.strip().lower()
+async def _look_up(conn: AsyncConnection[Any], username: str, address: str) -> dict[str, Any] | None:
+    """The account's login row, or None; throttle.Throttled before the password is even checked
+    when a budget of failures is spent (core_app/throttle.py); LoginFailed("locked")."""
     await throttle.before_login(conn, username, address)
-    cur = await conn.execute("SELECT * FROM kntc.login_lookup(%s)", (username,))
+    cur = await conn.execute("SELECT *, now() AS now FROM kntc.login_lookup(%s)", (username,))
     row = await cur.fetchone()
-    account_id = row["account_id"] if row else None
     # An account an administrator or support locked stays locked (failed logins no longer lock).
-    if row and row["locked_until"] is not None:
-        now = await (await conn.execute("SELECT now() AS now")).fetchone()
-        if now and row["locked_until"] > now["now"]:
-            await _failed(conn, account_id, address)
-            raise LoginFailed("locked")
-    # argon2 is tens of milliseconds of CPU: in a thread (it releases the GIL), the worker's other
-    # requests are not held behind it and a worker's logins use every core.
-    ok, new_hash = await asyncio.to_thread(security.verify_password, row["password_hash"] if row else None, password)
+    if row and row["locked_until"] is not None and row["locked_until"] > row["now"]:
+        await _failed(conn, row["account_id"], address)
+        raise LoginFailed("locked")
+    return row
+
+
+async def _conclude(conn: AsyncConnection[Any], row: dict[str, Any] | None, ok: bool, new_hash: str | None,
+                    username: str, hours: int, address: str, code: str | None, secret_key: str) -> LoginResult:
+    """The password's verdict recorded, the second factor checked, the session opened."""
+    account_id = row["account_id"] if row else None
     if row is None or not row["is_active"] or not ok:
         # Unknown names count as failures too: the budgets must not tell which accounts exist.
         await throttle.login_failed(conn, username, address)
@@ -113,8 +106,7 @@ async def login(conn: AsyncConnection[Any], username: str, password: str, hours:
         await throttle.login_failed(conn, username, address)
         await _failed(conn, account_id, address)
         raise LoginFailed("second_factor_wrong")
-    now = (await (await conn.execute("SELECT now() AS now")).fetchone() or {}).get("now")
-    in_grace = row["factor_due_at"] is not None and now is not None and row["factor_due_at"] > now
+    in_grace = row["factor_due_at"] is not None and row["factor_due_at"] > row["now"]
     must_enrol = row["factor_required"] and not enrolled
     if row["must_change_password"]:
         purpose = "setup"
@@ -128,7 +120,8 @@ async def login(conn: AsyncConnection[Any], username: str, password: str, hours:
     await conn.execute("SELECT kntc.login_result(%s, %s, %s)", (account_id, ok, new_hash))
     await throttle.login_succeeded(conn, username, address)
     token = security.new_session_token()
-    # The database bounds the lifetime (kntc.session_max_hours) and records the login.
+    # The database bounds the lifetime (kntc.session_max_hours), refuses a full session the account
+    # is not entitled to (an account disabled meanwhile included) and records the login.
     cur = await conn.execute("SELECT kntc.session_open(%s, %s, %s, %s, %s) AS expires_at",
                              (account_id, token, hours, address, purpose))
     expires = await cur.fetchone()
@@ -144,12 +137,31 @@ async def _failed(conn: AsyncConnection[Any], account_id: int | None, address: s
 
 async def login_committed(db: Any, username: str, password: str, hours: int, address: str,
                           code: str | None = None, secret_key: str = "") -> LoginResult:
+    """A session for the account, or LoginFailed / throttle.Throttled; failures are committed.
+
+    Through the login role (kntc_auth): the application role may neither read a password hash nor
+    open a session. The password is verified between two short transactions, holding no pooled
+    connection: argon2 is tens of milliseconds of CPU, and the login pool is small, so at a login
+    rush a connection held through it would leave the next logins waiting for the pool (503).
+    An account on an initial password, or one that must enrol a second factor, gets a *setup*
+    session: the database gives it nothing until the setup is done (kntc.actor()).
+    """
+    username = username.strip().lower()
     failure: LoginFailed | None = None
     async with db.auth_transaction() as conn:
         try:
-            return await login(conn, username, password, hours, address, code, secret_key)
+            row = await _look_up(conn, username, address)
         except LoginFailed as exc:
             failure = exc  # leave the block normally so the failed-login count is committed
+    if failure is not None:
+        raise failure
+    # In a thread (argon2 releases the GIL): the worker's other requests are not held behind it.
+    ok, new_hash = await asyncio.to_thread(security.verify_password, row["password_hash"] if row else None, password)
+    async with db.auth_transaction() as conn:
+        try:
+            return await _conclude(conn, row, ok, new_hash, username, hours, address, code, secret_key)
+        except LoginFailed as exc:
+            failure = exc
     raise failure
 
 

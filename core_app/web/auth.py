@@ -51,13 +51,11 @@ async def login(request: Request) -> Response:
     if not username or not password:
         error = ("Hãy nhập tên đăng nhập và mật khẩu.", "Enter your username and password.")
     else:
-        async with request.app.state.db.auth_transaction() as conn:
-            try:
-                got = await accounts.login(conn, username, password, settings.session_hours,
-                                           guard.client_address(request), code, settings.secret_key)
-            except (accounts.LoginFailed, throttle.Throttled) as exc:
-                # Caught inside the transaction so that the failure counts commit.
-                failed = exc
+        try:
+            got = await accounts.login_committed(request.app.state.db, username, password, settings.session_hours,
+                                                 guard.client_address(request), code, settings.secret_key)
+        except (accounts.LoginFailed, throttle.Throttled) as exc:
+            failed = exc
         if failed is not None:
             error = said(failed.vi, failed.en)
             status = 429 if isinstance(failed, throttle.Throttled) else failed.status
