@@ -50,11 +50,12 @@ accounts-national: deps ## roster of ACCOUNTS officers (162,318) imported, timed
 
 # OFFICERS distinct officers of the roster imported by accounts-national (same ACCOUNTS, ROSTER_SEED and
 # IMPORT_INTO): their first logins, then ROSTER_USERS users whose sessions last ROSTER_SESSION seconds,
-# so that ROSTER_USERS / ROSTER_SESSION officers log in per second, for ROSTER_MINUTES.
+# so that ROSTER_USERS / ROSTER_SESSION officers log in per second, until OFFICERS distinct officers
+# have logged in (at most ROSTER_MINUTES).
 OFFICERS ?= 10000
 ROSTER_USERS ?= 300
 ROSTER_SESSION ?= 30
-ROSTER_MINUTES ?= 20
+ROSTER_MINUTES ?= 40
 ROSTER_PACE ?= 5
 
 load-roster: deps ## OFFICERS (10,000) distinct officers of the imported roster log in and work (after accounts-national)

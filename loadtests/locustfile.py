@@ -65,6 +65,8 @@ def _options(parser: Any) -> None:
     g.add_argument("--kntc-session-seconds", type=float, default=0,
                    help="mean session length, after which the user's officer hands over to the next one "
                         "(0: the scenario's, divided by the pace); short sessions log many officers in")
+    g.add_argument("--kntc-stop-after-officers", type=int, default=0,
+                   help="end the run once this many distinct officers have logged in (0: run the shape out)")
     g.add_argument("--kntc-probe-steps", type=int, default=4,
                    help="busy_day: steps of ×1.4 above the busy day while p95 and errors hold (0: none)")
     g.add_argument("--kntc-p95-limit", type=float, default=300, help="p95 (ms) that ends the breakpoint search")
@@ -558,4 +560,9 @@ class Shape(LoadTestShape):
     def tick(self) -> tuple[int, float] | None:
         if not hasattr(self, "_impl"):
             self._impl = shapes.build(self.runner.environment, self)
+        target = opt(self.runner.environment, "kntc_stop_after_officers", 0) or 0
+        # The master hears of its workers' logins every few seconds; a single process counts its own.
+        seen = len(TALLY.usernames if isinstance(self.runner, MasterRunner) else SEATS.logged_in)
+        if target and seen >= target:
+            self._impl.finish_now(f"{seen} distinct officers have logged in (target {target})")
         return self._impl.tick()

@@ -147,6 +147,14 @@ class Staged:
             self.snap = self._snapshot()
         return stage.users, stage.spawn_rate
 
+    def finish_now(self, why: str) -> None:
+        """End the run before its stages do (the stage under way is measured as it stands)."""
+        if not self.done:
+            log.info("ending the run: %s", why)
+            if self.index >= 0:
+                self._close()
+            self._finish()
+
     def _finish(self) -> None:
         self.done = True
         good = [r for r in self.results if r.ok]
