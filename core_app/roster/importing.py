@@ -41,7 +41,7 @@ class Report:
 
 
 async def from_upload(conn: AsyncConnection[Any], actor: Actor, data: bytes, filename: str, reason: str,
-                      dry_run: bool, secret_key: str) -> Report:
+                      dry_run: bool, secret_key: sealing.Keys) -> Report:
     rows = format.read(data, filename)
     if len(rows) > WEB_MAX_ROWS:
         raise format.RosterUnreadable(
@@ -57,7 +57,7 @@ async def from_upload(conn: AsyncConnection[Any], actor: Actor, data: bytes, fil
     return Report(out, str(got["id"]) if got else None)
 
 
-async def _take(conn: AsyncConnection[Any], handle: str, secret_key: str, purpose: str) -> bytes | None:
+async def _take(conn: AsyncConnection[Any], handle: str, secret_key: sealing.Keys, purpose: str) -> bytes | None:
     """What the acting administrator stored under `handle` for `purpose`, once; None when it is gone,
     another's, or stored for another purpose."""
     cur = await conn.execute("SELECT kntc.delivery_take(%s) AS sealed, (kntc.actor()).account_id AS me", (handle,))
@@ -70,12 +70,12 @@ async def _take(conn: AsyncConnection[Any], handle: str, secret_key: str, purpos
         return None
 
 
-async def take_credentials(conn: AsyncConnection[Any], handle: str, secret_key: str) -> bytes | None:
+async def take_credentials(conn: AsyncConnection[Any], handle: str, secret_key: sealing.Keys) -> bytes | None:
     return await _take(conn, handle, secret_key, PURPOSE)
 
 
 async def keep_checked(conn: AsyncConnection[Any], actor: Actor, data: bytes, filename: str,
-                       secret_key: str) -> str | None:
+                       secret_key: sealing.Keys) -> str | None:
     """A handle to import the file just checked without sending it again (None: too large to keep)."""
     payload = filename.replace("\n", " ").encode() + b"\n" + data
     if len(payload) > KEEP_MAX_BYTES:
@@ -86,7 +86,7 @@ async def keep_checked(conn: AsyncConnection[Any], actor: Actor, data: bytes, fi
     return str(got["id"]) if got else None
 
 
-async def take_checked(conn: AsyncConnection[Any], handle: str, secret_key: str) -> tuple[str, bytes] | None:
+async def take_checked(conn: AsyncConnection[Any], handle: str, secret_key: sealing.Keys) -> tuple[str, bytes] | None:
     """(file name, content) of a file this administrator checked, once."""
     payload = await _take(conn, handle, secret_key, CHECKED)
     if payload is None:

@@ -24,7 +24,8 @@ GONE = WebError(404, "Tệp mật khẩu ban đầu không còn (đã tải ho�
 def _import_page(request: Request, status_code: int = 200, **ctx: object) -> Response:
     header = ",".join(c.vi for c in roster_format.COLUMNS)
     return page(request, "account_import.html", status_code=status_code, columns=roster_format.COLUMNS,
-                header=header, **{"form": {}, "errors": {}, "report": None, "credentials": None, "checked": None, **ctx})
+                header=header,
+                **{"form": {}, "errors": {}, "report": None, "credentials": None, "checked": None, **ctx})
 
 
 @router.get("")
@@ -57,7 +58,7 @@ async def import_roster(request: Request) -> Response:
     if not 5 <= len(reason) <= 500:
         errors["reason"] = ("Hãy ghi lý do (5 đến 500 ký tự).", "Give a reason (5 to 500 characters).")
     report, kept, filename = None, None, file.filename if isinstance(file, UploadFile) else None
-    key = request.app.state.settings.secret_key
+    key = request.app.state.settings.sealing_keys
     async with acting(request, *ADMINS) as (conn, actor):
         data = None
         if not errors and isinstance(file, UploadFile) and sent:
@@ -96,7 +97,7 @@ async def credentials(request: Request, handle: str) -> Response:
     except ValueError:
         raise GONE from None
     async with acting(request, *ADMINS) as (conn, _):
-        got = await importing.take_credentials(conn, handle, request.app.state.settings.secret_key)
+        got = await importing.take_credentials(conn, handle, request.app.state.settings.sealing_keys)
     if got is None:
         raise GONE
     return Response(got, media_type="text/csv; charset=utf-8",
