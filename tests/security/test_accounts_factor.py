@@ -2,7 +2,7 @@
 its factor, a code used twice, a recovery code used twice, a stolen password on an account still to
 enrol, and the secret read from the database.
 
-Threat rows (runbooks/security.md): T53, T54, T55.
+Threat rows (runbooks/security.md): T53, T54, T55, T58.
 """
 
 from __future__ import annotations
