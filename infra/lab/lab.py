@@ -358,7 +358,7 @@ def write_inventory() -> None:
     for name, (_, addr, _) in HOSTS.items():
         lines += [f"    {name}:", f"      ansible_host: {addr}"]
     lines.append("  children:")
-    for g in ("dc", "dr", "etcd", "database", "balancer", "app", "backup"):
+    for g in ("dc", "dr", "etcd", "database", "balancer", "app", "backup", "monitoring"):
         lines.append(f"    {g}:")
         lines.append("      hosts:")
         lines += [f"        {h}:" for h in groups[g]]

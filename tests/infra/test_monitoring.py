@@ -4,6 +4,7 @@ and a mail in the on-call mailbox, then a resolved one."""
 
 from __future__ import annotations
 
+import ssl
 import time
 
 import httpx
@@ -22,8 +23,9 @@ EXPECTED = ({("node", h) for h in ADDR} | {("postgres", h) for h in DATABASES} |
 def client() -> httpx.Client:
     """As an operator with a certificate of the platform's CA (the lab's control node holds them)."""
     pki = STATE / "pki"
-    return httpx.Client(verify=str(pki / "ca.crt"), cert=(str(pki / "dc-mon1.crt"), str(pki / "dc-mon1.key")),
-                        timeout=15)
+    tls = ssl.create_default_context(cafile=str(pki / "ca.crt"))
+    tls.load_cert_chain(str(pki / "dc-mon1.crt"), str(pki / "dc-mon1.key"))
+    return httpx.Client(verify=tls, timeout=15)
 
 
 def up(monitor: str) -> dict[tuple[str, str], float]:
