@@ -1,0 +1,137 @@
+"""`kntc exchange clients register|list|add-credential|revoke-credential|revoke|set-scopes` and
+`kntc exchange verify`: the connected systems of other bodies, and their hash-chained exchange log."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from core_app.cli.common import connect, console, err, fail
+
+app = typer.Typer(help="Connected systems of other bodies (the exchange API) and their exchange log.",
+                  no_args_is_help=True)
+clients = typer.Typer(help="Register connected systems, rotate and revoke their credentials.", no_args_is_help=True)
+app.add_typer(clients, name="clients")
+
+Scopes = Annotated[str, typer.Option(help="comma-separated: read, submit, feed")]
+Reason = Annotated[str, typer.Option(help="why (kept in the access log)", min=3)]
+
+
+def _cert(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        fail(f"cannot read the certificate {path}: {exc.strerror}")
+
+
+def _owner(action: Any) -> Any:
+    """Run `action(conn)` in one transaction as the owner; a refusal is one line, nothing written."""
+    from core_app.exchange.clients import ClientError
+
+    with connect("owner") as conn:
+        try:
+            with conn.transaction():
+                return action(conn)
+        except (ClientError, ValueError) as exc:
+            fail(str(exc))
+
+
+def _show(data: Any) -> None:
+    console.print_json(json.dumps(data, default=str, ensure_ascii=False))
+
+
+@clients.command("register")
+def register(
+    name: Annotated[str, typer.Option(help="the client_id: lower-case letters, digits and '-', e.g. toa-an-hn")],
+    title: Annotated[str, typer.Option(help="the body and its system, as people read it")],
+    unit: Annotated[str, typer.Option(help="code of the unit the client acts for (kntc unit list)")],
+    cert: Annotated[Path, typer.Option(help="the client's certificate (PEM); self-signed is fine")],
+    scopes: Scopes = "read,feed",
+    clearance: Annotated[int, typer.Option(min=0, max=2, help="0 none, 1 confidential, 2 secret")] = 0,
+    rate: Annotated[int, typer.Option(min=1, max=100000, help="requests a minute")] = 600,
+) -> None:
+    """Register a connected system bound to one unit, with its first certificate."""
+    from core_app.exchange import clients as store
+
+    scope_list = [s.strip() for s in scopes.split(",") if s.strip()]
+    _show(_owner(lambda c: store.register(c, name, title, unit, scope_list, clearance, rate, _cert(cert))))
+
+
+@clients.command("list")
+def listing() -> None:
+    """Every client with its unit, scopes and credentials."""
+    from core_app.exchange import clients as store
+
+    _show(_owner(store.listing))
+
+
+@clients.command("add-credential")
+def add_credential(
+    name: Annotated[str, typer.Argument(help="the client")],
+    cert: Annotated[Path, typer.Option(help="the new certificate (PEM)")],
+    overlap_hours: Annotated[float, typer.Option(min=0, max=24 * 90, help="how long the current certificates "
+                                                                         "stay valid beside the new one")] = 24,
+) -> None:
+    """Rotate: add a certificate; the current ones stop after the overlap (no downtime)."""
+    from core_app.exchange import clients as store
+
+    _show(_owner(lambda c: store.add_credential(c, name, _cert(cert), timedelta(hours=overlap_hours))))
+
+
+@clients.command("revoke-credential")
+def revoke_credential(
+    name: Annotated[str, typer.Argument(help="the client")],
+    thumbprint: Annotated[str, typer.Option(help="the certificate's SHA-256 thumbprint (hex, 8 digits at least)")],
+    reason: Reason,
+) -> None:
+    """Revoke one certificate now: its tokens are refused from the next request."""
+    from core_app.exchange import clients as store
+
+    n = _owner(lambda c: store.revoke_credential(c, name, thumbprint, reason))
+    console.print(f"revoked {n} credential(s) of {name}")
+
+
+@clients.command("revoke")
+def revoke(name: Annotated[str, typer.Argument(help="the client")], reason: Reason) -> None:
+    """Revoke the client: every token and credential is refused from the next request."""
+    from core_app.exchange import clients as store
+
+    _owner(lambda c: store.revoke(c, name, reason))
+    console.print(f"revoked {name}")
+
+
+@clients.command("set-scopes")
+def set_scopes(name: Annotated[str, typer.Argument(help="the client")], scopes: Scopes) -> None:
+    """Change what the client may do; its current tokens end (it asks for a new one)."""
+    from core_app.exchange import clients as store
+
+    scope_list = [s.strip() for s in scopes.split(",") if s.strip()]
+    _show({"name": name, "scopes": _owner(lambda c: store.set_scopes(c, name, scope_list))})
+
+
+@app.command("verify")
+def verify(bodies: Annotated[bool, typer.Option(help="also check every kept message against its digest (needs "
+                                                     "the owner's DSN: the messages are the owner's to read)")]
+           = False) -> None:
+    """Recompute every client's chain of messages; exit 1 on any break."""
+    from core_app.exchange import log
+
+    conn = connect("owner" if bodies else "readonly")
+    with conn:
+        conn.execute("SET search_path = pg_catalog, pg_temp")
+        with conn.transaction():
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            rep = log.verify(conn, with_bodies=bodies)
+    for p in rep.problems:
+        err.print(p, markup=False, highlight=False)
+    summary = (f"{rep.rows} messages in {rep.clients} chains" +
+               (f", {rep.bodies_checked} kept messages checked" if bodies else ""))
+    if not rep.ok:
+        err.print(f"exchange log: {len(rep.problems)} problem(s); {summary} / nhật ký trao đổi bị sửa",
+                  style="red", markup=False)
+        raise typer.Exit(1)
+    console.print(f"exchange log intact: {summary} / nhật ký trao đổi toàn vẹn")
