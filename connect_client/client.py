@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import ssl
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -32,9 +34,12 @@ class Connection:
                  backoff_s: float = 0.5) -> None:
         self.client_id, self.scopes = client_id, scopes
         self.retries, self.backoff_s = retries, backoff_s
-        verify: Any = str(ca) if isinstance(ca, str | Path) else ca
-        self.http = httpx.Client(base_url=base_url.rstrip("/"), cert=(str(cert), str(key)), verify=verify,
-                                 timeout=timeout)
+        # The certificate is presented in the TLS handshake: the server reads nothing else of it.
+        tls = ssl.create_default_context(cafile=str(ca)) if isinstance(ca, str | Path) else ssl.create_default_context()
+        if ca is False:
+            raise ValueError("the server's certificate is always verified: give its CA bundle")
+        tls.load_cert_chain(str(cert), str(key))
+        self.http = httpx.Client(base_url=base_url.rstrip("/"), verify=tls, timeout=timeout)
         self._token: str | None = None
         self._token_until = 0.0
 
@@ -109,13 +114,13 @@ class Connection:
 
     # -- reads ------------------------------------------------------------------------------
     def get_case(self, code: str, purpose: str) -> dict[str, Any]:
-        r = self.request("GET", f"/api/v1/cases/{code}", headers={"Purpose": purpose})
+        r = self.request("GET", f"/api/v1/cases/{code}", headers=_purpose(purpose))
         if r.status_code != 200:
             raise ExchangeError(r.status_code, _body(r))
         return r.json()
 
     def search(self, purpose: str, **filters: Any) -> dict[str, Any]:
-        r = self.request("GET", "/api/v1/cases", headers={"Purpose": purpose}, params=filters)
+        r = self.request("GET", "/api/v1/cases", headers=_purpose(purpose), params=filters)
         if r.status_code != 200:
             raise ExchangeError(r.status_code, _body(r))
         return r.json()
@@ -125,7 +130,7 @@ class Connection:
         params: dict[str, Any] = {"limit": limit}
         if cursor:
             params["cursor"] = cursor
-        r = self.request("GET", "/api/v1/feed", headers={"Purpose": purpose}, params=params)
+        r = self.request("GET", "/api/v1/feed", headers=_purpose(purpose), params=params)
         if r.status_code != 200:
             raise ExchangeError(r.status_code, _body(r))
         return r.json()
@@ -158,6 +163,11 @@ def save_cursor(path: Path, cursor: str) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
+
+
+def _purpose(purpose: str) -> dict[str, str]:
+    """HTTP headers are ASCII: Vietnamese text travels percent-encoded (the server decodes UTF-8)."""
+    return {"Purpose": quote(purpose, safe=" /:;,.()-_")}
 
 
 def _body(r: httpx.Response) -> Any:

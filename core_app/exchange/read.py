@@ -5,6 +5,7 @@ the purpose it stated (`kntc.record_exchange_read`, in the access log the audit 
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import unquote
 
 from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
@@ -39,11 +40,20 @@ SHOWN = ("code", "kind", "subject", "content", "respondent", "classification", "
 
 
 def purpose_of(headers: Any) -> str:
-    purpose = (headers.get(PURPOSE_HEADER) or "").strip()
+    """The stated purpose; a header is ASCII, so Vietnamese text comes percent-encoded (UTF-8)."""
+    purpose = unquote(headers.get(PURPOSE_HEADER) or "", errors="strict").strip() if _utf8(headers) else ""
     if len(purpose) < 3 or len(purpose) > 500 or not purpose.isprintable():
         raise Problem(400, "purpose_required", "every read states its purpose in a Purpose header (3 to 500 "
                                                "printable characters, e.g. a case reference of yours)")
     return purpose
+
+
+def _utf8(headers: Any) -> bool:
+    try:
+        unquote(headers.get(PURPOSE_HEADER) or "", errors="strict")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 async def fetch(conn: AsyncConnection[Any], code: str, purpose: str) -> dict[str, Any]:
