@@ -22,12 +22,8 @@ from core_app.exchange.problems import Problem
 from core_app.gate import Actor
 
 SETTINGS = "SELECT set_config('kntc.exchange_token', %(token)s, true), set_config('kntc.exchange_cert', %(cert)s, true)"
-BEGIN = """
-SELECT b.*, (a).account_id AS actor_account, (a).unit_id AS actor_unit, (a).roles AS actor_roles,
-       (a).clearance AS actor_clearance
-  FROM kntc.exchange_begin(%(token)s, %(cert)s) b
-  LEFT JOIN LATERAL (SELECT kntc.actor() AS a WHERE b.state = 'live') x ON true
-"""
+CHECK = "SELECT * FROM kntc.exchange_begin(%(token)s, %(cert)s)"
+ACTOR = "SELECT (a).account_id, (a).unit_id, (a).roles, (a).clearance FROM (SELECT kntc.actor() AS a) x"
 
 REALM = 'Bearer realm="kntc-exchange"'
 
@@ -71,26 +67,35 @@ async def acting(request: Request, scope: str) -> AsyncIterator[tuple[AsyncConne
         await _count_failure(request)
         raise _refuse(401, "invalid_token", "an access token is required (POST /api/v1/oauth/token)")
     cert = certs.presented(request) or ""
-    async with request.app.state.db.connection() as conn, conn.transaction():
-        await conn.execute(SETTINGS, {"token": token, "cert": cert})
-        cur = await conn.execute(BEGIN, {"token": token, "cert": cert})
+    db = request.app.state.db
+    # The rate is counted in a transaction of its own: a row lock held on the counter until the
+    # request commits would make one client's requests wait on each other.
+    async with db.transaction() as conn:
+        cur = await conn.execute(CHECK, {"token": token, "cert": cert})
         row = await cur.fetchone()
         state = row["state"] if row else "invalid"
-        if state == "live" and row and row["actor_account"] is not None:
+        if state == "live" and row:
             client = Client(row["client_id"], row["client_name"], frozenset(row["scopes"]), row["rate_per_minute"],
                             row["unit_id"], row["unit_code"], row["account_id"])
             if scope not in client.scopes:
                 raise _refuse(403, "insufficient_scope", f"this token does not carry the scope {scope!r}")
             hit = await throttle.hit(conn, "exchange_minute", str(client.id))
-            if hit["hits"] > client.rate_per_minute:
-                raise Problem(429, "too_many_requests", f"more than {client.rate_per_minute} requests a minute",
-                              headers={"Retry-After": str(max(1, 60 - int(hit["retry_after_s"] or 0) % 60))})
-            actor = Actor(account_id=row["actor_account"], unit_id=row["actor_unit"],
-                          roles=frozenset(row["actor_roles"]), clearance=row["actor_clearance"],
-                          unit_code=client.unit_code, unit_name="", unit_level="")
-            request.state.exchange_client = client
-            yield conn, client, actor
-            return
+    if state == "live":
+        if hit["hits"] > client.rate_per_minute:
+            raise Problem(429, "too_many_requests", f"more than {client.rate_per_minute} requests a minute",
+                          headers={"Retry-After": str(max(1, int(hit["retry_after_s"] or 60)))})
+        async with db.connection() as conn, conn.transaction():
+            await conn.execute(SETTINGS, {"token": token, "cert": cert})
+            cur = await conn.execute(ACTOR)
+            row = await cur.fetchone()
+            # kntc.actor() checks the token, certificate, credential and client again, in this transaction.
+            if row and row["account_id"] is not None:
+                actor = Actor(account_id=row["account_id"], unit_id=row["unit_id"], roles=frozenset(row["roles"]),
+                              clearance=row["clearance"], unit_code=client.unit_code, unit_name="", unit_level="")
+                request.state.exchange_client = client
+                yield conn, client, actor
+                return
+        state = "invalid"
     await _count_failure(request)
     if state == "wrong_certificate":
         raise _refuse(401, "invalid_token", "this token is bound to another certificate than the one presented")

@@ -97,11 +97,15 @@ async def one(conn: AsyncConnection[Any], client: Client, actor: Actor, book: Ru
                                                     "(it was transferred or classified above its clearance)")
         result = {"external_id": sub.external_id, "case_code": known["code"]}
         if all(known[k] == getattr(sub, k) for k in RESULTS):
-            return 200, {**result, "outcome": "unchanged", "status": known["status"]}
+            return 200, {**result, "outcome": "unchanged", "case_status": known["status"]}
         await _set_results(conn, actor, known["case_id"], known["status"], sub)
         await conn.execute("UPDATE kntc.exchange_case SET updated_at = now() WHERE client_id = %s AND external_id = %s",
                            (client.id, sub.external_id))
-        return 200, {**result, "outcome": "updated", "status": sub.status}
+        return 200, {**result, "outcome": "updated", "case_status": sub.status}
+    for i, p in enumerate(sub.parties):
+        if p.address_unit and await cases.unit_id_by_code(conn, p.address_unit) is None:
+            raise Invalid(f"parties.{i}.address_unit", f"Không có đơn vị hành chính hiện hành mã {p.address_unit}.",
+                          f"no current unit with code {p.address_unit!r}")
     duplicates = await _duplicates(conn, actor, sub)
     data = sub.model_dump(exclude=set(RESULTS) | {"external_id"})
     data["reception_id"] = None
@@ -111,7 +115,7 @@ async def one(conn: AsyncConnection[Any], client: Client, actor: Actor, book: Ru
     await conn.execute("INSERT INTO kntc.exchange_case (client_id, external_id, case_id) VALUES (%s, %s, %s)",
                        (client.id, sub.external_id, created["id"]))
     return 201, {"external_id": sub.external_id, "case_code": created["code"], "outcome": "created",
-                 "status": sub.status, "duplicates": duplicates}
+                 "case_status": sub.status, "duplicates": duplicates}
 
 
 async def single(conn: AsyncConnection[Any], client: Client, actor: Actor, book: RuleBook, body: Any,
