@@ -122,7 +122,9 @@ def verify(bodies: Annotated[bool, typer.Option(help="also check every kept mess
 
     conn = connect("owner" if bodies else "readonly")
     with conn:
+        # Names resolve to the built-ins only: nothing the owner created can stand in for them.
         conn.execute("SET search_path = pg_catalog, pg_temp")
+        conn.commit()
         with conn.transaction():
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             rep = log.verify(conn, with_bodies=bodies)
