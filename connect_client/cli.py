@@ -19,8 +19,14 @@ def _connection(scopes: str = "") -> Connection:
     missing = [v for v in ("KNTC_URL", "KNTC_CLIENT_ID", "KNTC_CERT", "KNTC_KEY") if not os.environ.get(v)]
     if missing:
         sys.exit(f"kntc-connect: set {', '.join(missing)}")
-    return Connection(os.environ["KNTC_URL"], os.environ["KNTC_CLIENT_ID"], os.environ["KNTC_CERT"],
-                      os.environ["KNTC_KEY"], ca=os.environ.get("KNTC_CA") or True, scopes=scopes)
+    return Connection(
+        os.environ["KNTC_URL"],
+        os.environ["KNTC_CLIENT_ID"],
+        os.environ["KNTC_CERT"],
+        os.environ["KNTC_KEY"],
+        ca=os.environ.get("KNTC_CA") or True,
+        scopes=scopes,
+    )
 
 
 def _print(data: Any) -> None:
@@ -34,8 +40,9 @@ def main(argv: list[str] | None = None) -> None:
     t.add_argument("--scope", default="")
     s = sub.add_parser("submit", help="submit a JSON file: one item, or a list (sent in batches of 100)")
     s.add_argument("file")
-    s.add_argument("--key", help="Idempotency-Key (default: a new UUID per request; give one to retry safely "
-                                 "from another run)")
+    s.add_argument(
+        "--key", help="Idempotency-Key (default: a new UUID per request; give one to retry safely from another run)"
+    )
     g = sub.add_parser("get", help="fetch one case")
     g.add_argument("code")
     g.add_argument("--purpose", required=True)
@@ -55,12 +62,13 @@ def main(argv: list[str] | None = None) -> None:
                 if isinstance(data, list):
                     for i in range(0, len(data), 100):
                         key = f"{args.key}-{i // 100}" if args.key else None
-                        _print(conn.submit_batch(data[i:i + 100], key))
+                        _print(conn.submit_batch(data[i : i + 100], key))
                 else:
                     _print(conn.submit(data, args.key))
             elif args.command == "get":
                 _print(conn.get_case(args.code, args.purpose))
             elif args.command == "follow":
+
                 def show(item: dict[str, Any]) -> None:
                     print(json.dumps(item, ensure_ascii=False, default=str), flush=True)
 

@@ -29,9 +29,18 @@ class ExchangeError(Exception):
 class Connection:
     """One connected system: its client_id, certificate and key, and the server's CA."""
 
-    def __init__(self, base_url: str, client_id: str, cert: str | Path, key: str | Path,
-                 ca: str | Path | bool = True, scopes: str = "", timeout: float = 30.0, retries: int = 5,
-                 backoff_s: float = 0.5) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        client_id: str,
+        cert: str | Path,
+        key: str | Path,
+        ca: str | Path | bool = True,
+        scopes: str = "",
+        timeout: float = 30.0,
+        retries: int = 5,
+        backoff_s: float = 0.5,
+    ) -> None:
         self.client_id, self.scopes = client_id, scopes
         self.retries, self.backoff_s = retries, backoff_s
         # The certificate is presented in the TLS handshake: the server reads nothing else of it.
@@ -68,8 +77,15 @@ class Connection:
         assert self._token is not None
         return self._token
 
-    def request(self, method: str, path: str, *, headers: dict[str, str] | None = None,
-                body: Any = None, params: dict[str, Any] | None = None) -> httpx.Response:
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        headers: dict[str, str] | None = None,
+        body: Any = None,
+        params: dict[str, Any] | None = None,
+    ) -> httpx.Response:
         """One call with retries: a new token on 401 (once), the same request again on RETRY_STATUSES
         and on connection errors, with exponential back-off (honouring Retry-After)."""
         renewed = False
@@ -135,8 +151,16 @@ class Connection:
             raise ExchangeError(r.status_code, _body(r))
         return r.json()
 
-    def follow(self, purpose: str, cursor_file: str | Path, handle: Callable[[dict[str, Any]], None],
-               *, limit: int = 100, once: bool = False, poll_s: float = 5.0) -> Iterator[int]:
+    def follow(
+        self,
+        purpose: str,
+        cursor_file: str | Path,
+        handle: Callable[[dict[str, Any]], None],
+        *,
+        limit: int = 100,
+        once: bool = False,
+        poll_s: float = 5.0,
+    ) -> Iterator[int]:
         """Hand every event to `handle`, saving its cursor right after: a restart resumes after the
         last event handled (so each is handled once, unless `handle` dies half-way). Yields how
         many events each page held; with `once`, stops when the feed has nothing more."""

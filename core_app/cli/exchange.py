@@ -12,8 +12,9 @@ import typer
 
 from core_app.cli.common import connect, console, err, fail
 
-app = typer.Typer(help="Connected systems of other bodies (the exchange API) and their exchange log.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="Connected systems of other bodies (the exchange API) and their exchange log.", no_args_is_help=True
+)
 clients = typer.Typer(help="Register connected systems, rotate and revoke their credentials.", no_args_is_help=True)
 app.add_typer(clients, name="clients")
 
@@ -73,8 +74,9 @@ def listing() -> None:
 def add_credential(
     name: Annotated[str, typer.Argument(help="the client")],
     cert: Annotated[Path, typer.Option(help="the new certificate (PEM)")],
-    overlap_hours: Annotated[float, typer.Option(min=0, max=24 * 90, help="how long the current certificates "
-                                                                         "stay valid beside the new one")] = 24,
+    overlap_hours: Annotated[
+        float, typer.Option(min=0, max=24 * 90, help="how long the current certificates stay valid beside the new one")
+    ] = 24,
 ) -> None:
     """Rotate: add a certificate; the current ones stop after the overlap (no downtime)."""
     from core_app.exchange import clients as store
@@ -114,9 +116,15 @@ def set_scopes(name: Annotated[str, typer.Argument(help="the client")], scopes: 
 
 
 @app.command("verify")
-def verify(bodies: Annotated[bool, typer.Option(help="also check every kept message against its digest (needs "
-                                                     "the owner's DSN: the messages are the owner's to read)")]
-           = False) -> None:
+def verify(
+    bodies: Annotated[
+        bool,
+        typer.Option(
+            help="also check every kept message against its digest (needs "
+            "the owner's DSN: the messages are the owner's to read)"
+        ),
+    ] = False,
+) -> None:
     """Recompute every client's chain of messages; exit 1 on any break."""
     from core_app.exchange import log
 
@@ -130,10 +138,14 @@ def verify(bodies: Annotated[bool, typer.Option(help="also check every kept mess
             rep = log.verify(conn, with_bodies=bodies)
     for p in rep.problems:
         err.print(p, markup=False, highlight=False)
-    summary = (f"{rep.rows} messages in {rep.clients} chains" +
-               (f", {rep.bodies_checked} kept messages checked" if bodies else ""))
+    summary = f"{rep.rows} messages in {rep.clients} chains" + (
+        f", {rep.bodies_checked} kept messages checked" if bodies else ""
+    )
     if not rep.ok:
-        err.print(f"exchange log: {len(rep.problems)} problem(s); {summary} / nhật ký trao đổi bị sửa",
-                  style="red", markup=False)
+        err.print(
+            f"exchange log: {len(rep.problems)} problem(s); {summary} / nhật ký trao đổi bị sửa",
+            style="red",
+            markup=False,
+        )
         raise typer.Exit(1)
     console.print(f"exchange log intact: {summary} / nhật ký trao đổi toàn vẹn")

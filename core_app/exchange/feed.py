@@ -48,21 +48,47 @@ def decode(cursor: str | None) -> tuple[str, int]:
         text = ""
     m = _CURSOR.match(text)
     if not m or int(m.group(1)) >= 2**64 or int(m.group(2)) >= 2**63:
-        raise Problem(400, "invalid_cursor", "not a cursor this feed gave: resume from a saved one, or start "
-                                             "without one")
+        raise Problem(
+            400, "invalid_cursor", "not a cursor this feed gave: resume from a saved one, or start without one"
+        )
     return m.group(1), int(m.group(2))
 
 
-async def page(conn: AsyncConnection[Any], client: Client, cursor: str | None, limit: int,
-               purpose: str) -> dict[str, Any]:
+async def page(
+    conn: AsyncConnection[Any], client: Client, cursor: str | None, limit: int, purpose: str
+) -> dict[str, Any]:
     xid, event_id = decode(cursor)
-    cur = await conn.execute(PAGE, {"client": client.id, "xid": xid, "id": event_id, "unit": client.unit_id,
-                                    "account": client.account_id, "limit": limit})
+    cur = await conn.execute(
+        PAGE,
+        {
+            "client": client.id,
+            "xid": xid,
+            "id": event_id,
+            "unit": client.unit_id,
+            "account": client.account_id,
+            "limit": limit,
+        },
+    )
     rows = await cur.fetchall()
     if rows:
-        await conn.execute("SELECT kntc.record_exchange_read(%s, %s, %s)",
-                           (sorted({r["case_id"] for r in rows}), purpose, Jsonb({"what": "feed"})))
-    items = [{"cursor": encode(r["xid"], r["id"]), "event": r["kind"], "at": r["at"], "case_code": r["case_code"],
-              "external_id": r["external_id"], "status": r["status"], "version": r["version"]} for r in rows]
-    return {"items": items, "next_cursor": items[-1]["cursor"] if items else (cursor or encode(0, 0)),
-            "has_more": len(items) == limit}
+        await conn.execute(
+            "SELECT kntc.record_exchange_read(%s, %s, %s)",
+            (sorted({r["case_id"] for r in rows}), purpose, Jsonb({"what": "feed"})),
+        )
+    items = [
+        {
+            "cursor": encode(r["xid"], r["id"]),
+            "event": r["kind"],
+            "at": r["at"],
+            "case_code": r["case_code"],
+            "external_id": r["external_id"],
+            "status": r["status"],
+            "version": r["version"],
+        }
+        for r in rows
+    ]
+    return {
+        "items": items,
+        "next_cursor": items[-1]["cursor"] if items else (cursor or encode(0, 0)),
+        "has_more": len(items) == limit,
+    }

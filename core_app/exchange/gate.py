@@ -55,8 +55,12 @@ async def _count_failure(request: Request) -> None:
     async with request.app.state.db.transaction() as conn:
         row = await throttle.hit(conn, "api_address", throttle.client_address(request))
     if not row["allowed"]:
-        raise Problem(429, "too_many_requests", "too many refused requests from this address",
-                      headers={"Retry-After": str(max(1, row["retry_after_s"]))})
+        raise Problem(
+            429,
+            "too_many_requests",
+            "too many refused requests from this address",
+            headers={"Retry-After": str(max(1, row["retry_after_s"]))},
+        )
 
 
 @asynccontextmanager
@@ -75,23 +79,41 @@ async def acting(request: Request, scope: str) -> AsyncIterator[tuple[AsyncConne
         row = await cur.fetchone()
         state = row["state"] if row else "invalid"
         if state == "live" and row:
-            client = Client(row["client_id"], row["client_name"], frozenset(row["scopes"]), row["rate_per_minute"],
-                            row["unit_id"], row["unit_code"], row["account_id"])
+            client = Client(
+                row["client_id"],
+                row["client_name"],
+                frozenset(row["scopes"]),
+                row["rate_per_minute"],
+                row["unit_id"],
+                row["unit_code"],
+                row["account_id"],
+            )
             if scope not in client.scopes:
                 raise _refuse(403, "insufficient_scope", f"this token does not carry the scope {scope!r}")
             hit = await throttle.hit(conn, "exchange_minute", str(client.id))
     if state == "live":
         if hit["hits"] > client.rate_per_minute:
-            raise Problem(429, "too_many_requests", f"more than {client.rate_per_minute} requests a minute",
-                          headers={"Retry-After": str(max(1, int(hit["retry_after_s"] or 60)))})
+            raise Problem(
+                429,
+                "too_many_requests",
+                f"more than {client.rate_per_minute} requests a minute",
+                headers={"Retry-After": str(max(1, int(hit["retry_after_s"] or 60)))},
+            )
         async with db.connection() as conn, conn.transaction():
             await conn.execute(SETTINGS, {"token": token, "cert": cert})
             cur = await conn.execute(ACTOR)
             row = await cur.fetchone()
             # kntc.actor() checks the token, certificate, credential and client again, in this transaction.
             if row and row["account_id"] is not None:
-                actor = Actor(account_id=row["account_id"], unit_id=row["unit_id"], roles=frozenset(row["roles"]),
-                              clearance=row["clearance"], unit_code=client.unit_code, unit_name="", unit_level="")
+                actor = Actor(
+                    account_id=row["account_id"],
+                    unit_id=row["unit_id"],
+                    roles=frozenset(row["roles"]),
+                    clearance=row["clearance"],
+                    unit_code=client.unit_code,
+                    unit_name="",
+                    unit_level="",
+                )
                 request.state.exchange_client = client
                 yield conn, client, actor
                 return

@@ -28,36 +28,53 @@ NOT_STORED = (409, 429)
 
 LOCK = "SELECT pg_try_advisory_xact_lock(hashtextextended(%s, 1100)) AS got"
 FIND = "SELECT request_sha256, status, response FROM kntc.exchange_idempotency WHERE client_id = %s AND key = %s"
-STORE = ("INSERT INTO kntc.exchange_idempotency (client_id, key, route, request_sha256, status, response) "
-         "VALUES (%s, %s, %s, %s, %s, %s)")
+STORE = (
+    "INSERT INTO kntc.exchange_idempotency (client_id, key, route, request_sha256, status, response) "
+    "VALUES (%s, %s, %s, %s, %s, %s)"
+)
 FORGET = f"DELETE FROM kntc.exchange_idempotency WHERE client_id = %s AND created_at < now() - interval '{KEEP}'"
 
 
 def key_of(headers: Any) -> str:
     key = (headers.get(HEADER) or "").strip()
     if not key:
-        raise Problem(400, "idempotency_key_missing", "every write carries an Idempotency-Key header "
-                                                      "(a unique value per operation, e.g. a UUID)")
+        raise Problem(
+            400,
+            "idempotency_key_missing",
+            "every write carries an Idempotency-Key header (a unique value per operation, e.g. a UUID)",
+        )
     if len(key) > 255 or not key.isprintable():
         raise Problem(400, "idempotency_key_invalid", "the Idempotency-Key is at most 255 printable characters")
     return key
 
 
-async def once(conn: AsyncConnection[Any], client_id: int, key: str, route: str, body: bytes,
-               work: Callable[[], Awaitable[tuple[int, bytes]]]) -> tuple[int, bytes, bool]:
+async def once(
+    conn: AsyncConnection[Any],
+    client_id: int,
+    key: str,
+    route: str,
+    body: bytes,
+    work: Callable[[], Awaitable[tuple[int, bytes]]],
+) -> tuple[int, bytes, bool]:
     """(status, answer, replayed): the stored answer for this key, or `work`'s, stored with it."""
     fingerprint = hashlib.sha256(route.encode() + b"\x00" + body).digest()
     cur = await conn.execute(LOCK, (f"{client_id}:{key}",))
     got = await cur.fetchone()
     if not got or not got["got"]:
-        raise Problem(409, "idempotency_in_flight", "a request with this Idempotency-Key is still being processed: "
-                                                    "retry after it has been answered")
+        raise Problem(
+            409,
+            "idempotency_in_flight",
+            "a request with this Idempotency-Key is still being processed: retry after it has been answered",
+        )
     cur = await conn.execute(FIND, (client_id, key))
     seen = await cur.fetchone()
     if seen is not None:
         if bytes(seen["request_sha256"]) != fingerprint:
-            raise Problem(422, "idempotency_key_reused", "this Idempotency-Key was used with another request: "
-                                                         "use a new key for a new operation")
+            raise Problem(
+                422,
+                "idempotency_key_reused",
+                "this Idempotency-Key was used with another request: use a new key for a new operation",
+            )
         return seen["status"], bytes(seen["response"]), True
     status, answer = await work()
     if status not in NOT_STORED and status < 500:

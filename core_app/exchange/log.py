@@ -24,8 +24,16 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 APPEND = "SELECT kntc.exchange_log_append(%s, %s, %s, %s, %s, %s, %s)"
 
 
-async def record(conn: AsyncConnection[Any], client_id: int, route: str, message_in: bytes, status: int,
-                 message_out: bytes, *, keep_out: bool = True) -> None:
+async def record(
+    conn: AsyncConnection[Any],
+    client_id: int,
+    route: str,
+    message_in: bytes,
+    status: int,
+    message_out: bytes,
+    *,
+    keep_out: bool = True,
+) -> None:
     """The request and its answer, as two linked rows of the client's chain."""
     mid = uuid.uuid4()
     await conn.execute(APPEND, (client_id, "in", mid, route, None, message_in, True))
@@ -35,9 +43,17 @@ async def record(conn: AsyncConnection[Any], client_id: int, route: str, message
 def canonical(row: dict[str, Any]) -> bytes:
     """The bytes hashed after prev_hash: the same text kntc.exchange_log_append builds."""
     micros = (row["at"] - EPOCH) // timedelta(microseconds=1)
-    parts = [str(row["id"]), str(micros), str(row["client_id"]), row["direction"], str(row["message_id"]),
-             row["route"], "" if row["status"] is None else str(row["status"]), bytes(row["digest"]).hex(),
-             row["db_user"]]
+    parts = [
+        str(row["id"]),
+        str(micros),
+        str(row["client_id"]),
+        row["direction"],
+        str(row["message_id"]),
+        row["route"],
+        "" if row["status"] is None else str(row["status"]),
+        bytes(row["digest"]).hex(),
+        row["db_user"],
+    ]
     return SEPARATOR.join(parts).encode()
 
 
@@ -62,8 +78,10 @@ SELECT client_id, id, at, direction, message_id, route, status, digest, db_user,
 def verify(conn: Any, *, with_bodies: bool = False, max_problems: int = 1000) -> Report:
     """Walk every client's chain (psycopg sync connection, dict rows, inside a transaction)."""
     rep = Report()
-    heads = {r["client_id"]: (r["last_id"], bytes(r["last_hash"]))
-             for r in conn.execute("SELECT client_id, last_id, last_hash FROM kntc.exchange_chain").fetchall()}
+    heads = {
+        r["client_id"]: (r["last_id"], bytes(r["last_hash"]))
+        for r in conn.execute("SELECT client_id, last_id, last_hash FROM kntc.exchange_chain").fetchall()
+    }
     seen: dict[int, tuple[int, bytes]] = {}
     client, prev_id, prev_hash = -1, 0, GENESIS
     with conn.cursor(name="kntc_exchange_verify") as cur:
@@ -95,8 +113,10 @@ def verify(conn: Any, *, with_bodies: bool = False, max_problems: int = 1000) ->
     for c, head in sorted(heads.items()):
         got = seen.get(c, (0, GENESIS))
         if got != head:
-            rep.problems.append(f"client {c}: the chain ends at message {got[0]} but its head says {head[0]} "
-                                "(rows removed from the end, or the head rewritten) / chuỗi bị cắt")
+            rep.problems.append(
+                f"client {c}: the chain ends at message {got[0]} but its head says {head[0]} "
+                "(rows removed from the end, or the head rewritten) / chuỗi bị cắt"
+            )
     for c in sorted(set(seen) - set(heads)):
         rep.problems.append(f"client {c}: messages without a chain head")
     rep.clients = len(heads)

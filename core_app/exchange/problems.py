@@ -12,8 +12,14 @@ from starlette.responses import Response
 MEDIA_TYPE = "application/problem+json"
 
 TITLES = {
-    400: "Bad request", 401: "Unauthorized", 403: "Forbidden", 404: "Not found", 409: "Conflict",
-    415: "Unsupported media type", 422: "Unprocessable content", 429: "Too many requests",
+    400: "Bad request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not found",
+    409: "Conflict",
+    415: "Unsupported media type",
+    422: "Unprocessable content",
+    429: "Too many requests",
     503: "Service unavailable",
 }
 
@@ -21,15 +27,28 @@ TITLES = {
 class Problem(Exception):
     """An answer other than success: status, a code (the `type`'s last part), what went wrong."""
 
-    def __init__(self, status: int, code: str, detail: str, *, errors: list[dict[str, str]] | None = None,
-                 headers: dict[str, str] | None = None, **extra: Any) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        detail: str,
+        *,
+        errors: list[dict[str, str]] | None = None,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
         super().__init__(detail)
         self.status, self.code, self.detail = status, code, detail
         self.errors, self.headers, self.extra = errors, headers or {}, extra
 
     def body(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"type": f"urn:kntc:problem:{self.code}", "title": TITLES.get(self.status, "Error"),
-                               "status": self.status, "detail": self.detail, **self.extra}
+        out: dict[str, Any] = {
+            "type": f"urn:kntc:problem:{self.code}",
+            "title": TITLES.get(self.status, "Error"),
+            "status": self.status,
+            "detail": self.detail,
+            **self.extra,
+        }
         if self.errors:
             out["errors"] = self.errors
         return out
@@ -55,5 +74,4 @@ def dumps(body: Any) -> bytes:
 
 
 def response(problem: Problem) -> Response:
-    return Response(dumps(problem.body()), status_code=problem.status, media_type=MEDIA_TYPE,
-                    headers=problem.headers)
+    return Response(dumps(problem.body()), status_code=problem.status, media_type=MEDIA_TYPE, headers=problem.headers)

@@ -34,17 +34,41 @@ SELECT e.at, e.action, e.from_status, e.to_status, u.code AS unit
 EXTERNAL = "SELECT external_id FROM kntc.exchange_case WHERE case_id = %s"
 IDS = "SELECT id FROM kntc.case_file WHERE code = ANY (%s)"
 
-SHOWN = ("code", "kind", "subject", "content", "respondent", "classification", "denouncer_confidential", "channel",
-         "status", "complaint_round", "received_on", "accepted_on", "resolved_on", "closed_on", "resolution_summary",
-         "version", "updated_at", "handling_unit", "handling_unit_name", "receiving_unit", "receiving_unit_name")
+SHOWN = (
+    "code",
+    "kind",
+    "subject",
+    "content",
+    "respondent",
+    "classification",
+    "denouncer_confidential",
+    "channel",
+    "status",
+    "complaint_round",
+    "received_on",
+    "accepted_on",
+    "resolved_on",
+    "closed_on",
+    "resolution_summary",
+    "version",
+    "updated_at",
+    "handling_unit",
+    "handling_unit_name",
+    "receiving_unit",
+    "receiving_unit_name",
+)
 
 
 def purpose_of(headers: Any) -> str:
     """The stated purpose; a header is ASCII, so Vietnamese text comes percent-encoded (UTF-8)."""
     purpose = unquote(headers.get(PURPOSE_HEADER) or "", errors="strict").strip() if _utf8(headers) else ""
     if len(purpose) < 3 or len(purpose) > 500 or not purpose.isprintable():
-        raise Problem(400, "purpose_required", "every read states its purpose in a Purpose header (3 to 500 "
-                                               "printable characters, e.g. a case reference of yours)")
+        raise Problem(
+            400,
+            "purpose_required",
+            "every read states its purpose in a Purpose header (3 to 500 "
+            "printable characters, e.g. a case reference of yours)",
+        )
     return purpose
 
 
@@ -72,19 +96,24 @@ async def fetch(conn: AsyncConnection[Any], code: str, purpose: str) -> dict[str
     out["external_id"] = ext["external_id"] if ext else None
     await conn.execute("SELECT kntc.record_exchange_read(%s, %s, %s)", ([cid], purpose, Jsonb({"what": "fetch"})))
     if case["classification"] > 0:
-        await conn.execute("SELECT kntc.record_access('case_read', %s, %s)",
-                           (cid, Jsonb({"classification": case["classification"], "via": "exchange"})))
+        await conn.execute(
+            "SELECT kntc.record_access('case_read', %s, %s)",
+            (cid, Jsonb({"classification": case["classification"], "via": "exchange"})),
+        )
     return out
 
 
-async def search(conn: AsyncConnection[Any], filters: dict[str, Any], after: str | None, per_page: int,
-                 purpose: str) -> dict[str, Any]:
+async def search(
+    conn: AsyncConnection[Any], filters: dict[str, Any], after: str | None, per_page: int, purpose: str
+) -> dict[str, Any]:
     page = await finder.search(conn, filters, after, per_page)
     codes = [r["code"] for r in page["data"]]
     ids = [r["id"] for r in await (await conn.execute(IDS, (codes,))).fetchall()] if codes else []
     shown = {k: v for k, v in filters.items() if v is not None}
-    await conn.execute("SELECT kntc.record_exchange_read(%s, %s, %s)",
-                       (ids, purpose, Jsonb({"what": "search", "filters": shown, "count": len(ids)}, dumps=_dumps)))
+    await conn.execute(
+        "SELECT kntc.record_exchange_read(%s, %s, %s)",
+        (ids, purpose, Jsonb({"what": "search", "filters": shown, "count": len(ids)}, dumps=_dumps)),
+    )
     return page
 
 

@@ -10,8 +10,9 @@ from pydantic import Field, StringConstraints, model_validator
 from core_app.api.schemas import Channel, Kind, PartyIn, Short, Strict, Text
 
 ExternalId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,99}$")]
-Status = Literal["received", "in_handling", "accepted", "verifying", "resolved", "closed", "guided", "filed",
-                 "returned"]
+Status = Literal[
+    "received", "in_handling", "accepted", "verifying", "resolved", "closed", "guided", "filed", "returned"
+]
 SCOPES = ("read", "submit", "feed")
 MAX_BATCH = 100
 
@@ -25,8 +26,9 @@ class Submission(Strict):
     subject: Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=500)]
     content: Text
     respondent: Short | None = None
-    classification: int = Field(0, ge=0, le=2, description="0 normal, 1 confidential, 2 secret (at most the "
-                                                          "client's clearance)")
+    classification: int = Field(
+        0, ge=0, le=2, description="0 normal, 1 confidential, 2 secret (at most the client's clearance)"
+    )
     denouncer_confidential: bool = False
     channel: Channel
     complaint_round: Literal[1, 2] = 1
@@ -39,8 +41,9 @@ class Submission(Strict):
     accepted_on: date | None = None
     resolved_on: date | None = None
     closed_on: date | None = None
-    resolution_summary: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
-                                                         max_length=20_000)] | None = None
+    resolution_summary: (
+        Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=20_000)] | None
+    ) = None
 
     @model_validator(mode="after")
     def consistent(self) -> Submission:

@@ -53,16 +53,23 @@ async def issue(db: Any, body: bytes, cert: str | None) -> bytes:
         raise OAuthError(401, "invalid_client", "present the client's registered certificate in the TLS handshake")
     token = secrets.token_urlsafe(32)
     async with db.auth_transaction() as conn:
-        cur = await conn.execute("SELECT * FROM kntc.exchange_token_issue(%s, %s, %s, %s, %s)",
-                                 (client, cert, token, scopes, LIFETIME_S))
+        cur = await conn.execute(
+            "SELECT * FROM kntc.exchange_token_issue(%s, %s, %s, %s, %s)", (client, cert, token, scopes, LIFETIME_S)
+        )
         row = await cur.fetchone()
         if row is None or row["outcome"] == "invalid_client":
-            raise OAuthError(401, "invalid_client", "unknown client, or this certificate is not one of its valid "
-                                                    "credentials")
+            raise OAuthError(
+                401, "invalid_client", "unknown client, or this certificate is not one of its valid credentials"
+            )
         if row["outcome"] == "invalid_scope":
             raise OAuthError(400, "invalid_scope", f"this client may ask only for: {' '.join(row['scopes'])}")
-        answer = {"access_token": token, "token_type": "Bearer", "expires_in": LIFETIME_S,
-                  "scope": " ".join(row["scopes"]), "cnf": {"x5t#S256": certs.x5t_s256(cert)}}
+        answer = {
+            "access_token": token,
+            "token_type": "Bearer",
+            "expires_in": LIFETIME_S,
+            "scope": " ".join(row["scopes"]),
+            "cnf": {"x5t#S256": certs.x5t_s256(cert)},
+        }
         out = dumps(answer)
         # The answer holds a live credential: the log keeps its digest, not the answer.
         await log.record(conn, row["client_id"], ROUTE, body, 200, out, keep_out=False)

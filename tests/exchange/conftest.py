@@ -45,8 +45,9 @@ def _key() -> ec.EllipticCurvePrivateKey:
 def _write(path: Path, cert: x509.Certificate, key: ec.EllipticCurvePrivateKey) -> None:
     path.with_suffix(".crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     key_file = path.with_suffix(".key")
-    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key_file.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     key_file.chmod(0o600)
 
 
@@ -55,9 +56,16 @@ def self_signed(folder: Path, name: str) -> tuple[Path, Path]:
     key = _key()
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
     now = dt.datetime.now(dt.UTC)
-    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=30)).sign(key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=30))
+        .sign(key, hashes.SHA256())
+    )
     base = folder / f"{name}-{secrets.token_hex(3)}"
     _write(base, cert, key)
     return base.with_suffix(".crt"), base.with_suffix(".key")
@@ -78,16 +86,28 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     ca_key, srv_key = _key(), _key()
     now = dt.datetime.now(dt.UTC)
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "KNTC test CA")])
-    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
-          .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
-          .not_valid_after(now + dt.timedelta(days=30))
-          .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True).sign(ca_key, hashes.SHA256()))
-    srv = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
-           .issuer_name(ca_name).public_key(srv_key.public_key()).serial_number(x509.random_serial_number())
-           .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=30))
-           .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                          critical=False)
-           .sign(ca_key, hashes.SHA256()))
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    srv = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
+        .issuer_name(ca_name)
+        .public_key(srv_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=30))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
     _write(folder / "ca", ca, ca_key)
     _write(folder / "server", srv, srv_key)
     return Pki(folder / "ca.crt", folder / "server.crt", folder / "server.key", folder)
@@ -148,21 +168,37 @@ def gateway(xserver: str, pki: Pki, tmp_path_factory: pytest.TempPathFactory) ->
     (folder / "tmp").chmod(0o777)  # nginx's workers run as an unprivileged user
     port = free_port()
     conf = folder / "nginx.conf"
-    conf.write_text(NGINX_CONF.format(dir=folder, port=port, cert=pki.server_cert, key=pki.server_key,
-                                      app_port=xserver.rsplit(":", 1)[1], proxy=PROXY_ADDRESS))
-    proc = subprocess.Popen([NGINX, "-p", str(folder), "-c", str(conf), "-g", "daemon off;"],
-                            stdout=subprocess.DEVNULL, stderr=(folder / "stderr.log").open("w"))
+    conf.write_text(
+        NGINX_CONF.format(
+            dir=folder,
+            port=port,
+            cert=pki.server_cert,
+            key=pki.server_key,
+            app_port=xserver.rsplit(":", 1)[1],
+            proxy=PROXY_ADDRESS,
+        )
+    )
+    proc = subprocess.Popen(
+        [NGINX, "-p", str(folder), "-c", str(conf), "-g", "daemon off;"],
+        stdout=subprocess.DEVNULL,
+        stderr=(folder / "stderr.log").open("w"),
+    )
     url = f"https://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 20
         while True:
             try:
-                httpx.get(url + "/api/v1/openapi.json", verify=ssl.create_default_context(cafile=str(pki.ca)), timeout=1)
+                httpx.get(
+                    url + "/api/v1/openapi.json", verify=ssl.create_default_context(cafile=str(pki.ca)), timeout=1
+                )
                 break
             except httpx.HTTPError:
                 if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("nginx did not start: " + (folder / "stderr.log").read_text()
-                                       + (folder / "error.log").read_text()[-2000:]) from None
+                    raise RuntimeError(
+                        "nginx did not start: "
+                        + (folder / "stderr.log").read_text()
+                        + (folder / "error.log").read_text()[-2000:]
+                    ) from None
                 time.sleep(0.1)
         yield url
     finally:
@@ -182,8 +218,9 @@ class Registered:
 
 
 def kntc(env: dict[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    res = subprocess.run([str(BIN / "kntc"), *args], env={**os.environ, **env}, capture_output=True, text=True,
-                         timeout=120)
+    res = subprocess.run(
+        [str(BIN / "kntc"), *args], env={**os.environ, **env}, capture_output=True, text=True, timeout=120
+    )
     if check:
         assert res.returncode == 0, res.stderr + res.stdout
     return res
@@ -196,9 +233,26 @@ def register(xenv: dict[str, str], pki: Pki) -> Callable[..., Registered]:
     def make(unit: str, scopes: str = "read,submit,feed", clearance: int = 0, rate: int = 6000) -> Registered:
         name = f"t-{secrets.token_hex(4)}"
         cert, key = self_signed(pki.folder, name)
-        kntc(xenv, "exchange", "clients", "register", "--name", name, "--title", f"Hệ thống thử {name}",
-             "--unit", unit, "--cert", str(cert), "--scopes", scopes, "--clearance", str(clearance),
-             "--rate", str(rate))
+        kntc(
+            xenv,
+            "exchange",
+            "clients",
+            "register",
+            "--name",
+            name,
+            "--title",
+            f"Hệ thống thử {name}",
+            "--unit",
+            unit,
+            "--cert",
+            str(cert),
+            "--scopes",
+            scopes,
+            "--clearance",
+            str(clearance),
+            "--rate",
+            str(rate),
+        )
         return Registered(name, unit, cert, key)
 
     return make
@@ -246,8 +300,15 @@ def submission(external_id: str | None = None, **over: object) -> dict[str, obje
         "respondent": "Chi cục thi hành án dân sự",
         "channel": "letter",
         "received_on": "2026-11-20",
-        "parties": [{"role": "complainant", "full_name": "Trần Thị Bình", "id_number": id_number(),
-                     "address": "Số 5 phố Kim Mã", "address_unit": "X00004"}],
+        "parties": [
+            {
+                "role": "complainant",
+                "full_name": "Trần Thị Bình",
+                "id_number": id_number(),
+                "address": "Số 5 phố Kim Mã",
+                "address_unit": "X00004",
+            }
+        ],
     }
     body.update(over)
     return body

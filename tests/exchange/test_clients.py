@@ -24,11 +24,13 @@ def feed_status(conn: Connection, token: str) -> int:
 
 
 def test_a_token_is_issued_only_for_a_registered_certificate_presented_in_the_handshake(
-        register: Callable[..., Registered], connect: Callable[..., Connection], pki, gateway: str) -> None:
+    register: Callable[..., Registered], connect: Callable[..., Connection], pki, gateway: str
+) -> None:
     client = register("T01-TAND")
     with connect(client) as conn:
-        answer = conn.http.post("/api/v1/oauth/token", data={"grant_type": "client_credentials",
-                                                              "client_id": client.name}).json()
+        answer = conn.http.post(
+            "/api/v1/oauth/token", data={"grant_type": "client_credentials", "client_id": client.name}
+        ).json()
         assert answer["token_type"] == "Bearer" and answer["expires_in"] == 600
         assert set(answer["scope"].split()) == {"read", "submit", "feed"}
         assert "x5t#S256" in answer["cnf"]
@@ -42,7 +44,8 @@ def test_a_token_is_issued_only_for_a_registered_certificate_presented_in_the_ha
 
 
 def test_a_token_used_with_another_certificate_is_refused(
-        register: Callable[..., Registered], connect: Callable[..., Connection], pki) -> None:
+    register: Callable[..., Registered], connect: Callable[..., Connection], pki
+) -> None:
     client = register("T01-TAND")
     with connect(client) as conn:
         token = conn.token()
@@ -58,25 +61,39 @@ def test_a_token_used_with_another_certificate_is_refused(
 
 
 def test_a_client_certificate_header_sent_past_the_gateway_is_not_believed(
-        register: Callable[..., Registered], xserver: str) -> None:
+    register: Callable[..., Registered], xserver: str
+) -> None:
     """The server is reached directly (not from the gateway's address) with the client's real certificate
     in the header nginx would set: it is ignored, so no token is issued."""
     client = register("T01-TAND")
     forged = quote(client.cert.read_text(), safe="")
-    r = httpx.post(xserver + "/api/v1/oauth/token", headers={"X-Client-Cert": forged},
-                   data={"grant_type": "client_credentials", "client_id": client.name})
+    r = httpx.post(
+        xserver + "/api/v1/oauth/token",
+        headers={"X-Client-Cert": forged},
+        data={"grant_type": "client_credentials", "client_id": client.name},
+    )
     assert r.status_code == 401 and r.json()["error"] == "invalid_client"
 
 
 def test_a_revoked_credential_is_refused_at_once(
-        register: Callable[..., Registered], connect: Callable[..., Connection], xenv: dict[str, str]) -> None:
+    register: Callable[..., Registered], connect: Callable[..., Connection], xenv: dict[str, str]
+) -> None:
     client = register("T01-TAND")
     with connect(client) as conn:
         token = conn.token()
         assert feed_status(conn, token) == 200
         thumb = _thumbprint(xenv, client.name)
-        kntc(xenv, "exchange", "clients", "revoke-credential", client.name, "--thumbprint", thumb[:16],
-             "--reason", "khóa bị lộ / key leaked")
+        kntc(
+            xenv,
+            "exchange",
+            "clients",
+            "revoke-credential",
+            client.name,
+            "--thumbprint",
+            thumb[:16],
+            "--reason",
+            "khóa bị lộ / key leaked",
+        )
         assert feed_status(conn, token) == 401
         with pytest.raises(ExchangeError) as refused:
             conn.token(fresh=True)
@@ -84,12 +101,22 @@ def test_a_revoked_credential_is_refused_at_once(
 
 
 def test_during_rotation_both_credentials_work_and_afterwards_only_the_new_one(
-        register: Callable[..., Registered], connect: Callable[..., Connection], xenv: dict[str, str], pki) -> None:
+    register: Callable[..., Registered], connect: Callable[..., Connection], xenv: dict[str, str], pki
+) -> None:
     client = register("T01-TAND")
     new_cert, new_key = self_signed(pki.folder, "rotated")
     overlap_s = 6
-    kntc(xenv, "exchange", "clients", "add-credential", client.name, "--cert", str(new_cert),
-         "--overlap-hours", str(overlap_s / 3600))
+    kntc(
+        xenv,
+        "exchange",
+        "clients",
+        "add-credential",
+        client.name,
+        "--cert",
+        str(new_cert),
+        "--overlap-hours",
+        str(overlap_s / 3600),
+    )
     started = time.monotonic()
     with connect(client) as old, connect(client, new_cert, new_key) as new:
         old_token, new_token = old.token(), new.token()
@@ -105,15 +132,18 @@ def test_during_rotation_both_credentials_work_and_afterwards_only_the_new_one(
 
 
 def test_a_revoked_client_is_refused_at_once_and_its_scopes_bind(
-        register: Callable[..., Registered], connect: Callable[..., Connection], xenv: dict[str, str], pki,
-        gateway: str) -> None:
+    register: Callable[..., Registered], connect: Callable[..., Connection], xenv: dict[str, str], pki, gateway: str
+) -> None:
     reader = register("T01-TAND", scopes="read,feed")
     with connect(reader) as conn:
-        r = conn.http.post("/api/v1/petitions", headers={"Authorization": f"Bearer {conn.token()}",
-                                                          "Idempotency-Key": "k1"}, json={})
+        r = conn.http.post(
+            "/api/v1/petitions", headers={"Authorization": f"Bearer {conn.token()}", "Idempotency-Key": "k1"}, json={}
+        )
         assert r.status_code == 403 and 'error="insufficient_scope"' in r.headers["www-authenticate"]
-        with Connection(gateway, reader.name, reader.cert, reader.key, ca=pki.ca, scopes="submit",
-                        retries=0) as greedy, pytest.raises(ExchangeError) as asked:
+        with (
+            Connection(gateway, reader.name, reader.cert, reader.key, ca=pki.ca, scopes="submit", retries=0) as greedy,
+            pytest.raises(ExchangeError) as asked,
+        ):
             greedy.token()
         assert asked.value.body["error"] == "invalid_scope"
         token = conn.token()
@@ -121,8 +151,9 @@ def test_a_revoked_client_is_refused_at_once_and_its_scopes_bind(
         assert feed_status(conn, token) == 401
 
 
-def test_a_client_past_its_rate_gets_429(register: Callable[..., Registered],
-                                         connect: Callable[..., Connection]) -> None:
+def test_a_client_past_its_rate_gets_429(
+    register: Callable[..., Registered], connect: Callable[..., Connection]
+) -> None:
     client = register("T01-TAND", rate=5)
     with connect(client) as conn:
         token = conn.token()
@@ -131,7 +162,8 @@ def test_a_client_past_its_rate_gets_429(register: Callable[..., Registered],
 
 
 def test_the_clients_account_can_neither_log_in_nor_use_the_officers_api(
-        register: Callable[..., Registered], connect: Callable[..., Connection], xserver: str) -> None:
+    register: Callable[..., Registered], connect: Callable[..., Connection], xserver: str
+) -> None:
     client = register("T01-TAND")
     r = httpx.post(xserver + "/api/auth/login", json={"username": f"x.{client.name}", "password": "!exchange-client"})
     assert r.status_code == 401

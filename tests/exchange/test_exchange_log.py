@@ -14,8 +14,11 @@ from tests.exchange.conftest import Registered, kntc, submission
 
 
 def test_every_message_in_and_out_is_kept_and_the_log_verifies(
-        register: Callable[..., Registered], connect: Callable[..., Connection], owner: psycopg.Connection,
-        xenv: dict[str, str]) -> None:
+    register: Callable[..., Registered],
+    connect: Callable[..., Connection],
+    owner: psycopg.Connection,
+    xenv: dict[str, str],
+) -> None:
     client = register("T01-TAND")
     item = submission()
     with connect(client) as conn:
@@ -23,16 +26,24 @@ def test_every_message_in_and_out_is_kept_and_the_log_verifies(
         conn.feed_page("audit test", None)
     rows = owner.execute(
         "SELECT l.direction, l.route, l.status, l.body IS NOT NULL AS kept FROM kntc.exchange_log l "
-        "JOIN kntc.exchange_client c ON c.id = l.client_id WHERE c.name = %s ORDER BY l.id", (client.name,)).fetchall()
+        "JOIN kntc.exchange_client c ON c.id = l.client_id WHERE c.name = %s ORDER BY l.id",
+        (client.name,),
+    ).fetchall()
     assert [(r["direction"], r["route"], r["status"]) for r in rows] == [
-        ("in", "POST /api/v1/oauth/token", None), ("out", "POST /api/v1/oauth/token", 200),
-        ("in", "POST /api/v1/petitions", None), ("out", "POST /api/v1/petitions", 201),
-        ("in", "GET /api/v1/feed", None), ("out", "GET /api/v1/feed", 200)]
+        ("in", "POST /api/v1/oauth/token", None),
+        ("out", "POST /api/v1/oauth/token", 200),
+        ("in", "POST /api/v1/petitions", None),
+        ("out", "POST /api/v1/petitions", 201),
+        ("in", "GET /api/v1/feed", None),
+        ("out", "GET /api/v1/feed", 200),
+    ]
     # The token answer holds a live credential: only its digest is kept.
     assert [r["kept"] for r in rows] == [True, False, True, True, True, True]
-    kept = owner.execute("SELECT body FROM kntc.exchange_log l JOIN kntc.exchange_client c ON c.id = l.client_id "
-                         "WHERE c.name = %s AND l.route = 'POST /api/v1/petitions' AND direction = 'in'",
-                         (client.name,)).fetchone()["body"]
+    kept = owner.execute(
+        "SELECT body FROM kntc.exchange_log l JOIN kntc.exchange_client c ON c.id = l.client_id "
+        "WHERE c.name = %s AND l.route = 'POST /api/v1/petitions' AND direction = 'in'",
+        (client.name,),
+    ).fetchone()["body"]
     assert item["external_id"].encode() in bytes(kept)
     ok = kntc(xenv, "exchange", "verify")
     assert "intact" in ok.stdout
@@ -40,8 +51,11 @@ def test_every_message_in_and_out_is_kept_and_the_log_verifies(
 
 
 def test_a_tampered_message_makes_kntc_exchange_verify_fail(
-        register: Callable[..., Registered], connect: Callable[..., Connection], owner: psycopg.Connection,
-        xenv: dict[str, str]) -> None:
+    register: Callable[..., Registered],
+    connect: Callable[..., Connection],
+    owner: psycopg.Connection,
+    xenv: dict[str, str],
+) -> None:
     """The owner turns the append-only trigger off and edits a kept message's status (A7)."""
     client = register("T01-TAND")
     with connect(client) as conn:
@@ -54,8 +68,9 @@ def test_a_tampered_message_makes_kntc_exchange_verify_fail(
         assert res.returncode == 1
         assert f"client {cid} message 4: content does not match its hash" in res.stderr
         owner.execute("UPDATE kntc.exchange_log SET status = 201 WHERE client_id = %s AND id = 4", (cid,))
-        owner.execute("UPDATE kntc.exchange_log SET body = convert_to('{}', 'UTF8') "
-                      "WHERE client_id = %s AND id = 3", (cid,))
+        owner.execute(
+            "UPDATE kntc.exchange_log SET body = convert_to('{}', 'UTF8') WHERE client_id = %s AND id = 3", (cid,)
+        )
         res = kntc(xenv, "exchange", "verify", "--bodies", check=False)
         assert res.returncode == 1 and f"client {cid} message 3: the kept message does not match" in res.stderr
         owner.execute("DELETE FROM kntc.exchange_log WHERE client_id = %s AND id = 3", (cid,))
@@ -64,7 +79,8 @@ def test_a_tampered_message_makes_kntc_exchange_verify_fail(
     finally:
         # Put the trail back as it was, so the rest of the session verifies.
         owner.execute("DELETE FROM kntc.exchange_log WHERE client_id = %s", (cid,))
-        owner.execute("UPDATE kntc.exchange_chain SET last_id = 0, last_hash = %s WHERE client_id = %s",
-                      (bytes(32), cid))
+        owner.execute(
+            "UPDATE kntc.exchange_chain SET last_id = 0, last_hash = %s WHERE client_id = %s", (bytes(32), cid)
+        )
         owner.execute("ALTER TABLE kntc.exchange_log ENABLE TRIGGER exchange_log_protect")
     assert kntc(xenv, "exchange", "verify").returncode == 0

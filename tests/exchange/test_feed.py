@@ -33,8 +33,11 @@ def apart(pg_env: dict[str, str], code: str) -> None:
     """Hand the case to another province, still received by the client's unit (so still its business):
     writes to cases of one unit queue on that unit's audit chain, writes to two units' do not."""
     with psycopg.connect(pg_env["KNTC_ADMIN_DATABASE_URL"]) as conn:
-        conn.execute("UPDATE kntc.case_file SET handling_unit_id = (SELECT id FROM kntc.unit WHERE code = 'T79') "
-                     "WHERE code = %s", (code,))
+        conn.execute(
+            "UPDATE kntc.case_file SET handling_unit_id = (SELECT id FROM kntc.unit WHERE code = 'T79') "
+            "WHERE code = %s",
+            (code,),
+        )
 
 
 @pytest.fixture
@@ -43,7 +46,8 @@ def client(register: Callable[..., Registered]) -> Registered:
 
 
 def test_a_consumer_killed_mid_page_and_resumed_misses_nothing_and_sees_nothing_twice(
-        client: Registered, connect: Callable[..., Connection], tmp_path: Path) -> None:
+    client: Registered, connect: Callable[..., Connection], tmp_path: Path
+) -> None:
     with connect(client) as conn:
         codes = [r["case_code"] for r in conn.submit_batch([submission() for _ in range(7)])["results"]]
         cursor_file = tmp_path / "cursor"
@@ -63,14 +67,14 @@ def test_a_consumer_killed_mid_page_and_resumed_misses_nothing_and_sees_nothing_
         assert len(handled) == 3
     # A new process: only the saved cursor survives.
     with connect(client) as again:
-        for _ in again.follow(PURPOSE, cursor_file, lambda item: handled.append(item["case_code"]), limit=5,
-                              once=True):
+        for _ in again.follow(PURPOSE, cursor_file, lambda item: handled.append(item["case_code"]), limit=5, once=True):
             pass
     assert handled == codes  # each created case once, in the order they were written
 
 
 def test_an_event_of_a_transaction_that_commits_later_is_not_passed_over(
-        client: Registered, connect: Callable[..., Connection], pg_env: dict[str, str]) -> None:
+    client: Registered, connect: Callable[..., Connection], pg_env: dict[str, str]
+) -> None:
     """Two writers: the first takes its transaction id (and later the smaller event id), the second
     commits first. A reader between the two commits must deliver neither the second alone (its cursor
     would move past the first), and after both commits must deliver both, once each."""
@@ -83,7 +87,7 @@ def test_an_event_of_a_transaction_that_commits_later_is_not_passed_over(
         try:
             first.execute("SELECT pg_current_xact_id()")  # the older transaction
             second.execute("SELECT pg_current_xact_id()")
-            first.execute("UPDATE kntc.case_file SET updated_at = now() WHERE code = %s", (a,))   # smaller event id
+            first.execute("UPDATE kntc.case_file SET updated_at = now() WHERE code = %s", (a,))  # smaller event id
             second.execute("UPDATE kntc.case_file SET updated_at = now() WHERE code = %s", (b,))  # larger event id
             second.commit()
             between, cursor_between = drain(conn, cursor)
@@ -97,7 +101,8 @@ def test_an_event_of_a_transaction_that_commits_later_is_not_passed_over(
 
 
 def test_an_event_whose_transaction_started_later_but_took_a_smaller_id_is_not_passed_over(
-        client: Registered, connect: Callable[..., Connection], pg_env: dict[str, str]) -> None:
+    client: Registered, connect: Callable[..., Connection], pg_env: dict[str, str]
+) -> None:
     """The classic trap: a bigserial id is taken before commit. The writer with the smaller event id
     commits last; a reader ordering by id alone would have moved its cursor past it."""
     with connect(client) as conn:
@@ -107,7 +112,7 @@ def test_an_event_whose_transaction_started_later_but_took_a_smaller_id_is_not_p
         late = psycopg.connect(pg_env["KNTC_ADMIN_DATABASE_URL"])
         early = psycopg.connect(pg_env["KNTC_ADMIN_DATABASE_URL"])
         try:
-            late.execute("UPDATE kntc.case_file SET updated_at = now() WHERE code = %s", (a,))   # smaller id
+            late.execute("UPDATE kntc.case_file SET updated_at = now() WHERE code = %s", (a,))  # smaller id
             early.execute("UPDATE kntc.case_file SET updated_at = now() WHERE code = %s", (b,))  # larger id
             early.commit()
             between, cursor_between = drain(conn, cursor)
@@ -120,8 +125,7 @@ def test_an_event_whose_transaction_started_later_but_took_a_smaller_id_is_not_p
     assert sorted(delivered) == sorted([a, b]) and len(delivered) == 2
 
 
-def test_a_cursor_that_the_feed_did_not_give_is_refused(client: Registered,
-                                                        connect: Callable[..., Connection]) -> None:
+def test_a_cursor_that_the_feed_did_not_give_is_refused(client: Registered, connect: Callable[..., Connection]) -> None:
     with connect(client) as conn:
         for bad in ("not-a-cursor", "djEuMS4y" + "x" * 300, "djEuLTEuMg"):
             r = conn.request("GET", "/api/v1/feed", headers={"Purpose": "test"}, params={"cursor": bad})

@@ -21,8 +21,13 @@ ROLE = ROOT / "infra" / "ansible" / "roles" / "app"
 def render(tls_dir: Path) -> str:
     defaults = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())
     values = {k: v for k, v in defaults.items() if k.startswith(("app_nginx_", "app_exchange_"))}
-    values.update(ansible_managed="test", app_listen_host="127.0.0.1", app_listen_port=8000,
-                  app_tls_dir=str(tls_dir), app_nginx_server_name="app.test")
+    values.update(
+        ansible_managed="test",
+        app_listen_host="127.0.0.1",
+        app_listen_port=8000,
+        app_tls_dir=str(tls_dir),
+        app_nginx_server_name="app.test",
+    )
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)  # noqa: S701 - nginx, not HTML
     return env.from_string((ROLE / "templates" / "nginx-kntc.conf.j2").read_text()).render(**values)
 
@@ -48,7 +53,12 @@ def test_the_production_template_is_valid_nginx_and_asks_for_the_client_certific
     (tmp_path / "kntc.conf").write_text(site)
     (tmp_path / "nginx.conf").write_text(
         f"pid {tmp_path}/nginx.pid;\nerror_log {tmp_path}/error.log;\nevents {{}}\n"
-        f"http {{\n  access_log {tmp_path}/access.log;\n  include {tmp_path}/kntc.conf;\n}}\n")
-    res = subprocess.run([NGINX, "-t", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")],
-                         capture_output=True, text=True, timeout=30)
+        f"http {{\n  access_log {tmp_path}/access.log;\n  include {tmp_path}/kntc.conf;\n}}\n"
+    )
+    res = subprocess.run(
+        [NGINX, "-t", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert res.returncode == 0, res.stderr

@@ -29,23 +29,38 @@ def is_v1(path: str) -> bool:
 
 def document(app: FastAPI) -> dict[str, Any]:
     routes = [r for m in MODULES for r in m.router.routes]
-    doc = get_openapi(title="KNTC exchange API / API kết nối", version=f"1 ({__version__})", routes=routes,
-                      description=(
-                          "For the case systems of the Party, the National Assembly and People's Councils, the "
-                          "courts, the procuracies and the Fatherland Front. Mutual TLS with the client's "
-                          "registered certificate on every call; an OAuth2 client-credentials token bound to it "
-                          "(RFC 8705); `Idempotency-Key` on every write; `Purpose` on every read; errors as RFC "
-                          "9457 problem details. Guide: runbooks/connect-a-body.md."))
-    _, defs = models_json_schema([(Submission, "validation"), (Batch, "validation")],
-                                 ref_template="#/components/schemas/{model}")
+    doc = get_openapi(
+        title="KNTC exchange API / API kết nối",
+        version=f"1 ({__version__})",
+        routes=routes,
+        description=(
+            "For the case systems of the Party, the National Assembly and People's Councils, the "
+            "courts, the procuracies and the Fatherland Front. Mutual TLS with the client's "
+            "registered certificate on every call; an OAuth2 client-credentials token bound to it "
+            "(RFC 8705); `Idempotency-Key` on every write; `Purpose` on every read; errors as RFC "
+            "9457 problem details. Guide: runbooks/connect-a-body.md."
+        ),
+    )
+    _, defs = models_json_schema(
+        [(Submission, "validation"), (Batch, "validation")], ref_template="#/components/schemas/{model}"
+    )
     components = doc.setdefault("components", {})
     components.setdefault("schemas", {}).update(defs.get("$defs", {}))
     components["securitySchemes"] = {
         "clientCertificate": {"type": "mutualTLS", "description": "the client's registered certificate"},
-        "accessToken": {"type": "oauth2", "flows": {"clientCredentials": {
-            "tokenUrl": "/api/v1/oauth/token",
-            "scopes": {"read": "search and fetch cases", "submit": "submit petitions and results",
-                       "feed": "follow the change feed"}}}},
+        "accessToken": {
+            "type": "oauth2",
+            "flows": {
+                "clientCredentials": {
+                    "tokenUrl": "/api/v1/oauth/token",
+                    "scopes": {
+                        "read": "search and fetch cases",
+                        "submit": "submit petitions and results",
+                        "feed": "follow the change feed",
+                    },
+                }
+            },
+        },
     }
     doc["openapi"] = "3.1.0"
     return doc

@@ -27,8 +27,10 @@ async def search(
     code: str | None = Query(None, max_length=80, description="case code or its beginning"),
     respondent: str | None = Query(None, max_length=200),
     kind: Literal["complaint", "denunciation", "recommendation", "multi"] | None = None,
-    status: Literal["received", "in_handling", "accepted", "verifying", "resolved", "closed", "guided", "filed",
-                    "returned"] | None = None,
+    status: Literal[
+        "received", "in_handling", "accepted", "verifying", "resolved", "closed", "guided", "filed", "returned"
+    ]
+    | None = None,
     received_from: date | None = None,
     received_to: date | None = None,
     after: str | None = Query(None, max_length=200, description="the `next` cursor of the previous page"),
@@ -36,8 +38,18 @@ async def search(
 ) -> Response:
     """Cases this client may read (its unit's area, up to its clearance)."""
     purpose = reader.purpose_of(request.headers)
-    filters = {"q": q, "code": code, "person": None, "id_number": None, "respondent": respondent, "unit": None,
-               "kind": kind, "status": status, "received_from": received_from, "received_to": received_to}
+    filters = {
+        "q": q,
+        "code": code,
+        "person": None,
+        "id_number": None,
+        "respondent": respondent,
+        "unit": None,
+        "kind": kind,
+        "status": status,
+        "received_from": received_from,
+        "received_to": received_to,
+    }
 
     async def work(conn: AsyncConnection[Any], client: Client, actor: Actor) -> tuple[int, Any]:
         try:

@@ -18,11 +18,20 @@ from core_app.gate import Actor
 Work = Callable[[AsyncConnection[Any], Client, Actor], Awaitable[tuple[int, Any]]]
 
 # Headers another body sends and reads (documented in the OpenAPI document).
-IDEMPOTENCY = {"name": "Idempotency-Key", "in": "header", "required": True, "schema": {"type": "string",
-               "maxLength": 255}, "description": "unique per operation (a UUID): a retry with the same key and "
-               "body gets the first answer"}
-PURPOSE = {"name": "Purpose", "in": "header", "required": True, "schema": {"type": "string", "minLength": 3,
-           "maxLength": 500}, "description": "why this read is made (recorded with the client in the access log)"}
+IDEMPOTENCY = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": True,
+    "schema": {"type": "string", "maxLength": 255},
+    "description": "unique per operation (a UUID): a retry with the same key and body gets the first answer",
+}
+PURPOSE = {
+    "name": "Purpose",
+    "in": "header",
+    "required": True,
+    "schema": {"type": "string", "minLength": 3, "maxLength": 500},
+    "description": "why this read is made (recorded with the client in the access log)",
+}
 PROBLEM = {"description": "RFC 9457 problem details", "content": {MEDIA_TYPE: {"schema": {"type": "object"}}}}
 ERRORS: dict[int | str, dict[str, Any]] = {s: PROBLEM for s in (400, 401, 403, 404, 409, 422, 429)}
 
@@ -48,8 +57,9 @@ async def _attempt(conn: AsyncConnection[Any], client: Client, actor: Actor, wor
 
 
 def _answer(status: int, out: bytes, headers: dict[str, str] | None = None) -> Response:
-    return Response(out, status_code=status, media_type=MEDIA_TYPE if status >= 400 else "application/json",
-                    headers=headers)
+    return Response(
+        out, status_code=status, media_type=MEDIA_TYPE if status >= 400 else "application/json", headers=headers
+    )
 
 
 async def read(request: Request, scope: str, work: Work) -> Response:
@@ -59,8 +69,9 @@ async def read(request: Request, scope: str, work: Work) -> Response:
     return _answer(status, out)
 
 
-async def write(request: Request, work: Callable[[AsyncConnection[Any], Client, Actor, Any], Awaitable[tuple[int, Any]]]
-                ) -> Response:
+async def write(
+    request: Request, work: Callable[[AsyncConnection[Any], Client, Actor, Any], Awaitable[tuple[int, Any]]]
+) -> Response:
     body = await request.body()
     async with gate.acting(request, "submit") as (conn, client, actor):
         route = route_of(request)

@@ -17,11 +17,16 @@ from core_app.gate import Actor
 router = APIRouter(prefix="/api/v1", tags=["feed"])
 
 
-@router.get("/feed", openapi_extra={"parameters": [PURPOSE]}, responses={
-    200: {"description": "events in order; save the `cursor` of the last one you processed"}, **ERRORS})
-async def feed(request: Request,
-               cursor: str | None = Query(None, max_length=200, description="where to resume (a saved cursor)"),
-               limit: int = Query(100, ge=1, le=500)) -> Response:
+@router.get(
+    "/feed",
+    openapi_extra={"parameters": [PURPOSE]},
+    responses={200: {"description": "events in order; save the `cursor` of the last one you processed"}, **ERRORS},
+)
+async def feed(
+    request: Request,
+    cursor: str | None = Query(None, max_length=200, description="where to resume (a saved cursor)"),
+    limit: int = Query(100, ge=1, le=500),
+) -> Response:
     """Events of the cases held or received by the client's unit or submitted by it: at least once,
     in one order; resuming from an item's cursor continues right after that item."""
     purpose = reader.purpose_of(request.headers)

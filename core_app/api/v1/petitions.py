@@ -17,13 +17,24 @@ router = APIRouter(prefix="/api/v1", tags=["submit"])
 
 
 def _body(schema: str) -> dict[str, Any]:
-    return {"parameters": [IDEMPOTENCY], "requestBody": {"required": True, "content": {"application/json": {
-        "schema": {"$ref": f"#/components/schemas/{schema}"}}}}}
+    return {
+        "parameters": [IDEMPOTENCY],
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}},
+        },
+    }
 
 
-@router.post("/petitions", openapi_extra=_body("Submission"), responses={
-    201: {"description": "a new case file"}, 200: {"description": "the case's results updated, or unchanged"},
-    **ERRORS})
+@router.post(
+    "/petitions",
+    openapi_extra=_body("Submission"),
+    responses={
+        201: {"description": "a new case file"},
+        200: {"description": "the case's results updated, or unchanged"},
+        **ERRORS,
+    },
+)
 async def submit_one(request: Request) -> Response:
     """A petition or case the body received, under its `external_id`, with its handling and resolution
     results. The first submission is checked against the national data for duplicates."""
@@ -35,9 +46,17 @@ async def submit_one(request: Request) -> Response:
     return await write(request, work)
 
 
-@router.post("/batches", openapi_extra=_body("Batch"), responses={
-    200: {"description": "a result per item (`results[i]` answers `items[i]`): stored ones with their case "
-                         "code, refused ones with an RFC 9457 problem and JSON pointers to the fields"}, **ERRORS})
+@router.post(
+    "/batches",
+    openapi_extra=_body("Batch"),
+    responses={
+        200: {
+            "description": "a result per item (`results[i]` answers `items[i]`): stored ones with their case "
+            "code, refused ones with an RFC 9457 problem and JSON pointers to the fields"
+        },
+        **ERRORS,
+    },
+)
 async def submit_batch(request: Request) -> Response:
     """Up to 100 submissions; a refused item stores nothing, its good neighbours are stored."""
     app = request.app
