@@ -178,3 +178,18 @@ def _thumbprint(env: dict[str, str], name: str) -> str:
 
     listing = json.loads(kntc(env, "exchange", "clients", "list").stdout)
     return next(c for c in listing if c["name"] == name)["credentials"][0]["thumbprint"]
+
+
+def test_changed_scopes_end_the_current_tokens_and_bind_the_next(
+    register: Callable[..., Registered], connect: Callable[..., Connection], xenv: dict[str, str]
+) -> None:
+    client = register("T01-TAND")
+    with connect(client) as conn:
+        token = conn.token()
+        assert feed_status(conn, token) == 200
+        kntc(xenv, "exchange", "clients", "set-scopes", client.name, "--scopes", "read")
+        assert feed_status(conn, token) == 401
+        narrowed = conn.token(fresh=True)
+        assert feed_status(conn, narrowed) == 403
+        listing = kntc(xenv, "exchange", "clients", "list").stdout
+        assert '"read"' in listing
