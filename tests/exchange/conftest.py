@@ -125,7 +125,10 @@ def xserver(xenv: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> I
         yield url
 
 
+# The test runs as whoever runs pytest; nginx's workers then run as that user too (as root they
+# would switch to nobody, who cannot enter pytest's private temporary folders).
 NGINX_CONF = """
+{user}
 worker_processes 1;
 pid {dir}/nginx.pid;
 error_log {dir}/error.log info;
@@ -144,6 +147,7 @@ http {{
         ssl_protocols TLSv1.2 TLSv1.3;
         ssl_verify_client optional_no_ca;
         client_max_body_size 5m;
+        client_body_buffer_size 1m;
         location /api/v1/ {{
             proxy_pass http://127.0.0.1:{app_port};
             proxy_bind {proxy};
@@ -170,6 +174,7 @@ def gateway(xserver: str, pki: Pki, tmp_path_factory: pytest.TempPathFactory) ->
     conf = folder / "nginx.conf"
     conf.write_text(
         NGINX_CONF.format(
+            user="user root;" if os.geteuid() == 0 else "",
             dir=folder,
             port=port,
             cert=pki.server_cert,
