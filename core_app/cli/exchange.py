@@ -115,6 +115,50 @@ def set_scopes(name: Annotated[str, typer.Argument(help="the client")], scopes: 
     _show({"name": name, "scopes": _owner(lambda c: store.set_scopes(c, name, scope_list))})
 
 
+@clients.command("set-webhook")
+def set_webhook(
+    name: Annotated[str, typer.Argument(help="the client")],
+    url: Annotated[str, typer.Option(help="where events are posted (https://…)")],
+) -> None:
+    """Push the client's feed to its URL; prints the new signing secret once (give it to the body)."""
+    from core_app.cli.common import load_settings
+    from core_app.exchange import webhooks
+    from core_app.exchange.clients import ClientError
+    from core_app.settings import Settings
+
+    settings = load_settings(Settings)
+    secret, raw = webhooks.new_secret()
+
+    def put(conn: Any) -> None:
+        row = conn.execute(
+            "SELECT id FROM kntc.exchange_client WHERE name = %s AND revoked_at IS NULL", (name,)
+        ).fetchone()
+        if row is None:
+            raise ClientError(f"no client named {name!r} in force")
+        conn.execute(
+            "INSERT INTO kntc.exchange_webhook (client_id, url, secret) VALUES (%s, %s, %s) "
+            "ON CONFLICT (client_id) DO UPDATE SET url = EXCLUDED.url, secret = EXCLUDED.secret, "
+            "attempts = 0, next_at = now(), last_error = NULL, updated_at = now()",
+            (row["id"], url, webhooks.seal(settings.secret_key, row["id"], raw)),
+        )
+
+    _owner(put)
+    _show({"name": name, "url": url, "secret": secret})
+
+
+@app.command("deliver")
+def deliver(once: Annotated[bool, typer.Option(help="stop when no webhook is due")] = False) -> None:
+    """Post the clients' feeds to their webhooks (a service: run it on one or more app hosts)."""
+    import asyncio
+
+    from core_app.cli.common import load_settings
+    from core_app.exchange import webhooks
+    from core_app.settings import Settings
+
+    total = asyncio.run(webhooks.run(load_settings(Settings), once=once))
+    console.print(f"delivered {total} event(s)")
+
+
 @app.command("verify")
 def verify(
     bodies: Annotated[

@@ -40,6 +40,15 @@ async def record(
     await conn.execute(APPEND, (client_id, "out", mid, route, status, message_out, keep_out))
 
 
+async def record_push(
+    conn: AsyncConnection[Any], client_id: int, route: str, message_out: bytes, status: int, reply: bytes
+) -> None:
+    """A message we sent (a webhook) and the receiver's answer (status 0: no answer)."""
+    mid = uuid.uuid4()
+    await conn.execute(APPEND, (client_id, "out", mid, route, None, message_out, True))
+    await conn.execute(APPEND, (client_id, "in", mid, route, status, reply, True))
+
+
 def canonical(row: dict[str, Any]) -> bytes:
     """The bytes hashed after prev_hash: the same text kntc.exchange_log_append builds."""
     micros = (row["at"] - EPOCH) // timedelta(microseconds=1)

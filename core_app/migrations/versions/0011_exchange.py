@@ -422,6 +422,71 @@ BEGIN
     END IF;
 END $$;
 
+-- Webhooks: the client's feed pushed to its URL, signed the Standard Webhooks way ------------------
+-- The delivery state is the outbox: where each client's deliveries stand in its feed, how many
+-- attempts failed and when to try again. It lives here, so a restart or a failover resumes it.
+CREATE TABLE kntc.exchange_webhook (
+    client_id   integer PRIMARY KEY REFERENCES kntc.exchange_client(id),
+    url         text NOT NULL CHECK (length(url) <= 500 AND (url ~ '^https://[^\s]+$'
+                                     OR url ~ '^http://(127\.0\.0\.1|\[::1\]|localhost)(:[0-9]+)?/[^\s]*$')),
+    -- Sealed by the application (core_app.sealing) and bound to the client: a copy of the
+    -- database does not sign.
+    secret      bytea NOT NULL,
+    cursor      text,
+    attempts    integer NOT NULL DEFAULT 0,
+    next_at     timestamptz NOT NULL DEFAULT now(),
+    last_error  text,
+    updated_at  timestamptz NOT NULL DEFAULT now()
+);
+REVOKE ALL ON kntc.exchange_webhook FROM PUBLIC;
+
+-- The dispatcher (login role) claims one due webhook for a minute (another dispatcher skips it; a
+-- dispatcher that dies lets the claim lapse), with a feed token for one of the client's valid credentials.
+CREATE FUNCTION kntc.exchange_webhook_claim(p_token text)
+RETURNS TABLE (client_id integer, url text, secret bytea, cursor text, attempts integer, thumbprint text)
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
+#variable_conflict use_column
+DECLARE
+    w kntc.exchange_webhook;
+    cred kntc.exchange_credential;
+BEGIN
+    SELECT x.* INTO w FROM kntc.exchange_webhook x
+      JOIN kntc.exchange_client c ON c.id = x.client_id AND c.revoked_at IS NULL AND 'feed' = ANY (c.scopes)
+     WHERE x.next_at <= now() ORDER BY x.next_at LIMIT 1 FOR UPDATE OF x SKIP LOCKED;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    SELECT cr.* INTO cred FROM kntc.exchange_credential cr
+     WHERE cr.client_id = w.client_id AND cr.revoked_at IS NULL AND (cr.not_after IS NULL OR cr.not_after > now())
+     ORDER BY cr.id DESC LIMIT 1;
+    UPDATE kntc.exchange_webhook x SET next_at = now() + interval '1 minute', updated_at = now()
+     WHERE x.client_id = w.client_id;
+    IF cred.id IS NULL THEN
+        RETURN;
+    END IF;
+    INSERT INTO kntc.exchange_token (token_hash, client_id, credential_id, thumbprint, scopes, expires_at)
+    VALUES (sha256(convert_to(p_token, 'UTF8')), w.client_id, cred.id, cred.thumbprint, ARRAY['feed'],
+            now() + interval '2 minutes');
+    RETURN QUERY SELECT w.client_id, w.url, w.secret, w.cursor, w.attempts, encode(cred.thumbprint, 'hex');
+END $$;
+
+-- After a delivery round: the cursor reached; on a failure the next try after 5, 10, 20 … seconds
+-- (at most an hour), else after `p_idle_s` (0 when the feed has more).
+CREATE FUNCTION kntc.exchange_webhook_done(p_client_id integer, p_cursor text, p_failed boolean, p_error text,
+                                           p_idle_s integer)
+RETURNS void
+LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
+    UPDATE kntc.exchange_webhook
+       SET cursor = coalesce(p_cursor, cursor),
+           attempts = CASE WHEN p_failed THEN attempts + 1 ELSE 0 END,
+           next_at = CASE WHEN p_failed THEN now() + make_interval(secs => least(5 * power(2, attempts), 3600))
+                          ELSE now() + make_interval(secs => greatest(p_idle_s, 0)) END,
+           last_error = CASE WHEN p_failed THEN left(p_error, 500) END,
+           updated_at = now()
+     WHERE client_id = p_client_id;
+    DELETE FROM kntc.exchange_token WHERE client_id = p_client_id AND expires_at < now();
+$$;
+
 -- Least privilege ---------------------------------------------------------------------------------
 GRANT SELECT, INSERT, UPDATE ON kntc.exchange_case TO kntc_app;
 GRANT SELECT, INSERT, DELETE ON kntc.exchange_idempotency TO kntc_app;
@@ -436,7 +501,10 @@ REVOKE ALL ON kntc.exchange_log, kntc.exchange_chain, kntc.exchange_event FROM P
 REVOKE ALL ON FUNCTION kntc.exchange_token_row(), kntc.exchange_client_id(), kntc.exchange_begin(text, text),
     kntc.exchange_token_issue(text, text, text, text[], integer), kntc.exchange_event_capture(),
     kntc.exchange_log_append(integer, text, uuid, text, integer, bytea, boolean),
-    kntc.record_exchange_read(uuid[], text, jsonb) FROM PUBLIC;
+    kntc.record_exchange_read(uuid[], text, jsonb), kntc.exchange_webhook_claim(text),
+    kntc.exchange_webhook_done(integer, text, boolean, text, integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION kntc.exchange_webhook_claim(text), kntc.exchange_webhook_done(integer, text, boolean, text, integer)
+    TO kntc_auth;
 GRANT EXECUTE ON FUNCTION kntc.exchange_client_id(), kntc.exchange_begin(text, text),
     kntc.record_exchange_read(uuid[], text, jsonb) TO kntc_app;
 GRANT EXECUTE ON FUNCTION kntc.exchange_client_id() TO kntc_readonly;
