@@ -159,31 +159,62 @@ def deliver(once: Annotated[bool, typer.Option(help="stop when no webhook is due
     console.print(f"delivered {total} event(s)")
 
 
+@app.command("export")
+def export_log(
+    out: Annotated[Path, typer.Argument(help="the file to write (JSON lines); it must not exist")],
+    bodies: Annotated[bool, typer.Option(help="include the kept messages (the owner's DSN)")] = False,
+) -> None:
+    """Write the exchange log for an auditor who verifies it away from the database."""
+    from core_app.exchange import log
+
+    if out.exists():
+        fail(f"{out} exists: choose a new file")
+    conn = connect("owner" if bodies else "readonly")
+    with conn:
+        conn.execute("SET search_path = pg_catalog, pg_temp")
+        conn.commit()
+        with conn.transaction(), out.open("x", encoding="utf-8") as fh:
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            n = log.export(conn, fh, with_bodies=bodies)
+    console.print(f"exported {n} messages to {out}")
+
+
 @app.command("verify")
 def verify(
     bodies: Annotated[
         bool,
         typer.Option(
-            help="also check every kept message against its digest (needs "
-            "the owner's DSN: the messages are the owner's to read)"
+            help="also check every kept message against its digest (needs the owner's DSN: the messages "
+            "are the owner's to read)"
         ),
     ] = False,
+    file: Annotated[
+        Path | None,
+        typer.Option(help="verify an export (kntc exchange export) instead of the database: no connection needed"),
+    ] = None,
 ) -> None:
     """Recompute every client's chain of messages; exit 1 on any break."""
     from core_app.exchange import log
 
-    conn = connect("owner" if bodies else "readonly")
-    with conn:
-        # Names resolve to the built-ins only: nothing the owner created can stand in for them.
-        conn.execute("SET search_path = pg_catalog, pg_temp")
-        conn.commit()
-        with conn.transaction():
-            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            rep = log.verify(conn, with_bodies=bodies)
+    if file is not None:
+        try:
+            with file.open(encoding="utf-8") as fh:
+                rep = log.verify_file(fh)
+        except OSError as exc:
+            fail(f"cannot read {file}: {exc.strerror}")
+    else:
+        conn = connect("owner" if bodies else "readonly")
+        with conn:
+            # Names resolve to the built-ins only: nothing the owner created can stand in for them.
+            conn.execute("SET search_path = pg_catalog, pg_temp")
+            conn.commit()
+            with conn.transaction():
+                conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                rep = log.verify(conn, with_bodies=bodies)
     for p in rep.problems:
         err.print(p, markup=False, highlight=False)
     summary = f"{rep.rows} messages in {rep.clients} chains" + (
-        f", {rep.bodies_checked} kept messages checked" if bodies else ""
+        f", {rep.bodies_checked} kept messages checked" if rep.bodies_checked else ""
     )
     if not rep.ok:
         err.print(

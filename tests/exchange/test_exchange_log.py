@@ -5,7 +5,9 @@ Threat rows: T69.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from pathlib import Path
 
 import psycopg
 
@@ -84,3 +86,28 @@ def test_a_tampered_message_makes_kntc_exchange_verify_fail(
         )
         owner.execute("ALTER TABLE kntc.exchange_log ENABLE TRIGGER exchange_log_protect")
     assert kntc(xenv, "exchange", "verify").returncode == 0
+
+
+def test_an_auditor_verifies_an_export_away_from_the_database_and_sees_an_edit_in_it(
+    register: Callable[..., Registered],
+    connect: Callable[..., Connection],
+    xenv: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    client = register("T01-TAND")
+    with connect(client) as conn:
+        conn.submit(submission())
+    export = tmp_path / "exchange-log.jsonl"
+    kntc(xenv, "exchange", "export", str(export), "--bodies")
+    offline = {k: v for k, v in xenv.items() if "DATABASE_URL" not in k}  # no way to the database at all
+    res = kntc(offline, "exchange", "verify", "--file", str(export))
+    assert "intact" in res.stdout and "kept messages checked" in res.stdout
+    lines = export.read_text().splitlines()
+    edited = [json.loads(line) for line in lines]
+    mine = next(i for i, r in enumerate(edited) if r.get("route") == "POST /api/v1/petitions" and r["status"] == 201)
+    edited[mine]["status"] = 200
+    forged = tmp_path / "forged.jsonl"
+    forged.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in edited) + "\n")
+    res = kntc(offline, "exchange", "verify", "--file", str(forged), check=False)
+    assert res.returncode == 1 and "content does not match its hash" in res.stderr
+    assert kntc(offline, "exchange", "export", str(export), check=False).returncode == 1  # never overwrites
