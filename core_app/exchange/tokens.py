@@ -12,7 +12,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from core_app.exchange import certs, log
-from core_app.exchange.problems import Problem, dumps
+from core_app.exchange.problems import dumps
 from core_app.exchange.schemas import SCOPES
 
 LIFETIME_S = 600
@@ -78,6 +78,3 @@ async def issue(db: Any, body: bytes, cert: str | None) -> bytes:
 
 def error_body(exc: OAuthError) -> dict[str, str]:
     return {"error": exc.error, "error_description": exc.description}
-
-
-__all__ = ["LIFETIME_S", "OAuthError", "Problem", "error_body", "issue"]
