@@ -133,24 +133,30 @@ def test_events_are_delivered_signed_with_back_off_across_restarts_and_never_twi
 
     def state() -> dict[str, Any]:
         return owner.execute(
-            "SELECT w.attempts, w.next_at > now() AS waiting, w.cursor, w.last_error "
+            "SELECT w.attempts, w.next_at > now() AS waiting, w.cursor, w.last_error, "
+            "       extract(epoch FROM w.next_at - w.updated_at) AS backoff_s "
             "FROM kntc.exchange_webhook w JOIN kntc.exchange_client c ON c.id = w.client_id "
             "WHERE c.name = %s",
             (client.name,),
         ).fetchone()
 
+    def next_try(when: str) -> None:
+        owner.execute(
+            f"UPDATE kntc.exchange_webhook w SET next_at = {when} FROM kntc.exchange_client c "
+            "WHERE c.id = w.client_id AND c.name = %s",
+            (client.name,),
+        )
+
     receiver.statuses = [503]
     kntc(xenv, "exchange", "deliver", "--once")  # the receiver is down: nothing acknowledged
     assert len(receiver.got) == 1
     failed = state()
-    assert failed["attempts"] == 1 and failed["waiting"] and failed["last_error"] == "HTTP 503"
+    assert failed["attempts"] == 1 and failed["last_error"] == "HTTP 503"
+    assert 4.5 <= float(failed["backoff_s"]) <= 5.5  # the first back-off: 5 s, then 10, 20 …
+    next_try("now() + interval '1 hour'")  # as if the back-off had grown long
     kntc(xenv, "exchange", "deliver", "--once")  # a restart before the back-off ends: it waits
     assert len(receiver.got) == 1
-    owner.execute(
-        "UPDATE kntc.exchange_webhook w SET next_at = now() FROM kntc.exchange_client c "
-        "WHERE c.id = w.client_id AND c.name = %s",
-        (client.name,),
-    )  # the back-off has passed
+    next_try("now()")  # the back-off has passed
     kntc(xenv, "exchange", "deliver", "--once")  # another process: resumes from the stored state
     assert len(receiver.got) == 2
     headers, body = receiver.got[1]
@@ -159,11 +165,7 @@ def test_events_are_delivered_signed_with_back_off_across_restarts_and_never_twi
     assert headers["webhook-id"] == receiver.got[0][0]["webhook-id"]  # the same message, retried
     done = state()
     assert done["attempts"] == 0 and done["cursor"] == headers["webhook-id"]
-    owner.execute(
-        "UPDATE kntc.exchange_webhook w SET next_at = now() FROM kntc.exchange_client c "
-        "WHERE c.id = w.client_id AND c.name = %s",
-        (client.name,),
-    )
+    next_try("now()")
     kntc(xenv, "exchange", "deliver", "--once")
     assert len(receiver.got) == 2  # nothing delivered twice once acknowledged
     with pytest.raises(WebhookRejected):
