@@ -50,7 +50,7 @@ audit: deps ## audit the locks for known vulnerabilities (pip-audit; says when t
 	$(BIN)/python infra/host/audit-deps.py $(LOCKS)
 
 lint: deps ## ruff over the Python code
-	$(BIN)/ruff check core_app dr loadtests tests
+	$(BIN)/ruff check core_app dr loadtests tests connect_client
 
 .PHONY: help deps app up down stop-local test test-fast test-security lock audit lint
 
