@@ -1,6 +1,6 @@
 """Connected systems as clients: certificate-bound tokens, rotation, revocation, scopes and rates.
 
-Threat rows: T57, T58, T59, T60, T61.
+Threat rows: T59, T60, T61, T62, T63.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """A connected system reads only what an officer of its unit at its clearance may, never a protected
 denouncer, and every read is recorded with the client and its stated purpose.
 
-Threat rows: T64, T65, T66, T67.
+Threat rows: T66, T67, T68, T69.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The exchange log: every message in and out, hash-chained per client, verified offline.
 
-Threat rows: T69.
+Threat rows: T71.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The change feed: one order, nothing passed over when transactions commit out of order, and a
 consumer that dies mid-page and resumes from its saved cursor misses nothing and sees nothing twice.
 
-Threat rows: T68.
+Threat rows: T70.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ For every response: no server error, and nothing the client may not see (canarie
 province's case, a secret case of its own area and a protected denouncer's identity). Operations
 that take a case code are also driven with the canaries' codes.
 
-Threat rows: T63, T64, T65.
+Threat rows: T65, T66, T67.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The production nginx template (role app) as nginx itself reads it, and what it promises.
 
-Threat rows: T58.
+Threat rows: T60.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """runbooks/connect-a-body.md runs as written: every `sh` block, in order, against nginx and the server.
 
-Threat rows: T57, T62.
+Threat rows: T59, T64.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Submissions: idempotency keys, batches with per-item results, results updated, the duplicate check.
 
-Threat rows: T62, T63.
+Threat rows: T64, T65.
 """
 
 from __future__ import annotations

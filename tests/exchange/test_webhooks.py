@@ -1,7 +1,7 @@
 """Webhooks signed the Standard Webhooks way, delivered from the outbox with back-off across restarts,
 and verified by the reference client.
 
-Threat rows: T70.
+Threat rows: T72.
 """
 
 from __future__ import annotations
