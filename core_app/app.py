@@ -23,7 +23,7 @@ from fastapi.responses import HTMLResponse, ORJSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.responses import Response
 
-from core_app import __version__, logsafe, web
+from core_app import __version__, logsafe, metrics, web
 from core_app.api import errors as api_errors
 from core_app.api import main as api
 from core_app.bad_input import BadInput, reject_nul
@@ -103,6 +103,9 @@ def create_app(settings: Settings | None = None, clock: Callable[[], date] = vie
                                    swagger_css_url="/static/swagger/swagger-ui.css",
                                    swagger_favicon_url="/static/swagger/favicon-32x32.png")
 
+    app.add_route("/metrics", metrics.endpoint, include_in_schema=False)
+    # Outermost: every answer is counted, the throttle's and the gate's refusals included.
+    app.add_middleware(metrics.Measured)
     return app
 
 

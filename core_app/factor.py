@@ -24,12 +24,15 @@ DRIFT_STEPS = 1
 RECOVERY_CODES = 10
 
 
-def seal(secret_key: str, totp_secret: str, account_id: int) -> bytes:
-    return sealing.seal(secret_key, "totp secret", totp_secret.encode(), str(account_id))
+SEALED_AS = "totp secret"
 
 
-def unseal(secret_key: str, sealed: bytes, account_id: int) -> str:
-    return sealing.unseal(secret_key, "totp secret", sealed, str(account_id)).decode()
+def seal(keys: sealing.Keys, totp_secret: str, account_id: int) -> bytes:
+    return sealing.seal(keys, SEALED_AS, totp_secret.encode(), str(account_id))
+
+
+def unseal(keys: sealing.Keys, sealed: bytes, account_id: int) -> str:
+    return sealing.unseal(keys, SEALED_AS, sealed, str(account_id)).decode()
 
 
 def new_secret() -> str:

@@ -34,6 +34,16 @@ class OperatorSettings(BaseSettings):
     statement_timeout_ms: int = Field(default=15_000, ge=100)
     lock_timeout_ms: int = Field(default=5_000, ge=100)
     idle_in_transaction_timeout_ms: int = Field(default=30_000, ge=100)
+    # The secret that seals what the database keeps but must not read (second factors; `kntc
+    # accounts reseal` needs it), and earlier secrets still accepted to open what they sealed while a
+    # rotation is under way (KNTC_PREVIOUS_SECRET_KEYS='["…"]'; core_app.sealing).
+    secret_key: str | None = None
+    previous_secret_keys: list[str] = Field(default_factory=list)
+
+    @property
+    def sealing_keys(self) -> tuple[str, ...]:
+        """The ring: the current secret seals, every one opens."""
+        return tuple(k for k in (self.secret_key, *self.previous_secret_keys) if k)
 
 
 class Settings(OperatorSettings):

@@ -64,10 +64,18 @@ load-roster: deps ## OFFICERS (10,000) distinct officers of the imported roster 
 		--roster-key $(basename $(ROSTER)).key.csv --roster-credentials $(ROSTER_DIR)/credentials-$(IMPORT_INTO).csv \
 		$(LOAD_ARGS)
 
+# A run from this machine against the lab passes the lab's nginx as the lab's gateway addresses,
+# limited like one office: the window (infra/ansible/capacity_window.yml) lifts that for the run.
+LAB_GENERATORS ?= ["10.231.1.254", "10.231.2.254"]
+
+lab-capacity-window: deps ## open the lab's capacity-test window for this machine (WINDOW=close closes it)
+	cd infra/ansible && $(CURDIR)/$(BIN)/ansible-playbook -i inventories/lab capacity_window.yml \
+		$(if $(filter close,$(WINDOW)),,-e '{"capacity_generators": $(LAB_GENERATORS)}')
+
 load-smoke: deps ## the load suite's smoke test against the local app (about a minute)
 	$(BIN)/pytest tests/load -q $(PYTEST_ARGS)
 
 capacity: ## print the capacity model (national users, req/s, sizing with CAPACITY_ARGS)
 	$(BIN)/python -m loadtests.capacity $(CAPACITY_ARGS)
 
-.PHONY: load bench-app bench-login bench-audit load-smoke capacity accounts-national load-roster
+.PHONY: load bench-app bench-login bench-audit load-smoke capacity accounts-national load-roster lab-capacity-window

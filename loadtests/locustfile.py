@@ -255,9 +255,13 @@ class Officer(KntcUser):
         # A session lasts W of Little's law on average (compressed by the pace like think times).
         self.session_ends = time.monotonic() + random.expovariate(1 / self.session_seconds())
 
-    def api(self, method: str, path: str, name: str, ok: tuple[int, ...] = (200,), **kw: Any) -> Any:
+    def in_session(self) -> bool:
+        """True with a live session, logging in (as the next officer, when the session is over) first.
+
+        Called before a task chooses a case from what it has seen: a case seen by the officer whose
+        session just ended is another unit's business for the next one (403/404, not a race)."""
         if self.officer is None:
-            return None
+            return False
         if not self.token or time.monotonic() > self.session_ends:
             if self.token and self.own:
                 # The session is over: the next session is another officer's (this one comes back later).
@@ -265,8 +269,11 @@ class Officer(KntcUser):
                 self.take_officer()
                 self.cases = {}
             self.login()
-            if not self.token:
-                return None
+        return bool(self.token)
+
+    def api(self, method: str, path: str, name: str, ok: tuple[int, ...] = (200,), **kw: Any) -> Any:
+        if not self.in_session():
+            return None
         return self.request(method, path, name, ok, headers=self.headers, **kw)
 
     # building blocks shared by the roles
@@ -278,6 +285,8 @@ class Officer(KntcUser):
         return rows
 
     def open_case(self, code: str | None = None) -> dict[str, Any] | None:
+        if not self.in_session():
+            return None
         if code is None:
             pool = [c for rows in self.cases.values() for c in rows] or DATA["cases"]
             code = random.choice(pool)["code"]
@@ -285,6 +294,8 @@ class Officer(KntcUser):
 
     def act(self, status: str, action: str, **extra: Any) -> None:
         """Take `action` on a case of the inbox in `status` (409: someone else got there first)."""
+        if not self.in_session():
+            return
         rows = self.cases.get(status) or self.inbox(status)
         if not rows:
             return

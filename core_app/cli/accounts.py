@@ -273,3 +273,56 @@ def list_accounts(
                       f"{'  NO FACTOR' if r['factor_required'] and not r['factor_enrolled'] else ''}",
                       highlight=False, markup=False)
     console.print(f"{len(rows)} account(s)", highlight=False)
+
+
+@app.command()
+def reseal() -> None:
+    """Seal every second factor again under the current KNTC_SECRET_KEY: a key rotation's last step.
+
+    Each is opened with KNTC_SECRET_KEY or one of KNTC_PREVIOUS_SECRET_KEYS; an account whose
+    factor none of them opens is named, and must enrol again (kntc accounts reset-factor)."""
+    from cryptography.exceptions import InvalidTag
+
+    from core_app import factor, sealing
+    from core_app.cli.common import connect, load_settings
+    from core_app.settings import OperatorSettings
+
+    settings = load_settings(OperatorSettings)
+    if not settings.secret_key:
+        fail("KNTC_SECRET_KEY is not set: the key the factors are sealed under from now on")
+    keys = settings.sealing_keys
+    resealed = current = 0
+    lost: list[str] = []
+    with connect("owner") as conn:
+        rows = conn.execute("SELECT f.account_id, a.username, f.secret, f.pending_secret FROM kntc.account_factor f "
+                            "JOIN kntc.account a ON a.id = f.account_id ORDER BY f.account_id FOR UPDATE OF f"
+                            ).fetchall()
+        for r in rows:
+            fresh: dict[str, bytes] = {}
+            for column in ("secret", "pending_secret"):
+                sealed = r[column]
+                if sealed is None:
+                    continue
+                bound = str(r["account_id"])
+                try:
+                    if sealing.current(keys, factor.SEALED_AS, sealed, bound):
+                        continue
+                    fresh[column] = sealing.seal(keys, factor.SEALED_AS,
+                                                 sealing.unseal(keys, factor.SEALED_AS, sealed, bound), bound)
+                except InvalidTag:
+                    lost.append(r["username"])
+                    break
+            if r["username"] in lost:
+                continue
+            if fresh:
+                sets = ", ".join(f"{c} = %({c})s" for c in fresh)
+                conn.execute(f"UPDATE kntc.account_factor SET {sets} WHERE account_id = %(id)s",
+                             {**fresh, "id": r["account_id"]})
+                resealed += 1
+            else:
+                current += 1
+    console.print(f"resealed {resealed}, already under the current key {current}, unreadable {len(lost)}",
+                  highlight=False)
+    if lost:
+        fail(f"{len(lost)} factor(s) open with none of the keys (reset them: kntc accounts reset-factor USER): "
+             + ", ".join(sorted(set(lost))[:20]) + (" …" if len(set(lost)) > 20 else ""), code=2)

@@ -6,6 +6,7 @@ import importlib.util
 import os
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 from typing import Annotated
 
@@ -33,6 +34,13 @@ def serve(
 
         uvicorn.run("core_app.app:app_factory", factory=True, host=host, port=port, reload=True)
         return
+    # The workers share their metrics through files (core_app.metrics); last run's are stale.
+    from core_app.metrics import MULTIPROC_ENV
+
+    shared = Path(os.environ.get(MULTIPROC_ENV) or Path(tempfile.gettempdir()) / f"kntc-metrics-{port}")
+    shutil.rmtree(shared, ignore_errors=True)
+    shared.mkdir(mode=0o700, parents=True)
+    os.environ[MULTIPROC_ENV] = str(shared)
     granian = shutil.which("granian", path=str(Path(sys.executable).parent)) or "granian"
     argv = [granian, "--interface", "asgi", "--factory", "--host", host, "--port", str(port),
             "--workers", str(workers), "--no-ws", "--log-level", "warning", "core_app.app:app_factory"]

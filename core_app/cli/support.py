@@ -6,8 +6,6 @@ who cannot log in, so no officer session exists to act through. Runbook: runbook
 
 from __future__ import annotations
 
-import secrets
-import string
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -20,15 +18,6 @@ if TYPE_CHECKING:
 app = typer.Typer()
 
 ROLE_NAMES = ("reception", "handling", "resolution", "head", "unit_admin", "external_reader", "sysadmin")
-ALPHABET = string.ascii_letters + string.digits
-
-
-def temporary_password() -> str:
-    """16 characters with letters and digits (passes security.password_problem), about 95 bits."""
-    while True:
-        pw = "".join(secrets.choice(ALPHABET) for _ in range(16))
-        if any(c.isdigit() for c in pw) and any(c.isalpha() for c in pw):
-            return pw
 
 
 def insert_account(conn: Connection[dict[str, Any]], username: str, full_name: str, unit: str, roles: list[str],
@@ -99,24 +88,17 @@ def create_account(
 @app.command("reset-password")
 def reset_password(
     username: Annotated[str, typer.Argument(help="the officer's username")],
-    password: Annotated[str | None, typer.Option(help="the new password (default: a random one, printed)")] = None,
+    reason: Annotated[str, typer.Option("--reason", "-r", help="why, e.g. the unit head's written request "
+                                                                  "(5 to 500 characters): kept in the access log")],
 ) -> None:
-    """Set a new password, unlock the account and end its open sessions."""
-    from core_app.security import hash_password, password_problem
+    """A new one-time initial password (printed once): the account is unlocked, its sessions end,
+    and the officer must choose a new password at the next login.
 
-    new = password or temporary_password()
-    problem = password_problem(new)
-    if problem:
-        fail(problem)
-    with connect("owner") as conn:
-        acc = _account(conn, username)
-        conn.execute("UPDATE kntc.account SET password_hash = %s, failed_logins = 0, locked_until = NULL, "
-                     "password_changed_at = now() WHERE id = %s", (hash_password(new), acc["id"]))
-        ended = conn.execute("DELETE FROM kntc.session WHERE account_id = %s", (acc["id"],)).rowcount
-    console.print(f"password reset for {acc['username']} ({acc['full_name']}, {acc['unit']}); "
-                  f"{ended} open session(s) ended")
-    if password is None:
-        console.print(f"temporary password: {new}")
+    The same as `kntc accounts reset-password`: support never learns or chooses the password the
+    officer will use, and every reset is in the access log with its reason."""
+    from core_app.cli import accounts
+
+    accounts.reset_password(username, reason)
 
 
 @app.command("unlock")

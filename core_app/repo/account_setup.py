@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 from psycopg import AsyncConnection
 
-from core_app import factor, security, throttle
+from core_app import factor, sealing, security, throttle
 
 T = TypeVar("T")
 
@@ -95,7 +95,7 @@ class Enrolment:
     qr_svg: str
 
 
-async def factor_begin(conn: AsyncConnection[Any], token: str | None, password: str, secret_key: str,
+async def factor_begin(conn: AsyncConnection[Any], token: str | None, password: str, secret_key: sealing.Keys,
                        address: str) -> Enrolment:
     """A new secret, pending until a code it produced confirms it. The current password is asked
     even in a live session: a borrowed browser must not be able to bind its own phone."""
@@ -109,7 +109,7 @@ async def factor_begin(conn: AsyncConnection[Any], token: str | None, password: 
 
 
 async def factor_confirm(conn: AsyncConnection[Any], token: str | None, code: str,
-                         secret_key: str) -> tuple[list[str], dict[str, Any]]:
+                         secret_key: sealing.Keys) -> tuple[list[str], dict[str, Any]]:
     """The recovery codes (shown once) and what is left of the setup."""
     row = await whose(conn, token)
     if row["factor_pending"] is None:

@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 from cryptography.exceptions import InvalidTag
 from psycopg import AsyncConnection
 
-from core_app import factor, security, throttle
+from core_app import factor, sealing, security, throttle
 
 log = logging.getLogger("kntc.accounts")
 
@@ -52,7 +52,7 @@ class LoginResult:
 
 
 async def _second_factor(conn: AsyncConnection[Any], row: dict[str, Any], code: str | None,
-                         secret_key: str) -> bool:
+                         secret_key: sealing.Keys) -> bool:
     """True when `code` is a good TOTP or recovery code of the account, consuming it."""
     if not code:
         return False
@@ -89,7 +89,7 @@ async def _look_up(conn: AsyncConnection[Any], username: str, address: str) -> d
 
 
 async def _conclude(conn: AsyncConnection[Any], row: dict[str, Any] | None, ok: bool, new_hash: str | None,
-                    username: str, hours: int, address: str, code: str | None, secret_key: str) -> LoginResult:
+                    username: str, hours: int, address: str, code: str | None, secret_key: sealing.Keys) -> LoginResult:
     """The password's verdict recorded, the second factor checked, the session opened."""
     account_id = row["account_id"] if row else None
     if row is None or not row["is_active"] or not ok:
@@ -136,7 +136,7 @@ async def _failed(conn: AsyncConnection[Any], account_id: int | None, address: s
 
 
 async def login_committed(db: Any, username: str, password: str, hours: int, address: str,
-                          code: str | None = None, secret_key: str = "") -> LoginResult:
+                          code: str | None = None, secret_key: sealing.Keys = "") -> LoginResult:
     """A session for the account, or LoginFailed / throttle.Throttled; failures are committed.
 
     Through the login role (kntc_auth): the application role may neither read a password hash nor

@@ -153,7 +153,7 @@ async def factor_begin(request: Request) -> Response:
     row = await _whose(request)
     if row is None:
         return _to_login()
-    key = request.app.state.settings.secret_key
+    key = request.app.state.settings.sealing_keys
     got = await _attempt(request, lambda conn, token, address: account_setup.factor_begin(
         conn, token, password, key, address)) if password else Refusal(400, "required", "password", REQUIRED)
     if isinstance(got, Refusal):
@@ -173,7 +173,7 @@ async def factor_confirm(request: Request) -> Response:
     before = await _whose(request)
     if before is None:
         return _to_login()
-    key = request.app.state.settings.secret_key
+    key = request.app.state.settings.sealing_keys
     got = await _attempt(request, lambda conn, token, _: account_setup.factor_confirm(conn, token, code, key))
     if isinstance(got, Refusal):
         if got.code == "session_expired":

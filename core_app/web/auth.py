@@ -53,7 +53,7 @@ async def login(request: Request) -> Response:
     else:
         try:
             got = await accounts.login_committed(request.app.state.db, username, password, settings.session_hours,
-                                                 guard.client_address(request), code, settings.secret_key)
+                                                 guard.client_address(request), code, settings.sealing_keys)
         except (accounts.LoginFailed, throttle.Throttled) as exc:
             failed = exc
         if failed is not None:

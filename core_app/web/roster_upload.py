@@ -24,7 +24,8 @@ GONE = WebError(404, "Tệp mật khẩu ban đầu không còn (đã tải ho�
 def _import_page(request: Request, status_code: int = 200, **ctx: object) -> Response:
     header = ",".join(c.vi for c in roster_format.COLUMNS)
     return page(request, "account_import.html", status_code=status_code, columns=roster_format.COLUMNS,
-                header=header, **{"form": {}, "errors": {}, "report": None, "credentials": None, **ctx})
+                header=header,
+                **{"form": {}, "errors": {}, "report": None, "credentials": None, "checked": None, **ctx})
 
 
 @router.get("")
@@ -34,6 +35,13 @@ async def import_form(request: Request) -> Response:
     return _import_page(request)
 
 
+def _handle(value: str | None) -> str | None:
+    try:
+        return str(UUID(value or ""))
+    except ValueError:
+        return None
+
+
 @router.post("")
 async def import_roster(request: Request) -> Response:
     form = await form_of(request)
@@ -41,29 +49,44 @@ async def import_roster(request: Request) -> Response:
     # "Check only" unless the import button was pressed: a stray submit never creates accounts.
     dry_run = form.get("mode") != "import"
     file = form.get("file")
+    sent = isinstance(file, UploadFile) and bool(file.filename)
+    # After a clean check, "Import" names the file kept for this administrator instead of a new upload.
+    checked = None if sent or dry_run else _handle(text(form, "checked"))
     errors: dict[str, tuple[str, str]] = {}
-    if not isinstance(file, UploadFile) or not file.filename:
+    if not sent and checked is None:
         errors["file"] = ("Hãy chọn tệp danh sách (.csv hoặc .xlsx).", "Choose the roster file (.csv or .xlsx).")
     if not 5 <= len(reason) <= 500:
         errors["reason"] = ("Hãy ghi lý do (5 đến 500 ký tự).", "Give a reason (5 to 500 characters).")
-    report = None
+    report, kept, filename = None, None, file.filename if isinstance(file, UploadFile) else None
+    key = request.app.state.settings.sealing_keys
     async with acting(request, *ADMINS) as (conn, actor):
-        if isinstance(file, UploadFile) and not errors:
+        data = None
+        if not errors and isinstance(file, UploadFile) and sent:
             data = await file.read(roster_format.MAX_BYTES + 1)
+        elif not errors and checked:
+            got = await importing.take_checked(conn, checked, key)
+            if got is None:
+                errors["file"] = ("Tệp đã kiểm tra không còn (đã nhập, hoặc quá 24 giờ): hãy chọn lại tệp.",
+                                  "The checked file is gone (imported already, or older than 24 hours): "
+                                  "choose it again.")
+            else:
+                filename, data = got
+        if data is not None:
             try:
-                report = await importing.from_upload(conn, actor, data, file.filename or "roster.csv", reason,
-                                                     dry_run, request.app.state.settings.secret_key)
+                report = await importing.from_upload(conn, actor, data, filename or "roster.csv", reason, dry_run,
+                                                     key)
             except roster_format.RosterUnreadable as exc:
                 errors["file"] = said(exc.vi, exc.en)
-    got = report.as_json() if report else None
-    if got:
-        for e in got["errors"]:
+            if report and dry_run and not report.outcome.errors and report.outcome.created:
+                kept = await importing.keep_checked(conn, actor, data, filename or "roster.csv", key)
+    got_report = report.as_json() if report else None
+    if got_report:
+        for e in got_report["errors"]:
             e["message"], e["message_en"] = said(e["message"], e["message_en"])
     link = f"/app/accounts/import/{report.delivery}/credentials" if report and report.delivery else None
-    failed = bool(errors) or (got is not None and not got["ok"])
+    failed = bool(errors) or (got_report is not None and not got_report["ok"])
     return _import_page(request, status_code=400 if failed else 200, form={"reason": reason}, errors=errors,
-                        report=got, credentials=link,
-                        filename=file.filename if isinstance(file, UploadFile) else None)
+                        report=got_report, credentials=link, checked=kept, filename=filename)
 
 
 @router.get("/{handle}/credentials")
@@ -74,7 +97,7 @@ async def credentials(request: Request, handle: str) -> Response:
     except ValueError:
         raise GONE from None
     async with acting(request, *ADMINS) as (conn, _):
-        got = await importing.take_credentials(conn, handle, request.app.state.settings.secret_key)
+        got = await importing.take_credentials(conn, handle, request.app.state.settings.sealing_keys)
     if got is None:
         raise GONE
     return Response(got, media_type="text/csv; charset=utf-8",

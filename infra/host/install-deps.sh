@@ -31,6 +31,23 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# promtool and amtool (checking and unit-testing the alert rules and Alertmanager's routes) come
+# out of Debian's packages without installing them: installed, they would start a Prometheus and an
+# Alertmanager on a host with systemd.
+TOOLS=.tools
+for pkg_tool in prometheus:promtool prometheus-alertmanager:amtool; do
+  pkg=${pkg_tool%%:*} tool=${pkg_tool##*:}
+  if [ ! -x "$TOOLS/$tool" ]; then
+    echo "install-deps: $tool from the Debian package $pkg"
+    work=$(mktemp -d)
+    (cd "$work" && apt-get download -qq "$pkg" >/dev/null 2>&1 || { apt-get update -qq && apt-get download -qq "$pkg"; })
+    dpkg-deb -x "$work"/"$pkg"_*.deb "$work/root"
+    mkdir -p "$TOOLS"
+    install -m 0755 "$work/root/usr/bin/$tool" "$TOOLS/$tool"
+    rm -rf "$work"
+  fi
+done
+
 PY=${PYTHON:-python3}
 # Every Python package comes from the hash-locked requirements (`make lock` regenerates them from
 # pyproject.toml): a changed lock or pyproject.toml re-installs; a download whose hash differs

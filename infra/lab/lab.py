@@ -51,6 +51,9 @@ HOSTS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     # The third etcd member of the DR site (an even count tolerates no more failures than one
     # fewer): the backup host is the witness, it runs no PostgreSQL.
     "dr-backup1": ("dr", "10.231.2.31", ("backup", "etcd")),
+    # Each site's Prometheus and Alertmanager, watching both sites.
+    "dc-mon1": ("dc", "10.231.1.41", ("monitoring",)),
+    "dr-mon1": ("dr", "10.231.2.41", ("monitoring",)),
 }
 LABEL = "kntc-lab=1"
 
@@ -59,9 +62,12 @@ IMAGE_PACKAGES = [
     "postgresql-15", "postgresql-client-15", "patroni", "python3-etcd", "python3-psycopg2",
     "etcd-server", "etcd-client", "haproxy", "pgbackrest", "nginx", "python3-venv",
     "nftables", "chrony", "openssl", "curl", "acl", "python3-apt", "less", "netcat-openbsd", "iputils-ping",
+    "prometheus", "prometheus-alertmanager", "prometheus-node-exporter", "prometheus-postgres-exporter",
+    "python3-aiosmtpd",
 ]
 BASE_INCLUDE = "systemd,systemd-sysv,dbus,openssh-server,python3,sudo,iproute2,ca-certificates,procps"
-SERVICES_OFF = ["etcd", "haproxy", "nginx", "patroni", "postgresql", "chrony", "pgbackrest"]
+SERVICES_OFF = ["etcd", "haproxy", "nginx", "patroni", "postgresql", "chrony", "pgbackrest", "prometheus",
+                "prometheus-alertmanager", "prometheus-node-exporter", "prometheus-postgres-exporter"]
 IMAGE_SPEC = json.dumps([IMAGE_PACKAGES, BASE_INCLUDE, SERVICES_OFF, 3], sort_keys=True)
 IMAGE = "localhost/kntc-lab:bookworm-" + hashlib.sha256(IMAGE_SPEC.encode()).hexdigest()[:10]
 # NET_ADMIN (scoped to the container's own network namespace) lets each host load its nftables

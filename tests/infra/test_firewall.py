@@ -31,6 +31,18 @@ PATHS = [
     ("dr-db1", "dc-backup1", 8432, True),   # each cluster archives into both sites' repositories
     ("dc-db1", "dc-app1", 443, True),       # HTTPS is public
     ("dr-db1", "dr-app1", 443, True),
+    # Monitoring: each site's monitoring host scrapes every host of both sites, no one else does.
+    ("dc-mon1", "dc-db1", 9100, True),
+    ("dr-mon1", "dc-db1", 9100, True),
+    ("dc-mon1", "dr-app1", 9100, True),
+    ("dc-app1", "dc-db1", 9100, False),
+    ("dc-db2", "dc-backup1", 9100, False),
+    ("dc-mon1", "dc-db1", 9187, True),
+    ("dc-db2", "dc-db1", 9187, False),
+    ("dr-mon1", "dc-db1", 8008, True),
+    ("dr-mon1", "dc-mon1", 9093, True),      # both Prometheus alert both Alertmanagers
+    ("dc-app1", "dc-mon1", 9093, False),
+    ("dc-db1", "dc-mon1", 9090, False),
 ]
 
 

@@ -1,6 +1,6 @@
 """nginx on the app hosts: an address-forging guesser, a login flood, and secrets in the logs.
 
-Threat rows (runbooks/security.md): T9, T34, T43, T44.
+Threat rows (runbooks/security.md): T9, T34, T43, T44, T57.
 """
 
 from __future__ import annotations
@@ -74,3 +74,37 @@ def test_the_logs_keep_no_lookup_secret_bearer_token_or_cookie(lab, hosts):
     assert "/api/lookup" in logs, "the requests were not logged at all"
     leaked = [name for name, mark in marks.items() if mark in logs]
     assert not leaked, f"in the app host's logs: {leaked}"
+
+
+def _login_flood(app: str, tries: int = 15) -> list[str]:
+    """Who refused each of `tries` wrong logins from this machine: "nginx", "app" or "" (not refused)."""
+    said = []
+    with client(app) as c:
+        for i in range(tries):
+            r = c.post("/api/auth/login", json={"username": f"window.{i}", "password": "sai-mat-khau"})
+            said.append("nginx" if r.status_code == 429 and "nginx" in r.text else
+                        "app" if r.status_code == 429 else "")
+    return said
+
+
+def test_a_capacity_window_lets_its_generators_past_nginx_and_no_one_else_and_closes(lab):
+    """The window of runbooks/capacity-test.md: nginx does not count the generators (this machine),
+    the application still stops their failed logins; closed, nginx counts them again. Twice the same
+    is no change (idempotent)."""
+    import json
+
+    from tests.infra.conftest import run_playbook
+
+    generators = json.dumps({"capacity_generators": ["10.231.1.254", "10.231.2.254"]})
+    try:
+        opened = run_playbook("capacity_window.yml", "-e", generators, timeout=600)
+        assert opened.returncode == 0, opened.stdout[-3000:]
+        said = _login_flood("dc-app2")
+        assert "nginx" not in said, said
+        assert "app" in said, f"the application's login budget per address no longer applies: {said}"
+    finally:
+        closed = run_playbook("capacity_window.yml", timeout=600)
+    assert closed.returncode == 0, closed.stdout[-3000:]
+    again = run_playbook("capacity_window.yml", timeout=600)
+    assert again.returncode == 0 and set(re.findall(r"changed=(\d+)", again.stdout)) == {"0"}, again.stdout[-3000:]
+    assert "nginx" in _login_flood("dc-app2"), "the window did not close: nginx no longer limits logins"

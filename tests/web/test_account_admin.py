@@ -163,12 +163,23 @@ def test_a_roster_is_checked_corrected_imported_and_its_passwords_downloaded_onc
                               (f"%.{t}",)).fetchone()["n"] == 0
     # Without its token the upload is refused.
     assert upload(admin, good, mode="import", csrf=False).status_code == 403
-    r = upload(admin, good, mode="import")
+    # The checked file is kept for this administrator: "Import" needs no second upload, and the
+    # handle is no use to another administrator, nor as a download.
+    checked = re.search(r'name="checked" value="([0-9a-f-]{36})"', r.text).group(1)
+    from_checked = {"reason": "Triển khai: danh sách cán bộ đợt 1", "mode": "import", "checked": checked}
+    other = web_officer("T01", ["unit_admin"], clearance=1)
+    assert other.post("/app/accounts/import", from_checked).status_code == 400
+    assert admin.get(f"/app/accounts/import/{checked}/credentials").status_code == 404
+    assert admin.post("/app/accounts/import", {**from_checked, "checked": "not-a-handle"}).status_code == 400
+    r = upload(admin, good)  # the probe above used the kept file up: check again
+    checked = re.search(r'name="checked" value="([0-9a-f-]{36})"', r.text).group(1)
+    r = admin.post("/app/accounts/import", {**from_checked, "checked": checked})
     assert r.status_code == 200 and 'id="import-done"' in r.text
+    again = admin.post("/app/accounts/import", {**from_checked, "checked": checked})
+    assert again.status_code == 400 and 'id="err-file"' in again.text  # once
     assert f'href="/app/accounts/an.{t}"' in r.text
     link = re.search(r'href="(/app/accounts/import/[0-9a-f-]{36}/credentials)"', r.text).group(1)
     # Another administrator, even of the same province, gets nothing, and does not use it up.
-    other = web_officer("T01", ["unit_admin"], clearance=1)
     assert other.get(link).status_code == 404
     got = admin.get(link)
     assert got.status_code == 200 and got.headers["cache-control"] == "no-store"

@@ -72,12 +72,21 @@ def test_support_resets_a_password_and_explains_access(web, make_account, pg_env
     def kntc(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([str(BIN / "kntc"), *args], env=env, capture_output=True, text=True, timeout=60)
 
-    res = kntc("reset-password", name)
+    # Support issues a one-time password with a reason; the officer must replace it before working.
+    assert kntc("reset-password", name).returncode != 0  # no reason: refused
+    res = kntc("reset-password", name, "--reason", "Trưởng đơn vị đề nghị bằng văn bản")
     assert res.returncode == 0, res.stderr
-    temp = res.stdout.split("temporary password:")[1].strip()
-    assert web().login(name, temp).status_code == 303
-    assert kntc("reset-password", "no.such.officer").returncode == 1
-    assert kntc("reset-password", name, "--password", "short").returncode == 1
+    one_time = res.stdout.split("initial password (one login, then it must be changed):")[1].strip()
+    first = web()
+    assert first.login(name, one_time).status_code == 303
+    assert first.get("/app/inbox").headers["location"] == "/app/account/setup"
+    temp = "Lụa-Tơ-Tằm-Vạn-Phúc-2026"
+    r = first.post("/app/account/password", {"current_password": one_time, "new_password": temp,
+                                              "confirm_password": temp})
+    assert r.status_code == 303 and r.headers["location"] == "/app", r.text[-400:]
+    missing = kntc("reset-password", "no.such.officer", "-r", "Trưởng đơn vị đề nghị")
+    assert missing.returncode == 1 and missing.stderr.count("\n") == 1, missing.stderr
+    assert "--password" in kntc("reset-password", name, "--password", "Abc-12345678", "-r", "xin cấp lại").stderr
 
     # Record a case in X00004 as this officer, then ask about an officer of X00008.
     user = web()

@@ -101,7 +101,7 @@ async def import_roster(request: Request, file: Annotated[UploadFile, File()],
         require_role(actor, "unit_admin", "sysadmin")
         try:
             out = await importing.from_upload(conn, actor, data, file.filename or "roster.csv", reason, dry_run,
-                                              request.app.state.settings.secret_key)
+                                              request.app.state.settings.sealing_keys)
         except roster_format.RosterUnreadable as exc:
             raise ApiError(400, "roster_unreadable", exc.vi, exc.en) from None
     return out.as_json()
@@ -112,7 +112,7 @@ async def credentials(handle: Annotated[str, Path(pattern=r"^[0-9a-f-]{36}$")], 
     """The initial passwords of an import, for the administrator who ran it, once."""
     async with acting(request) as (conn, actor):
         require_role(actor, "unit_admin", "sysadmin")
-        got = await importing.take_credentials(conn, handle, request.app.state.settings.secret_key)
+        got = await importing.take_credentials(conn, handle, request.app.state.settings.sealing_keys)
     if got is None:
         raise ApiError(404, "not_found", "Tệp mật khẩu ban đầu không còn (đã tải hoặc hết hạn).",
                        "the initial passwords file is gone (downloaded already, or expired)")

@@ -24,7 +24,7 @@ async def login(body: LoginIn, request: Request) -> dict[str, Any]:
     db = database(request)
     settings = request.app.state.settings
     got = await accounts.login_committed(db, body.username, body.password, settings.session_hours,
-                                         throttle.client_address(request), body.code, settings.secret_key)
+                                         throttle.client_address(request), body.code, settings.sealing_keys)
     account = None
     if got.purpose == "full":
         async with db.acting(got.token, settings.idle_seconds) as (_, row):
@@ -68,7 +68,7 @@ async def factor_begin(body: FactorBeginIn, request: Request) -> dict[str, Any]:
     """Start enrolling a TOTP app: scan `qr_svg` (or type `secret`), then confirm with a code."""
     address = throttle.client_address(request)
     got = await account_setup.committed(database(request), lambda conn: account_setup.factor_begin(
-        conn, token_of(request), body.password, request.app.state.settings.secret_key, address))
+        conn, token_of(request), body.password, request.app.state.settings.sealing_keys, address))
     return {"secret": got.secret, "otpauth_uri": got.uri, "qr_svg": got.qr_svg}
 
 
@@ -77,7 +77,7 @@ async def factor_confirm(body: FactorConfirmIn, request: Request) -> dict[str, A
     """The code the app shows makes the factor current; the recovery codes are shown this once."""
     async with database(request).auth_transaction() as conn:
         codes, setup = await account_setup.factor_confirm(conn, token_of(request), body.code,
-                                                          request.app.state.settings.secret_key)
+                                                          request.app.state.settings.sealing_keys)
     return {"recovery_codes": codes, "setup": setup}
 
 
