@@ -39,8 +39,8 @@ test-fast: deps ## unit and integration tests only (no lab, no browser)
 LOCKS := requirements/all.lock requirements/app.lock
 UV_COMPILE := $(BIN)/uv pip compile pyproject.toml --generate-hashes --python-version 3.11 --quiet
 
-test-security: deps ## the adversarial suite (tests/security) without the lab: every attack of runbooks/security.md
-	$(BIN)/pytest tests/security -m 'not lab' $(PYTEST_ARGS)
+test-security: deps ## the adversarial suite (tests/security, tests/exchange) without the lab: every attack of runbooks/security.md
+	$(BIN)/pytest tests/security tests/exchange -m 'not lab' $(PYTEST_ARGS)
 
 lock: deps ## regenerate requirements/*.lock (pinned, with hashes) from pyproject.toml
 	$(UV_COMPILE) --extra app --extra ops --extra load --extra test -o requirements/all.lock
