@@ -39,8 +39,8 @@ test-fast: deps ## unit and integration tests only (no lab, no browser)
 LOCKS := requirements/all.lock requirements/app.lock
 UV_COMPILE := $(BIN)/uv pip compile pyproject.toml --generate-hashes --python-version 3.11 --quiet
 
-test-security: deps ## the adversarial suite (tests/security) without the lab: every attack of runbooks/security.md
-	$(BIN)/pytest tests/security -m 'not lab' $(PYTEST_ARGS)
+test-security: deps ## the adversarial suite (tests/security, tests/exchange) without the lab: every attack of runbooks/security.md
+	$(BIN)/pytest tests/security tests/exchange -m 'not lab' $(PYTEST_ARGS)
 
 lock: deps ## regenerate requirements/*.lock (pinned, with hashes) from pyproject.toml
 	$(UV_COMPILE) --extra app --extra ops --extra load --extra test -o requirements/all.lock
@@ -50,7 +50,7 @@ audit: deps ## audit the locks for known vulnerabilities (pip-audit; says when t
 	$(BIN)/python infra/host/audit-deps.py $(LOCKS)
 
 lint: deps ## ruff over the Python code
-	$(BIN)/ruff check core_app dr loadtests tests
+	$(BIN)/ruff check core_app dr loadtests tests connect_client
 
 .PHONY: help deps app up down stop-local test test-fast test-security lock audit lint
 

@@ -143,11 +143,17 @@ def _trusted(peer: str, proxies: tuple[str, ...]) -> bool:
     return any(ip in net for net in _networks(proxies))
 
 
+def is_trusted_proxy(request: Request, peer: str) -> bool:
+    """Whether `peer` is one of the configured proxies, whose headers (X-Real-IP, the client
+    certificate) name what they saw of the client."""
+    return _trusted(peer, tuple(request.app.state.settings.trusted_proxies))
+
+
 def client_address(request: Request) -> str:
     """The address throttling counts against."""
     peer = request.client.host if request.client else "unknown"
     real = request.headers.get("x-real-ip", "").strip()
-    if real and _trusted(peer, tuple(request.app.state.settings.trusted_proxies)):
+    if real and is_trusted_proxy(request, peer):
         try:
             return str(ipaddress.ip_address(real))
         except ValueError:

@@ -32,7 +32,7 @@ BIN = Path(sys.executable).parent
 
 # Quick and self-contained tests first; the lab's own checks before the drills, which switch sites
 # and fence clusters (a drill that fails half-way must not make every lab check after it fail too).
-_ORDER = ["unit", "integration", "dedup", "security", "dr", "web", "load", "browser", "infra", "drills"]
+_ORDER = ["unit", "integration", "dedup", "security", "exchange", "dr", "web", "load", "browser", "infra", "drills"]
 
 
 def _rank(item: pytest.Item) -> int:

@@ -10,11 +10,13 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import ORJSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
 
 from core_app.bad_input import BadInput
 from core_app.db_errors import body
 from core_app.db_errors import describe as _db_message
 from core_app.domain.workflow import TransitionRefused
+from core_app.exchange import problems
 from core_app.gate import Refused
 from core_app.repo.account_admin import AdminRefused
 from core_app.repo.account_setup import SetupRefused
@@ -66,7 +68,9 @@ def install(app: FastAPI) -> None:
         return ORJSONResponse(body(exc.code, exc.vi, exc.en, **exc.extra), status_code=exc.status)
 
     @app.exception_handler(RequestValidationError)
-    async def validation(_: Request, exc: RequestValidationError) -> ORJSONResponse:
+    async def validation(request: Request, exc: RequestValidationError) -> Response:
+        if request.url.path.startswith("/api/v1/"):
+            return problems.response(problems.from_validation_errors(exc.errors()))
         fields = [{"field": _field_path(tuple(e.get("loc", ()))), "message": e.get("msg", "")} for e in exc.errors()]
         summary = "; ".join(f"{f['field'] or 'body'}: {f['message']}" for f in fields[:5])
         return ORJSONResponse(body("invalid_input", "Dữ liệu nhập không hợp lệ: " + summary,

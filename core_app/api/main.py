@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from core_app.api import errors, throttling
+from core_app.api import errors, throttling, v1
 from core_app.api.routes import accounts, auth, cases, deadlines, dedup, public, receptions, search, units
 
 
@@ -13,6 +13,7 @@ def install(app: FastAPI) -> None:
     throttling.install(app)  # a budget per session or address on /api/*; 429 past it
     for module in (public, auth, units, receptions, cases, deadlines, accounts, dedup, search):
         app.include_router(module.router)
+    v1.install(app)  # the exchange API for connected systems (its own OpenAPI document)
 
 
 def app_factory() -> FastAPI:

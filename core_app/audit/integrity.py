@@ -46,6 +46,8 @@ FINGERPRINTS: dict[str, str] = {
     "factor_confirm": "6ad3d94a5d07a301ec9cfbc7e596d673f58e0fa441eb2ce2cf537d8516e55ef9",
     "session_end": "96382e477374d2989f386a8d6dff2cf1f7219770ff314ed61e5819834a8ea420",
     "session_max_hours": "67aa538c4ea54423d4f430057ad18bb19767c76cc8368286396c7f578008e44e",
+    "record_exchange_read": "3415ff1ec741ea2621a550b364e57772d7c1b640a43eb693d9da9c7853f7d3bd",
+    "exchange_log_append": "178cd2e1bdcc8167e33fede259b896d9ef3686f02bebdc91c9c3a29f09a4c9ac",
 }
 
 TRIGGERS = """
@@ -84,6 +86,9 @@ def check_triggers(conn: Any, rep: Report) -> None:
     expected = [(t, g, "audit_capture") for t in AUDITED for g in CAPTURE]
     expected += [(t, g, "audit_refuse_change") for t in APPEND_ONLY for g in PROTECT]
     expected += [("case_file", "case_declassified", "record_declassification")]
+    # The exchange log (migration 0011) is append-only like the audit log.
+    expected += [("exchange_log", "exchange_log_protect", "audit_refuse_change"),
+                 ("exchange_log", "exchange_log_no_truncate", "audit_refuse_change")]
     for table, name, function in expected:
         row = found.get((table, name))
         if row is None:

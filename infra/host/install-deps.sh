@@ -6,7 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 APT_PACKAGES=(postgresql-15 postgresql-contrib postgresql-client-15 python3-venv python3-dev
-  gcc make git openssl ca-certificates iproute2 procps pgbackrest)
+  gcc make git openssl ca-certificates iproute2 procps pgbackrest
+  # The exchange API's tests run through a real TLS terminator, and its runbook's curl and jq lines.
+  nginx-light curl jq)
 if [ "${KNTC_WITH_LAB:-0}" = 1 ]; then
   APT_PACKAGES+=(podman runc debootstrap nftables openssh-client uidmap slirp4netns fuse-overlayfs)
 fi

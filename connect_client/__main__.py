@@ -1,0 +1,3 @@
+from connect_client.cli import main
+
+main()
