@@ -115,8 +115,9 @@ async def take_action(request: Request, code: str) -> Response:
             body = TransitionIn.model_validate({k: v for k, v in values.items() if v is not None})
             params = body.model_dump(exclude={"action", "version"})
             async with conn.transaction():  # a savepoint: a refusal leaves the page readable
-                await cases.transition(conn, actor, request.app.state.rulebook, code, body.action, body.version,
-                                       params, request.app.state.clock())
+                book = await request.app.state.rulebooks.current(conn)
+                await cases.transition(conn, actor, book, code, body.action, body.version, params,
+                                       request.app.state.clock())
         except ValidationError as exc:
             errs = field_errors(exc)
             error = next(iter(errs.values()))

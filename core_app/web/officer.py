@@ -144,7 +144,7 @@ async def record_case(request: Request) -> Response:
             payload = body.model_dump()
             payload["parties"] = [p.model_dump() for p in body.parties]
             try:
-                made = await cases.create_case(conn, actor, request.app.state.rulebook, payload,
+                made = await cases.create_case(conn, actor, await request.app.state.rulebooks.current(conn), payload,
                                                request.app.state.clock())
             except cases.Invalid as exc:
                 errors = {exc.field: (exc.vi, exc.en)}
