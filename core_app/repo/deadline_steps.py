@@ -91,3 +91,72 @@ async def extend(conn: AsyncConnection[Any], actor: workflow.Actor, book: RuleBo
     await conn.execute("UPDATE kntc.case_deadline SET extensions = %s, due_on = %s WHERE case_id = %s AND step = %s",
                        (n, due, case["id"], key))
     return {"step": key, "extension": n, "new_due_on": due.isoformat(), "legal_basis": rule.legal_basis}
+
+
+# The one-off recount: a step left open although the event that ends it is on the case's timeline
+# (after the event that started it), or although the case is finished, is ended as of that event.
+# Before end events existed nothing ended the denunciation notice (TC-NOTIFY), and a resolved or
+# finished case kept it overdue for ever; a still-open accepted denunciation with no notice recorded
+# stays open: only the officers know whether it was sent (they record it with notify_acceptance).
+RECOUNT = """
+WITH open AS (
+    SELECT d.case_id, d.step, d.rule_code, d.starts_on, d.due_on, c.code, c.status, c.closed_on, c.resolved_on,
+           coalesce(v.end_events, r.end_events) AS ends,
+           CASE coalesce(v.start_event, r.start_event)
+                WHEN 'receipt' THEN '{receive,forward,second_round,import}'::text[]
+                WHEN 'acceptance' THEN '{accept}'::text[] ELSE '{}'::text[] END AS starts
+      FROM kntc.case_deadline d
+      JOIN kntc.case_file c ON c.id = d.case_id
+      JOIN kntc.deadline_rule r ON r.code = d.rule_code
+      LEFT JOIN kntc.deadline_rule_version v ON v.code = r.code AND v.version = d.rule_version
+     WHERE d.met_on IS NULL
+), found AS (
+    SELECT o.*, e.at::date AS event_on, e.action AS event
+      FROM open o
+      LEFT JOIN LATERAL (
+            SELECT x.at, x.action FROM kntc.case_event x
+             WHERE x.case_id = o.case_id AND x.action = ANY (o.ends)
+               AND x.id > coalesce((SELECT max(s.id) FROM kntc.case_event s
+                                     WHERE s.case_id = o.case_id AND s.action = ANY (o.starts)
+                                       AND s.at::date <= o.starts_on), 0)
+             ORDER BY x.id LIMIT 1) e ON true
+), decided AS (
+    SELECT f.case_id, f.step, f.code, f.rule_code, f.due_on,
+           CASE WHEN f.event IS NOT NULL THEN f.event_on
+                WHEN f.status IN ('closed', 'guided', 'filed', 'returned')
+                     THEN coalesce(f.closed_on, f.resolved_on,
+                                   (SELECT max(x.at)::date FROM kntc.case_event x WHERE x.case_id = f.case_id))
+                WHEN f.status = 'resolved' AND f.step LIKE 'notify_acceptance%%' THEN f.resolved_on
+           END AS met_on,
+           CASE WHEN f.event IS NOT NULL THEN f.event || ' (recount)'
+                WHEN f.status IN ('closed', 'guided', 'filed', 'returned') THEN 'recount: case ' || f.status
+                WHEN f.status = 'resolved' AND f.step LIKE 'notify_acceptance%%' THEN 'recount: case resolved'
+           END AS ended_by
+      FROM found f
+)
+UPDATE kntc.case_deadline d SET met_on = x.met_on, ended_by = x.ended_by
+  FROM decided x
+ WHERE d.case_id = x.case_id AND d.step = x.step AND d.met_on IS NULL AND x.met_on IS NOT NULL
+RETURNING x.code, x.step, x.rule_code, x.due_on, x.met_on, x.ended_by
+"""
+
+STILL_OVERDUE = """
+SELECT d.rule_code, count(*) AS open_overdue FROM kntc.case_deadline d
+ WHERE d.met_on IS NULL AND d.due_on < current_date GROUP BY d.rule_code ORDER BY d.rule_code
+"""
+
+
+def recount(conn: Any, *, dry_run: bool) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """End the steps recorded open by mistake (owner role, sync connection): (changed, still overdue per rule).
+    A dry run shows the same and keeps nothing."""
+    import psycopg
+
+    changed: list[dict[str, Any]] = []
+    remaining: list[dict[str, Any]] = []
+    with conn.transaction():
+        changed = conn.execute(RECOUNT, {}).fetchall()
+        remaining = conn.execute(STILL_OVERDUE, {}).fetchall()
+        if dry_run:
+            raise psycopg.Rollback()  # what would change, and nothing changed
+    changed.sort(key=lambda r: (r["code"], r["step"]))
+    return changed, remaining
