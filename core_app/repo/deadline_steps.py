@@ -31,9 +31,9 @@ ON CONFLICT (case_id, step) DO UPDATE SET rule_code = EXCLUDED.rule_code, rule_v
 END = """
 UPDATE kntc.case_deadline d SET met_on = %(on)s, ended_by = %(event)s
  WHERE d.case_id = %(case_id)s AND d.met_on IS NULL
-   AND %(event)s = ANY ((SELECT coalesce(v.end_events, r.end_events) FROM kntc.deadline_rule r
-                          LEFT JOIN kntc.deadline_rule_version v ON v.code = r.code AND v.version = d.rule_version
-                         WHERE r.code = d.rule_code))
+   AND EXISTS (SELECT 1 FROM kntc.deadline_rule r
+                 LEFT JOIN kntc.deadline_rule_version v ON v.code = r.code AND v.version = d.rule_version
+                WHERE r.code = d.rule_code AND %(event)s::text = ANY (coalesce(v.end_events, r.end_events)))
 """
 
 
@@ -84,8 +84,8 @@ async def extend(conn: AsyncConnection[Any], actor: workflow.Actor, book: RuleBo
     due = due_for(rule, row["starts_on"], book.calendar, is_complex=case["is_complex"],
                   is_remote=case["is_remote_area"], extensions=n)
     await conn.execute(
-        "INSERT INTO kntc.deadline_extension (case_id, step, n, days, level, reason, decision_ref, approved_by, "
-        "unit_id, approved_on, old_due_on, new_due_on) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        "INSERT INTO kntc.deadline_extension (case_id, step, extension_no, days, level, reason, decision_ref, "
+        "approved_by, unit_id, approved_on, old_due_on, new_due_on) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
         (case["id"], key, n, rule.extension_days, params.get("level"), reason, params.get("decision_ref"),
          actor.account_id, actor.unit_id, today, row["due_on"], due))
     await conn.execute("UPDATE kntc.case_deadline SET extensions = %s, due_on = %s WHERE case_id = %s AND step = %s",

@@ -33,8 +33,9 @@ class DedupCheckIn(Strict):
 
     @model_validator(mode="after")
     def something_to_match(self) -> DedupCheckIn:
-        if not any(p.id_number or (p.full_name and p.address_unit) for p in self.parties):
-            raise ValueError("each check needs an ID number, or a name with its address unit")
+        # A sender known only by name is still checked (by subject, and so that the decision is kept).
+        if not (self.subject or any(p.id_number or (p.full_name and p.address_unit) for p in self.parties)):
+            raise ValueError("each check needs an ID number, a name with its address unit, or a subject")
         return self
 
 

@@ -209,7 +209,8 @@ CREATE TABLE kntc.deadline_extension (
     id            uuid PRIMARY KEY DEFAULT gen_random_uuid(),
     case_id       uuid NOT NULL REFERENCES kntc.case_file(id) ON DELETE CASCADE,
     step          text NOT NULL,
-    n             integer NOT NULL CHECK (n >= 1),
+    -- not "n" nor "o": the audit trigger names its rows so, and a column of that name would shadow them
+    extension_no  integer NOT NULL CHECK (extension_no >= 1),
     days          integer NOT NULL CHECK (days > 0),
     level         text CHECK (level IN ('complex', 'especially_complex')),
     reason        text NOT NULL CHECK (length(btrim(reason)) >= 10 AND length(reason) <= 5000),
@@ -220,7 +221,7 @@ CREATE TABLE kntc.deadline_extension (
     old_due_on    date NOT NULL,
     new_due_on    date NOT NULL CHECK (new_due_on > old_due_on),
     created_at    timestamptz NOT NULL DEFAULT now(),
-    UNIQUE (case_id, step, n)
+    UNIQUE (case_id, step, extension_no)
 );
 ALTER TABLE kntc.deadline_extension ENABLE ROW LEVEL SECURITY;
 CREATE POLICY extension_read ON kntc.deadline_extension FOR SELECT
@@ -249,7 +250,7 @@ BEGIN
          WHERE r.code = NEW.rule_code;
         IF NEW.extensions > coalesce(allowed, 0) OR NOT EXISTS (
                 SELECT 1 FROM kntc.deadline_extension e
-                 WHERE e.case_id = NEW.case_id AND e.step = NEW.step AND e.n = NEW.extensions
+                 WHERE e.case_id = NEW.case_id AND e.step = NEW.step AND e.extension_no = NEW.extensions
                    AND e.new_due_on = NEW.due_on) THEN
             RAISE EXCEPTION 'gia hạn cần quyết định gia hạn hợp lệ / an extension needs a valid extension decision'
                 USING ERRCODE = 'check_violation', CONSTRAINT = 'deadline_extension_required';
