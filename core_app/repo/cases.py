@@ -252,8 +252,8 @@ async def get_case(conn: AsyncConnection[Any], code: str, *, details: bool = Tru
     case["assignments"] = await assignments.fetchall()
     case["intake"] = await decisions.of_case(conn, cid)
     cur = await conn.execute(
-        "SELECT step, extension_no, days, level, reason, decision_ref, a.username AS approved_by, approved_on, old_due_on, "
-        "new_due_on FROM kntc.deadline_extension e LEFT JOIN kntc.account a ON a.id = e.approved_by "
+        "SELECT step, extension_no, days, level, reason, decision_ref, a.username AS approved_by, approved_on, "
+        "old_due_on, new_due_on FROM kntc.deadline_extension e LEFT JOIN kntc.account a ON a.id = e.approved_by "
         "WHERE e.case_id = %s ORDER BY e.created_at", (cid,))
     case["extensions"] = await cur.fetchall()
     cur = await conn.execute(

@@ -85,7 +85,8 @@ async def extend(conn: AsyncConnection[Any], actor: workflow.Actor, book: RuleBo
                   is_remote=case["is_remote_area"], extensions=n)
     await conn.execute(
         "INSERT INTO kntc.deadline_extension (case_id, step, extension_no, days, level, reason, decision_ref, "
-        "approved_by, unit_id, approved_on, old_due_on, new_due_on) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        "approved_by, unit_id, approved_on, old_due_on, new_due_on) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
         (case["id"], key, n, rule.extension_days, params.get("level"), reason, params.get("decision_ref"),
          actor.account_id, actor.unit_id, today, row["due_on"], due))
     await conn.execute("UPDATE kntc.case_deadline SET extensions = %s, due_on = %s WHERE case_id = %s AND step = %s",
