@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from core_app.cli.common import connect, console
+from core_app.cli.common import connect
 
 app = typer.Typer(help="Deadlines: the one-off recount of steps left open.", no_args_is_help=True)
 
@@ -19,11 +19,11 @@ def recount(dry_run: Annotated[bool, typer.Option(help="show what would change, 
 
     with connect("owner", autocommit=True) as conn:
         changed, remaining = run(conn, dry_run=dry_run)
+    # One tab-separated line per change, for the operator's record and for grep.
     for r in changed:
-        console.print(f"{r['code']}\t{r['step']}\t{r['rule_code']}\thạn / due {r['due_on']}\t"
-                      f"xong / met {r['met_on']}\t{r['ended_by']}", highlight=False, markup=False)
+        typer.echo(f"{r['code']}\t{r['step']}\t{r['rule_code']}\thạn / due {r['due_on']}\t"
+                   f"xong / met {r['met_on']}\t{r['ended_by']}")
     verb = "sẽ sửa / would change" if dry_run else "đã sửa / changed"
-    console.print(f"{verb}: {len(changed)} bước thời hạn / deadline steps", highlight=False)
+    typer.echo(f"{verb}: {len(changed)} bước thời hạn / deadline steps")
     for r in remaining:
-        console.print(f"còn quá hạn / still overdue\t{r['rule_code']}\t{r['open_overdue']}", highlight=False,
-                      markup=False)
+        typer.echo(f"còn quá hạn / still overdue\t{r['rule_code']}\t{r['open_overdue']}")

@@ -148,9 +148,10 @@ async def edit(conn: AsyncConnection[Any], code: str, effective_from: date, chan
 
 async def list_rules(conn: AsyncConnection[Any]) -> list[dict[str, Any]]:
     """Each rule as in force today, with its history of versions."""
+    # The rules are public law: listed without a session; the editor is named by account id (the
+    # account itself is readable only within its area).
     cur = await conn.execute(
-        "SELECT r.*, coalesce((SELECT jsonb_agg(to_jsonb(v) - 'edited_by' || jsonb_build_object('edited_by', "
-        "a.username) ORDER BY v.version) FROM kntc.deadline_rule_version v "
-        "LEFT JOIN kntc.account a ON a.id = v.edited_by WHERE v.code = r.code), '[]') AS versions "
+        "SELECT r.*, coalesce((SELECT jsonb_agg(to_jsonb(v) ORDER BY v.version) FROM kntc.deadline_rule_version v "
+        "WHERE v.code = r.code), '[]') AS versions "
         "FROM kntc.deadline_rule r ORDER BY r.case_kind, r.step, r.complaint_round")
     return await cur.fetchall()
