@@ -14,7 +14,8 @@ from psycopg import AsyncConnection
 from core_app.domain import workflow
 
 CLAIM = """
-SELECT c.id, c.account_id, c.query, c.candidates, now() - c.at < interval '12 hours' AS fresh,
+SELECT c.id, c.account_id, kntc.dedup_check_parties(c.id) AS parties, c.candidates,
+       now() - c.at < interval '12 hours' AS fresh,
        EXISTS (SELECT 1 FROM kntc.dedup_decision d WHERE d.check_id = c.id) AS decided,
        EXISTS (SELECT 1 FROM kntc.petition p WHERE p.intake_check_id = c.id) AS used
   FROM kntc.dedup_check c WHERE c.id = %s
@@ -50,7 +51,7 @@ async def claim(conn: AsyncConnection[Any], actor: workflow.Actor, check_id: str
         raise _refused("Lần kiểm tra trùng đã quá 12 giờ; hãy kiểm tra lại.",
                        "the duplicate check is more than 12 hours old: check again")
     if parties is not None:
-        asked = chk["query"].get("parties") or []
+        asked = chk["parties"] or []
         ids = {p.get("id_number") for p in asked if p.get("id_number")}
         names = {_norm(p.get("full_name")) for p in asked if p.get("full_name")}
         for p in parties:

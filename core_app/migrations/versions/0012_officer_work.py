@@ -23,6 +23,7 @@ Why:
   such a pair is only a low note, `same_name_other_id`, and their names add no similarity.
 - A party's address may be written in a unit from before the 2025 reform: the unit as written is
   kept beside its current successor (`address_unit_written_id`), and matching uses both.
+- What an officer typed at a duplicate check is readable by that officer alone (the query column).
 - Corrections: the holding unit may correct the parties and petitions it recorded, and every such
   update needs a reason in the same transaction; discrepancies, corrections, decisions, extensions
   and rule versions are covered by the audit chain.
@@ -554,6 +555,17 @@ CREATE TRIGGER audit_ins AFTER INSERT ON kntc.deadline_rule_version REFERENCING 
 CREATE TRIGGER audit_upd AFTER UPDATE ON kntc.deadline_rule REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
     FOR EACH STATEMENT EXECUTE FUNCTION kntc.audit_capture('code');
 
+-- What an officer typed at a check (names, ID numbers: a protected denouncer's too, now that every
+-- intake runs one) is theirs alone: others of the area see that a check was made and what it
+-- proposed, never the query.
+REVOKE SELECT ON kntc.dedup_check FROM kntc_app;
+GRANT SELECT (id, at, account_id, unit_id, unit_path, candidates, source) ON kntc.dedup_check TO kntc_app;
+CREATE FUNCTION kntc.dedup_check_parties(p_check uuid) RETURNS jsonb
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
+    SELECT coalesce(c.query -> 'parties', '[]') FROM kntc.dedup_check c
+     WHERE c.id = p_check AND c.account_id = (kntc.actor()).account_id
+$$;
+
 -- Least privilege ---------------------------------------------------------------------------------
 GRANT SELECT ON kntc.deadline_rule_version, kntc.rulebook_stamp TO kntc_app, kntc_readonly;
 GRANT SELECT, INSERT ON kntc.deadline_extension TO kntc_app;
@@ -561,9 +573,10 @@ GRANT SELECT ON kntc.deadline_extension TO kntc_readonly;
 REVOKE ALL ON FUNCTION kntc.rulebook_touch(), kntc.deadline_rule_one_door(), kntc.case_deadline_guard(),
     kntc.petition_intake_guard(), kntc.petition_intake_decided(), kntc.case_intake_decided(),
     kntc.correction_reason_required(), kntc.deadline_rule_edit(text, date, jsonb, text),
+    kntc.dedup_check_parties(uuid),
     kntc.dedup_match(text[], text[], integer[], text, text, integer, uuid, text[]),
     kntc.dedup_candidates(jsonb, text[], text[], integer[], text, text, integer, text[]) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION kntc.deadline_rule_edit(text, date, jsonb, text),
+GRANT EXECUTE ON FUNCTION kntc.deadline_rule_edit(text, date, jsonb, text), kntc.dedup_check_parties(uuid),
     kntc.dedup_candidates(jsonb, text[], text[], integer[], text, text, integer, text[]) TO kntc_app;
 """
 
