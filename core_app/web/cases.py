@@ -113,7 +113,8 @@ async def case_file(request: Request, code: str) -> Response:
 @router.post("/{code}/action")
 async def take_action(request: Request, code: str) -> Response:
     form = await form_of(request)
-    values = {k: text(form, k) for k in ("action", "version", "note", "summary", "published_result", "target_unit")}
+    values = {k: text(form, k) for k in ("action", "version", "note", "summary", "published_result", "target_unit",
+                                          "step", "level", "decision_ref", "received_on")}
     async with acting(request) as (conn, actor):
         error: tuple[str, str] | None = None
         try:
