@@ -50,8 +50,11 @@ async def claim(conn: AsyncConnection[Any], actor: workflow.Actor, check_id: str
     if not chk["fresh"]:
         raise _refused("Lần kiểm tra trùng đã quá 12 giờ; hãy kiểm tra lại.",
                        "the duplicate check is more than 12 hours old: check again")
-    if parties is not None:
-        asked = chk["parties"] or []
+    # The parties typed at the check are readable by its officer only (kntc.dedup_check_parties); an
+    # operator's command acting for an officer (the demo) reads none, and the database still checks
+    # the ID numbers at commit (kntc.petition_intake_decided).
+    if parties is not None and chk["parties"] is not None:
+        asked = chk["parties"]
         ids = {p.get("id_number") for p in asked if p.get("id_number")}
         names = {_norm(p.get("full_name")) for p in asked if p.get("full_name")}
         for p in parties:
