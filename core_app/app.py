@@ -29,7 +29,7 @@ from core_app.api import main as api
 from core_app.bad_input import BadInput, reject_nul
 from core_app.db import Database
 from core_app.gate import Refused
-from core_app.repo.cases import load_rulebook
+from core_app.repo.rules import RulebookCache
 from core_app.settings import Settings, get_settings
 from core_app.web import guard
 
@@ -48,8 +48,6 @@ def create_app(settings: Settings | None = None, clock: Callable[[], date] = vie
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db = Database(settings)
         await db.open()
-        async with db.transaction() as conn:
-            app.state.rulebook = await load_rulebook(conn)
         app.state.db = db
         try:
             yield
@@ -70,6 +68,7 @@ def create_app(settings: Settings | None = None, clock: Callable[[], date] = vie
     )
     app.state.settings = settings
     app.state.clock = clock
+    app.state.rulebooks = RulebookCache()
     api.install(app)   # the JSON API and its error answers
     web.install(app)   # the officer and citizen pages; on their paths errors are pages
 

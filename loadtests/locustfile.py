@@ -310,12 +310,15 @@ class Officer(KntcUser):
         self.api("GET", "/api/search", "/api/search", params={"q": q})
 
     def dedup_check(self, petition: dict[str, Any]) -> None:
-        """The intake's duplicate check: the parties' IDs and names, the subject, the respondent."""
+        """The intake's duplicate check: the parties' IDs and names, the subject, the respondent. The
+        petition is then recorded under it (`dedup_check_id`: a new matter)."""
         if not has_route("/api/dedup/check"):
             return skip_once("POST /api/dedup/check")
         parties = [{k: p.get(k) for k in ("full_name", "id_number", "address_unit")} for p in petition["parties"]]
-        self.api("POST", "/api/dedup/check", "/api/dedup/check", json={
+        got = self.api("POST", "/api/dedup/check", "/api/dedup/check", json={
             "parties": parties, "subject": petition["subject"], "respondent": petition.get("respondent")})
+        if got and got.get("check_id"):
+            petition["dedup_check_id"] = got["check_id"]
 
     def statistics(self) -> None:
         """The statistics: a JSON API if the app has one, else the officers' statistics page."""

@@ -162,7 +162,12 @@ def make_account(owner_conn: psycopg.Connection) -> Callable[..., str]:
 
 
 class Officer:
-    """An httpx client logged in as one officer."""
+    """An httpx client logged in as one officer.
+
+    Recording a petition (`post("/api/cases", json=...)`) runs the duplicate check first and records
+    the petition under it, as every intake screen does: the petition is confirmed new. A body that
+    names its own `dedup_check_id` is sent as it is; the contract itself (no check, no record) is
+    tested through `client.post`."""
 
     def __init__(self, base: str, username: str, password: str = TEST_PASSWORD) -> None:
         self.username = username
@@ -177,7 +182,18 @@ class Officer:
         return self.client.get(url, **kw)
 
     def post(self, url: str, **kw) -> httpx.Response:
+        body = kw.get("json")
+        if url == "/api/cases" and isinstance(body, dict) and "dedup_check_id" not in body:
+            kw["json"] = {**body, "dedup_check_id": self.check_for(body, headers=kw.get("headers"))}
         return self.client.post(url, **kw)
+
+    def check_for(self, body: dict, headers: dict | None = None) -> str | None:
+        """The id of a duplicate check run for this petition body (None if the check refused it)."""
+        parties = [{k: p[k] for k in ("full_name", "id_number", "address_unit") if p.get(k)}
+                   for p in body.get("parties") or [] if isinstance(p, dict)]
+        r = self.client.post("/api/dedup/check", json={"parties": parties or [{}], "subject": body.get("subject")},
+                             headers=headers)
+        return r.json().get("check_id") if r.status_code == 200 else None
 
     def patch(self, url: str, **kw) -> httpx.Response:
         return self.client.patch(url, **kw)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 from fastapi import Request
+from psycopg import AsyncConnection
 
 from core_app import gate
 from core_app.db import Database
@@ -20,8 +22,9 @@ def database(request: Request) -> Database:
     return request.app.state.db
 
 
-def rulebook(request: Request) -> RuleBook:
-    return request.app.state.rulebook
+async def rulebook(request: Request, conn: AsyncConnection[Any]) -> RuleBook:
+    """The rulebook as the database holds it now (the host's copy is reloaded when a rule changed)."""
+    return await request.app.state.rulebooks.current(conn)
 
 
 def today(request: Request) -> date:

@@ -75,6 +75,13 @@ class CaseIn(Strict):
     people_count: int = Field(1, ge=1, le=10_000)
     reception_id: UUID | None = None
     parties: list[PartyIn] = Field(min_length=1, max_length=100)
+    dedup_check_id: UUID | None = Field(None, description="the duplicate check (POST /api/dedup/check) this petition "
+                                                          "is recorded after; recording it confirms a new matter")
+    dedup_note: Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)] | None = Field(
+        None, description="why it is new although a candidate was proposed")
+    decision_known_on: date | None = Field(None, description="a complaint: the day the complainant learnt of the "
+                                                             "decision or act (round 2: of the first decision); "
+                                                             "starts the filing limit")
 
     @model_validator(mode="after")
     def denouncer_flag_needs_denunciation(self) -> CaseIn:
@@ -101,6 +108,7 @@ class PetitionIn(Strict):
     received_on: date | None = None
     people_count: int = Field(1, ge=1, le=10_000)
     reception_id: UUID | None = None
+    dedup_check_id: UUID | None = Field(None, description="the duplicate check this petition is linked after")
 
 
 class TransitionIn(Strict):
@@ -110,6 +118,12 @@ class TransitionIn(Strict):
     summary: Annotated[str, StringConstraints(strip_whitespace=True, max_length=20_000)] | None = None
     published_result: Annotated[str, StringConstraints(strip_whitespace=True, max_length=20_000)] | None = None
     target_unit: UnitCode | None = None
+    step: Literal["accept", "resolve"] | None = Field(None, description="extend: the step (default resolve)")
+    level: Literal["complex", "especially_complex"] | None = Field(
+        None, description="extend: how complex the case is (Denunciations Law art. 30)")
+    decision_ref: Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)] | None = Field(
+        None, description="extend: number of the written extension decision")
+    received_on: date | None = Field(None, description="second_round: the day the second complaint arrived")
 
 
 class CaseUpdateIn(Strict):

@@ -75,6 +75,7 @@ def print_logins(password: str) -> None:
 
 async def _demo_cases(n: int) -> None:
     # The repository layer is async (it is the API's): the demo cases go through the same code.
+    from psycopg.types.json import Jsonb
     from rich.progress import Progress
 
     from core_app.domain.workflow import Actor
@@ -111,7 +112,14 @@ async def _demo_cases(n: int) -> None:
                                  "id_number": f"{1000000000 + i:012d}", "address": "Phường Ba Đình, Hà Nội",
                                  "address_unit": "X00004", "phone": None, "email": None}],
                 }
-                made = await repo.create_case(conn, actors["tiepdan.badinh"], book, data, received)
+                # The demo's officer ran the duplicate check, as every intake does (recorded as theirs).
+                clerk = actors["tiepdan.badinh"]
+                cur = await conn.execute(
+                    "INSERT INTO kntc.dedup_check (account_id, unit_id, unit_path, query, candidates) "
+                    "SELECT %s, u.id, u.path, %s, '[]' FROM kntc.unit u WHERE u.id = %s RETURNING id",
+                    (clerk.account_id, Jsonb({"parties": data["parties"]}), clerk.unit_id))
+                data["dedup_check_id"] = (await cur.fetchone())["id"]
+                made = await repo.create_case(conn, clerk, book, data, received)
                 version = made["version"]
                 for step in steps[i % len(steps)]:
                     params = {"note": "demo", "summary": "Giữ nguyên quyết định (demo)"}

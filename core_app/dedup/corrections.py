@@ -1,20 +1,68 @@
 """The duty to correct wrong data: a discrepancy is reported, the unit holding the case corrects
 it with a reason, and a correction later than the DATA-CORRECT limit (5 working days from the
 report, kntc.deadline_rule) is flagged late and listed per unit.
+
+Any recorded field may be corrected: of the case, of a party, of a petition (FIELDS). A correction
+without an earlier report is reported and corrected at once (it is on time). Only the unit holding
+the case corrects it, always with a reason; the database holds the same rules (the party and
+petition update policies, kntc.correction_reason_required) and the audit chain keeps the before and
+after. A protected denouncer's old and new values stay out of the correction record and the
+timeline, which every reader of the case sees: they are in the audit chain only.
 """
 
 from __future__ import annotations
 
+import uuid
 from datetime import date
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
+from pydantic import EmailStr, StringConstraints, TypeAdapter, ValidationError
 
+from core_app.api.schemas import Channel, IdNumber, Kind, Short, Text, UnitCode
+from core_app.dedup import units
 from core_app.domain import workflow
 from core_app.domain.deadlines import Rule, due_for
 from core_app.repo import cases
 from core_app.repo.cases import Invalid, NotFound, RuleBook
+
+Subject = Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=500)]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=2, max_length=300)]
+Phone = Annotated[str, StringConstraints(pattern=r"^\+?[0-9 .-]{6,20}$")]
+
+# What may be corrected, where, as what type (None: the field may be emptied), with its label.
+FIELDS: dict[str, dict[str, tuple[Any, str, str]]] = {
+    "case": {
+        "subject": (Subject, "Trích yếu", "Subject"),
+        "content": (Text, "Nội dung đơn", "Content"),
+        "respondent": (Short | None, "Người/cơ quan bị khiếu nại, tố cáo", "Respondent"),
+        "kind": (Kind, "Phân loại", "Kind"),
+        "channel": (Channel, "Nguồn đơn", "Channel"),
+        "received_on": (date, "Ngày nhận đơn", "Date received"),
+        "decision_known_on": (date | None, "Ngày biết quyết định bị khiếu nại", "Day the decision became known"),
+        "is_complex": (bool, "Vụ việc phức tạp", "Complex case"),
+        "is_remote_area": (bool, "Vùng sâu, vùng xa", "Remote area"),
+        "classification": (Literal[0, 1, 2], "Độ mật", "Secrecy level"),
+    },
+    "party": {
+        "role": (Literal["complainant", "denouncer", "petitioner", "representative"], "Tư cách", "Capacity"),
+        "party_kind": (Literal["person", "organisation"], "Cá nhân/tổ chức", "Person or organisation"),
+        "full_name": (Name, "Họ và tên", "Full name"),
+        "id_number": (IdNumber | None, "Số định danh cá nhân", "Personal ID number"),
+        "address": (Short | None, "Địa chỉ", "Address"),
+        "address_unit": (UnitCode | None, "Đơn vị hành chính của địa chỉ", "Unit of the address"),
+        "phone": (Phone | None, "Điện thoại", "Phone"),
+        "email": (EmailStr | None, "Thư điện tử", "E-mail"),
+    },
+    "petition": {
+        "received_on": (date, "Ngày nhận đơn", "Date received"),
+        "channel": (Channel, "Nguồn đơn", "Channel"),
+        "content": (Text, "Nội dung đơn", "Content"),
+        "people_count": (Annotated[int, "people"], "Số người đứng đơn", "Number of signatories"),
+    },
+}
+PROTECTED = "(được bảo vệ / protected)"
 
 
 def _rule(book: RuleBook, case: dict[str, Any]) -> Rule:
@@ -102,3 +150,123 @@ async def late(conn: AsyncConnection[Any], today: date, unit: str | None, limit:
                                             "open_overdue": 0})
         u[r["state"]] += 1
     return {"data": rows, "per_unit": list(per_unit.values())}
+
+
+def _value(target: str, field: str, raw: Any) -> Any:
+    spec = FIELDS.get(target, {}).get(field)
+    if spec is None:
+        raise Invalid("field", f"Không sửa được trường '{field}' của {target}.",
+                      f"{target} field {field!r} cannot be corrected; one of: {', '.join(FIELDS.get(target, {}))}")
+    if raw == "" or raw is None:
+        raw = None
+    elif field == "classification" and isinstance(raw, str) and raw.isdigit():
+        raw = int(raw)  # a form sends text
+    try:
+        value = TypeAdapter(spec[0]).validate_python(raw)
+    except ValidationError:
+        raise Invalid("value", f"Giá trị mới của '{spec[1]}' không hợp lệ.",
+                      f"the new value of {field!r} is not valid") from None
+    if field == "received_on" and value and value > date.today():
+        raise Invalid("value", "Ngày nhận không thể ở tương lai.", "the date received cannot be in the future")
+    if field == "people_count" and not 1 <= value <= 10_000:
+        raise Invalid("value", "Số người đứng đơn từ 1 đến 10.000.", "signatories: 1 to 10,000")
+    return value
+
+
+def _plain(v: Any) -> Any:
+    return v.isoformat() if isinstance(v, date) else v
+
+
+async def correct_field(conn: AsyncConnection[Any], actor: workflow.Actor, book: RuleBook, code: str,
+                        data: dict[str, Any], today: date) -> dict[str, Any]:
+    """Correct one recorded field, with its reason, closing the report it answers (or a new one)."""
+    target, field = data["target"], data["field"]
+    value = _value(target, field, data.get("value"))
+    reason = (data.get("reason") or "").strip()
+    if len(reason) < 3:
+        raise Invalid("reason", "Cần nêu lý do sửa dữ liệu.", "a correction needs a reason")
+    case = await cases.get_case(conn, code, details=False)
+    if case["handling_unit_id"] != actor.unit_id or "external_reader" in actor.roles:
+        raise workflow.TransitionRefused("wrong_unit", "Chỉ đơn vị đang giải quyết hồ sơ mới được sửa dữ liệu.",
+                                         "only officers of the unit that holds the case may correct its data")
+    if data.get("discrepancy_id"):
+        disc_id = str(data["discrepancy_id"])
+    else:
+        label = FIELDS[target][field]
+        made = await report(conn, actor, book, code, {"description": f"{label[0]} / {label[2]}: {reason}",
+                                                      "field": f"{target}.{field}"}, today)
+        disc_id = made["id"]
+    await conn.execute("SELECT set_config('kntc.change_reason', %s, true)", (reason,))
+    if target == "case":
+        updated = await cases.update_case(conn, actor, code, data["version"], {field: value, "reason": reason},
+                                          allow_null=True)
+        version = updated["version"]
+        changes = {"target": "case", "field": field, "before": _plain(case.get(field)), "after": _plain(value)}
+    else:
+        version, changes = await _correct_row(conn, actor, code, data, target, field, value, reason, case)
+    result = await _close(conn, actor, book, case, code, disc_id, reason, changes, today)
+    return {**result, "version": version, "field": f"{target}.{field}"}
+
+
+ROWS = {"party": "SELECT p.*, u.code AS address_unit FROM kntc.party p "
+                 "LEFT JOIN kntc.unit u ON u.id = p.address_unit_id WHERE p.id = %s AND p.case_id = %s",
+        "petition": "SELECT * FROM kntc.petition WHERE id = %s AND case_id = %s"}
+
+
+async def _correct_row(conn: AsyncConnection[Any], actor: workflow.Actor, code: str, data: dict[str, Any],
+                       target: str, field: str, value: Any, reason: str,
+                       case: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    row_id = str(data.get("target_id") or "")
+    try:
+        uuid.UUID(row_id)
+    except ValueError:
+        raise Invalid("target_id", "Cần mã của người/đơn cần sửa.", f"target_id of the {target} is required") from None
+    locked = await cases._locked(conn, code, data["version"])
+    cur = await conn.execute(ROWS[target], (row_id, case["id"]))
+    row = await cur.fetchone()
+    if row is None:
+        raise NotFound(row_id)
+    sets: dict[str, Any] = {field: value}
+    if field == "address_unit":
+        resolved = (await units.resolve_written(conn, [value]))[value] if value else (None, None)
+        if resolved is None:
+            raise Invalid("value", f"Không có đơn vị hành chính mã {value}.", f"no unit with code {value!r}")
+        sets = {"address_unit_id": resolved[0], "address_unit_written_id": resolved[1]}
+    table = "kntc.party" if target == "party" else "kntc.petition"
+    cur = await conn.execute(
+        f"UPDATE {table} SET {', '.join(f'{k} = %({k})s' for k in sets)} WHERE id = %(id)s RETURNING id",
+        {**sets, "id": row_id})
+    if await cur.fetchone() is None:
+        raise workflow.TransitionRefused("wrong_unit", "Không được sửa dữ liệu này.", "you may not correct this row")
+    await conn.execute("UPDATE kntc.case_file SET version = version + 1, updated_at = now() WHERE id = %s",
+                       (case["id"],))
+    protected = target == "party" and row.get("identity_protected")
+    changes = {"target": target, "target_id": row_id, "field": field,
+               "before": PROTECTED if protected else _plain(row.get(field)),
+               "after": PROTECTED if protected else _plain(value)}
+    await cases._event(conn, case["id"], actor, "correct", locked["status"], locked["status"], reason, changes)
+    return locked["version"] + 1, changes
+
+
+async def _close(conn: AsyncConnection[Any], actor: workflow.Actor, book: RuleBook, case: dict[str, Any], code: str,
+                 disc_id: str, reason: str, changes: dict[str, Any], today: date) -> dict[str, Any]:
+    cur = await conn.execute(
+        "SELECT id, reported_on, due_on, status FROM kntc.discrepancy WHERE id = %s AND case_id = %s FOR UPDATE",
+        (disc_id, case["id"]))
+    disc = await cur.fetchone()
+    if disc is None:
+        raise NotFound(disc_id)
+    if disc["status"] != "open":
+        raise Invalid("discrepancy", "Sai lệch này đã được sửa.", "this discrepancy is already corrected")
+    late = today > disc["due_on"]
+    days = book.calendar.working_days_between(disc["reported_on"], today)
+    cur = await conn.execute(
+        "INSERT INTO kntc.correction (discrepancy_id, case_id, unit_id, unit_path, corrected_on, corrected_by, reason, "
+        "changes, working_days, late) SELECT %s, %s, u.id, u.path, %s, %s, %s, %s, %s, %s FROM kntc.unit u "
+        "WHERE u.id = %s RETURNING id",
+        (disc["id"], case["id"], today, actor.account_id, reason, Jsonb(changes), days, late, actor.unit_id))
+    row = await cur.fetchone()
+    await conn.execute("UPDATE kntc.discrepancy SET status = 'corrected', corrected_on = %s WHERE id = %s",
+                       (today, disc["id"]))
+    return {"case": code, "discrepancy": str(disc["id"]), "correction": str(row["id"]) if row else None,
+            "corrected_on": today, "due_on": disc["due_on"], "working_days": days, "late": late}

@@ -18,7 +18,7 @@ from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 
 from core_app import throttle
-from core_app.dedup import units
+from core_app.dedup import decisions, units
 from core_app.domain import workflow
 from core_app.repo import cases
 from core_app.repo.cases import Invalid, NotFound
@@ -29,11 +29,14 @@ REASONS = {
     "similar_name_address": ("họ tên gần giống, cùng địa chỉ", "similar name, same address"),
     "similar_subject": ("nội dung đơn tương tự", "similar subject"),
     "similar_respondent": ("cùng đối tượng bị khiếu nại/tố cáo", "similar respondent"),
+    "same_name_other_id": ("trùng họ tên nhưng khác số định danh (nhiều khả năng là người khác)",
+                           "same name, different ID number (most likely another person)"),
 }
 
 CANDIDATES = """
 SELECT check_id, readable, case_code, subject, kind, status, received_on, unit_code, unit_name, reasons, score, handle
-  FROM kntc.dedup_candidates(%(query)s, %(ids)s, %(names)s, %(units)s, %(subject)s, %(respondent)s, %(limit)s)
+  FROM kntc.dedup_candidates(%(query)s, %(ids)s, %(names)s, %(units)s, %(subject)s, %(respondent)s, %(limit)s,
+                             %(name_ids)s)
 """
 
 HELD_ELSEWHERE = ("Có thể đã có hồ sơ về việc này tại một đơn vị khác. Nếu cần, hãy gửi yêu cầu (nêu lý do) "
@@ -58,17 +61,27 @@ async def check(conn: AsyncConnection[Any], actor: workflow.Actor, query: dict[s
     """Ranked candidates for a petition about to be recorded; the database keeps the check for the decision."""
     parties = query["parties"]
     written = [p["address_unit"] for p in parties if p.get("address_unit")]
-    resolved = await units.resolve(conn, written)
+    resolved = await units.resolve_written(conn, written)
     unknown = [c for c, uid in resolved.items() if uid is None]
     if unknown:
         raise Invalid("parties.address_unit", f"Không tìm thấy đơn vị hành chính: {', '.join(unknown)}.",
                       f"unknown unit code(s): {', '.join(unknown)}")
-    named = [p for p in parties if p.get("full_name") and p.get("address_unit")]
+    # A name is looked for at its current unit and, for a pre-2025 address, at the legacy unit as
+    # written too: "match on both". Its ID number, when given, tells another person of the same name.
+    names: list[str] = []
+    unit_ids: list[int] = []
+    name_ids: list[str | None] = []
+    for p in parties:
+        if not (p.get("full_name") and p.get("address_unit")):
+            continue
+        for uid in (u for u in resolved[p["address_unit"]] or () if u is not None):
+            names.append(p["full_name"])
+            unit_ids.append(uid)
+            name_ids.append(p.get("id_number"))
     params = {
         "query": Jsonb(query, dumps=_dumps),
         "ids": [p["id_number"] for p in parties if p.get("id_number")],
-        "names": [p["full_name"] for p in named],
-        "units": [resolved[p["address_unit"]] for p in named],
+        "names": names, "units": unit_ids, "name_ids": name_ids,
         "subject": query.get("subject"), "respondent": query.get("respondent"), "limit": query["limit"],
     }
     # The check is a record of what was shown, kept for the decision that follows; a crash may
@@ -112,28 +125,36 @@ async def inquiries(conn: AsyncConnection[Any], limit: int) -> list[dict[str, An
 
 async def decide(conn: AsyncConnection[Any], actor: workflow.Actor, data: dict[str, Any],
                  today: date) -> dict[str, Any]:
-    """Record what the officer decided about a check; linking adds the petition to the case."""
+    """Record what the officer decided about a check: linked (the petition joins the case) or elsewhere.
+
+    A new matter is decided by recording it: POST /api/cases with the check's id."""
     cur = await conn.execute("SELECT id, account_id FROM kntc.dedup_check WHERE id = %s", (data["check_id"],))
     chk = await cur.fetchone()
     if chk is None or chk["account_id"] != actor.account_id:
         raise NotFound(data["check_id"])
     decision = data["decision"]
-    case_id = petition_id = other_unit_id = lead_handle = None
     result: dict[str, Any] = {"decision": decision}
-    if decision in ("linked", "new"):
+    if decision == "new":
+        raise workflow.TransitionRefused(
+            "record_with_check", "Đơn mới được ghi nhận cùng quyết định: gửi POST /api/cases kèm dedup_check_id.",
+            "a new matter is decided by recording it: POST /api/cases with this dedup_check_id")
+    if decision == "linked":
         if not data.get("case_code"):
             raise Invalid("case_code", "Cần mã hồ sơ.", "case_code is required for this decision")
-        case = await cases.get_case(conn, data["case_code"], details=False)
-        case_id = case["id"]
-        result["case_code"] = case["code"]
-        if decision == "linked":
-            if not data.get("petition"):
-                raise Invalid("petition", "Cần thông tin đơn để gộp vào hồ sơ.",
-                              "petition is required to link it to the case")
-            added = await cases.add_petition(conn, actor, case["code"], data["petition"], today)
-            petition_id = added["id"]
-            result["petition_id"] = petition_id
-    elif data.get("inquiry_handle") and not data.get("unit"):
+        if not data.get("petition"):
+            raise Invalid("petition", "Cần thông tin đơn để gộp vào hồ sơ.",
+                          "petition is required to link it to the case")
+        added = await cases.add_petition(conn, actor, data["case_code"], data["petition"], today,
+                                         check_id=data["check_id"], note=data.get("note"))
+        result.update({"case_code": data["case_code"], "petition_id": added["id"]})
+        cur = await conn.execute("SELECT id, decided_at FROM kntc.dedup_decision WHERE check_id = %s",
+                                 (data["check_id"],))
+        row = await cur.fetchone()
+        assert row is not None
+        return {"id": str(row["id"]), "decided_at": row["decided_at"], **result}
+    await decisions.claim(conn, actor, data["check_id"])
+    other_unit_id = lead_handle = None
+    if data.get("inquiry_handle") and not data.get("unit"):
         # Held elsewhere, unit unknown to the officer: the handle stands for it.
         lead_handle = str(data["inquiry_handle"])
     else:
@@ -144,12 +165,6 @@ async def decide(conn: AsyncConnection[Any], actor: workflow.Actor, data: dict[s
         if other_unit_id is None:
             raise Invalid("unit", "Không tìm thấy đơn vị.", f"unknown unit {data['unit']!r}")
         result["unit"] = data["unit"]
-    cur = await conn.execute(
-        "INSERT INTO kntc.dedup_decision (check_id, account_id, unit_id, unit_path, decision, case_id, petition_id, "
-        "other_unit_id, lead_handle, note) SELECT %s, %s, u.id, u.path, %s, %s, %s, %s, %s, %s FROM kntc.unit u "
-        "WHERE u.id = %s RETURNING id, decided_at",
-        (data["check_id"], actor.account_id, decision, case_id, petition_id, other_unit_id, lead_handle,
-         data.get("note"), actor.unit_id))
-    row = await cur.fetchone()
-    assert row is not None
+    row = await decisions.record(conn, actor, data["check_id"], "elsewhere", other_unit_id=other_unit_id,
+                                 lead_handle=lead_handle, note=data.get("note"))
     return {"id": str(row["id"]), "decided_at": row["decided_at"], **result}

@@ -172,18 +172,31 @@ VALUES (kntc.next_case_code(%(unit_id)s, %(year)s), %(kind)s, %(subject)s, %(con
 RETURNING id, code
 """
 NEW_PARTY = """
-INSERT INTO kntc.party (case_id, role, full_name, id_number, address, address_unit_id, identity_protected)
+INSERT INTO kntc.party (case_id, role, full_name, id_number, address, address_unit_id, address_unit_written_id,
+    identity_protected)
 VALUES (%(case_id)s, %(party_role)s, %(party_name)s, %(party_id_number)s, %(party_address)s, %(address_unit_id)s,
+    %(address_unit_written_id)s,
     %(identity_protected)s)
 RETURNING id
 """
 NEW_PETITION = """
-INSERT INTO kntc.petition (case_id, unit_id, received_on, channel, sender_party_id, content)
-VALUES (%(case_id)s, %(unit_id)s, %(received_on)s, %(channel)s, %(party_id)s, %(content)s)
+INSERT INTO kntc.petition (case_id, unit_id, received_on, channel, sender_party_id, content, intake_check_id)
+VALUES (%(case_id)s, %(unit_id)s, %(received_on)s, %(channel)s, %(party_id)s, %(content)s, %(check_id)s)
 RETURNING id
 """
+# The import's duplicate check and decision, kept with the case as an officer's are: what the
+# matcher proposed, and what the import's rule decided (same person and similar subject: linked).
+CHECK = """
+INSERT INTO kntc.dedup_check (source, unit_id, unit_path, query, candidates)
+SELECT 'import', u.id, u.path, %s, %s FROM kntc.unit u WHERE u.id = %s
+RETURNING id
+"""
+DECISION = """
+INSERT INTO kntc.dedup_decision (check_id, source, unit_id, unit_path, decision, case_id, petition_id, note)
+SELECT %s, 'import', u.id, u.path, %s, %s, %s, %s FROM kntc.unit u WHERE u.id = %s
+"""
 MATCH = """
-SELECT m.reasons, m.score, c.code FROM kntc.dedup_match(%s, %s, %s, %s, %s, 3) m
+SELECT m.reasons, m.score, c.code FROM kntc.dedup_match(%s, %s, %s, %s, %s, 3, NULL, %s) m
   JOIN kntc.case_file c ON c.id = m.case_id ORDER BY m.score DESC
 """
 STRONG_PERSON = {"id_number", "name_address"}
@@ -206,6 +219,8 @@ def run(conn: Any, path: Path, today: date, dry_run: bool = False) -> Outcome:
     codes = [r.data["unit"] for r in rows]
     codes += [r.data["party_address_unit"] for r in rows if r.data["party_address_unit"]]
     resolved = units.resolve_sync(conn, codes)
+    written = units.resolve_written_sync(conn, [r.data["party_address_unit"] for r in rows
+                                                if r.data["party_address_unit"]])
     refs = [r.data["source_ref"] for r in rows]
     done = {x["source_ref"]: (x["code"], bytes(x["file_sha256"])) for x in conn.execute(
         "SELECT li.source_ref, c.code, li.file_sha256 FROM kntc.legacy_import li "
@@ -230,6 +245,7 @@ def run(conn: Any, path: Path, today: date, dry_run: bool = False) -> Outcome:
             continue
         d = {**r.data, "unit_id": resolved[r.data["unit"]],
              "address_unit_id": resolved.get(r.data["party_address_unit"] or ""),
+             "address_unit_written_id": (written.get(r.data["party_address_unit"] or "") or (None, None))[1],
              "year": r.data["received_on"].year, "secret": secrets.token_bytes(32)}
         try:
             with conn.transaction():
@@ -246,12 +262,23 @@ def run(conn: Any, path: Path, today: date, dry_run: bool = False) -> Outcome:
 
 def _import_row(conn: Any, d: dict[str, Any], line: int, digest: bytes, out: Outcome) -> None:
     ids = [d["party_id_number"]] if d["party_id_number"] else []
-    names, unit_ids = ([d["party_name"]], [d["address_unit_id"]]) if d["address_unit_id"] else ([], [])
-    found = conn.execute(MATCH, (ids, names, unit_ids, d["subject"], d["respondent"])).fetchall()
+    # The name is looked for at the current unit and at the legacy one as written ("match on both").
+    at = [u for u in (d["address_unit_id"], d["address_unit_written_id"]) if u]
+    names, unit_ids = [d["party_name"]] * len(at), at
+    name_ids = [d["party_id_number"]] * len(names)
+    found = conn.execute(MATCH, (ids, names, unit_ids, d["subject"], d["respondent"], name_ids)).fetchall()
     top = found[0] if found else None
+    query = {"source_ref": d["source_ref"], "line": line, "subject": d["subject"],
+             "parties": [{"full_name": d["party_name"], "id_number": d["party_id_number"],
+                          "address_unit": d["party_address_unit"]}]}
+    proposed = [{"case_code": f["code"], "reasons": f["reasons"], "score": round(float(f["score"]), 3)} for f in found]
+    check = conn.execute(CHECK, (Jsonb(query), Jsonb(proposed), d["unit_id"])).fetchone()
+    d["check_id"] = check["id"]
     if top and STRONG_PERSON & set(top["reasons"]) and "similar_subject" in top["reasons"]:
         case = conn.execute("SELECT id, code FROM kntc.case_file WHERE code = %s", (top["code"],)).fetchone()
         pet = conn.execute(NEW_PETITION, {**d, "case_id": case["id"], "party_id": None}).fetchone()
+        conn.execute(DECISION, (check["id"], "linked", case["id"], pet["id"],
+                                "legacy import: same person, similar subject", d["unit_id"]))
         conn.execute("INSERT INTO kntc.case_event (case_id, unit_id, action, note, data) "
                      "VALUES (%s, %s, 'import', %s, %s)",
                      (case["id"], d["unit_id"], "petition from the legacy system joined this case",
@@ -264,6 +291,9 @@ def _import_row(conn: Any, d: dict[str, Any], line: int, digest: bytes, out: Out
     case = conn.execute(NEW_CASE, d).fetchone()
     party = conn.execute(NEW_PARTY, {**d, "case_id": case["id"]}).fetchone()
     pet = conn.execute(NEW_PETITION, {**d, "case_id": case["id"], "party_id": party["id"]}).fetchone()
+    conn.execute(DECISION, (check["id"], "new", case["id"], None,
+                            "legacy import: to review, possible duplicate" if top else "legacy import: no candidate",
+                            d["unit_id"]))
     conn.execute("INSERT INTO kntc.case_event (case_id, unit_id, action, to_status, note, data) "
                  "VALUES (%s, %s, 'import', %s, %s, %s)",
                  (case["id"], d["unit_id"], d["status"], "imported from the legacy system",

@@ -29,6 +29,14 @@ class Rule:
     max_extensions: int = 0
     start_event: str = "receipt"
     legal_basis: str = ""
+    end_events: tuple[str, ...] = ()
+    extension_levels: tuple[str, ...] | None = None
+    version: int = 1
+    effective_from: date = date(2018, 3, 15)
+    case_kind: str = "any"
+    complaint_round: int | None = None
+    description_vi: str = ""
+    description_en: str = ""
 
     def base_days(self, is_complex: bool = False, is_remote: bool = False) -> int:
         if is_complex and is_remote and self.remote_complex_days:
@@ -91,6 +99,24 @@ class Calendar:
             d += timedelta(days=1)
             n += self.is_working_day(d)
         return n
+
+
+# The k-th extension of a rule with extension_levels needs the case at least that complex.
+LEVELS = ("complex", "especially_complex")
+
+
+def extension_refusal(rule: Rule, n: int, level: str | None) -> tuple[str, str] | None:
+    """Why the n-th extension of `rule` is not allowed at `level` (Vietnamese, English), or None."""
+    if n > rule.max_extensions:
+        return (f"Không thể gia hạn thêm: {rule.legal_basis} cho phép tối đa {rule.max_extensions} lần.",
+                f"no extension left: {rule.legal_basis} allows at most {rule.max_extensions}")
+    if rule.extension_levels:
+        need = rule.extension_levels[min(n, len(rule.extension_levels)) - 1]
+        if level not in LEVELS or LEVELS.index(level) < LEVELS.index(need):
+            vi = {"complex": "phức tạp", "especially_complex": "đặc biệt phức tạp"}[need]
+            return (f"Gia hạn lần {n} chỉ áp dụng cho vụ việc {vi} ({rule.legal_basis}).",
+                    f"extension {n} applies only to a case that is {need.replace('_', ' ')} ({rule.legal_basis})")
+    return None
 
 
 def due_for(rule: Rule, start: date, cal: Calendar, *, is_complex: bool = False, is_remote: bool = False,

@@ -71,12 +71,21 @@ ACTIONS: dict[str, Action] = {a.name: a for a in (
        "Bắt đầu xác minh", "Start verification"),
     _a("record_verification", {Status.VERIFYING}, None, {"resolution", "head"},
        "Ghi nhận bước xác minh", "Record a verification step", ("note",)),
-    _a("extend", {Status.ACCEPTED, Status.VERIFYING}, None, {"head"},
-       "Gia hạn giải quyết", "Extend the resolution limit", ("note",)),
+    # The head decides an extension (the approver), with its reason: the acceptance check of a
+    # denunciation (art. 24(1)) while it is handled, its resolution (art. 30) once accepted.
+    _a("extend", {Status.RECEIVED, Status.IN_HANDLING, Status.ACCEPTED, Status.VERIFYING}, None, {"head"},
+       "Gia hạn thời hạn", "Extend a time limit", ("note",)),
+    _a("notify_acceptance", {Status.ACCEPTED, Status.VERIFYING}, None, {"handling", "resolution", "head"},
+       "Đã thông báo thụ lý cho người tố cáo, người bị tố cáo",
+       "Notice of acceptance sent to the denouncer and the denounced"),
     _a("resolve", {Status.ACCEPTED, Status.VERIFYING}, Status.RESOLVED, {"resolution", "head"},
        "Ban hành quyết định/kết luận/trả lời", "Issue the decision, conclusion or answer", ("summary",)),
     _a("close", {Status.RESOLVED}, Status.CLOSED, {"head"},
        "Kết thúc hồ sơ", "Close the case file"),
+    # A complainant who disagrees with the first decision: the same case file, round 2, to the
+    # competent unit (Complaints Law 2011, arts. 33, 36).
+    _a("second_round", {Status.RESOLVED, Status.CLOSED}, Status.RECEIVED, {"reception", "handling", "head"},
+       "Tiếp nhận khiếu nại lần hai", "Receive a second-round complaint", ("target_unit",)),
 )}
 
 RESOLUTION_NAMES = {
@@ -110,7 +119,7 @@ def check(action_name: str, status: str, actor: Actor, case_unit_id: int, given:
         raise TransitionRefused("unknown_action", f"Thao tác không tồn tại: {action_name}",
                                 f"unknown action {action_name!r}; expected one of {', '.join(ACTIONS)}")
     current = Status(status)
-    if current in TERMINAL:
+    if current in TERMINAL and current not in action.sources:
         vi, en = STATUS_LABELS[current]
         raise TransitionRefused("case_finished", f"Hồ sơ đã ở trạng thái cuối ({vi}); không thể '{action.label_vi}'.",
                                 f"the case file is finished ({en}); '{action.label_en}' is not possible")

@@ -7,16 +7,20 @@ decides what exists: a case outside the officer's scope is simply not found.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
 from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 
+from core_app.dedup import decisions
+from core_app.dedup import units as unit_codes
 from core_app.domain import workflow
-from core_app.domain.deadlines import Calendar, Rule, due_for
+from core_app.repo import deadline_steps as steps
+from core_app.repo.rules import RuleBook, load_rulebook
 from core_app.security import new_lookup_secret, normalise_lookup_secret
+
+__all__ = ["RuleBook", "load_rulebook"]  # where the routes and the demo have always found them
 
 # The database refuses larger attachments too (kntc.attachment.size_bytes).
 MAX_ATTACHMENT = 25 * 1024 * 1024
@@ -40,35 +44,6 @@ class Invalid(Exception):
         self.field, self.vi, self.en = field, vi, en
 
 
-@dataclass
-class RuleBook:
-    """Deadline rules and calendar overrides, read from the database (they are data)."""
-
-    rules: dict[tuple[str, str, int | None], Rule]
-    calendar: Calendar
-
-    def find(self, kind: str, step: str, complaint_round: int) -> Rule | None:
-        for key in ((kind, step, complaint_round), (kind, step, None), ("any", step, None)):
-            if key in self.rules:
-                return self.rules[key]
-        return None
-
-
-async def load_rulebook(conn: AsyncConnection[Any]) -> RuleBook:
-    cur = await conn.execute(
-        "SELECT code, case_kind, step, complaint_round, days, day_unit, complex_days, remote_days, "
-        "remote_complex_days, extension_days, max_extensions, start_event, legal_basis FROM kntc.deadline_rule")
-    rules = {}
-    for r in await cur.fetchall():
-        rules[(r["case_kind"], r["step"], r["complaint_round"])] = Rule(
-            r["code"], r["step"], r["days"], r["day_unit"], r["complex_days"], r["remote_days"],
-            r["remote_complex_days"], r["extension_days"], r["max_extensions"], r["start_event"],
-            r["legal_basis"])
-    cur = await conn.execute("SELECT day, is_working FROM kntc.calendar_override")
-    overrides = {r["day"]: r["is_working"] for r in await cur.fetchall()}
-    return RuleBook(rules, Calendar(overrides))
-
-
 def _secret_hash(secret: str) -> bytes:
     return hashlib.sha256(normalise_lookup_secret(secret).encode()).digest()
 
@@ -76,26 +51,27 @@ def _secret_hash(secret: str) -> bytes:
 INSERT_CASE = """
 INSERT INTO kntc.case_file (code, kind, subject, content, respondent, classification, denouncer_confidential,
     channel, complaint_round, is_complex, is_remote_area, receiving_unit_id, handling_unit_id, received_on,
-    lookup_secret_hash, created_by)
+    lookup_secret_hash, created_by, decision_known_on)
 VALUES (kntc.next_case_code(%(unit_id)s, %(year)s), %(kind)s, %(subject)s, %(content)s, %(respondent)s,
     %(classification)s, %(denouncer_confidential)s, %(channel)s, %(complaint_round)s, %(is_complex)s,
-    %(is_remote_area)s, %(unit_id)s, %(unit_id)s, %(received_on)s, %(secret_hash)s, %(actor_id)s)
+    %(is_remote_area)s, %(unit_id)s, %(unit_id)s, %(received_on)s, %(secret_hash)s, %(actor_id)s,
+    %(decision_known_on)s)
 RETURNING id, code, version
 """
 
 INSERT_PARTY = """
-INSERT INTO kntc.party (case_id, role, party_kind, full_name, id_number, address, address_unit_id, phone,
-    email, identity_protected)
-VALUES (%(case_id)s, %(role)s, %(party_kind)s, %(full_name)s, %(id_number)s, %(address)s,
-    (SELECT id FROM kntc.unit WHERE code = %(address_unit)s), %(phone)s, %(email)s, %(identity_protected)s)
+INSERT INTO kntc.party (case_id, role, party_kind, full_name, id_number, address, address_unit_id,
+    address_unit_written_id, phone, email, identity_protected)
+VALUES (%(case_id)s, %(role)s, %(party_kind)s, %(full_name)s, %(id_number)s, %(address)s, %(address_unit_id)s,
+    %(address_unit_written_id)s, %(phone)s, %(email)s, %(identity_protected)s)
 RETURNING id
 """
 
 INSERT_PETITION = """
 INSERT INTO kntc.petition (case_id, unit_id, received_on, channel, reception_id, sender_party_id, content,
-    people_count, received_by)
+    people_count, received_by, intake_check_id)
 VALUES (%(case_id)s, %(unit_id)s, %(received_on)s, %(channel)s, %(reception_id)s, %(sender_party_id)s,
-    %(content)s, %(people_count)s, %(actor_id)s)
+    %(content)s, %(people_count)s, %(actor_id)s, %(check_id)s)
 RETURNING id
 """
 
@@ -104,33 +80,11 @@ INSERT INTO kntc.case_event (case_id, actor_id, unit_id, action, from_status, to
 VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
 """
 
-UPSERT_DEADLINE = """
-INSERT INTO kntc.case_deadline (case_id, step, rule_code, starts_on, due_on)
-VALUES (%s, %s, %s, %s, %s)
-ON CONFLICT (case_id, step) DO UPDATE SET rule_code = EXCLUDED.rule_code, starts_on = EXCLUDED.starts_on,
-    due_on = EXCLUDED.due_on, extensions = 0, met_on = NULL
-"""
-
-
 async def _event(conn: AsyncConnection[Any], case_id: Any, actor: workflow.Actor, action: str,
                  from_status: str | None, to_status: str | None, note: str | None = None,
                  data: dict[str, Any] | None = None) -> None:
     await conn.execute(INSERT_EVENT, (case_id, actor.account_id, actor.unit_id, action, from_status,
                                       to_status, note, Jsonb(data or {})))
-
-
-async def _start_deadline(conn: AsyncConnection[Any], book: RuleBook, case: dict[str, Any], step: str,
-                          start: date) -> None:
-    rule = book.find(case["kind"], step, case["complaint_round"])
-    if rule is None:
-        return
-    due = due_for(rule, start, book.calendar, is_complex=case["is_complex"], is_remote=case["is_remote_area"])
-    await conn.execute(UPSERT_DEADLINE, (case["id"], step, rule.code, start, due))
-
-
-async def _meet_deadline(conn: AsyncConnection[Any], case_id: Any, step: str, on: date) -> None:
-    await conn.execute("UPDATE kntc.case_deadline SET met_on = %s WHERE case_id = %s AND step = %s AND met_on IS NULL",
-                       (on, case_id, step))
 
 
 async def unit_id_by_code(conn: AsyncConnection[Any], code: str) -> int | None:
@@ -139,30 +93,48 @@ async def unit_id_by_code(conn: AsyncConnection[Any], code: str) -> int | None:
     return row["id"] if row else None
 
 
+FILING_LATE = ("Đơn đến sau thời hiệu ({basis}: hạn {due}). Nếu có lý do chính đáng (ốm đau, thiên tai, "
+               "địch họa...), ghi rõ khi xử lý đơn.",
+               "The petition arrives after the filing limit ({basis}: due {due}). If there was a lawful obstacle "
+               "(illness, natural disaster...), record it when handling the petition.")
+
+
 async def create_case(conn: AsyncConnection[Any], actor: workflow.Actor, book: RuleBook, data: dict[str, Any],
                       today: date) -> dict[str, Any]:
-    """Record a petition as a new case file; returns its code and the citizen's lookup secret."""
+    """Record a petition as a new case file, under the officer's duplicate check (`dedup_check_id`),
+    confirmed new; returns its code and the citizen's lookup secret."""
     if data["classification"] > actor.clearance:
         raise Invalid("classification", "Không thể lập hồ sơ mật vượt quá mức được tiếp cận của tài khoản.",
                       "you cannot record a case classified above your own clearance")
     received_on: date = data.get("received_on") or today
     if received_on > today:
         raise Invalid("received_on", "Ngày nhận không thể ở tương lai.", "the date received cannot be in the future")
-    for i, p in enumerate(data.get("parties") or []):
-        if p.get("address_unit") and await unit_id_by_code(conn, p["address_unit"]) is None:
-            raise Invalid(f"parties.{i}.address_unit", f"Không có đơn vị hành chính hiện hành mã {p['address_unit']}.",
-                          f"no current unit with code {p['address_unit']!r}")
+    known_on: date | None = data.get("decision_known_on")
+    if known_on and known_on > received_on:
+        raise Invalid("decision_known_on", "Ngày biết quyết định không thể sau ngày nhận đơn.",
+                      "the day the decision became known cannot be after the day received")
+    parties = data.get("parties") or []
+    written = await unit_codes.resolve_written(conn, [p["address_unit"] for p in parties if p.get("address_unit")])
+    for i, p in enumerate(parties):
+        if p.get("address_unit") and written[p["address_unit"]] is None:
+            raise Invalid(f"parties.{i}.address_unit",
+                          f"Không có đơn vị hành chính mã {p['address_unit']} (hiện hành hoặc trước 2025).",
+                          f"no unit with code {p['address_unit']!r}, current or from before the 2025 reform")
+    check = await decisions.claim(conn, actor, data.get("dedup_check_id"), parties)
     secret = new_lookup_secret()
     params = {**data, "unit_id": actor.unit_id, "year": received_on.year, "received_on": received_on,
-              "secret_hash": _secret_hash(secret), "actor_id": actor.account_id}
+              "secret_hash": _secret_hash(secret), "actor_id": actor.account_id, "decision_known_on": known_on}
     cur = await conn.execute(INSERT_CASE, params)
     case = await cur.fetchone()
     assert case is not None
     case_id = case["id"]
     sender_id = None
-    for i, p in enumerate(data.get("parties") or []):
+    for i, p in enumerate(parties):
         protected = bool(data["denouncer_confidential"] and p["role"] == "denouncer")
-        cur = await conn.execute(INSERT_PARTY, {**p, "case_id": case_id, "identity_protected": protected})
+        unit = written.get(p.get("address_unit") or "")
+        cur = await conn.execute(INSERT_PARTY, {**p, "case_id": case_id, "identity_protected": protected,
+                                                "address_unit_id": unit[0] if unit else None,
+                                                "address_unit_written_id": unit[1] if unit else None})
         row = await cur.fetchone()
         if i == 0 and row:
             sender_id = row["id"]
@@ -170,22 +142,37 @@ async def create_case(conn: AsyncConnection[Any], actor: workflow.Actor, book: R
         "case_id": case_id, "unit_id": actor.unit_id, "received_on": received_on, "channel": data["channel"],
         "reception_id": data.get("reception_id"), "sender_party_id": sender_id,
         "content": data["content"], "people_count": data.get("people_count") or 1,
-        "actor_id": actor.account_id})
+        "actor_id": actor.account_id, "check_id": check["id"]})
+    await decisions.record(conn, actor, check["id"], "new", case_id=case_id, note=data.get("dedup_note"))
     if data.get("reception_id"):
         await conn.execute("UPDATE kntc.reception SET case_id = %s, action_taken = 'recorded' WHERE id = %s",
                            (case_id, data["reception_id"]))
     full = {"id": case_id, "kind": data["kind"], "complaint_round": data["complaint_round"],
             "is_complex": data["is_complex"], "is_remote_area": data["is_remote_area"]}
-    await _start_deadline(conn, book, full, "accept", received_on)
+    answer: dict[str, Any] = {}
+    if known_on:
+        # The citizen's own limit: started when they learnt of the decision, ended by this receipt.
+        event = "known" if data["complaint_round"] == 1 else "first_decision"
+        for f in await steps.start(conn, book, full, event, known_on):
+            answer["filing"] = {"rule": f["code"], "due_on": f["due_on"], "late": received_on > f["due_on"],
+                                "legal_basis": f["legal_basis"]}
+            if received_on > f["due_on"]:
+                vi, en = FILING_LATE
+                answer["filing"]["message"] = vi.format(basis=f["legal_basis"], due=f["due_on"])
+                answer["filing"]["message_en"] = en.format(basis=f["legal_basis"], due=f["due_on"])
+        await steps.end(conn, case_id, "receipt", received_on)
+    await steps.start(conn, book, full, "receipt", received_on)
     await _event(conn, case_id, actor, "receive", None, workflow.Status.RECEIVED,
-                 data={"channel": data["channel"]})
-    return {"id": str(case_id), "code": case["code"], "version": case["version"], "lookup_secret": secret}
+                 data={"channel": data["channel"], "dedup_check": str(check["id"])})
+    return {"id": str(case_id), "code": case["code"], "version": case["version"], "lookup_secret": secret,
+            "dedup_decision": "new", **answer}
 
 
 CASE_COLUMNS = """
 c.id, c.code, c.kind, c.subject, c.content, c.respondent, c.classification, c.denouncer_confidential,
 c.channel, c.status, c.complaint_round, c.is_complex, c.is_remote_area, c.received_on, c.accepted_on,
 c.resolved_on, c.closed_on, c.resolution_summary, c.published_result, c.version, c.created_at, c.updated_at,
+c.decision_known_on,
 c.handling_unit_id, hu.code AS handling_unit, hu.name AS handling_unit_name,
 ru.code AS receiving_unit, ru.name AS receiving_unit_name
 """
@@ -230,8 +217,10 @@ async def get_case(conn: AsyncConnection[Any], code: str, *, details: bool = Tru
     async with conn.pipeline():
         parties = await conn.execute(
             "SELECT p.id, p.role, p.party_kind, p.full_name, p.id_number, p.address, u.code AS address_unit, "
+            "u.name AS address_unit_name, w.code AS address_unit_written, w.name AS address_unit_written_name, "
             "p.phone, p.email, p.identity_protected FROM kntc.party p "
             "LEFT JOIN kntc.unit u ON u.id = p.address_unit_id "
+            "LEFT JOIN kntc.unit w ON w.id = p.address_unit_written_id "
             "WHERE p.case_id = %s ORDER BY p.role, p.full_name", (cid,))
         petitions = await conn.execute(
             "SELECT p.id, p.received_on, p.channel, p.content, p.people_count, u.code AS unit, p.reception_id, "
@@ -239,7 +228,7 @@ async def get_case(conn: AsyncConnection[Any], code: str, *, details: bool = Tru
             "ORDER BY p.created_at", (cid,))
         deadlines = await conn.execute(
             "SELECT d.step, d.rule_code, r.legal_basis, r.description_vi, r.description_en, r.day_unit, "
-            "d.starts_on, d.due_on, d.extensions, d.met_on, "
+            "d.starts_on, d.due_on, d.extensions, d.met_on, d.ended_by, d.rule_version, "
             "(d.met_on IS NULL AND d.due_on < current_date) AS overdue "
             "FROM kntc.case_deadline d JOIN kntc.deadline_rule r ON r.code = d.rule_code "
             "WHERE d.case_id = %s ORDER BY d.starts_on, d.step", (cid,))
@@ -261,6 +250,17 @@ async def get_case(conn: AsyncConnection[Any], code: str, *, details: bool = Tru
     case["timeline"] = await events.fetchall()
     case["attachments"] = await attachments.fetchall()
     case["assignments"] = await assignments.fetchall()
+    case["intake"] = await decisions.of_case(conn, cid)
+    cur = await conn.execute(
+        "SELECT step, extension_no, days, level, reason, decision_ref, a.username AS approved_by, approved_on, "
+        "old_due_on, new_due_on FROM kntc.deadline_extension e LEFT JOIN kntc.account a ON a.id = e.approved_by "
+        "WHERE e.case_id = %s ORDER BY e.created_at", (cid,))
+    case["extensions"] = await cur.fetchall()
+    cur = await conn.execute(
+        "SELECT d.id, d.description, d.field, d.reported_on, d.due_on, d.status, d.corrected_on, "
+        "ru.code AS reporter_unit FROM kntc.discrepancy d JOIN kntc.unit ru ON ru.id = d.reporter_unit_id "
+        "WHERE d.case_id = %s ORDER BY d.reported_on, d.created_at", (cid,))
+    case["discrepancies"] = await cur.fetchall()
     await _record_reads(conn, case)
     return case
 
@@ -317,11 +317,12 @@ async def transition(conn: AsyncConnection[Any], actor: workflow.Actor, book: Ru
     target = action.target
     sets: dict[str, Any] = {}
     data: dict[str, Any] = {}
+    # Steps are written before the case row: a forward or a second round hands the case to another
+    # unit, after which this unit may no longer write its steps.
     if action.name == "accept":
         sets["accepted_on"] = today
-        await _meet_deadline(conn, case["id"], "accept", today)
-        await _start_deadline(conn, book, case, "resolve", today)
-        await _start_deadline(conn, book, case, "notify_acceptance", today)
+        await steps.end(conn, case["id"], "accept", today)
+        await steps.start(conn, book, case, "acceptance", today)
     elif action.name == "forward":
         target_id = await unit_id_by_code(conn, params["target_unit"])
         if target_id is None:
@@ -332,36 +333,29 @@ async def transition(conn: AsyncConnection[Any], actor: workflow.Actor, book: Ru
                           "a case cannot be forwarded to the unit that already holds it")
         sets["handling_unit_id"] = target_id
         data["to_unit"] = params["target_unit"]
-        await _meet_deadline(conn, case["id"], "accept", today)
-        await _meet_deadline(conn, case["id"], "transfer", today)
+        await steps.end(conn, case["id"], "forward", today)
         # The competent unit's own limits start when it receives the petition.
-        await _start_deadline(conn, book, case, "accept", today)
+        await steps.start(conn, book, case, "receipt", today)
     elif action.name in ("guide", "file_away", "return"):
-        await _meet_deadline(conn, case["id"], "accept", today)
-    elif action.name == "extend":
-        rule_row = await (await conn.execute(
-            "SELECT d.rule_code, d.extensions, d.starts_on FROM kntc.case_deadline d "
-            "WHERE d.case_id = %s AND d.step = 'resolve'", (case["id"],))).fetchone()
-        rule = book.find(case["kind"], "resolve", case["complaint_round"])
-        if rule_row is None or rule is None or rule.max_extensions <= rule_row["extensions"]:
-            allowed = rule.max_extensions if rule else 0
+        await steps.end(conn, case["id"], action.name, today)
+    elif action.name == "notify_acceptance":
+        if case["kind"] not in ("denunciation", "multi"):
             raise workflow.TransitionRefused(
-                "no_extension_left", f"Không thể gia hạn thêm (luật cho phép tối đa {allowed} lần).",
-                f"no extension left (the law allows at most {allowed})")
-        n = rule_row["extensions"] + 1
-        due = due_for(rule, rule_row["starts_on"], book.calendar, is_complex=case["is_complex"],
-                      is_remote=case["is_remote_area"], extensions=n)
-        await conn.execute("UPDATE kntc.case_deadline SET extensions = %s, due_on = %s "
-                           "WHERE case_id = %s AND step = 'resolve'", (n, due, case["id"]))
-        data["new_due_on"] = due.isoformat()
+                "not_applicable", "Thông báo thụ lý theo Điều 29 Luật Tố cáo chỉ áp dụng cho đơn tố cáo.",
+                "the notice of acceptance (Denunciations Law art. 29) applies to denunciations only")
+        await steps.end(conn, case["id"], "notify_acceptance", today)
+    elif action.name == "extend":
+        data.update(await steps.extend(conn, actor, book, case, params, today))
     elif action.name == "resolve":
         sets["resolved_on"] = today
         sets["resolution_summary"] = params["summary"]
         if params.get("published_result"):
             sets["published_result"] = params["published_result"]
-        await _meet_deadline(conn, case["id"], "resolve", today)
+        await steps.end(conn, case["id"], "resolve", today)
     elif action.name == "close":
         sets["closed_on"] = today
+    elif action.name == "second_round":
+        data.update(await _second_round(conn, book, case, params, today, sets))
     if target is not None:
         sets["status"] = str(target)
     sets_sql = ", ".join(f"{k} = %({k})s" for k in sets)
@@ -374,17 +368,55 @@ async def transition(conn: AsyncConnection[Any], actor: workflow.Actor, book: Ru
             "action": action.name, **data}
 
 
-UPDATABLE = ("subject", "content", "respondent", "classification", "is_complex", "is_remote_area")
+async def _second_round(conn: AsyncConnection[Any], book: RuleBook, case: dict[str, Any], params: dict[str, Any],
+                        today: date, sets: dict[str, Any]) -> dict[str, Any]:
+    """A complainant who disagrees with the first decision complains again: the same case file goes to
+    the competent unit (Complaints Law 2011, arts. 33 and 36-37), its first round kept on the timeline."""
+    if case["kind"] != "complaint" or case["complaint_round"] != 1:
+        raise workflow.TransitionRefused(
+            "not_applicable", "Chỉ khiếu nại đã giải quyết lần đầu mới có thể khiếu nại lần hai.",
+            "only a complaint resolved in its first round can go to a second round")
+    target_id = await unit_id_by_code(conn, params["target_unit"])
+    if target_id is None:
+        raise Invalid("target_unit", "Không tìm thấy đơn vị giải quyết lần hai (mã đơn vị hiện hành).",
+                      f"no current unit with code {params['target_unit']!r}")
+    received: date = params.get("received_on") or today
+    first_decision: date = case["resolved_on"] or today
+    if received > today or received < first_decision:
+        raise Invalid("received_on", "Ngày nhận đơn lần hai phải từ ngày có quyết định lần đầu đến hôm nay.",
+                      "the second complaint's date must lie between the first decision and today")
+    second = {**case, "complaint_round": 2}
+    filing = await steps.start(conn, book, second, "first_decision", first_decision)
+    await steps.end(conn, case["id"], "receipt", received)
+    await steps.start(conn, book, second, "receipt", received)
+    sets.update({"complaint_round": 2, "handling_unit_id": target_id, "accepted_on": None, "resolved_on": None,
+                 "closed_on": None, "resolution_summary": None})
+    late = bool(filing) and received > filing[0]["due_on"]
+    return {"to_unit": params["target_unit"], "first_round": {
+        "accepted_on": case["accepted_on"].isoformat() if case["accepted_on"] else None,
+        "resolved_on": first_decision.isoformat(), "resolution_summary": case["resolution_summary"]},
+        "second_round_received_on": received.isoformat(), "filing_late": late}
+
+
+UPDATABLE = ("subject", "content", "respondent", "classification", "is_complex", "is_remote_area", "kind", "channel",
+             "received_on", "decision_known_on")
+NULLABLE = ("respondent", "decision_known_on")
+
+
+def _plain(changes: dict[str, Any]) -> dict[str, Any]:
+    return {k: v.isoformat() if isinstance(v, date) else v for k, v in changes.items()}
 
 
 async def update_case(conn: AsyncConnection[Any], actor: workflow.Actor, code: str, version: int,
-                      changes: dict[str, Any]) -> dict[str, Any]:
+                      changes: dict[str, Any], *, allow_null: bool = False) -> dict[str, Any]:
+    """Change recorded fields of the case; `allow_null` (a correction) may also empty an optional one."""
     case = await _locked(conn, code, version)
     if case["handling_unit_id"] != actor.unit_id or "external_reader" in actor.roles:
         raise workflow.TransitionRefused("wrong_unit", "Chỉ đơn vị đang giải quyết hồ sơ mới được sửa hồ sơ.",
                                          "only officers of the unit that holds the case file may edit it")
     reason = changes.get("reason")
-    changes = {k: v for k, v in changes.items() if k in UPDATABLE and v is not None}
+    changes = {k: v for k, v in changes.items()
+               if k in UPDATABLE and (v is not None or (allow_null and k in NULLABLE))}
     if not changes:
         raise Invalid("body", "Không có thông tin nào để sửa.", "nothing to change")
     if changes.get("classification", 0) > actor.clearance:
@@ -405,22 +437,30 @@ async def update_case(conn: AsyncConnection[Any], actor: workflow.Actor, code: s
     await conn.execute(f"UPDATE kntc.case_file SET {sets_sql}, version = version + 1, updated_at = now() "
                        "WHERE id = %(id)s", {**changes, "id": case["id"]})
     await _event(conn, case["id"], actor, "edit", case["status"], case["status"], reason,
-                 {"before": before, "after": changes})
+                 {"before": _plain(before), "after": _plain(changes)})
     return {"code": code, "version": case["version"] + 1}
 
 
 async def add_petition(conn: AsyncConnection[Any], actor: workflow.Actor, code: str, data: dict[str, Any],
-                       today: date) -> dict[str, Any]:
+                       today: date, *, check_id: str | None = None, note: str | None = None) -> dict[str, Any]:
+    """Another petition on the same matter joins the case: linked under the officer's duplicate check."""
     case = await get_case(conn, code, details=False)
+    received_on = data.get("received_on") or today
+    if received_on > today:
+        raise Invalid("received_on", "Ngày nhận không thể ở tương lai.", "the date received cannot be in the future")
+    check = await decisions.claim(conn, actor, check_id or data.get("dedup_check_id"))
     cur = await conn.execute(INSERT_PETITION, {
-        "case_id": case["id"], "unit_id": actor.unit_id, "received_on": data.get("received_on") or today,
+        "case_id": case["id"], "unit_id": actor.unit_id, "received_on": received_on,
         "channel": data["channel"], "reception_id": data.get("reception_id"), "sender_party_id": None,
         "content": data["content"], "people_count": data.get("people_count") or 1,
-        "actor_id": actor.account_id})
+        "actor_id": actor.account_id, "check_id": check["id"]})
     row = await cur.fetchone()
+    assert row is not None
+    await decisions.record(conn, actor, check["id"], "linked", case_id=case["id"], petition_id=row["id"],
+                           note=note)
     await _event(conn, case["id"], actor, "add_petition", case["status"], case["status"], None,
-                 {"petition_id": str(row["id"]) if row else None})
-    return {"id": str(row["id"]) if row else None, "case": code}
+                 {"petition_id": str(row["id"]), "dedup_check": str(check["id"])})
+    return {"id": str(row["id"]), "case": code, "dedup_decision": "linked"}
 
 
 async def assign(conn: AsyncConnection[Any], actor: workflow.Actor, code: str, username: str, duty: str) -> None:

@@ -25,10 +25,21 @@ from core_app.web.render import page
 
 
 def install(app: FastAPI) -> None:
-    from core_app.web import account, account_detail, admin, auth, cases, officer, public, roster_upload, stats
+    from core_app.web import (
+        account,
+        account_detail,
+        admin,
+        auth,
+        cases,
+        corrections,
+        officer,
+        public,
+        roster_upload,
+        stats,
+    )
 
     # The roster's fixed paths before an account's /app/accounts/{username}.
-    for module in (auth, public, officer, cases, account, admin, roster_upload, account_detail, stats):
+    for module in (auth, public, officer, cases, corrections, account, admin, roster_upload, account_detail, stats):
         app.include_router(module.router)
 
     @app.exception_handler(WebError)

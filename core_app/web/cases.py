@@ -13,13 +13,16 @@ from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 from starlette.responses import Response
 
+from core_app import throttle
 from core_app.api.schemas import AssignIn, CaseUpdateIn, PetitionIn, TransitionIn
 from core_app.domain.workflow import ACTIONS, TERMINAL, Status, TransitionRefused
 from core_app.gate import Actor
 from core_app.repo import cases, stats
 from core_app.web import export
+from core_app.web import intake as intake_web
 from core_app.web.base import NOT_FOUND, WebError, acting, field_errors, form_of, text
-from core_app.web.render import page
+from core_app.web.corrections import field_options
+from core_app.web.render import lang_of, page
 
 router = APIRouter(prefix="/app/cases", include_in_schema=False)
 
@@ -94,7 +97,9 @@ async def _case_page(request: Request, conn: Any, actor: Actor, code: str, statu
            "action_error": None, "action_form": {}, "edit_errors": {}, "edit_form": {}, "upload_error": None,
            "assign_error": None, "deadline_error": None, "petition_errors": {},
            "petition_form": {"channel": "in_person", "people_count": "1"},
-           "may_add_petition": bool({"reception", "handling", "head"} & actor.roles)}
+           "may_add_petition": bool({"reception", "handling", "head"} & actor.roles),
+           "may_report": "external_reader" not in actor.roles, "report_error": None, "correct_error": None,
+           "correct_form": {}, "correction_fields": field_options(case, lang_of(request))}
     ctx.update(extra)
     return page(request, "case.html", status_code=status_code, **ctx)
 
@@ -108,15 +113,17 @@ async def case_file(request: Request, code: str) -> Response:
 @router.post("/{code}/action")
 async def take_action(request: Request, code: str) -> Response:
     form = await form_of(request)
-    values = {k: text(form, k) for k in ("action", "version", "note", "summary", "published_result", "target_unit")}
+    values = {k: text(form, k) for k in ("action", "version", "note", "summary", "published_result", "target_unit",
+                                          "step", "level", "decision_ref", "received_on")}
     async with acting(request) as (conn, actor):
         error: tuple[str, str] | None = None
         try:
             body = TransitionIn.model_validate({k: v for k, v in values.items() if v is not None})
             params = body.model_dump(exclude={"action", "version"})
             async with conn.transaction():  # a savepoint: a refusal leaves the page readable
-                await cases.transition(conn, actor, request.app.state.rulebook, code, body.action, body.version,
-                                       params, request.app.state.clock())
+                book = await request.app.state.rulebooks.current(conn)
+                await cases.transition(conn, actor, book, code, body.action, body.version, params,
+                                       request.app.state.clock())
         except ValidationError as exc:
             errs = field_errors(exc)
             error = next(iter(errs.values()))
@@ -220,9 +227,19 @@ async def add_petition(request: Request, code: str) -> Response:
         try:
             body = PetitionIn.model_validate({k: v for k, v in values.items() if v is not None})
             async with conn.transaction():
-                await cases.add_petition(conn, actor, code, body.model_dump(), request.app.state.clock())
+                # The officer chose this case file: the check still runs (on its parties and subject)
+                # and the link is kept as the decision, as at intake.
+                case = await cases.get_case(conn, code)
+                found = await intake_web.run_check(conn, actor, {
+                    "parties": [{k: p[k] for k in ("full_name", "id_number", "address_unit") if p.get(k)}
+                                for p in case["parties"][:20]],
+                    "subject": case["subject"], "respondent": case["respondent"]})
+                await cases.add_petition(conn, actor, code, body.model_dump(), request.app.state.clock(),
+                                         check_id=found["check_id"], note="linked on the case page")
         except ValidationError as exc:
             errors = field_errors(exc)
+        except (TransitionRefused, cases.Invalid, throttle.Throttled) as exc:
+            errors = {"_form": intake_web.said(exc)}
         except cases.NotFound:
             raise NOT_FOUND from None
         if errors:

@@ -11,10 +11,13 @@ from fastapi.responses import RedirectResponse
 from pydantic import ValidationError
 from starlette.responses import Response
 
+from core_app import throttle
 from core_app.api.schemas import CaseIn, ReceptionIn
+from core_app.domain.workflow import TransitionRefused
 from core_app.gate import Actor
 from core_app.repo import accounts, cases, receptions, stats
 from core_app.web import export, guard
+from core_app.web import intake as intake_web
 from core_app.web.base import WebError, acting, field_errors, form_of, text
 from core_app.web.render import page
 
@@ -93,9 +96,9 @@ async def record_reception(request: Request) -> Response:
 # -- recording a petition -------------------------------------------------------------------
 
 CASE_FIELDS = ("kind", "subject", "content", "respondent", "channel", "complaint_round", "classification",
-               "received_on", "people_count", "reception_id")
+               "received_on", "people_count", "reception_id", "decision_known_on")
 FLAGS = ("is_complex", "is_remote_area", "denouncer_confidential")
-PARTY_FIELDS = ("role", "party_kind", "full_name", "id_number", "address", "phone", "email")
+PARTY_FIELDS = ("role", "party_kind", "full_name", "id_number", "address", "address_unit", "phone", "email")
 
 
 async def _reception_prefill(conn: Any, reception_id: str | None) -> dict[str, Any]:
@@ -124,6 +127,8 @@ async def new_case_form(request: Request, reception: str | None = None) -> Respo
 
 @router.post("/cases/new")
 async def record_case(request: Request) -> Response:
+    """Two steps: the duplicate check on what was typed (shown with the petition kept in the form), then
+    the officer's decision: a new case file, linked to an existing one, or held elsewhere."""
     form = await form_of(request)
     values: dict[str, Any] = {k: text(form, k) for k in CASE_FIELDS}
     values.update({f"party_{k}": text(form, f"party_{k}") for k in PARTY_FIELDS})
@@ -133,23 +138,42 @@ async def record_case(request: Request) -> Response:
         if isinstance(data.get(k), str) and data[k].isdigit():
             data[k] = int(data[k])  # form fields are text; the schema's literals are numbers
     party = {k: values[f"party_{k}"] for k in PARTY_FIELDS if values[f"party_{k}"] is not None}
+    if party.get("address_unit"):
+        party["address_unit"] = party["address_unit"].upper()
     data["parties"] = [party]
+    check_id, link = text(form, "dedup_check_id"), text(form, "link_case")
+    decision = "linked" if link else text(form, "dedup_decision")
     async with acting(request, "reception", "handling", "head") as (conn, actor):
         errors: dict[str, tuple[str, str]] = {}
         try:
             body = CaseIn.model_validate(data)
         except ValidationError as exc:
             errors = field_errors(exc, {f"parties.{k}": f"party_{k}" for k in PARTY_FIELDS})
-        if not errors:
-            payload = body.model_dump()
-            payload["parties"] = [p.model_dump() for p in body.parties]
-            try:
-                made = await cases.create_case(conn, actor, request.app.state.rulebook, payload,
-                                               request.app.state.clock())
-            except cases.Invalid as exc:
-                errors = {exc.field: (exc.vi, exc.en)}
         if errors:
             return page(request, "case_new.html", status_code=400, form=values, errors=errors)
+        payload = body.model_dump()
+        payload["parties"] = [p.model_dump() for p in body.parties]
+        try:
+            async with conn.transaction():  # a savepoint: a refusal leaves the form to show again
+                if not check_id or decision not in ("new", "linked", "elsewhere"):
+                    found = await intake_web.run_check(conn, actor, payload)
+                    return page(request, "case_check.html", form=values, check=found, errors={})
+                if decision == "linked":
+                    await intake_web.link(conn, actor, check_id, str(link), payload, request.app.state.clock())
+                    return RedirectResponse(f"/app/cases/{link}#petitions", status_code=303)
+                if decision == "elsewhere":
+                    await intake_web.elsewhere(conn, actor, check_id, text(form, "inquiry_handle"),
+                                               text(form, "inquiry_reason"))
+                    return page(request, "case_check.html", form=values, check=None, errors={}, elsewhere=True)
+                payload["dedup_check_id"] = check_id
+                payload["dedup_note"] = text(form, "dedup_note")
+                made = await cases.create_case(conn, actor, await request.app.state.rulebooks.current(conn),
+                                               payload, request.app.state.clock())
+        except (cases.Invalid, TransitionRefused, cases.NotFound, throttle.Throttled) as exc:
+            errors = {getattr(exc, "field", "_form") if isinstance(exc, cases.Invalid) else "_form":
+                      intake_web.said(exc)}
+            return page(request, "case_new.html", status_code=400 if isinstance(exc, cases.Invalid) else 409,
+                        form=values, errors=errors)
     # The secret exists only now: hand it to the receipt page in a short-lived, path-bound cookie.
     resp = RedirectResponse(f"/app/receipt/{made['code']}", status_code=303)
     value = f"{made['code']}|{made['lookup_secret']}"

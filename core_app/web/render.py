@@ -62,7 +62,8 @@ CLASSIFICATIONS = {0: ("Thường", "Normal"), 1: ("Mật", "Confidential"), 2: 
 EVENT_ACTIONS = {"receive": ("Tiếp nhận", "Received"), "edit": ("Sửa hồ sơ", "Edited"),
                  "add_petition": ("Thêm đơn", "Petition added"), "assign": ("Phân công", "Assigned"),
                  "attach": ("Đính kèm tài liệu", "Document attached"),
-                 "overdue_cause": ("Ghi nguyên nhân quá hạn", "Cause of delay recorded")}
+                 "overdue_cause": ("Ghi nguyên nhân quá hạn", "Cause of delay recorded"),
+                 "correct": ("Sửa dữ liệu", "Data corrected"), "import": ("Nhập từ hệ thống cũ", "Imported")}
 EVENT_ACTIONS.update({a.name: (a.label_vi, a.label_en) for a in ACTIONS.values()})
 
 _env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html", "svg"]),

@@ -37,6 +37,7 @@ def test_petition_from_reception_to_the_citizens_lookup(open_as, shots, tmp_path
     reception.fill("#f-respondent", "UBND phường Ba Đình")
     reception.screenshot(path=str(shots / "02-record-petition.png"), full_page=True)
     reception.click("form[action='/app/cases/new'] button[type=submit]")
+    reception.click("#confirm-new")  # after the nationwide duplicate check
     reception.wait_for_url("**/app/receipt/*")
     code = reception.inner_text("#receipt-code").strip()
     secret = reception.inner_text("#receipt-secret").strip()
@@ -137,6 +138,7 @@ def test_officer_of_another_commune_gets_a_404_page_by_url(open_as, shots):
     reception.select_option("#f-kind", "recommendation")
     reception.select_option("#f-party_role", "petitioner")
     reception.click("form[action='/app/cases/new'] button[type=submit]")
+    reception.click("#confirm-new")
     reception.wait_for_url("**/app/receipt/*")
     code = reception.inner_text("#receipt-code").strip()
 

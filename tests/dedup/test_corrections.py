@@ -81,3 +81,62 @@ def test_open_report_past_its_limit_is_listed(officer, commune):
     assert r.status_code == 201
     listed = clerk.get("/api/corrections/late", params={"unit": unit}).json()
     assert [(row["case_code"], row["state"]) for row in listed["data"]] == [(made["code"], "open_overdue")]
+
+
+def test_any_recorded_field_is_corrected_with_a_reason_and_audited(officer, commune, owner_conn):
+    unit, province = commune()
+    clerk = officer(unit, ["reception", "handling"])
+    made = _case(clerk, unit)
+    code = made["code"]
+    case = clerk.get(f"/api/cases/{code}").json()
+    party_id, petition_id = case["parties"][0]["id"], case["petitions"][0]["id"]
+
+    def correct(target: str, field: str, value, target_id: str | None = None, who=clerk, **extra):
+        version = who.get(f"/api/cases/{code}").json().get("version", 1)
+        return who.post(f"/api/cases/{code}/corrections", json={
+            "version": version, "target": target, "target_id": target_id, "field": field, "value": value,
+            "reason": "Sửa theo hồ sơ giấy", **extra})
+
+    for target, field, value, target_id in (
+            ("party", "full_name", "Lưu Thị Hảo Nhiên", party_id),
+            ("party", "address_unit", "LX31498", party_id),  # Phường 5, Sóc Trăng: kept beside its successor
+            ("petition", "content", "Nội dung đúng theo bản giấy", petition_id),
+            ("petition", "people_count", 3, petition_id),
+            ("case", "received_on", "2026-01-02", None),
+            ("case", "respondent", "", None),
+            ("case", "kind", "recommendation", None)):
+        r = correct(target, field, value, target_id)
+        assert r.status_code == 201 and r.json()["late"] is False and r.json()["field"] == f"{target}.{field}", r.text
+    case = clerk.get(f"/api/cases/{code}").json()
+    p = case["parties"][0]
+    assert (p["full_name"], p["address_unit_written"], p["address_unit"]) == ("Lưu Thị Hảo Nhiên", "LX31498", "X31507")
+    assert (case["petitions"][0]["content"], case["petitions"][0]["people_count"]) == ("Nội dung đúng theo bản giấy", 3)
+    assert (case["received_on"], case["respondent"], case["kind"]) == ("2026-01-02", None, "recommendation")
+    assert len(case["discrepancies"]) == 7 and all(d["status"] == "corrected" for d in case["discrepancies"])
+    corrected = [e for e in case["timeline"] if e["action"] == "correct"]
+    assert corrected[0]["note"] == "Sửa theo hồ sơ giấy" and corrected[0]["data"]["before"] == "Lưu Thị Hảo"
+
+    # The audit chain holds each before and after, and the correction records themselves.
+    audit = owner_conn.execute(
+        "SELECT before ->> 'full_name' AS was, after ->> 'full_name' AS now FROM kntc.audit_log "
+        "WHERE table_name = 'party' AND row_key = %s AND op = 'UPDATE' ORDER BY at, id", (party_id,)).fetchall()
+    assert ("Lưu Thị Hảo", "Lưu Thị Hảo Nhiên") in [(a["was"], a["now"]) for a in audit]
+    n = owner_conn.execute("SELECT count(*) AS n FROM kntc.audit_log l JOIN kntc.correction k ON l.row_key = k.id::text "
+                           "WHERE l.table_name = 'correction' AND k.case_id = %s", (case["id"],)).fetchone()["n"]
+    assert n == 7
+
+    # Refused: no reason, an unknown field, a bad value; outside the unit holding the case.
+    version = case["version"]
+    assert clerk.post(f"/api/cases/{code}/corrections", json={
+        "version": version, "target": "case", "field": "subject", "value": "Trích yếu mới", "reason": ""}
+    ).status_code == 422
+    r = correct("case", "lookup_secret_hash", "x")
+    assert r.status_code == 400 and r.json()["field"] == "field"
+    assert correct("party", "id_number", "123", party_id).status_code == 400
+    assert correct("case", "received_on", "2099-01-01").status_code == 400
+    other_unit, _ = commune()
+    assert correct("case", "subject", "Sửa từ xã khác", who=officer(other_unit, ["handling"])).status_code == 404
+    r = correct("case", "subject", "Sửa từ tỉnh", who=officer(province, ["head"]))
+    assert r.status_code == 403 and r.json()["error"] == "wrong_unit"
+    assert clerk.get(f"/api/cases/{code}").json()["subject"] == case["subject"]
+

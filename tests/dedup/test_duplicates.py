@@ -116,12 +116,19 @@ def test_officer_links_the_petition_or_confirms_a_new_case(officer, commune):
                                                      "case_code": code})
     assert again.status_code == 409
 
-    other = check(clerk, [{"full_name": "Đinh Văn Khoa", "id_number": id_number(), "address_unit": unit}],
+    # A new matter is decided by recording it under the check; the decision is kept with the case.
+    khoa = {"role": "complainant", "full_name": "Đinh Văn Khoa", "id_number": id_number(), "address_unit": unit}
+    other = check(clerk, [{k: khoa[k] for k in ("full_name", "id_number", "address_unit")}],
                   "Phản ánh cây đổ chắn lối đi")
-    new_code = record(clerk, unit, "Đinh Văn Khoa", None, "Phản ánh cây đổ chắn lối đi")
+    r = clerk.post("/api/cases", json=petition_body(subject="Phản ánh cây đổ chắn lối đi", parties=[khoa],
+                                                    dedup_check_id=other["check_id"]))
+    assert r.status_code == 201 and r.json()["dedup_decision"] == "new", r.text
+    new_code = r.json()["code"]
     r = clerk.post("/api/dedup/decisions", json={"check_id": other["check_id"], "decision": "new",
                                                  "case_code": new_code})
-    assert r.status_code == 201 and r.json()["case_code"] == new_code
+    assert r.status_code == 409
+    intake = clerk.get(f"/api/cases/{new_code}").json()["intake"]
+    assert [d["decision"] for d in intake] == ["new"]
 
 
 def test_someone_elses_check_cannot_be_decided(officer, commune):
@@ -138,7 +145,7 @@ def test_bad_checks_are_refused_in_both_languages(officer, commune):
     clerk = officer(unit, ["reception"])
     r = clerk.post("/api/dedup/check", json={"parties": [], "subject": "abc"})
     assert r.status_code == 422 and r.json()["message"].startswith("Dữ liệu nhập không hợp lệ")
-    r = clerk.post("/api/dedup/check", json={"parties": [{"full_name": "Ai Đó"}], "subject": "abc"})
+    r = clerk.post("/api/dedup/check", json={"parties": [{"full_name": "Ai Đó"}]})
     assert r.status_code == 422
     r = clerk.post("/api/dedup/check", json={"parties": [{"full_name": "Ai Đó", "address_unit": "X99999999"}]})
     assert r.status_code == 400 and "X99999999" in r.json()["message"]

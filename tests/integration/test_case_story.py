@@ -122,12 +122,16 @@ def test_extensions_limited_by_law(officer):
     code, v = made["code"], 1
     for action in ("submit", "accept"):
         v = handler.post(f"/api/cases/{code}/transitions", json={"action": action, "version": v}).json()["version"]
-    for _ in range(2):  # Denunciations Law art. 30: at most two extensions of 30 days
-        r = handler.post(f"/api/cases/{code}/transitions", json={"action": "extend", "version": v,
-                                                                  "note": "vụ việc phức tạp"})
+    # Denunciations Law art. 30: once (30 days) if complex, twice if especially complex, never a third time.
+    for level in ("complex", "especially_complex"):
+        r = handler.post(f"/api/cases/{code}/transitions", json={
+            "action": "extend", "version": v, "level": level, "decision_ref": "12/QĐ-TTr",
+            "note": "Vụ việc phức tạp, cần xác minh thêm tại nhiều nơi"})
         assert r.status_code == 200, r.text
         v = r.json()["version"]
-    r = handler.post(f"/api/cases/{code}/transitions", json={"action": "extend", "version": v, "note": "lần ba"})
+    r = handler.post(f"/api/cases/{code}/transitions", json={"action": "extend", "version": v,
+                                                              "level": "especially_complex",
+                                                              "note": "Lần ba: vẫn chưa xác minh xong"})
     assert r.status_code == 409 and r.json()["error"] == "no_extension_left"
 
 
@@ -154,6 +158,9 @@ def test_a_second_petition_joins_the_same_case_file(officer):
     reception = officer("X00004", ["reception"])
     code = reception.post("/api/cases", json=petition_body()).json()["code"]
     r = reception.post(f"/api/cases/{code}/petitions", json={"channel": "letter", "content": "Gửi lại đơn lần hai"})
+    assert r.status_code == 409 and r.json()["error"] == "duplicate_check_required"
+    r = reception.post(f"/api/cases/{code}/petitions", json={"channel": "letter", "content": "Gửi lại đơn lần hai",
+                                                             "dedup_check_id": reception.check_for(petition_body())})
     assert r.status_code == 201
     case = reception.get(f"/api/cases/{code}").json()
     assert [p["channel"] for p in case["petitions"]] == ["in_person", "letter"]

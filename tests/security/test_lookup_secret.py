@@ -24,12 +24,20 @@ def logged_server(pg_env: dict[str, str], tmp_path_factory: pytest.TempPathFacto
         yield url, log
 
 
+def _recorded(post, auth: dict[str, str]) -> dict:
+    """A petition recorded as the intake does: the duplicate check, then the case under it."""
+    body = petition_body()
+    parties = [{k: p[k] for k in ("full_name", "id_number", "address_unit")} for p in body["parties"]]
+    check = post("/api/dedup/check", json={"parties": parties, "subject": body["subject"]}, headers=auth).json()
+    return post("/api/cases", json={**body, "dedup_check_id": check["check_id"]}, headers=auth).json()
+
+
 def test_lookup_secret_in_the_url_is_refused_and_in_the_body_is_answered(logged_server, make_account):
     url, _ = logged_server
     off = httpx.Client(base_url=url, timeout=30)
     token = off.post("/api/auth/login", json={"username": make_account("X00004", ["reception"]),
                                               "password": TEST_PASSWORD}).json()["token"]
-    made = off.post("/api/cases", json=petition_body(), headers={"Authorization": f"Bearer {token}"}).json()
+    made = _recorded(off.post, {"Authorization": f"Bearer {token}"})
     code, secret = made["code"], made["lookup_secret"]
     assert httpx.get(url + "/api/lookup", params={"code": code, "secret": secret}).status_code == 405
     r = httpx.post(url + "/api/lookup", json={"code": code, "secret": secret})
@@ -45,7 +53,7 @@ def test_secrets_tokens_and_passwords_never_reach_the_server_log(logged_server,
     login = httpx.post(url + "/api/auth/login", json={"username": username, "password": TEST_PASSWORD})
     token = login.json()["token"]
     auth = {"Authorization": f"Bearer {token}"}
-    made = httpx.post(url + "/api/cases", json=petition_body(), headers=auth).json()
+    made = _recorded(lambda path, **kw: httpx.post(url + path, **kw), auth)
     secret = made["lookup_secret"]
     wrong_password = "Wrong-password-" + token[:8]
     tried = "ZZZZ-YYYY-XXXX-WWWW-VVVV-UUUU"

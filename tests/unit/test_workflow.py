@@ -25,6 +25,8 @@ def test_accept_from_any_other_state_is_refused(status):
 @pytest.mark.parametrize("status", sorted(s.value for s in TERMINAL))
 def test_finished_cases_accept_no_action(status):
     for name in ACTIONS:
+        if name == "second_round" and status == "closed":
+            continue  # a closed first-round complaint may go to its second round (same case file)
         with pytest.raises(TransitionRefused) as e:
             check(name, status, Actor(1, 10, frozenset({"head", "handling", "resolution", "reception"}), 2), 10,
                   {"note": "x", "summary": "x", "target_unit": "X1"})

@@ -11,6 +11,7 @@ import pytest
 from tests.conftest import TEST_PASSWORD, own_address
 
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+CHECK_ID = re.compile(r'name="dedup_check_id" value="([^"]+)"')
 
 
 class WebUser:
@@ -35,6 +36,15 @@ class WebUser:
         if m:
             self.csrf = m.group(1)
         return r
+
+    def record(self, form: dict) -> httpx.Response:
+        """Record a petition through the intake form: the duplicate check page first, then "a new
+        matter" (the answer of the second step: 303 to the receipt, or the form again with errors)."""
+        r = self.post("/app/cases/new", form)
+        m = CHECK_ID.search(r.text)
+        if r.status_code != 200 or not m:
+            return r
+        return self.post("/app/cases/new", {**form, "dedup_check_id": m.group(1), "dedup_decision": "new"})
 
     def login(self, username: str, password: str = TEST_PASSWORD, code: str | None = None) -> httpx.Response:
         self.get("/login")

@@ -17,7 +17,7 @@ def record_petition(user, **over) -> tuple[str, str]:
             "kind": "complaint", "channel": "in_person", "subject": "Khiếu nại việc cấp giấy chứng nhận",
             "content": "Đề nghị xem xét lại việc cấp giấy chứng nhận quyền sử dụng đất.", "people_count": "1",
             "complaint_round": "1", "classification": "0", **over}
-    r = user.post("/app/cases/new", form)
+    r = user.record(form)
     assert r.status_code == 303, r.text
     receipt = user.get(r.headers["location"])
     assert receipt.status_code == 200

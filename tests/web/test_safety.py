@@ -92,7 +92,7 @@ def test_support_resets_a_password_and_explains_access(web, make_account, pg_env
     user = web()
     user.login(name, temp)
     user.get("/app/cases/new")
-    r = user.post("/app/cases/new", {"party_role": "petitioner", "party_full_name": "Lý Văn Giang",
+    r = user.record({"party_role": "petitioner", "party_full_name": "Lý Văn Giang",
                                      "kind": "recommendation", "channel": "letter", "subject": "Kiến nghị chiếu sáng",
                                      "content": "Đề nghị lắp đèn ngõ 7.", "complaint_round": "1",
                                      "classification": "0", "people_count": "1"})

@@ -25,7 +25,7 @@ async def record_petition(body: CaseIn, request: Request) -> dict[str, Any]:
         require_role(actor, "reception", "handling", "head")
         data = body.model_dump()
         data["parties"] = [p.model_dump() for p in body.parties]
-        return await cases.create_case(conn, actor, rulebook(request), data, today(request))
+        return await cases.create_case(conn, actor, await rulebook(request, conn), data, today(request))
 
 
 @router.get("")
@@ -73,8 +73,8 @@ async def transition(code: CodePath, body: TransitionIn, request: Request) -> di
     """Take a workflow action; `version` must be the one you read (409 otherwise)."""
     async with acting(request) as (conn, actor):
         params = body.model_dump(exclude={"action", "version"})
-        return await cases.transition(conn, actor, rulebook(request), code, body.action, body.version, params,
-                                      today(request))
+        book = await rulebook(request, conn)
+        return await cases.transition(conn, actor, book, code, body.action, body.version, params, today(request))
 
 
 @router.post("/{code}/petitions", status_code=201)

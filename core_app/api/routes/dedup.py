@@ -33,8 +33,9 @@ class DedupCheckIn(Strict):
 
     @model_validator(mode="after")
     def something_to_match(self) -> DedupCheckIn:
-        if not any(p.id_number or (p.full_name and p.address_unit) for p in self.parties):
-            raise ValueError("each check needs an ID number, or a name with its address unit")
+        # A sender known only by name is still checked (by subject, and so that the decision is kept).
+        if not (self.subject or any(p.id_number or (p.full_name and p.address_unit) for p in self.parties)):
+            raise ValueError("each check needs an ID number, a name with its address unit, or a subject")
         return self
 
 
@@ -107,15 +108,42 @@ async def decide(body: DecisionIn, request: Request) -> dict[str, Any]:
 async def report_discrepancy(code: str, body: DiscrepancyIn, request: Request) -> dict[str, Any]:
     """Report recorded data that is incomplete, wrong or differs from the paper file."""
     async with acting(request) as (conn, actor):
-        return await corrections.report(conn, actor, rulebook(request), code, body.model_dump(), today(request))
+        book = await rulebook(request, conn)
+        return await corrections.report(conn, actor, book, code, body.model_dump(), today(request))
 
 
 @router.post("/api/cases/{code}/discrepancies/{discrepancy_id}/corrections", status_code=201)
 async def correct(code: str, discrepancy_id: str, body: CaseUpdateIn, request: Request) -> dict[str, Any]:
     """Correct the case for a reported discrepancy (same fields and `reason` as PATCH)."""
     async with acting(request) as (conn, actor):
-        return await corrections.correct(conn, actor, rulebook(request), code, _uuid(discrepancy_id),
+        return await corrections.correct(conn, actor, await rulebook(request, conn), code, _uuid(discrepancy_id),
                                          body.model_dump(), today(request))
+
+
+class CorrectionIn(Strict):
+    version: int = Field(ge=1, description="the case version you read (409 if it changed)")
+    target: Literal["case", "party", "petition"]
+    target_id: UUID | None = Field(None, description="party or petition: its id (from GET /api/cases/{code})")
+    field: Annotated[str, StringConstraints(strip_whitespace=True, min_length=2, max_length=40)]
+    value: str | int | bool | None = Field(None, description="the new value (empty: clear an optional field)")
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=2000)]
+    discrepancy_id: UUID | None = Field(None, description="the report this answers; none: reported and corrected now")
+
+
+@router.post("/api/cases/{code}/corrections", status_code=201)
+async def correct_field(code: str, body: CorrectionIn, request: Request) -> dict[str, Any]:
+    """Correct any recorded field of the case, a party or a petition, with a reason (the unit holding the
+    case only). The correction closes its report; one later than 5 working days is listed as late."""
+    async with acting(request) as (conn, actor):
+        require_role(actor, "reception", "handling", "resolution", "head")
+        book = await rulebook(request, conn)
+        return await corrections.correct_field(conn, actor, book, code, body.model_dump(), today(request))
+
+
+@router.get("/api/corrections/fields")
+async def correctable() -> dict[str, Any]:
+    """What may be corrected: per target, each field and its label."""
+    return {t: {f: {"label": v[1], "label_en": v[2]} for f, v in fs.items()} for t, fs in corrections.FIELDS.items()}
 
 
 @router.get("/api/corrections/late")
