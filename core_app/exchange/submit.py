@@ -69,14 +69,12 @@ def problem_of(exc: Exception, prefix: tuple[Any, ...] = ()) -> Problem:
     raise exc
 
 
-async def _duplicates(conn: AsyncConnection[Any], actor: Actor, sub: Submission) -> dict[str, Any] | None:
+async def _duplicates(conn: AsyncConnection[Any], actor: Actor, sub: Submission) -> dict[str, Any]:
+    """The national duplicate check every petition is recorded under (the database requires it), run
+    for every party of the submission; the client hears only what the check lets it read."""
     parties = [
-        {"full_name": p.full_name, "id_number": p.id_number, "address_unit": p.address_unit}
-        for p in sub.parties
-        if p.id_number or p.address_unit
+        {"full_name": p.full_name, "id_number": p.id_number, "address_unit": p.address_unit} for p in sub.parties
     ]
-    if not parties:
-        return None  # nothing to match on (an ID number, or a name with its address unit)
     found = await intake.check(
         conn, actor, {"parties": parties[:20], "subject": sub.subject, "respondent": sub.respondent, "limit": 5}
     )
@@ -129,6 +127,10 @@ async def one(
     duplicates = await _duplicates(conn, actor, sub)
     data = sub.model_dump(exclude=set(RESULTS) | {"external_id"})
     data["reception_id"] = None
+    # The connected system recorded the petition as its own matter: new here, with the likely
+    # matches kept beside the decision and told to the client.
+    data["dedup_check_id"] = duplicates["check_id"]
+    data["dedup_note"] = f"connected system, external id {sub.external_id}"
     created = await cases.create_case(conn, actor, book, data, today)
     if any(getattr(sub, k) for k in RESULTS[1:]) or sub.status != "received":
         await _set_results(conn, actor, created["id"], "received", sub)

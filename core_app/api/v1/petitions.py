@@ -41,7 +41,8 @@ async def submit_one(request: Request) -> Response:
     app = request.app
 
     async def work(conn: AsyncConnection[Any], client: Client, actor: Actor, body: Any) -> tuple[int, Any]:
-        return await submit.single(conn, client, actor, app.state.rulebook, body, app.state.clock())
+        book = await app.state.rulebooks.current(conn)
+        return await submit.single(conn, client, actor, book, body, app.state.clock())
 
     return await write(request, work)
 
@@ -62,6 +63,7 @@ async def submit_batch(request: Request) -> Response:
     app = request.app
 
     async def work(conn: AsyncConnection[Any], client: Client, actor: Actor, body: Any) -> tuple[int, Any]:
-        return await submit.batch(conn, client, actor, app.state.rulebook, body, app.state.clock())
+        book = await app.state.rulebooks.current(conn)
+        return await submit.batch(conn, client, actor, book, body, app.state.clock())
 
     return await write(request, work)
