@@ -251,3 +251,16 @@ def test_a_submission_is_checked_for_duplicates_in_the_terms_an_officer_of_the_u
         "message_en",
     }
     assert secret.json()["code"] not in str(answer) and "T79" not in str(answer)
+
+
+def test_a_body_submits_more_petitions_a_minute_than_an_officer_may_check(
+    client: Registered, connect: Callable[..., Connection], owner: psycopg.Connection
+) -> None:
+    # An officer may run 20 duplicate checks a minute; a connected system checks every petition it
+    # submits, under its own larger budget (exchange_dedup_*): a batch of 30 is stored whole.
+    batch = {"items": [submission() for _ in range(30)]}
+    with connect(client) as conn:
+        r = post(conn, "/api/v1/batches", batch, str(uuid.uuid4()))
+    assert r.status_code == 200, r.text
+    assert r.json()["stored"] == 30, r.text[:2000]
+    assert counts(owner, client) == (30, 30)

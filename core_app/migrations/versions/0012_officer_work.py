@@ -431,7 +431,8 @@ BEGIN
 END $$;
 """
 
-# kntc.dedup_candidates of 0006, with the ID number of each named party passed on to the match.
+# kntc.dedup_candidates of 0011 (a connected system's own budget), with the ID number of each named
+# party passed on to the match.
 CANDIDATES = r"""
 CREATE FUNCTION kntc.dedup_candidates(p_query jsonb, p_ids text[], p_names text[], p_units integer[],
                                       p_subject text, p_respondent text, p_limit integer DEFAULT 10,
@@ -448,13 +449,15 @@ DECLARE
     seen jsonb;
     shown jsonb;
     budget record;
+    -- A connected system checks every petition it submits: its own, larger budget (still per client).
+    budget_kind text := CASE WHEN kntc.exchange_client_id() IS NULL THEN 'dedup' ELSE 'exchange_dedup' END;
 BEGIN
     IF a.account_id IS NULL OR NOT (a.roles && ARRAY['reception', 'handling', 'head']) THEN
         RAISE EXCEPTION 'duplicate check refused: no officer acting with an intake role'
             USING ERRCODE = 'insufficient_privilege';
     END IF;
-    FOR budget IN SELECT * FROM kntc.throttle_hit('dedup_minute', a.account_id::text)
-                  UNION ALL SELECT * FROM kntc.throttle_hit('dedup_day', a.account_id::text) LOOP
+    FOR budget IN SELECT * FROM kntc.throttle_hit(budget_kind || '_minute', a.account_id::text)
+                  UNION ALL SELECT * FROM kntc.throttle_hit(budget_kind || '_day', a.account_id::text) LOOP
         IF NOT budget.allowed THEN
             RAISE EXCEPTION 'too many duplicate checks' USING ERRCODE = 'KT429',
                 DETAIL = budget.retry_after_s::text;
