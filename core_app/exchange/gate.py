@@ -38,6 +38,12 @@ class Client:
     unit_code: str
     account_id: int
 
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Client:
+        """From a row of kntc.exchange_begin (the token's client as the database sees it now)."""
+        return cls(row["client_id"], row["client_name"], frozenset(row["scopes"]), row["rate_per_minute"],
+                   row["unit_id"], row["unit_code"], row["account_id"])
+
 
 def bearer(request: Request) -> str | None:
     auth = request.headers.get("authorization", "")
@@ -79,15 +85,7 @@ async def acting(request: Request, scope: str) -> AsyncIterator[tuple[AsyncConne
         row = await cur.fetchone()
         state = row["state"] if row else "invalid"
         if state == "live" and row:
-            client = Client(
-                row["client_id"],
-                row["client_name"],
-                frozenset(row["scopes"]),
-                row["rate_per_minute"],
-                row["unit_id"],
-                row["unit_code"],
-                row["account_id"],
-            )
+            client = Client.from_row(row)
             if scope not in client.scopes:
                 raise _refuse(403, "insufficient_scope", f"this token does not carry the scope {scope!r}")
             hit = await throttle.hit(conn, "exchange_minute", str(client.id))

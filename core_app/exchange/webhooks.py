@@ -73,15 +73,7 @@ async def deliver_one(
         if row is None:
             error = "the client's token could not be used"
         else:
-            client = Client(
-                row["client_id"],
-                row["client_name"],
-                frozenset(row["scopes"]),
-                row["rate_per_minute"],
-                row["unit_id"],
-                row["unit_code"],
-                row["account_id"],
-            )
+            client = Client.from_row(row)
             page = await feed.page(app, client, cursor, PAGE, READ_PURPOSE)
             for item in page["items"]:
                 body = orjson.dumps(
