@@ -100,6 +100,15 @@ def owner_conn(pg_env: dict[str, str]) -> Iterator[psycopg.Connection]:
     conn.close()
 
 
+def stop(proc: subprocess.Popen) -> None:
+    """End a process a fixture started: politely, then for certain after 10 s."""
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
 @contextmanager
 def running_server(env: dict[str, str], log: Path, workers: int = 2) -> Iterator[str]:
     """The real server (`kntc serve`, granian) on a free loopback port with `env`, its output in `log`;
@@ -124,11 +133,7 @@ def running_server(env: dict[str, str], log: Path, workers: int = 2) -> Iterator
             time.sleep(0.2)
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc)
 
 
 @pytest.fixture(scope="session")

@@ -32,7 +32,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from connect_client import Connection
-from tests.conftest import BIN, Officer, free_port, running_server
+from tests.conftest import BIN, Officer, free_port, running_server, stop
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 PROXY_ADDRESS = "127.0.0.2"
@@ -207,11 +207,7 @@ def gateway(xserver: str, pki: Pki, tmp_path_factory: pytest.TempPathFactory) ->
                 time.sleep(0.1)
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc)
 
 
 @dataclass(frozen=True)
