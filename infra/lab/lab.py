@@ -258,8 +258,15 @@ def remove_networks() -> None:
 
 # ---------------------------------------------------------------- hosts
 def container_state(name: str) -> str | None:
-    r = podman("container", "inspect", "--format", "{{.State.Status}}", name, check=False)
-    return r.stdout.strip() if r.returncode == 0 else None
+    r = podman("container", "inspect", "--format", "{{.State.Status}} {{.State.Pid}}", name, check=False)
+    if r.returncode != 0:
+        return None
+    status, _, pid = r.stdout.strip().partition(" ")
+    # A machine restored from a snapshot keeps Podman's records but not the processes: a host
+    # recorded as running whose init is gone is "stale", and Podman can neither stop nor start it.
+    if status in ("running", "stopping") and not (pid.isdigit() and Path(f"/proc/{pid}").exists()):
+        return "stale"
+    return status
 
 
 def start_host(name: str) -> None:
@@ -272,9 +279,12 @@ def start_host(name: str) -> None:
     if state is not None:
         have = podman("container", "inspect", "--format", '{{index .Config.Labels "kntc-lab-spec"}}',
                       name).stdout.strip()
-        if have != spec:
-            log(f"{name}: made from an older image or settings, recreating")
+        if have != spec or state == "stale":
+            why = ("its processes are gone (a restored machine)" if state == "stale"
+                   else "made from an older image or settings")
+            log(f"{name}: {why}, recreating")
             podman("rm", "-f", "-t", "2", name)
+            (STATE / "provisioned").unlink(missing_ok=True)
             state = None
         elif state == "running":
             return
