@@ -63,11 +63,12 @@ IMAGE_PACKAGES = [
     "etcd-server", "etcd-client", "haproxy", "pgbackrest", "nginx", "python3-venv",
     "nftables", "chrony", "openssl", "curl", "acl", "python3-apt", "less", "netcat-openbsd", "iputils-ping",
     "prometheus", "prometheus-alertmanager", "prometheus-node-exporter", "prometheus-postgres-exporter",
-    "python3-aiosmtpd",
+    "python3-aiosmtpd", "prometheus-nginx-exporter", "prometheus-blackbox-exporter",
 ]
 BASE_INCLUDE = "systemd,systemd-sysv,dbus,openssh-server,python3,sudo,iproute2,ca-certificates,procps"
 SERVICES_OFF = ["etcd", "haproxy", "nginx", "patroni", "postgresql", "chrony", "pgbackrest", "prometheus",
-                "prometheus-alertmanager", "prometheus-node-exporter", "prometheus-postgres-exporter"]
+                "prometheus-alertmanager", "prometheus-node-exporter", "prometheus-postgres-exporter",
+                "prometheus-nginx-exporter", "prometheus-blackbox-exporter"]
 IMAGE_SPEC = json.dumps([IMAGE_PACKAGES, BASE_INCLUDE, SERVICES_OFF, 3], sort_keys=True)
 IMAGE = "localhost/kntc-lab:bookworm-" + hashlib.sha256(IMAGE_SPEC.encode()).hexdigest()[:10]
 # NET_ADMIN (scoped to the container's own network namespace) lets each host load its nftables

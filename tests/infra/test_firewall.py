@@ -31,6 +31,8 @@ PATHS = [
     ("dr-db1", "dc-backup1", 8432, True),   # each cluster archives into both sites' repositories
     ("dc-db1", "dc-app1", 443, True),       # HTTPS is public
     ("dr-db1", "dr-app1", 443, True),
+    ("dc-db1", "dc-app1", 8443, False),     # the exchange API: connected bodies' addresses only
+    ("dc-backup1", "dr-app1", 8443, False),
     # Monitoring: each site's monitoring host scrapes every host of both sites, no one else does.
     ("dc-mon1", "dc-db1", 9100, True),
     ("dr-mon1", "dc-db1", 9100, True),
@@ -43,6 +45,15 @@ PATHS = [
     ("dr-mon1", "dc-mon1", 9093, True),      # both Prometheus alert both Alertmanagers
     ("dc-app1", "dc-mon1", 9093, False),
     ("dc-db1", "dc-mon1", 9090, False),
+    ("dr-mon1", "dc-mon1", 9094, True),      # the Alertmanagers' cluster
+    ("dc-app1", "dc-mon1", 9094, False),
+    ("dc-mon1", "dc-db2", 2381, True),       # etcd's metrics listener, never its client port
+    ("dc-mon1", "dc-db2", 2379, False),
+    ("dc-app1", "dc-db2", 2381, False),
+    ("dr-mon1", "dc-app2", 8405, True),      # HAProxy's exporter
+    ("dc-db1", "dc-app2", 8405, False),
+    ("dc-mon1", "dr-app1", 9180, True),      # the case service's and nginx's metrics
+    ("dc-db1", "dc-app1", 9180, False),
 ]
 
 
