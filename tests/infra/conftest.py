@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 import os
+import ssl
 import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
@@ -93,6 +95,22 @@ def wait_for(check: Callable[[], object], timeout: float, what: str, interval: f
             last = exc
         time.sleep(interval)
     pytest.fail(f"{what}: not true after {timeout:.0f} seconds (last: {last!r})")
+
+
+def monitoring_client() -> httpx.Client:
+    """As an operator with a certificate of the platform's CA (the lab's control node holds them)."""
+    pki = STATE / "pki"
+    tls = ssl.create_default_context(cafile=str(pki / "ca.crt"))
+    tls.load_cert_chain(str(pki / "dc-mon1.crt"), str(pki / "dc-mon1.key"))
+    return httpx.Client(verify=tls, timeout=15)
+
+
+def active_alerts(monitor: str, name: str) -> list[dict]:
+    """The alerts of that name active in the monitoring host's Alertmanager."""
+    with monitoring_client() as c:
+        r = c.get(f"https://{ADDR[monitor]}:9093/api/v2/alerts", params={"filter": f'alertname="{name}"'})
+    r.raise_for_status()
+    return [a for a in r.json() if a["status"]["state"] == "active"]
 
 
 def patroni_members(host) -> list[dict]:

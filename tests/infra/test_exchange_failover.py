@@ -23,7 +23,7 @@ import pytest
 from connect_client import Connection
 from tests.exchange.conftest import self_signed, submission
 
-from .conftest import ADDR, CA, DC_DB, FIGURES, STATE, patroni_members, secret, wait_for
+from .conftest import ADDR, CA, DC_DB, FIGURES, STATE, active_alerts, patroni_members, secret, wait_for
 
 pytestmark = pytest.mark.lab
 
@@ -111,6 +111,7 @@ def test_a_dc_failover_during_submissions_loses_no_acknowledged_item(hosts, body
     s = Submitter(body, trial)
     s.start()
     wait_for(lambda: len(s.acked) >= 20, 120, "the body's submissions are acknowledged through dc-app1:8443")
+    alert_was_active = bool(active_alerts("dc-mon1", "KntcLeaderChanged"))
     t_kill = time.monotonic()
     podman("kill", victim)
     try:
@@ -133,6 +134,13 @@ def test_a_dc_failover_during_submissions_loses_no_acknowledged_item(hosts, body
     lost = sorted(set(s.acked) - set(stored))
     assert lost == [], f"acknowledged but not stored: {lost[:10]}"
     assert all(n == 1 for n in stored.values())
+
+    if not alert_was_active:  # an earlier failover within 10 minutes is alerted already
+        changed = wait_for(lambda: [a for a in active_alerts("dc-mon1", "KntcLeaderChanged")
+                                    if a["labels"]["site"] == "dc"], 180, "KntcLeaderChanged for the DC", interval=2)
+        assert changed[0]["labels"]["severity"] == "ticket"
+        FIGURES.setdefault("fault to alert, DC leader killed -> KntcLeaderChanged (s)", []).append(
+            time.monotonic() - t_kill)
 
     # The client that never heard its answer sends again with the same key: the first answer.
     for ext, (key, item, code, _) in list(s.acked.items())[-5:]:

@@ -20,7 +20,19 @@ import time
 import psycopg
 import pytest
 
-from .conftest import ADDR, CA, DC_DB, FIGURES, REPO, STATE, patroni_members, run_playbook, secret, wait_for
+from .conftest import (
+    ADDR,
+    CA,
+    DC_DB,
+    FIGURES,
+    REPO,
+    STATE,
+    active_alerts,
+    patroni_members,
+    run_playbook,
+    secret,
+    wait_for,
+)
 
 pytestmark = pytest.mark.lab
 
@@ -128,6 +140,8 @@ def test_failover_when_the_dc_leader_host_is_killed_loses_no_acknowledged_commit
     w = Writer(name)
     w.start()
     wait_for(lambda: len(w.acked) > 50, 30, "writer commits through dc-app1:5000")
+    # A leader change in the last 10 minutes (an earlier trial) is already alerted: time only a fresh one.
+    alert_was_active = bool(active_alerts("dc-mon1", "KntcLeaderChanged"))
     t_kill = time.monotonic()
     podman("kill", victim)
     try:
@@ -143,6 +157,12 @@ def test_failover_when_the_dc_leader_host_is_killed_loses_no_acknowledged_commit
     print(f"\nfailover trial {trial}: killed {victim}, writes resumed after {resumed:.2f} s, "
           f"{len(w.acked)} acknowledged commits")
     assert lost_commits(name, w.acked) == []
+    # The on-call engineer hears of it: the leader change reaches Alertmanager (a ticket).
+    changed = alert_was_active or wait_for(lambda: [a for a in active_alerts("dc-mon1", "KntcLeaderChanged") if a["labels"]["site"] == "dc"],
+                       180, "KntcLeaderChanged for the DC in Alertmanager", interval=2)
+    if not alert_was_active:
+        assert changed[0]["labels"]["severity"] == "ticket"
+        record("fault to alert, DC leader killed -> KntcLeaderChanged (s)", time.monotonic() - t_kill)
     wait_for(lambda: dc_healthy(hosts), 180, f"{victim} rejoins the DC cluster (pg_rewind)")
 
 

@@ -4,13 +4,11 @@ and a mail in the on-call mailbox, then a resolved one."""
 
 from __future__ import annotations
 
-import ssl
 import time
 
-import httpx
 import pytest
 
-from .conftest import ADDR, FIGURES, STATE, wait_for
+from .conftest import ADDR, FIGURES, active_alerts, monitoring_client, wait_for
 
 pytestmark = pytest.mark.lab
 
@@ -24,30 +22,15 @@ EXPECTED = ({("node", h) for h in ADDR} | {("postgres", h) for h in DATABASES} |
             | {("prometheus", h) for h in MONITORS} | {("alertmanager", h) for h in MONITORS})
 
 
-def client() -> httpx.Client:
-    """As an operator with a certificate of the platform's CA (the lab's control node holds them)."""
-    pki = STATE / "pki"
-    tls = ssl.create_default_context(cafile=str(pki / "ca.crt"))
-    tls.load_cert_chain(str(pki / "dc-mon1.crt"), str(pki / "dc-mon1.key"))
-    return httpx.Client(verify=tls, timeout=15)
-
-
 def up(monitor: str) -> dict[tuple[str, str], float]:
-    with client() as c:
+    with monitoring_client() as c:
         r = c.get(f"https://{ADDR[monitor]}:9090/api/v1/query", params={"query": "up"})
     r.raise_for_status()
     return {(s["metric"]["job"], s["metric"]["instance"]): float(s["value"][1]) for s in r.json()["data"]["result"]}
 
 
-def active_alerts(monitor: str, name: str) -> list[dict]:
-    with client() as c:
-        r = c.get(f"https://{ADDR[monitor]}:9093/api/v2/alerts", params={"filter": f'alertname="{name}"'})
-    r.raise_for_status()
-    return [a for a in r.json() if a["status"]["state"] == "active"]
-
-
 def query(monitor: str, promql: str) -> list[dict]:
-    with client() as c:
+    with monitoring_client() as c:
         r = c.get(f"https://{ADDR[monitor]}:9090/api/v1/query", params={"query": promql})
     r.raise_for_status()
     return r.json()["data"]["result"]
