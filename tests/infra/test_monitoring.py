@@ -117,3 +117,33 @@ def test_a_target_that_stops_answering_is_alerted_and_mailed_then_resolved(lab, 
         victim.run("systemctl start prometheus-node-exporter")
     wait_for(lambda: not active_alerts("dc-mon1", "KntcTargetDown"), 180, "KntcTargetDown resolved", interval=5)
     wait_for(lambda: mailed("RESOLVED"), 180, "the resolved mail", interval=5)
+
+
+@pytest.mark.parametrize(("target", "path", "expect"), [
+    ("dc-app1:9180", "/metrics", "kntc_http_requests_total"),
+    ("dc-app1:9180", "/nginx/metrics", "nginx_up 1"),
+    ("dc-app2:8405", "/metrics", "haproxy_backend_active_servers"),
+])
+def test_the_new_listeners_answer_only_a_platform_certificate(lab, hosts, target, path, expect):
+    """The case service's, nginx's and HAProxy's figures: to the monitoring host's certificate only."""
+    mon = hosts("dc-mon1")
+    host, port = target.split(":")
+    url = f"https://{ADDR[host]}:{port}{path}"
+    tls = "--cacert /etc/kntc/tls/ca.crt"
+    got = mon.run(f"curl -sf --max-time 10 {tls} --cert /etc/kntc/tls/host.crt --key /etc/kntc/tls/host.key {url}")
+    assert got.rc == 0 and expect in got.stdout
+    assert mon.run(f"curl -sf --max-time 10 {tls} {url}").rc != 0
+
+
+def test_etcd_metrics_need_an_etcd_certificate_and_the_client_port_stays_closed(lab, hosts):
+    mon = hosts("dc-mon1")
+    url = f"https://{ADDR['dc-db1']}:2381/metrics"
+    tls = "--cacert /etc/kntc/tls/etcd-ca.crt"
+    got = mon.run(f"curl -sf --max-time 10 {tls} --cert /etc/kntc/tls/etcd-monitor.crt "
+                  f"--key /etc/kntc/tls/etcd-monitor.key {url}")
+    assert got.rc == 0 and "etcd_server_has_leader 1" in got.stdout
+    # The platform's host certificate is not an etcd client.
+    assert mon.run(f"curl -sf --max-time 10 {tls} --cert /etc/kntc/tls/host.crt "
+                   f"--key /etc/kntc/tls/host.key {url}").rc != 0
+    # The metrics certificate opens no key-value store: the client port is closed to this host.
+    assert mon.run(f"nc -z -w 3 {ADDR['dc-db1']} 2379").rc != 0
