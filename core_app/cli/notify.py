@@ -3,6 +3,7 @@ stands, and the local SMS gateway of the lab and the tests (runbooks/sms-gateway
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
 import typer
@@ -53,6 +54,27 @@ def status() -> None:
         table.add_row(r["channel"], r["status"], str(r["messages"]), str(r["due"]),
                       str(r["oldest_due"] or ""), str(r["most_attempts"]))
     console.print(table)
+
+
+@app.command("requeue")
+def requeue(
+    since: Annotated[str, typer.Option(help="given up at or after this time, ISO 8601 (2026-03-05T08:00+07:00)")],
+    channel: Annotated[str | None, typer.Option(help="sms or email (default: both)")] = None,
+) -> None:
+    """Queue again the messages given up since a time (after an outage of the gateway or the relay)."""
+    from core_app.repo.notifications import REQUEUE
+
+    try:
+        when = datetime.fromisoformat(since)
+    except ValueError:
+        fail(f"--since {since!r} is not an ISO 8601 time, e.g. 2026-03-05T08:00+07:00")
+    if when.tzinfo is None:
+        fail("--since needs its offset, e.g. 2026-03-05T08:00+07:00 (Vietnam's time)")
+    if channel not in (None, "sms", "email"):
+        fail("--channel is sms or email")
+    with connect("owner") as conn, conn.transaction():
+        rows = conn.execute(REQUEUE, {"since": when, "channel": channel}).fetchall()
+    console.print(f"queued again: {len(rows)} message(s)")
 
 
 @app.command("gateway-sim")

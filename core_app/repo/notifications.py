@@ -64,3 +64,13 @@ async def report(conn: AsyncConnection[Any], notification_id: str, provider_id: 
 
 
 QUEUE_STATE = "SELECT * FROM kntc.notify_queue_state()"
+
+# After an outage longer than the attempts last (about four hours): the messages given up since then,
+# never taken by the gateway or the relay, queued again with their attempts counted from zero. A
+# message the provider took and later reported undelivered is not resent (it would be the same id).
+REQUEUE = """
+UPDATE kntc.notification SET status = 'queued', attempts = 0, next_at = now(), last_error = NULL
+ WHERE status = 'failed' AND sent_at IS NULL AND last_attempt_at >= %(since)s
+   AND (%(channel)s::text IS NULL OR channel = %(channel)s)
+RETURNING channel
+"""
