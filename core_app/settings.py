@@ -73,7 +73,7 @@ class Settings(OperatorSettings):
     # The registered brandname messages come from (at most 11 characters, as carriers register them).
     notify_sms_brandname: str = Field(default="TTCP", pattern=r"^[A-Za-z0-9 ._-]{2,11}$")
     # The key the gateway signs its callbacks with (delivery reports, the citizen's lookup): shared
-    # with the provider, generated at provision time. Without it the callbacks answer 503.
+    # with the provider, generated at provision time. Without it the callbacks answer 404.
     notify_sms_callback_key: str | None = Field(default=None, min_length=32)
     # The service number citizens text "KNTC <case code> <lookup secret>" to, named in the messages.
     notify_sms_service_number: str | None = Field(default=None, pattern=r"^[0-9+]{3,15}$")

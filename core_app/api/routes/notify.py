@@ -14,11 +14,10 @@ from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Request
-from pydantic import Field, StringConstraints, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from core_app.api.deps import database
 from core_app.api.errors import ApiError
-from core_app.api.schemas import Strict
 from core_app.notify import gateway, messages, sms_lookup
 from core_app.repo import notifications
 
@@ -26,7 +25,12 @@ router = APIRouter(prefix="/api/notify/sms", tags=["sms-gateway"])
 log = logging.getLogger("kntc.notify")
 
 
-class InboundIn(Strict):
+class Callback(BaseModel):
+    # A provider may add fields of its own (an operator code, a keyword): they are ignored, not refused.
+    model_config = ConfigDict(extra="ignore")
+
+
+class InboundIn(Callback):
     """A message a citizen texted to the service number."""
 
     message_id: Annotated[str, StringConstraints(min_length=1, max_length=100)]
@@ -37,7 +41,7 @@ class InboundIn(Strict):
     received_at: datetime | None = None
 
 
-class ReportIn(Strict):
+class ReportIn(Callback):
     """A delivery report of a message the platform sent."""
 
     client_message_id: UUID
@@ -47,10 +51,11 @@ class ReportIn(Strict):
     at: datetime | None = None
 
 
-async def _verified(request: Request, model: type[Strict]) -> tuple[str, Any]:
+async def _verified(request: Request, model: type[Callback]) -> tuple[str, Any]:
     key = request.app.state.settings.notify_sms_callback_key
     if not key:
-        raise ApiError(503, "sms_gateway_not_configured", "Chưa cấu hình cổng tin nhắn.",
+        # Not a 5xx: that would page the on-call for a setting, not an outage.
+        raise ApiError(404, "sms_gateway_not_configured", "Chưa cấu hình cổng tin nhắn.",
                        "the SMS gateway is not configured on this platform")
     body = await request.body()
     try:
