@@ -70,7 +70,7 @@ class PartyIn(Strict):
     notify_consent: bool = Field(False, description="the citizen agreed, at reception, to be notified of the case's "
                                                     "progress (received, accepted, transferred, extended, resolved)")
     notify_channels: list[Literal["sms", "email"]] = Field(
-        default_factory=list, max_length=2,
+        default_factory=list, max_length=2, validate_default=True,
         description="the channels the citizen chose: sms needs a Vietnamese mobile number in phone, email an e-mail "
                     "address; the messages carry only the case code, its status, the handling unit and a date")
 
