@@ -65,6 +65,31 @@ class Settings(OperatorSettings):
     # the header itself. Anyone else's header is ignored.
     trusted_proxies: list[str] = Field(default_factory=lambda: ["127.0.0.1/32", "::1/128"])
 
+    # Citizens' notifications and the SMS lookup (core_app/notify, runbooks/sms-gateway.md). A channel
+    # works when its settings are given; `kntc notify deliver` sends only the channels it has.
+    # The provider's HTTP gateway (the simulator's URL in the lab) and the key it issued (Bearer).
+    notify_sms_gateway_url: str | None = Field(default=None, pattern=r"^https?://\S+$")
+    notify_sms_api_key: str | None = Field(default=None, min_length=16)
+    # The registered brandname messages come from (at most 11 characters, as carriers register them).
+    notify_sms_brandname: str = Field(default="TTCP", pattern=r"^[A-Za-z0-9 ._-]{2,11}$")
+    # The key the gateway signs its callbacks with (delivery reports, the citizen's lookup): shared
+    # with the provider, generated at provision time. Without it the callbacks answer 404.
+    notify_sms_callback_key: str | None = Field(default=None, min_length=32)
+    # The service number citizens text "KNTC <case code> <lookup secret>" to, named in the messages.
+    notify_sms_service_number: str | None = Field(default=None, pattern=r"^[0-9+]{3,15}$")
+    # The public lookup page, named in the e-mails.
+    notify_lookup_url: str | None = Field(default=None, pattern=r"^https?://\S+$")
+    notify_smtp_host: str | None = None
+    notify_smtp_port: int = Field(default=587, ge=1, le=65535)
+    # STARTTLS required (the relay's certificate checked against the system's CAs, or this file).
+    notify_smtp_starttls: bool = True
+    notify_smtp_cafile: str | None = None
+    notify_smtp_username: str | None = None
+    notify_smtp_password: str | None = None
+    notify_mail_from: str | None = Field(default=None, pattern=r"^[^@\s<>]+@[^@\s<>]+$")
+    # Attempts of one message before it is given up (30 s, 60 s, … at most an hour apart).
+    notify_max_attempts: int = Field(default=10, ge=1, le=50)
+
     @field_validator("secret_key")
     @classmethod
     def refuse_placeholder(cls, v: str) -> str:

@@ -5,6 +5,8 @@
 #   make bench-app                     endpoint vs pgbench ratios (not a timed test)
 #   make bench-login                   what a login costs at the chosen argon2id cost (and at the default)
 #   make bench-audit                   concurrent audited writers in different units (waits on each other)
+#   make bench-notify                  citizens' notifications through the outbox: queued/s, SMS/s, e-mail/s
+#                                      (BENCH_ARGS="--cases 2000 --workers 2")
 #   make accounts-national             the national roster (162,318 accounts) imported on the lab's migrate host, timed
 #   make accounts-national IMPORT_INTO=local ACCOUNTS=2000   a province's roster into the local cluster
 #                                      (or into KNTC_ADMIN_DATABASE_URL's database when that is set)
@@ -31,6 +33,9 @@ bench-audit: deps ## audited writers in different units: commits/s and waits (WR
 	$(BIN)/kntc local up --no-serve >/dev/null
 	@eval "$$($(BIN)/kntc local env)" && $(BIN)/python -m loadtests.bench_audit_writers \
 		--dsn "$$KNTC_ADMIN_DATABASE_URL" --writers $(or $(WRITERS),8) --seconds 10
+
+bench-notify: deps ## notifications/s through the outbox: queued, sent to the SMS simulator and to aiosmtpd
+	$(BIN)/python -m loadtests.bench_notify --pg-root $(LOAD_PG_ROOT) --pg-port $(LOAD_PG_PORT) $(BENCH_ARGS)
 
 # The roster and its import (loadtests/roster.py, loadtests/accounts_import.py); the initial passwords
 # of each target's imports are kept in $(ROSTER_DIR)/credentials-<target>.csv (0600) for the first logins.
@@ -78,4 +83,4 @@ load-smoke: deps ## the load suite's smoke test against the local app (about a m
 capacity: ## print the capacity model (national users, req/s, sizing with CAPACITY_ARGS)
 	$(BIN)/python -m loadtests.capacity $(CAPACITY_ARGS)
 
-.PHONY: load bench-app bench-login bench-audit load-smoke capacity accounts-national load-roster lab-capacity-window
+.PHONY: load bench-app bench-login bench-audit bench-notify load-smoke capacity accounts-national load-roster lab-capacity-window

@@ -6,7 +6,16 @@ from datetime import date
 from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100_000)]
 Short = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
@@ -58,6 +67,29 @@ class PartyIn(Strict):
     address_unit: UnitCode | None = Field(None, description="code of the unit of the address, e.g. X00004")
     phone: Annotated[str, StringConstraints(pattern=r"^\+?[0-9 .-]{6,20}$")] | None = None
     email: EmailStr | None = None
+    notify_consent: bool = Field(False, description="the citizen agreed, at reception, to be notified of the case's "
+                                                    "progress (received, accepted, transferred, extended, resolved)")
+    notify_channels: list[Literal["sms", "email"]] = Field(
+        default_factory=list, max_length=2, validate_default=True,
+        description="the channels the citizen chose: sms needs a Vietnamese mobile number in phone, email an e-mail "
+                    "address; the messages carry only the case code, its status, the handling unit and a date")
+
+    @field_validator("notify_channels")
+    @classmethod
+    def channels_need_consent_and_address(cls, v: list[str], info: ValidationInfo) -> list[str]:
+        from core_app.notify.messages import sms_number
+
+        if not info.data.get("notify_consent"):
+            if v:
+                raise ValueError("a channel was chosen without the citizen's consent (notify_consent)")
+            return v
+        if not v:
+            raise ValueError("the citizen's consent needs at least one channel: sms or email")
+        if "sms" in v and sms_number(info.data.get("phone")) is None:
+            raise ValueError("notification by SMS needs a Vietnamese mobile number in phone")
+        if "email" in v and not info.data.get("email"):
+            raise ValueError("notification by e-mail needs an e-mail address in email")
+        return sorted(set(v))
 
 
 class CaseIn(Strict):

@@ -14,7 +14,20 @@ import sys
 
 import typer
 
-from core_app.cli import accounts, audit, cases, deadlines, demo, exchange, local, schema, serve, support, throttle
+from core_app.cli import (
+    accounts,
+    audit,
+    cases,
+    deadlines,
+    demo,
+    exchange,
+    local,
+    notify,
+    schema,
+    serve,
+    support,
+    throttle,
+)
 from core_app.cli.common import err, first_line
 
 app = typer.Typer(help="KNTC case service: database, accounts, demo data and the server.", no_args_is_help=True,
@@ -30,6 +43,7 @@ app.add_typer(accounts.app, name="accounts")
 app.add_typer(exchange.app, name="exchange")
 app.add_typer(throttle.app, name="throttle")
 app.add_typer(deadlines.app, name="deadlines")
+app.add_typer(notify.app, name="notify")
 
 
 def main() -> None:

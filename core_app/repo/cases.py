@@ -17,6 +17,7 @@ from core_app.dedup import decisions
 from core_app.dedup import units as unit_codes
 from core_app.domain import workflow
 from core_app.repo import deadline_steps as steps
+from core_app.repo import notifications
 from core_app.repo.rules import RuleBook, load_rulebook
 from core_app.security import new_lookup_secret, normalise_lookup_secret
 
@@ -61,9 +62,9 @@ RETURNING id, code, version
 
 INSERT_PARTY = """
 INSERT INTO kntc.party (case_id, role, party_kind, full_name, id_number, address, address_unit_id,
-    address_unit_written_id, phone, email, identity_protected)
+    address_unit_written_id, phone, email, identity_protected, notify_channels)
 VALUES (%(case_id)s, %(role)s, %(party_kind)s, %(full_name)s, %(id_number)s, %(address)s, %(address_unit_id)s,
-    %(address_unit_written_id)s, %(phone)s, %(email)s, %(identity_protected)s)
+    %(address_unit_written_id)s, %(phone)s, %(email)s, %(identity_protected)s, %(notify_channels)s)
 RETURNING id
 """
 
@@ -132,9 +133,12 @@ async def create_case(conn: AsyncConnection[Any], actor: workflow.Actor, book: R
     for i, p in enumerate(parties):
         protected = bool(data["denouncer_confidential"] and p["role"] == "denouncer")
         unit = written.get(p.get("address_unit") or "")
+        # The channels the citizen agreed to be notified by; the database stamps when and by whom.
+        channels = list(p.get("notify_channels") or []) if p.get("notify_consent") else []
         cur = await conn.execute(INSERT_PARTY, {**p, "case_id": case_id, "identity_protected": protected,
                                                 "address_unit_id": unit[0] if unit else None,
-                                                "address_unit_written_id": unit[1] if unit else None})
+                                                "address_unit_written_id": unit[1] if unit else None,
+                                                "notify_channels": channels})
         row = await cur.fetchone()
         if i == 0 and row:
             sender_id = row["id"]
@@ -218,7 +222,7 @@ async def get_case(conn: AsyncConnection[Any], code: str, *, details: bool = Tru
         parties = await conn.execute(
             "SELECT p.id, p.role, p.party_kind, p.full_name, p.id_number, p.address, u.code AS address_unit, "
             "u.name AS address_unit_name, w.code AS address_unit_written, w.name AS address_unit_written_name, "
-            "p.phone, p.email, p.identity_protected FROM kntc.party p "
+            "p.phone, p.email, p.identity_protected, p.notify_channels, p.notify_consent_at FROM kntc.party p "
             "LEFT JOIN kntc.unit u ON u.id = p.address_unit_id "
             "LEFT JOIN kntc.unit w ON w.id = p.address_unit_written_id "
             "WHERE p.case_id = %s ORDER BY p.role, p.full_name", (cid,))
@@ -261,6 +265,7 @@ async def get_case(conn: AsyncConnection[Any], code: str, *, details: bool = Tru
         "ru.code AS reporter_unit FROM kntc.discrepancy d JOIN kntc.unit ru ON ru.id = d.reporter_unit_id "
         "WHERE d.case_id = %s ORDER BY d.reported_on, d.created_at", (cid,))
     case["discrepancies"] = await cur.fetchall()
+    case["notifications"] = await notifications.of_case(conn, cid)
     await _record_reads(conn, case)
     return case
 

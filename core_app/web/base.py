@@ -84,6 +84,10 @@ FIELD_HINTS = {
     "visitor_id_number": ("Số định danh cá nhân gồm đúng 12 chữ số.", "The personal ID number has exactly 12 digits."),
     "phone": ("Số điện thoại gồm 6–20 chữ số.", "A phone number of 6–20 digits."),
     "email": ("Địa chỉ thư điện tử không hợp lệ.", "Not a valid e-mail address."),
+    "notify_channels": ("Khi công dân đồng ý nhận thông báo, chọn ít nhất một kênh; SMS cần số điện thoại di động, "
+                        "thư điện tử cần địa chỉ thư; không chọn kênh nào khi công dân không đồng ý.",
+                        "When the citizen agrees to be notified, choose a channel; SMS needs a mobile number, e-mail "
+                        "an address; choose none without the citizen's consent."),
     "username": ("Tên đăng nhập: chữ thường không dấu, số, dấu chấm, gạch; 3–64 ký tự.",
                  "Username: lower-case letters, digits, dot, dash; 3–64 characters."),
 }

@@ -99,6 +99,8 @@ CASE_FIELDS = ("kind", "subject", "content", "respondent", "channel", "complaint
                "received_on", "people_count", "reception_id", "decision_known_on")
 FLAGS = ("is_complex", "is_remote_area", "denouncer_confidential")
 PARTY_FIELDS = ("role", "party_kind", "full_name", "id_number", "address", "address_unit", "phone", "email")
+# The citizen's consent to notifications and the channels chosen, ticked at reception.
+PARTY_FLAGS = ("notify_consent", "notify_sms", "notify_email")
 
 
 async def _reception_prefill(conn: Any, reception_id: str | None) -> dict[str, Any]:
@@ -133,6 +135,7 @@ async def record_case(request: Request) -> Response:
     values: dict[str, Any] = {k: text(form, k) for k in CASE_FIELDS}
     values.update({f"party_{k}": text(form, f"party_{k}") for k in PARTY_FIELDS})
     values.update({k: form.get(k) == "on" for k in FLAGS})
+    values.update({f"party_{k}": form.get(f"party_{k}") == "on" for k in PARTY_FLAGS})
     data = {k: v for k, v in values.items() if v is not None and not k.startswith("party_")}
     for k in ("complaint_round", "classification", "people_count"):
         if isinstance(data.get(k), str) and data[k].isdigit():
@@ -140,6 +143,8 @@ async def record_case(request: Request) -> Response:
     party = {k: values[f"party_{k}"] for k in PARTY_FIELDS if values[f"party_{k}"] is not None}
     if party.get("address_unit"):
         party["address_unit"] = party["address_unit"].upper()
+    party["notify_consent"] = values["party_notify_consent"]
+    party["notify_channels"] = [c for c in ("sms", "email") if values[f"party_notify_{c}"]]
     data["parties"] = [party]
     check_id, link = text(form, "dedup_check_id"), text(form, "link_case")
     decision = "linked" if link else text(form, "dedup_decision")
@@ -148,7 +153,7 @@ async def record_case(request: Request) -> Response:
         try:
             body = CaseIn.model_validate(data)
         except ValidationError as exc:
-            errors = field_errors(exc, {f"parties.{k}": f"party_{k}" for k in PARTY_FIELDS})
+            errors = field_errors(exc, {f"parties.{k}": f"party_{k}" for k in (*PARTY_FIELDS, "notify_channels")})
         if errors:
             return page(request, "case_new.html", status_code=400, form=values, errors=errors)
         payload = body.model_dump()

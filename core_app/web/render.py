@@ -58,6 +58,12 @@ STEPS = {
     "resolve": ("Giải quyết", "Resolution"),
     "correct_data": ("Sửa dữ liệu", "Data correction"),
 }
+NOTIFY_EVENTS = {"received": ("Tiếp nhận", "Received"), "accepted": ("Thụ lý", "Accepted"),
+                 "transferred": ("Chuyển đơn vị", "Transferred"), "extended": ("Gia hạn", "Extended"),
+                 "resolved": ("Giải quyết", "Resolved")}
+NOTIFY_STATUSES = {"queued": ("Chờ gửi", "Queued"), "sent": ("Đã gửi", "Sent"),
+                   "delivered": ("Đã đến máy", "Delivered"), "failed": ("Không gửi được", "Failed"),
+                   "cancelled": ("Đã hủy", "Cancelled")}
 CLASSIFICATIONS = {0: ("Thường", "Normal"), 1: ("Mật", "Confidential"), 2: ("Tối mật", "Secret")}
 EVENT_ACTIONS = {"receive": ("Tiếp nhận", "Received"), "edit": ("Sửa hồ sơ", "Edited"),
                  "add_petition": ("Thêm đơn", "Petition added"), "assign": ("Phân công", "Assigned"),
@@ -116,6 +122,7 @@ def context(request: Request) -> dict[str, Any]:
         "party_role_label": label(PARTY_ROLES, lang), "step_label": label(STEPS, lang),
         "class_label": label(CLASSIFICATIONS, lang), "event_label": label(EVENT_ACTIONS, lang),
         "resolution_label": label(RESOLUTION_NAMES, lang),
+        "notify_event_label": label(NOTIFY_EVENTS, lang), "notify_status_label": label(NOTIFY_STATUSES, lang),
         "KINDS": KINDS, "CHANNELS": CHANNELS, "ROLES": ROLES, "PARTY_ROLES": PARTY_ROLES,
         "STATUSES": [str(s) for s in Status], "fmt_date": fmt_date,
         "today": request.app.state.clock(), "now_ts": datetime.now(UTC),

@@ -264,3 +264,27 @@ def test_a_body_submits_more_petitions_a_minute_than_an_officer_may_check(
     assert r.status_code == 200, r.text
     assert r.json()["stored"] == 30, r.text[:2000]
     assert counts(owner, client) == (30, 30)
+
+
+def test_a_submission_notifies_the_citizen_who_agreed_as_an_officers_intake_does(
+    client: Registered, connect: Callable[..., Connection], owner: psycopg.Connection
+) -> None:
+    """The outbox is filled by the database from the case's timeline: a connected system's submissions
+    and results queue the same notifications as the officers' screens (core_app/notify)."""
+    party = {**submission()["parties"][0], "phone": "0912 345 678", "notify_consent": True, "notify_channels": ["sms"]}
+    item = submission(parties=[party])
+    with connect(client) as conn:
+        code = conn.submit(item)["case_code"]
+        conn.submit({**item, "status": "accepted", "accepted_on": "2026-11-21"})
+        conn.submit({**item, "status": "resolved", "accepted_on": "2026-11-21", "resolved_on": "2026-11-28",
+                     "resolution_summary": "Đã giải quyết xong."})
+        refused = post(conn, "/api/v1/petitions", {**submission(), "parties": [{**party, "notify_consent": False}]},
+                       str(uuid.uuid4()))
+        assert refused.status_code == 422 and "notify_channels" in refused.text
+    rows = owner.execute(
+        "SELECT n.event, n.channel, n.facts FROM kntc.notification n JOIN kntc.case_file c ON c.id = n.case_id "
+        "WHERE c.code = %s ORDER BY n.created_at",
+        (code,),
+    ).fetchall()
+    assert [(r["event"], r["channel"]) for r in rows] == [("received", "sms"), ("accepted", "sms"), ("resolved", "sms")]
+    assert rows[2]["facts"]["on"] == "2026-11-28"

@@ -1,0 +1,76 @@
+"""SQL for citizens' notifications (one place for it): what officers see of them, and the worker's and
+the gateway's doors into the outbox (migration 0013).
+
+The outbox is filled by the database itself (`kntc.notify_capture`, a trigger on the timeline), in
+the transaction of the change; nothing here inserts into it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from psycopg import AsyncConnection
+
+# Under row-level security: a case the officer may not read has no rows here, and a protected party
+# the officer does not handle joins as NULL (shown "protected").
+OF_CASE = """
+SELECT n.id, n.channel, n.event, n.status, n.attempts, n.created_at, n.last_attempt_at, n.sent_at,
+       n.reported_at, CASE WHEN n.status = 'queued' THEN n.next_at END AS next_at, n.last_error,
+       p.role AS party_role, p.full_name AS party_name
+  FROM kntc.notification n LEFT JOIN kntc.party p ON p.id = n.party_id
+ WHERE n.case_id = %s
+ ORDER BY n.created_at, n.event, n.channel, n.id
+"""
+
+
+async def of_case(conn: AsyncConnection[Any], case_id: Any) -> list[dict[str, Any]]:
+    cur = await conn.execute(OF_CASE, (case_id,))
+    return await cur.fetchall()
+
+
+# -- the worker (login role, autocommit: each call is its own transaction) -----------------------
+
+async def claim(conn: AsyncConnection[Any], limit: int, lease_s: int, channels: list[str]) -> list[dict[str, Any]]:
+    cur = await conn.execute("SELECT * FROM kntc.notify_claim(%s, %s, %s)", (limit, lease_s, channels))
+    return await cur.fetchall()
+
+
+async def done(conn: AsyncConnection[Any], row: dict[str, Any], outcome: str, *, provider_id: str | None = None,
+               sent_to: str | None = None, body: str | None = None, error: str | None = None,
+               retry_after_s: int | None = None, max_attempts: int = 10) -> str | None:
+    """Record one attempt's outcome; the status after it (None: the row was no longer this attempt's)."""
+    cur = await conn.execute(
+        "SELECT kntc.notify_done(%s, %s, %s, %s, %s, %s, %s, %s, %s) AS status",
+        (row["id"], row["attempts"], outcome, provider_id, sent_to, body, error, retry_after_s, max_attempts))
+    got = await cur.fetchone()
+    return got["status"] if got else None
+
+
+# -- the gateway's callbacks (application role) -----------------------------------------------
+
+async def first_callback(conn: AsyncConnection[Any], callback_id: str) -> bool:
+    """True the first time a callback id is seen (within the hour the ids are kept)."""
+    cur = await conn.execute("SELECT kntc.sms_callback_first(%s) AS first", (callback_id,))
+    got = await cur.fetchone()
+    return bool(got and got["first"])
+
+
+async def report(conn: AsyncConnection[Any], notification_id: str, provider_id: str, delivered: bool,
+                 error: str | None) -> bool:
+    cur = await conn.execute("SELECT kntc.notify_report(%s, %s, %s, %s) AS known",
+                             (notification_id, provider_id, delivered, error))
+    got = await cur.fetchone()
+    return bool(got and got["known"])
+
+
+QUEUE_STATE = "SELECT * FROM kntc.notify_queue_state()"
+
+# After an outage longer than the attempts last (about four hours): the messages given up since then,
+# never taken by the gateway or the relay, queued again with their attempts counted from zero. A
+# message the provider took and later reported undelivered is not resent (it would be the same id).
+REQUEUE = """
+UPDATE kntc.notification SET status = 'queued', attempts = 0, next_at = now(), last_error = NULL
+ WHERE status = 'failed' AND sent_at IS NULL AND last_attempt_at >= %(since)s
+   AND (%(channel)s::text IS NULL OR channel = %(channel)s)
+RETURNING channel
+"""
