@@ -1,0 +1,77 @@
+"""The change feed reads a client's own events, not the country's.
+
+Why:
+- `GET /api/v1/feed` joined every event after the cursor to its case and kept those of the client's
+  unit (held or received there, or submitted by the client). Depending on the estimates the plan
+  either walked every event after the cursor nationwide (a body that polls once an hour at the peak
+  of 60 submissions a second reads 216,000 events to return its own), or every case of the client's
+  area under row-level security with all their events, sorted, for each page (10,756 cases of
+  Hà Nội on a 300,000-case data set to return 100; loadtests/CAPACITY.md §8).
+- Each event now carries the units that held and received its case and the account that created
+  it, as they were when it was written, with an index per role ordered like the feed (xid, id): a
+  page is the merge of three index ranges from the cursor, and stops at its limit.
+- The columns are filled by a trigger of their own on `kntc.exchange_event` (the row the event is
+  about was written by the same statement), so `kntc.exchange_event_capture` stays as 0011 wrote it.
+- An event belongs to the case's units at the time it was written: a case transferred to a unit
+  reaches its feed from the transfer on (the transfer is an event of the new unit); events from
+  before it stay with the units of their time. Row-level security still decides, when a page is
+  read, whether the case may be read at all.
+- The receiving-unit index holds only events whose case was received by another unit than the one
+  holding it (few: transfers and forwarded petitions); the first range covers the rest.
+
+Revision ID: 0014_exchange_feed_index
+Revises: 0012_officer_work
+"""
+
+from alembic import op
+
+revision = "0014_exchange_feed_index"
+down_revision = "0012_officer_work"
+branch_labels = None
+depends_on = None
+
+SQL = r"""
+ALTER TABLE kntc.exchange_event
+    ADD COLUMN handling_unit_id  integer,
+    ADD COLUMN receiving_unit_id integer,
+    ADD COLUMN created_by        integer;
+
+-- Events written before this migration take their case's units of today.
+UPDATE kntc.exchange_event e
+   SET handling_unit_id = c.handling_unit_id, receiving_unit_id = c.receiving_unit_id, created_by = c.created_by
+  FROM kntc.case_file c
+ WHERE c.id = e.case_id;
+
+ALTER TABLE kntc.exchange_event
+    ALTER COLUMN handling_unit_id SET NOT NULL,
+    ALTER COLUMN receiving_unit_id SET NOT NULL;
+
+CREATE FUNCTION kntc.exchange_event_units() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public AS $$
+BEGIN
+    SELECT c.handling_unit_id, c.receiving_unit_id, c.created_by
+      INTO NEW.handling_unit_id, NEW.receiving_unit_id, NEW.created_by
+      FROM kntc.case_file c WHERE c.id = NEW.case_id;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER exchange_event_units BEFORE INSERT ON kntc.exchange_event
+    FOR EACH ROW EXECUTE FUNCTION kntc.exchange_event_units();
+REVOKE ALL ON FUNCTION kntc.exchange_event_units() FROM PUBLIC;
+
+CREATE INDEX exchange_event_handling ON kntc.exchange_event (handling_unit_id, xid, id);
+CREATE INDEX exchange_event_receiving ON kntc.exchange_event (receiving_unit_id, xid, id)
+    WHERE receiving_unit_id <> handling_unit_id;
+CREATE INDEX exchange_event_creator ON kntc.exchange_event (created_by, xid, id) WHERE created_by IS NOT NULL;
+-- Its work is theirs now; left in place, a stale estimate of how few events follow a cursor would
+-- still make the planner walk the whole country's events from it.
+DROP INDEX kntc.exchange_event_order;
+ANALYZE kntc.exchange_event;
+"""
+
+
+def upgrade() -> None:
+    op.execute(SQL)
+
+
+def downgrade() -> None:
+    raise NotImplementedError("forward-only: restore from backup to go back")
