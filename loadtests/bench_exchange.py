@@ -58,8 +58,6 @@ from loadtests.stack import BIN, REPORTS, ROOT, AppServer, StackError, kntc, loc
 # Bodies of the kinds the documents name (courts, procuracies, the Front, the Party's inspection),
 # in two provinces: each is one connected system in a unit of its own.
 UNITS = ("T01-TAND", "T01-VKSND", "T79-TAND", "T79-VKSND")
-# Communes in force where the bench's complainants live.
-ADDRESS_UNITS = ("X00004", "X00008")
 # The outbox and the duplicate check have budgets per client; a bench sends more than a body does.
 BUDGETS = ("exchange_dedup_minute", "exchange_dedup_day")
 PURPOSE = "dong bo ho so (benchmark)"
@@ -94,7 +92,10 @@ def spread(xs: list[float], qs: tuple[str, ...] = ("p50", "p95", "p99")) -> dict
 class Items:
     """Submissions as a body sends them: its own id, a complainant with an ID number of their own."""
 
-    def __init__(self, seed: int | None = None) -> None:
+    def __init__(self, communes: list[str], seed: int | None = None) -> None:
+        # Complainants live all over the country, as a body's intake comes: the duplicate check
+        # compares each with the people of their own commune.
+        self.communes = communes
         self.rng = random.Random(seed)  # noqa: S311 - test data, not a secret
         self.run = uuid.uuid4().hex[:8]
         self.n = 0
@@ -117,7 +118,7 @@ class Items:
                     "full_name": name,
                     "id_number": f"0{r.randrange(10**11):011d}",
                     "address": f"Số {r.randrange(1, 200)} phố Kim Mã",
-                    "address_unit": r.choice(ADDRESS_UNITS),
+                    "address_unit": r.choice(self.communes),
                 }
             ],
         }
@@ -223,8 +224,8 @@ def postmaster_pid(dsn: str) -> int:
     """The cluster's postmaster: the parent of a backend of ours."""
     with psycopg.connect(dsn) as conn:
         row = conn.execute("SELECT pg_backend_pid()").fetchone()
-    assert row is not None
-    parent = psutil.Process(row[0]).parent()
+        assert row is not None
+        parent = psutil.Process(row[0]).parent()  # while the backend lives
     if parent is None:
         raise StackError("cannot find the postmaster: is the cluster on this machine?")
     return parent.pid
@@ -468,6 +469,16 @@ def register(env: dict[str, str], pki: Pki, unit: str, role: str, scopes: str) -
     return Body(name, unit, cert, key)
 
 
+def communes(env: dict[str, str]) -> list[str]:
+    with psycopg.connect(env["KNTC_ADMIN_DATABASE_URL"]) as conn:
+        rows = conn.execute(
+            "SELECT code FROM kntc.unit WHERE level = 'commune' AND kind = 'commune' AND valid_to IS NULL"
+        ).fetchall()
+    if not rows:
+        raise StackError("no commune in force: run kntc seed-units")
+    return sorted(r[0] for r in rows)
+
+
 def webhooks_from(env: dict[str, str], hooks: list[Body], cursors: list[str | None]) -> None:
     """Each body's webhook delivers from where its follower stands now, at once."""
     with psycopg.connect(env["KNTC_ADMIN_DATABASE_URL"], autocommit=True) as conn:
@@ -514,7 +525,7 @@ async def drive(env: dict[str, str], gateway: str, pki: Pki, opts: Options, mete
     connections = max(opts.concurrency, 64)
     submitters = [Api(gateway, b, pki.ca, connections) for b in bodies["submit"]]
     followers = [Follower(Api(gateway, b, pki.ca, 4)) for b in bodies["follow"]]
-    items = Items()
+    items = Items(communes(env))
     phases: list[Phase] = []
     try:
         for size in opts.batch_sizes:

@@ -5,6 +5,8 @@
 #   make bench-app                     endpoint vs pgbench ratios (not a timed test)
 #   make bench-login                   what a login costs at the chosen argon2id cost (and at the default)
 #   make bench-audit                   concurrent audited writers in different units (waits on each other)
+#   make bench-exchange                the exchange API behind nginx with mutual TLS: submissions/s, feed and
+#                                      webhook lag at 12/s and 60/s, CPU per message (BENCH_ARGS=--help)
 #   make accounts-national             the national roster (162,318 accounts) imported on the lab's migrate host, timed
 #   make accounts-national IMPORT_INTO=local ACCOUNTS=2000   a province's roster into the local cluster
 #                                      (or into KNTC_ADMIN_DATABASE_URL's database when that is set)
@@ -26,6 +28,9 @@ bench-app: deps ## case file, inbox, search, record: req/s and p50/p95/p99 vs pg
 
 bench-login: deps ## logins at the chosen argon2id cost vs the library default: logins/s, p50/p95/p99, CPU, memory
 	$(BIN)/python -m loadtests.bench_login --pg-root $(LOAD_PG_ROOT) --pg-port $(LOAD_PG_PORT) $(BENCH_ARGS)
+
+bench-exchange: deps ## exchange API behind nginx (mutual TLS): submissions/s, p95, feed and webhook lag, CPU per message
+	$(BIN)/python -m loadtests.bench_exchange --pg-root $(LOAD_PG_ROOT) --pg-port $(LOAD_PG_PORT) $(BENCH_ARGS)
 
 bench-audit: deps ## audited writers in different units: commits/s and waits (WRITERS=8, on the local cluster)
 	$(BIN)/kntc local up --no-serve >/dev/null
@@ -78,4 +83,4 @@ load-smoke: deps ## the load suite's smoke test against the local app (about a m
 capacity: ## print the capacity model (national users, req/s, sizing with CAPACITY_ARGS)
 	$(BIN)/python -m loadtests.capacity $(CAPACITY_ARGS)
 
-.PHONY: load bench-app bench-login bench-audit load-smoke capacity accounts-national load-roster lab-capacity-window
+.PHONY: load bench-app bench-login bench-exchange bench-audit load-smoke capacity accounts-national load-roster lab-capacity-window
