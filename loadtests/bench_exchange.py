@@ -128,6 +128,14 @@ class Items:
 
 
 # -- one body's connection ---------------------------------------------------------------------------
+class Unanswered(Exception):
+    """The server gave no token (busy: a 503 after its pool's wait, a 429)."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(f"HTTP {status}")
+        self.status = status
+
+
 @dataclass(frozen=True)
 class Body:
     name: str
@@ -163,24 +171,27 @@ class Api:
                     "/api/v1/oauth/token", data={"grant_type": "client_credentials", "client_id": self.body.name}
                 )
                 if r.status_code != 200:
-                    raise StackError(f"token for {self.body.name}: {r.status_code} {r.text[:200]}")
+                    raise Unanswered(r.status_code)
                 answer = r.json()
                 self._token, self._until = answer["access_token"], time.monotonic() + answer["expires_in"] - 60
             return self._token
 
     async def submit(self, items: list[dict[str, Any]]) -> tuple[int, list[tuple[int, str | None]]]:
-        """(status of the request, (status, case code) of each item)."""
+        """(status of the request, (status, case code) of each item); status 0: no answer."""
         one = len(items) == 1
         body = items[0] if one else {"items": items}
-        r = await self.http.post(
-            "/api/v1/petitions" if one else "/api/v1/batches",
-            content=json.dumps(body, ensure_ascii=False).encode(),
-            headers={
-                "Authorization": f"Bearer {await self.token()}",
-                "Idempotency-Key": str(uuid.uuid4()),
-                "Content-Type": "application/json",
-            },
-        )
+        try:
+            r = await self.http.post(
+                "/api/v1/petitions" if one else "/api/v1/batches",
+                content=json.dumps(body, ensure_ascii=False).encode(),
+                headers={
+                    "Authorization": f"Bearer {await self.token()}",
+                    "Idempotency-Key": str(uuid.uuid4()),
+                    "Content-Type": "application/json",
+                },
+            )
+        except (httpx.HTTPError, Unanswered):
+            return 0, [(0, None)] * len(items)
         if r.status_code >= 400:
             return r.status_code, [(r.status_code, None)] * len(items)
         answer = r.json()
@@ -188,16 +199,20 @@ class Api:
             return r.status_code, [(r.status_code, answer.get("case_code"))]
         return r.status_code, [(x["status"], x.get("case_code")) for x in answer["results"]]
 
-    async def feed(self, cursor: str | None, limit: int = 500) -> dict[str, Any]:
+    async def feed(self, cursor: str | None, limit: int = 500) -> dict[str, Any] | None:
+        """A page of the feed, or None when the server did not give one (the follower tries again)."""
         params: dict[str, Any] = {"limit": limit}
         if cursor:
             params["cursor"] = cursor
-        r = await self.http.get(
-            "/api/v1/feed", params=params, headers={"Authorization": f"Bearer {await self.token()}", "Purpose": PURPOSE}
-        )
-        if r.status_code != 200:
-            raise StackError(f"feed of {self.body.name}: {r.status_code} {r.text[:200]}")
-        return r.json()
+        try:
+            r = await self.http.get(
+                "/api/v1/feed",
+                params=params,
+                headers={"Authorization": f"Bearer {await self.token()}", "Purpose": PURPOSE},
+            )
+        except (httpx.HTTPError, Unanswered):
+            return None
+        return r.json() if r.status_code == 200 else None
 
 
 # -- CPU of the processes ------------------------------------------------------------------------------
@@ -302,6 +317,7 @@ class Phase:
     requests: int = 0
     items: int = 0
     refused: int = 0
+    refused_by_status: dict[str, int] = field(default_factory=dict)  # "0": no answer
     items_per_s: float = 0.0
     request_ms: dict[str, float | None] = field(default_factory=dict)
     item_ms: dict[str, float | None] = field(default_factory=dict)
@@ -309,7 +325,16 @@ class Phase:
     feed_missing: int | None = None
     webhook_lag_ms: dict[str, float | None] | None = None
     webhook_missing: int | None = None
+    feed_failures: int | None = None  # polls the server did not answer (busy)
     cpu_ms_per_item: dict[str, float | None] = field(default_factory=dict)
+
+    def note(self, status: int) -> None:
+        """One item's answer: stored (2xx) or refused, by status."""
+        if 200 <= status < 300:
+            self.items += 1
+            return
+        self.refused += 1
+        self.refused_by_status[str(status)] = self.refused_by_status.get(str(status), 0) + 1
 
 
 async def closed_loop(
@@ -324,16 +349,12 @@ async def closed_loop(
         while not state["stop"]:
             sent = items.batch(batch)
             t0 = time.perf_counter()
-            try:
-                _, results = await api.submit(sent)
-            except httpx.HTTPError:
-                results = [(0, None)] * batch
+            _, results = await api.submit(sent)
             if state["measure"]:
                 lat.append((time.perf_counter() - t0) * 1000)
                 phase.requests += 1
-                stored = sum(1 for s, _ in results if 200 <= s < 300)
-                phase.items += stored
-                phase.refused += batch - stored
+                for status, _ in results:
+                    phase.note(status)
 
     tasks = [asyncio.create_task(worker(k)) for k in range(concurrency)]
     await asyncio.sleep(warmup)
@@ -361,19 +382,28 @@ class Follower:
         self.api = api
         self.cursor: str | None = None
         self.seen: dict[str, float] = {}
+        self.failed = 0
 
     async def drain(self) -> None:
         """To the end of the feed as it stands (what came before the phase is not its business)."""
-        while True:
+        for _ in range(10_000):
             page = await self.api.feed(self.cursor)
+            if page is None:
+                self.failed += 1
+                await asyncio.sleep(1)
+                continue
             self.cursor = page["next_cursor"]
             if not page["has_more"]:
                 return
+        raise StackError(f"the feed of {self.api.body.name} did not end")
 
     async def follow(self, poll_s: float, stop: asyncio.Event) -> None:
         while not stop.is_set():
             page = await self.api.feed(self.cursor)
             now = time.monotonic()
+            if page is None:
+                self.failed += 1
+                page = {"items": [], "next_cursor": self.cursor, "has_more": False}
             for item in page["items"]:
                 self.seen.setdefault(item["case_code"], now)
             self.cursor = page["next_cursor"]
@@ -397,6 +427,7 @@ async def open_loop(
     acked: dict[str, float] = {}
     lat: list[float] = []
     stop = asyncio.Event()
+    failed_before = sum(f.failed for f in followers)
     following = [asyncio.create_task(f.follow(poll_s, stop)) for f in followers]
     n = int(rate * seconds)
     start = time.monotonic() + 0.2
@@ -404,20 +435,15 @@ async def open_loop(
     async def one(i: int) -> None:
         when = start + i / rate
         await asyncio.sleep(max(0.0, when - time.monotonic()))
-        try:
-            _, results = await apis[i % len(apis)].submit([items.make()])
-        except httpx.HTTPError:
-            results = [(0, None)]
+        _, results = await apis[i % len(apis)].submit([items.make()])
         done = time.monotonic()
         # From the time it was due, not the time it went: a stall shows as the wait it caused.
         lat.append((done - when) * 1000)
         phase.requests += 1
         for status, code in results:
+            phase.note(status)
             if 200 <= status < 300 and code:
-                phase.items += 1
                 acked[code] = done
-            else:
-                phase.refused += 1
 
     await asyncio.sleep(max(0.0, start - time.monotonic()))
     before = meters.read()
@@ -444,6 +470,7 @@ async def open_loop(
     phase.feed_missing = len(acked) - len(feed_lag)
     phase.webhook_lag_ms = spread(hook_lag, ("p50", "p95", "max"))
     phase.webhook_missing = len(acked) - len(hook_lag)
+    phase.feed_failures = sum(f.failed for f in followers) - failed_before
     phase.cpu_ms_per_item = per_item(before, after, phase.items)
     return phase
 
@@ -582,6 +609,10 @@ def run(env: dict[str, str], opts: Options, report_dir: Path) -> tuple[list[Phas
                     gateway_log = (folder / "nginx" / "error.log").read_text(errors="replace")
             finally:
                 receiver.close()
+                # A webhook left registered would be tried by any later outbox worker, at a receiver
+                # that is gone; the other bodies' keys go with the temporary folder.
+                for hook in bodies["hook"]:
+                    kntc("exchange", "clients", "revoke", hook.name, "--reason", "benchmark ended", env=env)
     finally:
         for purpose, value in saved.items():
             kntc("throttle", "set", purpose, str(value), env=env)
@@ -622,7 +653,9 @@ def rows_of(phases: list[Phase]) -> list[tuple[str, ...]]:
             p.name, f"{p.items_per_s:.1f}",
             "/".join(_ms(p.request_ms.get(k)) for k in ("p50", "p95", "p99")),
             "/".join(_ms(p.item_ms.get(k)) for k in ("p50", "p95", "p99")),
-            str(p.refused), lag, hook,
+            str(p.refused) + (" (" + ", ".join(f"{k}: {v}" for k, v in sorted(p.refused_by_status.items())) + ")"
+                              if p.refused else ""),
+            lag, hook,
             *(_ms(cpu.get(k)) for k in ("database", "app", "gateway", "outbox", "driver")),
         ))
     return rows
@@ -681,7 +714,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch-sizes", default="1,30", help="items per request in the closed loop")
     p.add_argument("--rates", default="12,60", help="submissions a second of the open-loop phases")
     p.add_argument("--open-seconds", type=float, default=60, help="seconds of each open-loop phase")
-    p.add_argument("--poll-s", type=float, default=0.25, help="the follower's pause when the feed has nothing new")
+    p.add_argument("--poll-s", type=float, default=1.0, help="the follower's pause when the feed has nothing new")
     p.add_argument("--settle-s", type=float, default=60,
                    help="how long an open-loop phase waits for its last events to be delivered")
     p.add_argument("--report-dir", type=Path, default=REPORTS)

@@ -26,18 +26,19 @@ from core_app.exchange.gate import Client
 from core_app.exchange.problems import Problem
 
 # The client's events after the cursor, from the three indexes of migration 0014: the unit that held
-# the case, the unit that received it when another held it, the account that created it, each as
-# they were when the event was written. The branches are disjoint; each reads its index in (xid, id)
-# order from the cursor and stops at the limit (one query over the three would be an append the
-# planner cannot merge in order: it would read them whole and sort). Row-level security on the event
-# (the case is readable now) applies within each branch, so a hidden case never takes a place.
+# the case, the unit that received it when another held it, the account that created it when neither
+# is that account's unit, each as they were when the event was written. The branches are disjoint;
+# each reads its index in (xid, id) order from the cursor and stops at the limit (one query over the
+# three would be an append the planner cannot merge in order: it would read them whole and sort).
+# Row-level security on the event (the case is readable now) applies within each branch, so a
+# hidden case never takes a place.
 _AFTER = "(e.xid, e.id) > (%(xid)s::xid8, %(id)s::bigint) AND e.xid < pg_snapshot_xmin(pg_current_snapshot())"
 _BRANCH = """(SELECT e.id, e.case_id, e.xid, e.at, e.kind, e.status, e.version FROM kntc.exchange_event e
           WHERE {who} AND {after} ORDER BY e.xid, e.id LIMIT %(limit)s)"""
 _WHO = (
     "e.handling_unit_id = %(unit)s",
     "e.receiving_unit_id = %(unit)s AND e.receiving_unit_id <> e.handling_unit_id",
-    "e.created_by = %(account)s AND e.handling_unit_id <> %(unit)s AND e.receiving_unit_id <> %(unit)s",
+    "e.creator_elsewhere = %(account)s AND e.handling_unit_id <> %(unit)s AND e.receiving_unit_id <> %(unit)s",
 )
 PAGE = f"""
 SELECT e.id, e.case_id, e.xid::text AS xid, e.at, e.kind, e.status, e.version, c.code AS case_code, x.external_id

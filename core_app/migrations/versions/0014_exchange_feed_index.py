@@ -7,8 +7,9 @@ Why:
   of 60 submissions a second reads 216,000 events to return its own), or every case of the client's
   area under row-level security with all their events, sorted, for each page (10,756 cases of
   Hà Nội on a 300,000-case data set to return 100; loadtests/CAPACITY.md §8).
-- Each event now carries the units that held and received its case and the account that created
-  it, as they were when it was written, with an index per role ordered like the feed (xid, id): a
+- Each event now carries the units that held and received its case, and the account that created
+  it when that account's unit is neither (a body's own case moved away), as they were when it was
+  written, with an index per role ordered like the feed (xid, id): a
   page is the merge of three index ranges from the cursor, and stops at its limit.
 - The columns are filled by a trigger of their own on `kntc.exchange_event` (the row the event is
   about was written by the same statement), so `kntc.exchange_event_capture` stays as 0011 wrote it.
@@ -16,8 +17,9 @@ Why:
   reaches its feed from the transfer on (the transfer is an event of the new unit); events from
   before it stay with the units of their time. Row-level security still decides, when a page is
   read, whether the case may be read at all.
-- The receiving-unit index holds only events whose case was received by another unit than the one
-  holding it (few: transfers and forwarded petitions); the first range covers the rest.
+- The receiving-unit and creator indexes hold only the few events whose case was received, or
+  created, in another unit than the one holding it (transfers, forwarded petitions); the first
+  range covers the rest, so no range reads the client's own events twice.
 
 Revision ID: 0014_exchange_feed_index
 Revises: 0012_officer_work
@@ -34,12 +36,16 @@ SQL = r"""
 ALTER TABLE kntc.exchange_event
     ADD COLUMN handling_unit_id  integer,
     ADD COLUMN receiving_unit_id integer,
-    ADD COLUMN created_by        integer;
+    -- Who created the case, only when that account's unit neither holds nor received it (a connected
+    -- system's own case transferred away): the other two indexes find the rest.
+    ADD COLUMN creator_elsewhere integer;
 
 -- Events written before this migration take their case's units of today.
 UPDATE kntc.exchange_event e
-   SET handling_unit_id = c.handling_unit_id, receiving_unit_id = c.receiving_unit_id, created_by = c.created_by
-  FROM kntc.case_file c
+   SET handling_unit_id = c.handling_unit_id, receiving_unit_id = c.receiving_unit_id,
+       creator_elsewhere = CASE WHEN a.unit_id <> c.handling_unit_id AND a.unit_id <> c.receiving_unit_id
+                                THEN c.created_by END
+  FROM kntc.case_file c LEFT JOIN kntc.account a ON a.id = c.created_by
  WHERE c.id = e.case_id;
 
 ALTER TABLE kntc.exchange_event
@@ -49,9 +55,11 @@ ALTER TABLE kntc.exchange_event
 CREATE FUNCTION kntc.exchange_event_units() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public AS $$
 BEGIN
-    SELECT c.handling_unit_id, c.receiving_unit_id, c.created_by
-      INTO NEW.handling_unit_id, NEW.receiving_unit_id, NEW.created_by
-      FROM kntc.case_file c WHERE c.id = NEW.case_id;
+    SELECT c.handling_unit_id, c.receiving_unit_id,
+           CASE WHEN a.unit_id <> c.handling_unit_id AND a.unit_id <> c.receiving_unit_id THEN c.created_by END
+      INTO NEW.handling_unit_id, NEW.receiving_unit_id, NEW.creator_elsewhere
+      FROM kntc.case_file c LEFT JOIN kntc.account a ON a.id = c.created_by
+     WHERE c.id = NEW.case_id;
     RETURN NEW;
 END $$;
 CREATE TRIGGER exchange_event_units BEFORE INSERT ON kntc.exchange_event
@@ -61,7 +69,8 @@ REVOKE ALL ON FUNCTION kntc.exchange_event_units() FROM PUBLIC;
 CREATE INDEX exchange_event_handling ON kntc.exchange_event (handling_unit_id, xid, id);
 CREATE INDEX exchange_event_receiving ON kntc.exchange_event (receiving_unit_id, xid, id)
     WHERE receiving_unit_id <> handling_unit_id;
-CREATE INDEX exchange_event_creator ON kntc.exchange_event (created_by, xid, id) WHERE created_by IS NOT NULL;
+CREATE INDEX exchange_event_creator ON kntc.exchange_event (creator_elsewhere, xid, id)
+    WHERE creator_elsewhere IS NOT NULL;
 -- Its work is theirs now; left in place, a stale estimate of how few events follow a cursor would
 -- still make the planner walk the whole country's events from it.
 DROP INDEX kntc.exchange_event_order;
