@@ -30,8 +30,8 @@ from core_app.exchange.problems import Problem
 # is that account's unit, each as they were when the event was written. The branches are disjoint;
 # each reads its index in (xid, id) order from the cursor and stops at the limit (one query over the
 # three would be an append the planner cannot merge in order: it would read them whole and sort).
-# Row-level security on the event (the case is readable now) applies within each branch, so a
-# hidden case never takes a place.
+# Row-level security on the event (the case is readable now, checked per event: 0014) applies within
+# each branch, so a hidden case never takes a place.
 _AFTER = "(e.xid, e.id) > (%(xid)s::xid8, %(id)s::bigint) AND e.xid < pg_snapshot_xmin(pg_current_snapshot())"
 _BRANCH = """(SELECT e.id, e.case_id, e.xid, e.at, e.kind, e.status, e.version FROM kntc.exchange_event e
           WHERE {who} AND {after} ORDER BY e.xid, e.id LIMIT %(limit)s)"""
