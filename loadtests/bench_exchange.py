@@ -23,7 +23,7 @@ counts from that time; httpx presents each body's certificate (an ssl context pe
 Locust's HTTP clients take only through their own session set-up. It is a benchmark: it prints
 figures and writes a report (loadtests/reports/bench-exchange-*.json and .md); it asserts nothing.
 
-    python -m loadtests.bench_exchange                 # local cluster (.data/local), 4 bodies, ~4 min
+    python -m loadtests.bench_exchange                 # local cluster (.data/local), 4 bodies, 5-10 min
     python -m loadtests.bench_exchange --from-env      # the cluster of KNTC_*_DATABASE_URL (migrated)
 """
 

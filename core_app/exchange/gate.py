@@ -57,8 +57,14 @@ def _refuse(status: int, error: str, detail: str) -> Problem:
     return Problem(status, error, detail, headers={"WWW-Authenticate": f'{REALM}, error="{error}"'})
 
 
+def _refused_known(request: Request, client: Client, reason: str) -> None:
+    """A client's own token refused at the gate: recorded with the refusals, under its name."""
+    setattr(request.state, refusals.REASON, reason)
+    setattr(request.state, refusals.ASKED, client.name)
+
+
 async def _count_failure(request: Request, reason: str) -> None:
-    # Why, for the record of refusals before authentication (core_app.exchange.refusals).
+    # Why, for the record of refusals at the gate (core_app.exchange.refusals).
     setattr(request.state, refusals.REASON, reason)
     async with request.app.state.db.transaction() as conn:
         row = await throttle.hit(conn, "api_address", throttle.client_address(request))
@@ -90,11 +96,12 @@ async def acting(request: Request, scope: str) -> AsyncIterator[tuple[AsyncConne
         if state == "live" and row:
             client = Client.from_row(row)
             if scope not in client.scopes:
-                setattr(request.state, refusals.REASON, "insufficient_scope")
+                _refused_known(request, client, "insufficient_scope")
                 raise _refuse(403, "insufficient_scope", f"this token does not carry the scope {scope!r}")
             hit = await throttle.hit(conn, "exchange_minute", str(client.id))
     if state == "live":
         if hit["hits"] > client.rate_per_minute:
+            _refused_known(request, client, "over_rate")
             raise Problem(
                 429,
                 "too_many_requests",

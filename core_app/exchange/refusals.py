@@ -1,8 +1,11 @@
-"""Requests the exchange API refused before it knew the client: counted and logged, within bounds.
+"""Requests the exchange API refused at its gate, before it admitted a client: counted and logged,
+within bounds.
 
 A refusal before authentication (no certificate, a certificate no client registered, an unknown,
 expired or stolen token, a token for another certificate, a path that does not exist) has no
-client whose exchange log could keep it. It is what probing looks like, so an operator sees it here:
+client whose exchange log could keep it, and neither has a client's token refused at the gate for
+its scope or its rate (the log keeps what was admitted). Refused requests are what probing looks
+like, so an operator sees them here:
 
 - `kntc_exchange_refused_total{reason, via}` (Prometheus, every worker summed): every refusal,
   exactly; `via` is `gateway` (through the TLS terminator) or `direct` (someone reached the app's
@@ -45,7 +48,7 @@ KNOWN = "exchange_client"
 
 REFUSED = Counter(
     "kntc_exchange_refused_total",
-    "Exchange API requests refused before the client was authenticated, by reason and way in.",
+    "Exchange API requests refused at the gate (before a client was admitted), by reason and way in.",
     ["reason", "via"],
 )
 
@@ -112,7 +115,7 @@ class Book:
                 return
             w.written += 1
         log.warning(
-            "exchange: từ chối trước xác thực / refused before authentication: reason=%s source=%s %s",
+            "exchange: từ chối tại cổng / refused at the gate: reason=%s source=%s %s",
             reason, source, describe(),
         )
 
@@ -123,7 +126,7 @@ class Book:
             return
         most = ", ".join(f"{r} from {s} ({n})" for (r, s), n in w.seen.most_common(TOP))
         log.warning(
-            "exchange: %d more refusals before authentication / lần từ chối nữa in the last %.0f s "
+            "exchange: %d more refusals at the gate / lần từ chối nữa in the last %.0f s "
             "from %d sources (+%d beyond the count); most: %s",
             unwritten, now - w.started, len(w.seen), w.other, most,
         )
@@ -151,8 +154,8 @@ def record(request: Request, reason: str) -> None:
 
 
 class Watch:
-    """Around the exchange API: an answer 4xx to a request whose client was never established is a
-    refusal before authentication (the gate and the token endpoint say why in request.state)."""
+    """Around the exchange API: an answer 4xx to a request that no client was admitted for is a
+    refusal at the gate (the gate and the token endpoint say why in request.state)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app

@@ -58,7 +58,7 @@ def lines_for(log: Path, address: str, deadline_s: float = 5, expect: int = 1) -
     while True:
         lines = [
             line for line in log.read_text(errors="replace").splitlines()
-            if "refused before authentication" in line and f"source={address} " in line
+            if "refused at the gate" in line and f"source={address} " in line
         ]
         if len(lines) >= expect or time.monotonic() > end:
             return lines
@@ -122,7 +122,7 @@ def test_a_request_past_the_gateway_is_recorded_as_direct_and_a_forged_client_id
     real certificate in the header nginx would set, and a client_id made to look like another line."""
     before = refused_counts(xserver)
     forged = quote(client.cert.read_text(), safe="")
-    forged_id = "x\nrefused before authentication: reason=x source=10.0.0.1"
+    forged_id = "x\nrefused at the gate: reason=x source=10.0.0.1"
     with httpx.Client(transport=httpx.HTTPTransport(local_address=address), timeout=30) as inside:
         r = inside.post(
             xserver + "/api/v1/oauth/token",
@@ -152,3 +152,17 @@ def test_a_flood_of_refusals_is_counted_exactly_and_writes_a_line_or_two(
     assert refused_counts(xserver)[("invalid_token", "gateway")] == before + 150
     lines = lines_for(xserver_log, address, expect=1)
     assert 1 <= len(lines) <= 2, lines  # the server runs two workers, each with its own bounded log
+
+
+def test_a_registered_clients_token_refused_for_its_scope_is_recorded_under_its_name(
+    register: Callable[..., Registered], gateway: str, xserver_log: Path, pki: Pki, address: str
+) -> None:
+    reader = register("T01-TAND", scopes="read")
+    with from_address(gateway, pki, address, (reader.cert, reader.key)) as conn:
+        token = conn.post(
+            "/api/v1/oauth/token", data={"grant_type": "client_credentials", "client_id": reader.name}
+        ).json()["access_token"]
+        r = conn.get("/api/v1/feed", headers={"Authorization": f"Bearer {token}", **PURPOSE})
+        assert r.status_code == 403
+    [line] = lines_for(xserver_log, address)
+    assert "reason=insufficient_scope" in line and f"client_id={reader.name}" in line and token not in line

@@ -62,7 +62,7 @@ async def token(request: Request) -> Response:
 
 
 def _refused(request: Request, body: bytes, exc: tokens.OAuthError, cert: str | None) -> None:
-    """Why, and for which client_id, for the record of refusals before authentication."""
+    """Why, and for which client_id, for the record of refusals at the gate."""
     if exc.status == 401:
         reason = "unknown_client_or_certificate" if cert else "no_certificate"
     else:
