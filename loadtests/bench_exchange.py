@@ -58,7 +58,8 @@ from loadtests.stack import BIN, REPORTS, ROOT, AppServer, StackError, kntc, loc
 # Bodies of the kinds the documents name (courts, procuracies, the Front, the Party's inspection),
 # in two provinces: each is one connected system in a unit of its own.
 UNITS = ("T01-TAND", "T01-VKSND", "T79-TAND", "T79-VKSND")
-# The outbox and the duplicate check have budgets per client; a bench sends more than a body does.
+# A body's duplicate checks have budgets (20 a second); the bench lifts them for its run, then puts
+# back what they were.
 BUDGETS = ("exchange_dedup_minute", "exchange_dedup_day")
 PURPOSE = "dong bo ho so (benchmark)"
 FAMILY = ("Nguyễn", "Trần", "Lê", "Phạm", "Hoàng", "Huỳnh", "Phan", "Vũ", "Võ", "Đặng", "Bùi", "Đỗ")
