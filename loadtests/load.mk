@@ -7,6 +7,8 @@
 #   make bench-audit                   concurrent audited writers in different units (waits on each other)
 #   make bench-notify                  citizens' notifications through the outbox: queued/s, SMS/s, e-mail/s
 #                                      (BENCH_ARGS="--cases 2000 --workers 2")
+#   make bench-exchange                the exchange API behind nginx with mutual TLS: submissions/s, feed and
+#                                      webhook lag at 12/s and 60/s, CPU per message (BENCH_ARGS=--help)
 #   make accounts-national             the national roster (162,318 accounts) imported on the lab's migrate host, timed
 #   make accounts-national IMPORT_INTO=local ACCOUNTS=2000   a province's roster into the local cluster
 #                                      (or into KNTC_ADMIN_DATABASE_URL's database when that is set)
@@ -28,6 +30,9 @@ bench-app: deps ## case file, inbox, search, record: req/s and p50/p95/p99 vs pg
 
 bench-login: deps ## logins at the chosen argon2id cost vs the library default: logins/s, p50/p95/p99, CPU, memory
 	$(BIN)/python -m loadtests.bench_login --pg-root $(LOAD_PG_ROOT) --pg-port $(LOAD_PG_PORT) $(BENCH_ARGS)
+
+bench-exchange: deps ## exchange API behind nginx (mutual TLS): submissions/s, p95, feed and webhook lag, CPU per message
+	$(BIN)/python -m loadtests.bench_exchange --pg-root $(LOAD_PG_ROOT) --pg-port $(LOAD_PG_PORT) $(BENCH_ARGS)
 
 bench-audit: deps ## audited writers in different units: commits/s and waits (WRITERS=8, on the local cluster)
 	$(BIN)/kntc local up --no-serve >/dev/null
@@ -83,4 +88,4 @@ load-smoke: deps ## the load suite's smoke test against the local app (about a m
 capacity: ## print the capacity model (national users, req/s, sizing with CAPACITY_ARGS)
 	$(BIN)/python -m loadtests.capacity $(CAPACITY_ARGS)
 
-.PHONY: load bench-app bench-login bench-audit bench-notify load-smoke capacity accounts-national load-roster lab-capacity-window
+.PHONY: load bench-app bench-login bench-audit bench-notify bench-exchange load-smoke capacity accounts-national load-roster lab-capacity-window

@@ -1,5 +1,9 @@
 """The change feed of the cases a client is involved in (held or received by its unit, or submitted
-by it), within what it may read.
+by it, when the event was written), within what it may read now.
+
+An event belongs to the units that held and received its case, and to the account that created it,
+as they were when it was written (migration 0014): a case transferred to the client's unit reaches
+its feed from the transfer on, and its earlier events stay with the units of their time.
 
 Order is (xid, id): the writing transaction's id, then the event's. A page holds only events of
 transactions older than the oldest one still running (`pg_snapshot_xmin`): a transaction that took
@@ -21,14 +25,26 @@ from psycopg.types.json import Jsonb
 from core_app.exchange.gate import Client
 from core_app.exchange.problems import Problem
 
-PAGE = """
+# The client's events after the cursor, from the three indexes of migration 0014: the unit that held
+# the case, the unit that received it when another held it, the account that created it when neither
+# is that account's unit, each as they were when the event was written. The branches are disjoint;
+# each reads its index in (xid, id) order from the cursor and stops at the limit (one query over the
+# three would be an append the planner cannot merge in order: it would read them whole and sort).
+# Row-level security on the event (the case is readable now, checked per event: 0014) applies within
+# each branch, so a hidden case never takes a place.
+_AFTER = "(e.xid, e.id) > (%(xid)s::xid8, %(id)s::bigint) AND e.xid < pg_snapshot_xmin(pg_current_snapshot())"
+_BRANCH = """(SELECT e.id, e.case_id, e.xid, e.at, e.kind, e.status, e.version FROM kntc.exchange_event e
+          WHERE {who} AND {after} ORDER BY e.xid, e.id LIMIT %(limit)s)"""
+_WHO = (
+    "e.handling_unit_id = %(unit)s",
+    "e.receiving_unit_id = %(unit)s AND e.receiving_unit_id <> e.handling_unit_id",
+    "e.creator_elsewhere = %(account)s AND e.handling_unit_id <> %(unit)s AND e.receiving_unit_id <> %(unit)s",
+)
+PAGE = f"""
 SELECT e.id, e.case_id, e.xid::text AS xid, e.at, e.kind, e.status, e.version, c.code AS case_code, x.external_id
-  FROM kntc.exchange_event e
+  FROM ({" UNION ALL ".join(_BRANCH.format(who=w, after=_AFTER) for w in _WHO)}) e
   JOIN kntc.case_file c ON c.id = e.case_id
   LEFT JOIN kntc.exchange_case x ON x.case_id = e.case_id AND x.client_id = %(client)s
- WHERE (e.xid, e.id) > (%(xid)s::xid8, %(id)s::bigint)
-   AND e.xid < pg_snapshot_xmin(pg_current_snapshot())
-   AND (c.handling_unit_id = %(unit)s OR c.receiving_unit_id = %(unit)s OR c.created_by = %(account)s)
  ORDER BY e.xid, e.id
  LIMIT %(limit)s
 """

@@ -17,7 +17,7 @@ from fastapi import Request
 from psycopg import AsyncConnection
 
 from core_app import throttle
-from core_app.exchange import certs
+from core_app.exchange import certs, refusals
 from core_app.exchange.problems import Problem
 from core_app.gate import Actor
 
@@ -57,10 +57,19 @@ def _refuse(status: int, error: str, detail: str) -> Problem:
     return Problem(status, error, detail, headers={"WWW-Authenticate": f'{REALM}, error="{error}"'})
 
 
-async def _count_failure(request: Request) -> None:
+def _refused_known(request: Request, client: Client, reason: str) -> None:
+    """A client's own token refused at the gate: recorded with the refusals, under its name."""
+    setattr(request.state, refusals.REASON, reason)
+    setattr(request.state, refusals.ASKED, client.name)
+
+
+async def _count_failure(request: Request, reason: str) -> None:
+    # Why, for the record of refusals at the gate (core_app.exchange.refusals).
+    setattr(request.state, refusals.REASON, reason)
     async with request.app.state.db.transaction() as conn:
         row = await throttle.hit(conn, "api_address", throttle.client_address(request))
     if not row["allowed"]:
+        setattr(request.state, refusals.REASON, "too_many_refusals")
         raise Problem(
             429,
             "too_many_requests",
@@ -74,7 +83,7 @@ async def acting(request: Request, scope: str) -> AsyncIterator[tuple[AsyncConne
     """The client's transaction, the client and the account it acts as; `scope`: the one it needs."""
     token = bearer(request)
     if not token or len(token) > 200:
-        await _count_failure(request)
+        await _count_failure(request, "no_token")
         raise _refuse(401, "invalid_token", "an access token is required (POST /api/v1/oauth/token)")
     cert = certs.presented(request) or ""
     db = request.app.state.db
@@ -87,10 +96,12 @@ async def acting(request: Request, scope: str) -> AsyncIterator[tuple[AsyncConne
         if state == "live" and row:
             client = Client.from_row(row)
             if scope not in client.scopes:
+                _refused_known(request, client, "insufficient_scope")
                 raise _refuse(403, "insufficient_scope", f"this token does not carry the scope {scope!r}")
             hit = await throttle.hit(conn, "exchange_minute", str(client.id))
     if state == "live":
         if hit["hits"] > client.rate_per_minute:
+            _refused_known(request, client, "over_rate")
             raise Problem(
                 429,
                 "too_many_requests",
@@ -116,7 +127,7 @@ async def acting(request: Request, scope: str) -> AsyncIterator[tuple[AsyncConne
                 yield conn, client, actor
                 return
         state = "invalid"
-    await _count_failure(request)
+    await _count_failure(request, "wrong_certificate" if state == "wrong_certificate" else "invalid_token")
     if state == "wrong_certificate":
         raise _refuse(401, "invalid_token", "this token is bound to another certificate than the one presented")
     raise _refuse(401, "invalid_token", "the access token is unknown, expired or revoked")

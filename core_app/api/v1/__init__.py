@@ -16,7 +16,7 @@ from starlette.responses import Response
 
 from core_app import __version__
 from core_app.api.v1 import cases, feed, oauth, petitions
-from core_app.exchange import problems
+from core_app.exchange import problems, refusals
 from core_app.exchange.schemas import Batch, Submission
 
 PREFIX = "/api/v1/"
@@ -69,6 +69,8 @@ def document(app: FastAPI) -> dict[str, Any]:
 def install(app: FastAPI) -> None:
     for module in MODULES:
         app.include_router(module.router, include_in_schema=False)
+    # Refusals before the client is known are counted and logged (bounded): probing shows.
+    app.add_middleware(refusals.Watch)
 
     @app.exception_handler(problems.Problem)
     async def problem(_: Request, exc: problems.Problem) -> Response:

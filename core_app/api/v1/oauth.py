@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from core_app.exchange import certs, tokens
+from core_app.exchange import certs, refusals, tokens
 from core_app.exchange.problems import dumps
 
 router = APIRouter(prefix="/api/v1/oauth", tags=["oauth"])
@@ -45,9 +47,11 @@ async def token(request: Request) -> Response:
     """A token for the client whose registered certificate was presented in the TLS handshake
     (RFC 8705 self_signed_tls_client_auth), good for 10 minutes, usable only with that certificate."""
     body = await request.body()
+    cert = certs.presented(request)
     try:
-        out = await tokens.issue(request.app.state.db, body, certs.presented(request))
+        out = await tokens.issue(request.app.state.db, body, cert)
     except tokens.OAuthError as exc:
+        _refused(request, body, exc, cert)
         headers = dict(NO_STORE)
         if exc.status == 401:
             headers["WWW-Authenticate"] = 'Bearer realm="kntc-exchange"'
@@ -55,3 +59,14 @@ async def token(request: Request) -> Response:
             dumps(tokens.error_body(exc)), status_code=exc.status, media_type="application/json", headers=headers
         )
     return Response(out, status_code=200, media_type="application/json", headers=NO_STORE)
+
+
+def _refused(request: Request, body: bytes, exc: tokens.OAuthError, cert: str | None) -> None:
+    """Why, and for which client_id, for the record of refusals at the gate."""
+    if exc.status == 401:
+        reason = "unknown_client_or_certificate" if cert else "no_certificate"
+    else:
+        reason = f"token_{exc.error}"
+    setattr(request.state, refusals.REASON, reason)
+    with contextlib.suppress(tokens.OAuthError):
+        setattr(request.state, refusals.ASKED, tokens.parse(body).get("client_id"))
