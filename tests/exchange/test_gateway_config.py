@@ -20,13 +20,17 @@ ROLE = ROOT / "infra" / "ansible" / "roles" / "app"
 
 def render(tls_dir: Path) -> str:
     defaults = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())
-    values = {k: v for k, v in defaults.items() if k.startswith(("app_nginx_", "app_exchange_"))}
+    values = {k: v for k, v in defaults.items() if k.startswith(("app_nginx_", "app_exchange_", "app_metrics_"))}
     values.update(
         ansible_managed="test",
         app_listen_host="127.0.0.1",
         app_listen_port=8000,
         app_tls_dir=str(tls_dir),
         app_nginx_server_name="app.test",
+        inventory_hostname="app1",
+        kntc_address="127.0.0.1",
+        app_metrics_port=free_port(),
+        app_nginx_status_port=free_port(),
     )
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)  # noqa: S701 - nginx, not HTML
     return env.from_string((ROLE / "templates" / "nginx-kntc.conf.j2").read_text()).render(**values)
@@ -37,10 +41,15 @@ def test_the_production_template_is_valid_nginx_and_asks_for_the_client_certific
     tls.mkdir()
     (tls / "host.crt").write_bytes(pki.server_cert.read_bytes())
     (tls / "host.key").write_bytes(pki.server_key.read_bytes())
+    (tls / "ca.crt").write_bytes(pki.ca.read_bytes())
     site = render(tls)
     servers = site.split("\nserver {")
     officers = next(s for s in servers if "listen 443" in s)
     exchange = next(s for s in servers if "listen 8443" in s)
+    # The monitoring hosts' listener asks for a certificate of the platform's CA and passes no client
+    # address, so the case service's /metrics answers it and nothing that came through the entry.
+    metrics = next(s for s in servers if "location = /metrics" in s)
+    assert "ssl_verify_client on;" in metrics and "X-Real-IP" not in metrics
     # The officers' port never passes a client's own certificate header, nor serves the exchange API.
     assert 'proxy_set_header X-Client-Cert "";' in officers and "ssl_verify_client" not in officers
     assert re.search(r"location \^~ /api/v1/ \{\s*return 421;", officers)

@@ -27,8 +27,16 @@ from tests.exchange.conftest import Registered
 PURPOSE = {"Purpose": "probe test"}
 
 
+_USED: set[str] = set()
+
+
 def source() -> str:
-    return f"127.0.0.{secrets.randbelow(200) + 20}"
+    """A loopback address no other test of the session has used (the log is shared by all of them)."""
+    while True:
+        address = f"127.0.{secrets.randbelow(200) + 20}.{secrets.randbelow(250) + 2}"
+        if address not in _USED:
+            _USED.add(address)
+            return address
 
 
 @pytest.fixture
