@@ -64,6 +64,8 @@ class Settings(OperatorSettings):
     # Peers whose X-Real-IP names the client (addresses or networks): the site's nginx, which sets
     # the header itself. Anyone else's header is ignored.
     trusted_proxies: list[str] = Field(default_factory=lambda: ["127.0.0.1/32", "::1/128"])
+    # The Unicode TrueType font the periodic reports' PDF embeds (Debian's fonts-dejavu-core).
+    report_font_dir: str = "/usr/share/fonts/truetype/dejavu"
 
     @field_validator("secret_key")
     @classmethod
