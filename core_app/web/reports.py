@@ -123,7 +123,7 @@ async def report(request: Request, form: str | None = None, unit: str | None = N
                 choices=periods.choices(request.app.state.clock(),
                                         the_period.basis if the_period.basis != "custom" else "circular"),
                 link=_list_link(the_form, the_period), row_label=lambda r: report_files.row_label(r, lang),
-                here=lambda **kw: "/app/reports?" + urlencode(_query(the_form, the_period, unit=target["code"],
+                file_url=lambda **kw: "/app/reports?" + urlencode(_query(the_form, the_period, unit=target["code"],
                                                                       **kw)),
                 drill=lambda code: "/app/reports?" + urlencode(_query(the_form, the_period, unit=code)),
                 switch=lambda code: "/app/reports?" + urlencode(_query(FORMS[code], the_period, unit=target["code"])))
