@@ -4,6 +4,7 @@
 #   make load LOAD_SHAPE=breakpoint    any shape: ramp typical_day busy_day spike soak breakpoint fixed
 #   make bench-app                     endpoint vs pgbench ratios (not a timed test)
 #   make bench-login                   what a login costs at the chosen argon2id cost (and at the default)
+#   make bench-reports                 periodic reports for the country and a province on N=1,000,000 case files
 #   make bench-audit                   concurrent audited writers in different units (waits on each other)
 #   make accounts-national             the national roster (162,318 accounts) imported on the lab's migrate host, timed
 #   make accounts-national IMPORT_INTO=local ACCOUNTS=2000   a province's roster into the local cluster
@@ -26,6 +27,13 @@ bench-app: deps ## case file, inbox, search, record: req/s and p50/p95/p99 vs pg
 
 bench-login: deps ## logins at the chosen argon2id cost vs the library default: logins/s, p50/p95/p99, CPU, memory
 	$(BIN)/python -m loadtests.bench_login --pg-root $(LOAD_PG_ROOT) --pg-port $(LOAD_PG_PORT) $(BENCH_ARGS)
+
+# Periodic reports at national size: its own database kntc_reports_<N> (generated once, about 40 min for
+# 1,000,000 case files on 2 shared cores), then each form as page, XLSX and PDF for the country, the
+# busiest province and its busiest commune.
+bench-reports: deps ## periodic reports: page/XLSX/PDF times per level on N synthetic case files (default 1,000,000)
+	$(BIN)/python -m loadtests.bench_reports --cases $(or $(N),1000000) --root $(LOAD_PG_ROOT) --port $(LOAD_PG_PORT) \
+		$(BENCH_ARGS)
 
 bench-audit: deps ## audited writers in different units: commits/s and waits (WRITERS=8, on the local cluster)
 	$(BIN)/kntc local up --no-serve >/dev/null
@@ -78,4 +86,4 @@ load-smoke: deps ## the load suite's smoke test against the local app (about a m
 capacity: ## print the capacity model (national users, req/s, sizing with CAPACITY_ARGS)
 	$(BIN)/python -m loadtests.capacity $(CAPACITY_ARGS)
 
-.PHONY: load bench-app bench-login bench-audit load-smoke capacity accounts-national load-roster lab-capacity-window
+.PHONY: load bench-app bench-login bench-reports bench-audit load-smoke capacity accounts-national load-roster lab-capacity-window

@@ -166,11 +166,14 @@ def xlsx(form: Form, table: dict[str, Any], period: Period, unit: dict[str, Any]
             cell.font, cell.alignment, cell.border = bold, wrap, box
     ws.row_dimensions[top + 1].height = 60
     r = top + 3
+    # One style object each, shared by every cell (openpyxl hashes each one it is given).
+    link_font, link_bold = Font(color="0B4F8A", underline="single"), Font(bold=True, color="0B4F8A", underline="single")
     lines = [("Total" if en else "Tổng cộng", table["total"], unit["code"], False, True)]
     lines += [(row_label(x, lang), x["values"], x["code"], x["direct"], False) for x in table["rows"]]
     for label, values, code, direct, is_total in lines:
         ws.cell(r, 1, label).border = box
-        ws.cell(r, 1).font = Font(bold=is_total)
+        if is_total:
+            ws.cell(r, 1).font = bold
         for j, c in enumerate(form.columns):
             v = values[c.key]
             cell = ws.cell(r, j + 2, v)
@@ -178,7 +181,7 @@ def xlsx(form: Form, table: dict[str, Any], period: Period, unit: dict[str, Any]
             cell.number_format = "#,##0"
             if v:
                 cell.hyperlink = link(c.key, code, direct)
-                cell.font = Font(bold=is_total, color="0B4F8A", underline="single")
+                cell.font = link_bold if is_total else link_font
             elif is_total:
                 cell.font = bold
         r += 1
@@ -201,63 +204,99 @@ class FontMissing(RuntimeError):
     """The server lacks the Unicode font the PDF embeds (Debian's fonts-dejavu-core)."""
 
 
+def _box(doc: Any, x: float, y: float, w: float, h: float, text: str, line: float) -> None:
+    """A bordered header cell, its text wrapped and centred both ways."""
+    doc.rect(x, y, w, h)
+    lines = doc.multi_cell(w - 1, line, text, dry_run=True, output="LINES")
+    doc.set_xy(x + 0.5, y + max(0.0, (h - len(lines) * line) / 2))
+    doc.multi_cell(w - 1, line, text, align="C", new_x="RIGHT", new_y="TOP")
+
+
+def _fit(doc: Any, text: str, width: float) -> str:
+    """`text` cut with an ellipsis to fit `width` at the current font."""
+    if doc.get_string_width(text) <= width:
+        return text
+    while text and doc.get_string_width(text + "…") > width:
+        text = text[:-1]
+    return text + "…"
+
+
 def pdf(form: Form, table: dict[str, Any], period: Period, unit: dict[str, Any], note_lines: Sequence[str],
         link: LinkFor, lang: str, font_dir: Path) -> bytes:
+    """Landscape A4; the header repeats on every page. Cells are drawn one by one (fpdf2's table lays
+    out and wraps every cell: seconds for a province of 170 communes, here a few hundred ms)."""
     from fpdf import FPDF
-    from fpdf.fonts import FontFace
 
     regular, bold_file = font_dir / "DejaVuSans.ttf", font_dir / "DejaVuSans-Bold.ttf"
     if not regular.is_file() or not bold_file.is_file():
         raise FontMissing(str(font_dir))
     en = lang == "en"
-    doc = FPDF(orientation="L", unit="mm", format="A4")
+
+    class Doc(FPDF):
+        def footer(self) -> None:
+            self.set_y(-8)
+            self.set_font("DejaVu", "", 7)
+            self.cell(0, 4, f"{form.number} — {'Page' if en else 'Trang'} {self.page_no()}/{{nb}}", align="R")
+
+    doc = Doc(orientation="L", unit="mm", format="A4")
     doc.set_margins(10, 10, 10)
-    doc.set_auto_page_break(auto=True, margin=12)
+    doc.set_auto_page_break(auto=False)
     doc.add_font("DejaVu", "", str(regular))
     doc.add_font("DejaVu", "B", str(bold_file))
-    doc.set_title(f"{form.number} {form.title[1 if en else 0]} — {unit['name']} — {period.label(lang)}")
+    doc.set_title(f"{form.number} {form.title[1 if en else 0]} - {unit['name']} - {period.label(lang)}")
     doc.set_creator("KNTC")
-    doc.add_page()
-    for i, line in enumerate(_title_lines(form, period, unit, lang)):
-        doc.set_font("DejaVu", "B" if i < 2 else "", 12 if i == 1 else 9)
-        doc.cell(0, 6 if i == 1 else 5, line, align="C", new_x="LMARGIN", new_y="NEXT")
-    doc.ln(2)
     n = len(form.columns)
-    first = 52.0
-    widths = [first] + [(doc.epw - first) / n] * n
-    doc.set_font("DejaVu", "", 6.5 if n > 13 else 7)
-    heading = FontFace(emphasis="BOLD", fill_color=(238, 242, 245))
-    with doc.table(col_widths=widths, num_heading_rows=3, text_align="CENTER", line_height=3.2,
-                   headings_style=heading, repeat_headings=1, padding=0.8) as t:
-        row = t.row()
-        row.cell("Unit" if en else "Đơn vị", rowspan=2)
+    first = 56.0
+    width = (doc.epw - first) / n
+    line, row_h = 2.9, 5.0
+    size = 6.2 if n > 13 else 6.8
+    group_h, label_h, number_h = 9.0, 20.0, 4.0
+
+    def header() -> None:
+        doc.set_font("DejaVu", "B", size)
+        x0, y0 = doc.l_margin, doc.get_y()
+        doc.set_fill_color(238, 242, 245)
+        _box(doc, x0, y0, first, group_h + label_h, "Unit" if en else "Đơn vị", line)
+        x = x0 + first
         for group, cols in runs(form):
             if group is None:
-                row.cell(cols[0].label[1 if en else 0], rowspan=2)
+                _box(doc, x, y0, width, group_h + label_h, cols[0].label[1 if en else 0], line)
             else:
-                row.cell(group[1 if en else 0], colspan=len(cols))
-        row = t.row()
-        for group, cols in runs(form):
-            if group is not None:
-                for c in cols:
-                    row.cell(c.label[1 if en else 0])
-        row = t.row()
-        row.cell("MS")
+                _box(doc, x, y0, width * len(cols), group_h, group[1 if en else 0], line)
+                for j, c in enumerate(cols):
+                    _box(doc, x + j * width, y0 + group_h, width, label_h, c.label[1 if en else 0], line)
+            x += width * len(cols)
+        doc.set_font("DejaVu", "", size)
+        doc.set_xy(x0, y0 + group_h + label_h)
+        doc.cell(first, number_h, "MS", border=1, align="C")
         for j in range(n):
-            row.cell(f"({j + 1})")
-        lines = [("Total" if en else "Tổng cộng", table["total"], unit["code"], False, True)]
-        lines += [(row_label(x, lang), x["values"], x["code"], x["direct"], False) for x in table["rows"]]
-        for label, values, code, direct, is_total in lines:
-            style = FontFace(emphasis="BOLD") if is_total else None
-            row = t.row()
-            row.cell(label, align="LEFT", style=style)
-            for c in form.columns:
-                v = values[c.key]
-                row.cell(f"{v:,}".replace(",", "."), align="RIGHT", style=style,
-                         link=link(c.key, code, direct) if v else None)
+            doc.cell(width, number_h, f"({j + 1})", border=1, align="C")
+        doc.ln(number_h)
+
+    doc.add_page()
+    for i, text in enumerate(_title_lines(form, period, unit, lang)):
+        doc.set_font("DejaVu", "B" if i < 2 else "", 12 if i == 1 else 9)
+        doc.cell(0, 6 if i == 1 else 5, text, align="C", new_x="LMARGIN", new_y="NEXT")
+    doc.ln(2)
+    header()
+    lines = [("Total" if en else "Tổng cộng", table["total"], unit["code"], False, True)]
+    lines += [(row_label(x, lang), x["values"], x["code"], x["direct"], False) for x in table["rows"]]
+    for label, values, code, direct, is_total in lines:
+        if doc.get_y() + row_h > doc.h - doc.b_margin - 6:
+            doc.add_page()
+            header()
+        doc.set_font("DejaVu", "B" if is_total else "", size)
+        doc.cell(first, row_h, _fit(doc, label, first - 1.5), border=1)
+        for c in form.columns:
+            v = values[c.key]
+            doc.cell(width, row_h, f"{v:,}".replace(",", "."), border=1, align="R",
+                     link=link(c.key, code, direct) if v else "")
+        doc.ln(row_h)
     doc.ln(3)
     doc.set_font("DejaVu", "", 7.5)
-    for line in [*note_lines, _made_at(lang)]:
-        doc.multi_cell(0, 3.6, line, new_x="LMARGIN", new_y="NEXT")
+    for text in [*note_lines, _made_at(lang)]:
+        if doc.get_y() + 8 > doc.h - doc.b_margin:
+            doc.add_page()
+        doc.multi_cell(0, 3.6, text, new_x="LMARGIN", new_y="NEXT")
         doc.ln(0.8)
     return bytes(doc.output())

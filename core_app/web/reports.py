@@ -15,6 +15,7 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
 
 from core_app.domain import periods
 from core_app.domain.periods import Period, PeriodError
@@ -101,15 +102,18 @@ async def report(request: Request, form: str | None = None, unit: str | None = N
             await export.record(conn, f"bao-cao-{the_form.code}-{the_period.key}-{target['code']}", table["rows"])
     note_lines = report_files.notes(the_form, the_period, target, actor.clearance, lang)
     filename = f"bao-cao-{the_form.number.replace('/', '-')}-{the_period.key}-{target['code']}"
+    # The files are laid out in a worker thread: a province's PDF takes a few hundred milliseconds of
+    # CPU, which must not stop the event loop serving the worker's other requests.
     if fmt == "xlsx":
-        body = report_files.xlsx(the_form, table, the_period, target, note_lines,
-                                 _list_link(the_form, the_period, str(request.base_url).rstrip("/")), lang)
+        body = await run_in_threadpool(report_files.xlsx, the_form, table, the_period, target, note_lines,
+                                       _list_link(the_form, the_period, str(request.base_url).rstrip("/")), lang)
         return _file(body, f"{filename}.xlsx", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
     if fmt == "pdf":
         try:
-            body = report_files.pdf(the_form, table, the_period, target, note_lines,
-                                    _list_link(the_form, the_period, str(request.base_url).rstrip("/")), lang,
-                                    Path(request.app.state.settings.report_font_dir))
+            body = await run_in_threadpool(
+                report_files.pdf, the_form, table, the_period, target, note_lines,
+                _list_link(the_form, the_period, str(request.base_url).rstrip("/")), lang,
+                Path(request.app.state.settings.report_font_dir))
         except report_files.FontMissing as exc:
             log.error("no font for the report PDF in %s: install fonts-dejavu-core", exc)
             raise WebError(503, "Máy chủ thiếu phông chữ để in PDF (gói fonts-dejavu-core); hãy tải XLSX và báo "
