@@ -349,6 +349,19 @@ async def listing(conn: AsyncConnection[Any], form: Form, column: Column, unit: 
     return got
 
 
+# One report (a table or a list) at a time per officer, across every worker and host: a national table
+# reads the whole country, and an officer who fires many at once would hold as many database cores. The
+# lock is the transaction's: it goes with the commit, the rollback or the statement timeout.
+REPORT_LOCK_CLASS = 727014
+
+
+async def one_at_a_time(conn: AsyncConnection[Any], account_id: int) -> bool:
+    """Take the officer's report lock for this transaction; False if another of their reports holds it."""
+    cur = await conn.execute("SELECT pg_try_advisory_xact_lock(%s, %s) AS got", (REPORT_LOCK_CLASS, account_id))
+    row = await cur.fetchone()
+    return bool(row and row["got"])
+
+
 async def report_unit(conn: AsyncConnection[Any], code: str, area_path: str) -> dict[str, Any] | None:
     """The unit `code` if it lies in the officer's area (None otherwise, or if there is no such unit)."""
     cur = await conn.execute("SELECT id, code, name, level, kind, path::text AS path, valid_to FROM kntc.unit "

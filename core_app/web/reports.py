@@ -19,6 +19,7 @@ from starlette.concurrency import run_in_threadpool
 
 from core_app.domain import periods
 from core_app.domain.periods import Period, PeriodError
+from core_app.gate import Actor
 from core_app.repo import cases, reports, stats
 from core_app.repo.reports import FORMS, Form
 from core_app.web import export, report_files
@@ -60,9 +61,16 @@ def _format(fmt: str | None) -> str:
     return fmt
 
 
-async def _unit(conn: Any, actor_unit_id: int, code: str | None) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(the officer's area, the report's unit), refusing a unit outside the area."""
-    area = await stats.scope_unit(conn, actor_unit_id)
+BUSY = WebError(429, "Một báo cáo khác của tài khoản đang được lập; hãy chờ báo cáo đó xong rồi thử lại.",
+                "Another report of your account is being made: wait until it is done, then try again.")
+
+
+async def _unit(conn: Any, actor: Actor, code: str | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the officer's area, the report's unit), refusing a unit outside the area, and a second report
+    of the same officer while one runs."""
+    if not await reports.one_at_a_time(conn, actor.account_id):
+        raise BUSY
+    area = await stats.scope_unit(conn, actor.unit_id)
     code = (code or area["code"]).strip().upper()
     unit = await reports.report_unit(conn, code, area["path"])
     if unit is None:
@@ -95,7 +103,7 @@ async def report(request: Request, form: str | None = None, unit: str | None = N
     fmt = _format(format)
     lang = lang_of(request)
     async with acting(request) as (conn, actor):
-        area, target = await _unit(conn, actor.unit_id, unit)
+        area, target = await _unit(conn, actor, unit)
         table = await reports.figures(conn, the_form, target, the_period)
         trail = await stats.ancestors(conn, target["path"])
         if fmt != "html":
@@ -154,7 +162,7 @@ async def report_cases(request: Request, form: str | None = None, col: str | Non
     only_here = direct == "1"
     the_period = _period(request, period, basis, date_from, date_to)
     async with acting(request) as (conn, actor):
-        _, target = await _unit(conn, actor.unit_id, unit)
+        _, target = await _unit(conn, actor, unit)
         try:
             got = await reports.listing(conn, the_form, column, target, the_period, direct=only_here, after=after)
         except cases.Invalid as exc:

@@ -150,3 +150,26 @@ def test_every_report_file_is_recorded_with_its_reader(officer, owner_conn):
         "SELECT l.detail FROM kntc.access_log l JOIN kntc.account a ON a.id = l.account_id "
         "WHERE a.username = %s AND l.kind = 'export' ORDER BY l.id", (viewer.username,)).fetchall()
     assert [r["detail"]["list"] for r in rows] == [f"bao-cao-kn-{QUARTER}-X03390"] * 2
+
+
+def test_an_officer_gets_one_report_at_a_time(officer, owner_conn, pg_env):
+    """T88: while a report of an officer runs (a national one reads the whole country), their next one
+    at the same moment is refused with 429 at once, not queued; other officers are not held; when it
+    ends, the next one runs."""
+    import psycopg
+
+    from core_app.repo.reports import REPORT_LOCK_CLASS
+
+    viewer, other = officer("X03390", ["head"], 1), officer("X03390", ["head"], 1)
+    account = owner_conn.execute("SELECT id FROM kntc.account WHERE username = %s",
+                                 (viewer.username,)).fetchone()["id"]
+    # A report of theirs in progress: its transaction holds the officer's lock.
+    with psycopg.connect(pg_env["KNTC_ADMIN_DATABASE_URL"], autocommit=True) as running:
+        running.execute("SELECT pg_advisory_lock(%s, %s)", (REPORT_LOCK_CLASS, account))
+        for path in (f"/app/reports?form=xld&period={QUARTER}", f"/app/reports?form=xld&period={QUARTER}&format=pdf",
+                     f"/app/reports/cases?form=xld&col=petitions&period={QUARTER}"):
+            r = viewer.get(path)
+            assert r.status_code == 429 and "Một báo cáo khác của tài khoản đang được lập" in r.text, path
+        assert other.get(f"/app/reports?form=xld&period={QUARTER}").status_code == 200
+        running.execute("SELECT pg_advisory_unlock(%s, %s)", (REPORT_LOCK_CLASS, account))
+    assert viewer.get(f"/app/reports?form=xld&period={QUARTER}").status_code == 200
