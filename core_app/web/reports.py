@@ -104,7 +104,8 @@ async def report(request: Request, form: str | None = None, unit: str | None = N
     lang = lang_of(request)
     async with acting(request) as (conn, actor):
         area, target = await _unit(conn, actor, unit)
-        table = await reports.figures(conn, the_form, target, the_period)
+        table = await reports.figures(conn, the_form, target, the_period,
+                                      request.app.state.settings.report_statement_timeout_ms)
         trail = await stats.ancestors(conn, target["path"])
         if fmt != "html":
             await export.record(conn, f"bao-cao-{the_form.code}-{the_period.key}-{target['code']}", table["rows"])
@@ -164,7 +165,8 @@ async def report_cases(request: Request, form: str | None = None, col: str | Non
     async with acting(request) as (conn, actor):
         _, target = await _unit(conn, actor, unit)
         try:
-            got = await reports.listing(conn, the_form, column, target, the_period, direct=only_here, after=after)
+            got = await reports.listing(conn, the_form, column, target, the_period, direct=only_here, after=after,
+                                        timeout_ms=request.app.state.settings.report_statement_timeout_ms)
         except cases.Invalid as exc:
             raise WebError(400, exc.vi, exc.en) from None
     base = _query(the_form, the_period, col=column.key, unit=target["code"], direct="1" if only_here else None)
