@@ -49,13 +49,12 @@ class Source:
 CASE_COLUMNS = ("c.id AS case_id, c.code AS case_code, c.kind AS case_kind, c.status AS case_status, "
                 "c.subject AS case_subject")
 
-# The case of a reception, petition or decision. Row-level security makes the planner believe few case
-# files are visible (its quals compare with the session's scope, unknown when planning), so for a unit's
-# report a plain join would read every visible case and probe the period's rows from each one; the
-# lookup row by row (`{fence}` = OFFSET 0 keeps it one) reads only the period's. A national report joins
-# instead, by hashing (see `tune`).
+# The case of a reception, petition or decision, looked up row by row (OFFSET 0 keeps it a lookup). Row-level
+# security makes the planner believe few case files are visible (its quals compare with the session's
+# scope, unknown when planning), so as a join it would read every visible case first and probe the
+# period's rows from each one: a province's worth of probes for a quarter's rows.
 _CASE_OF = ("LEFT JOIN LATERAL (SELECT c.id AS case_id, c.code AS case_code, c.kind AS case_kind, "
-            "c.status AS case_status, c.subject AS case_subject FROM kntc.case_file c WHERE c.id = {fk} {{fence}}) c "
+            "c.status AS case_status, c.subject AS case_subject FROM kntc.case_file c WHERE c.id = {fk} OFFSET 0) c "
             "ON true")
 _CASE_FIELDS = "c.case_id, c.case_code, c.case_kind, c.case_status, c.case_subject"
 
@@ -267,29 +266,12 @@ TC = _resolution("tc", "03/KQGQ", ("Tổng hợp kết quả giải quyết tố
 FORMS: dict[str, Form] = {f.code: f for f in (TCD, XLD, KN, TC)}
 
 
-NATIONAL = {"enable_nestloop": "off", "enable_bitmapscan": "off", "work_mem": "64MB"}
-
-
-async def tune(conn: AsyncConnection[Any], unit: dict[str, Any], timeout_ms: int) -> str:
-    """Set the report's transaction up for its size; returns the `{fence}` of the case lookups.
-
-    A report reads far more than a page: it gets its own statement timeout (one at a time per
-    officer, see `one_at_a_time`), and no JIT (compiling these plans took longer than running them).
-    The country's report reads most of every table it counts: whole scans joined by hashing beat the
-    index probes the planner picks when row-level security hides the scope from its estimates
-    (measured in `make bench-reports`); a unit's report keeps the planner's index paths.
-    """
-    settings = {"statement_timeout": str(timeout_ms), "jit": "off"}
-    national = unit["level"] == "central" and unit["kind"] == "nation"
-    if national:
-        settings.update(NATIONAL)
-    for name, value in settings.items():
+async def tune(conn: AsyncConnection[Any], timeout_ms: int) -> None:
+    """A report reads far more than a page: its transaction gets its own statement timeout (an officer
+    runs one at a time, see `one_at_a_time`) and no JIT (compiling these plans took longer than running
+    them: 1.4 s of 2.6 s for a commune's 01/XLD at a million case files, `make bench-reports`)."""
+    for name, value in (("statement_timeout", str(timeout_ms)), ("jit", "off")):
         await conn.execute("SELECT set_config(%s, %s, true)", (name, value))
-    return "" if national else "OFFSET 0"
-
-
-def _sql(source: Source, fence: str) -> str:
-    return source.sql.replace("{fence}", fence)
 
 
 def _params(form: Form, period: Period, path: str) -> dict[str, Any]:
@@ -325,14 +307,14 @@ async def figures(conn: AsyncConnection[Any], form: Form, unit: dict[str, Any], 
     """The table of `form` for `unit` (a row of kntc.unit with `path`): its total, its own row (cases at
     the unit itself) and one row per unit directly below it (every current one; a former one when it has
     figures), each summing its subtree."""
-    fence = await tune(conn, unit, timeout_ms)
+    await tune(conn, timeout_ms)
     params = _params(form, period, unit["path"])
     total = dict.fromkeys((c.key for c in form.columns), 0)
     by_child: dict[str, dict[str, int]] = {}
     for source in form.sources:
         cols = [c for c in form.columns if c.source is source]
         measures = ", ".join(_measure(c) for c in cols)
-        sql = FIGURES.replace("{items}", _sql(source, fence)).replace("{measures}", measures)
+        sql = FIGURES.replace("{items}", source.sql).replace("{measures}", measures)
         for r in await (await conn.execute(sql, params)).fetchall():
             values = {c.key: int(r[c.key]) for c in cols}
             if r["is_total"]:
@@ -373,15 +355,15 @@ async def listing(conn: AsyncConnection[Any], form: Form, column: Column, unit: 
                   *, direct: bool, after: str | None, per_page: int = 50, timeout_ms: int = 120_000) -> dict[str, Any]:
     """One page of the rows behind a figure (oldest first), and the figure itself."""
     key = keyset.decode(after, 2)
-    fence = await tune(conn, unit, timeout_ms)
+    await tune(conn, timeout_ms)
     params = {**_params(form, period, unit["path"]), "after_key": key[0] if key else None,
               "after_id": key[1] if key else None, "limit": per_page + 1}
     only_here = "AND unit_path = %(path)s::ltree" if direct else ""
     src = column.source
-    sql = (LIST.replace("{items}", _sql(src, fence)).replace("{where}", column.where).replace("{direct}", only_here)
+    sql = (LIST.replace("{items}", src.sql).replace("{where}", column.where).replace("{direct}", only_here)
            .replace("{sort_type}", src.sort_type))
     got = keyset.page(await (await conn.execute(sql, params)).fetchall(), per_page, "sort_key", "item_id")
-    count_sql = (COUNT.replace("{items}", _sql(src, fence)).replace("{measure}", _measure(column))
+    count_sql = (COUNT.replace("{items}", src.sql).replace("{measure}", _measure(column))
                  .replace("{direct}", only_here))
     row = await (await conn.execute(count_sql, params)).fetchone()
     got["figure"] = int(row[column.key]) if row else 0
