@@ -22,7 +22,7 @@ from core_app.domain.periods import Period, PeriodError
 from core_app.gate import Actor
 from core_app.repo import cases, reports, stats
 from core_app.repo.reports import FORMS, Form
-from core_app.web import export, report_files
+from core_app.web import export, guard, report_files
 from core_app.web.base import WebError, acting, forbidden
 from core_app.web.render import lang_of, page
 
@@ -115,13 +115,13 @@ async def report(request: Request, form: str | None = None, unit: str | None = N
     # CPU, which must not stop the event loop serving the worker's other requests.
     if fmt == "xlsx":
         body = await run_in_threadpool(report_files.xlsx, the_form, table, the_period, target, note_lines,
-                                       _list_link(the_form, the_period, str(request.base_url).rstrip("/")), lang)
+                                       _list_link(the_form, the_period, _base(request)), lang)
         return _file(body, f"{filename}.xlsx", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
     if fmt == "pdf":
         try:
             body = await run_in_threadpool(
                 report_files.pdf, the_form, table, the_period, target, note_lines,
-                _list_link(the_form, the_period, str(request.base_url).rstrip("/")), lang,
+                _list_link(the_form, the_period, _base(request)), lang,
                 Path(request.app.state.settings.report_font_dir))
         except report_files.FontMissing as exc:
             log.error("no font for the report PDF in %s: install fonts-dejavu-core", exc)
@@ -140,6 +140,13 @@ async def report(request: Request, form: str | None = None, unit: str | None = N
                                                                       **kw)),
                 drill=lambda code: "/app/reports?" + urlencode(_query(the_form, the_period, unit=code)),
                 switch=lambda code: "/app/reports?" + urlencode(_query(FORMS[code], the_period, unit=target["code"])))
+
+
+def _base(request: Request) -> str:
+    """The address officers reach the service by, for the links in the files: behind nginx the app
+    hears plain HTTP, and nginx says it was HTTPS (X-Forwarded-Proto)."""
+    scheme = "https" if guard.is_https(request) else request.url.scheme
+    return f"{scheme}://{request.url.netloc}"
 
 
 def _file(body: bytes, filename: str, media_type: str) -> Response:

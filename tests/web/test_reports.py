@@ -233,6 +233,9 @@ def test_the_xlsx_and_pdf_show_the_pages_figures_and_link_them_to_their_lists(of
     assert sheet["Phường Đoàn Kết"] == [page.rows[COMMUNE][c] for c in columns]
     linked = [u for u in sheet["links:Tổng cộng"] if u]
     assert linked and all("/app/reports/cases?" in u for u in linked)
+    # Behind nginx (HTTPS outside, HTTP to the app) the links are to the address officers use.
+    proxied = head.get(url(form, PROVINCE, format="xlsx"), headers={"X-Forwarded-Proto": "https"})
+    assert all(u.startswith("https://") for u in rh.xlsx_table(proxied.content, len(columns))["links:Tổng cộng"] if u)
     p = head.get(url(form, PROVINCE, format="pdf"))
     assert p.status_code == 200 and p.headers["content-type"] == "application/pdf" and p.content[:5] == b"%PDF-"
     text = rh.pdf_text(p.content)
