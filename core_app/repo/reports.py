@@ -1,9 +1,11 @@
 """The periodic report forms and their SQL: figures per unit, and the list behind each figure.
 
-The forms are the data tables of the Government Inspectorate's periodic report (Circular
-01/2024/TT-TTCP, which kept the tables of Circular 02/2021/TT-TTCP): 01/TCD citizen reception,
-01/XLD petition handling, 01/KQGQ complaint resolution, 03/KQGQ denunciation resolution. Each keeps
-the columns this database holds the facts for (see runbooks/reports.md for those it does not).
+The forms are the data tables of the Government Inspectorate's periodic report under Circular
+01/2024/TT-TTCP, numbered and worded as in the annex of Circular 02/2021/TT-TTCP that it replaced
+(the annex of 01/2024 is to be checked against them: runbooks/reports.md §1): 01/TCD citizen
+reception, 01/XLD petition handling, 01/KQGQ complaint resolution, 03/KQGQ denunciation resolution.
+Each keeps the columns this database holds the facts for (see runbooks/reports.md for those it
+does not).
 
 A form is a list of columns; a column is a predicate over the rows of one *source* (receptions,
 petitions, handling decisions, resolution rounds), counted or summed. The figure and the list behind
