@@ -64,6 +64,11 @@ class Settings(OperatorSettings):
     # Peers whose X-Real-IP names the client (addresses or networks): the site's nginx, which sets
     # the header itself. Anyone else's header is ignored.
     trusted_proxies: list[str] = Field(default_factory=lambda: ["127.0.0.1/32", "::1/128"])
+    # A periodic report's statement timeout (milliseconds): the country's reads every table it counts
+    # (runbooks/reports.md, "Measured"); an officer runs one at a time.
+    report_statement_timeout_ms: int = Field(default=120_000, ge=1_000, le=600_000)
+    # The Unicode TrueType font the periodic reports' PDF embeds (Debian's fonts-dejavu-core).
+    report_font_dir: str = "/usr/share/fonts/truetype/dejavu"
 
     # Citizens' notifications and the SMS lookup (core_app/notify, runbooks/sms-gateway.md). A channel
     # works when its settings are given; `kntc notify deliver` sends only the channels it has.

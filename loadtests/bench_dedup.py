@@ -73,8 +73,9 @@ def bench_env(root: Path, port: int, database: str) -> dict[str, str]:
     if not superuser_sql(root, port, f"SELECT 1 FROM pg_database WHERE datname = '{database}'"):
         superuser_sql(root, port, f'CREATE DATABASE "{database}" OWNER kntc_owner')
         superuser_sql(root, port, f'REVOKE ALL ON DATABASE "{database}" FROM PUBLIC')
-        superuser_sql(root, port, f'GRANT CONNECT ON DATABASE "{database}" TO kntc_app, kntc_readonly')
-    for k in ("KNTC_DATABASE_URL", "KNTC_ADMIN_DATABASE_URL", "KNTC_READONLY_DATABASE_URL"):
+    # Every role the server and the commands use may connect (the login role too: logins go through it).
+    superuser_sql(root, port, f'GRANT CONNECT ON DATABASE "{database}" TO kntc_app, kntc_auth, kntc_readonly')
+    for k in ("KNTC_DATABASE_URL", "KNTC_AUTH_DATABASE_URL", "KNTC_ADMIN_DATABASE_URL", "KNTC_READONLY_DATABASE_URL"):
         env[k] = re.sub(r"/[A-Za-z0-9_]+\?", f"/{database}?", env[k], count=1)
     return {**os.environ, **env}
 

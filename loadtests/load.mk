@@ -4,6 +4,7 @@
 #   make load LOAD_SHAPE=breakpoint    any shape: ramp typical_day busy_day spike soak breakpoint fixed
 #   make bench-app                     endpoint vs pgbench ratios (not a timed test)
 #   make bench-login                   what a login costs at the chosen argon2id cost (and at the default)
+#   make bench-reports                 periodic reports for the country and a province on N=1,000,000 case files
 #   make bench-audit                   concurrent audited writers in different units (waits on each other)
 #   make bench-notify                  citizens' notifications through the outbox: queued/s, SMS/s, e-mail/s
 #                                      (BENCH_ARGS="--cases 2000 --workers 2")
@@ -33,6 +34,12 @@ bench-login: deps ## logins at the chosen argon2id cost vs the library default: 
 
 bench-exchange: deps ## exchange API behind nginx (mutual TLS): submissions/s, p95, feed and webhook lag, CPU per message
 	$(BIN)/python -m loadtests.bench_exchange --pg-root $(LOAD_PG_ROOT) --pg-port $(LOAD_PG_PORT) $(BENCH_ARGS)
+# Periodic reports at national size: its own database kntc_reports_<N> (generated once, about 40 min for
+# 1,000,000 case files on 2 shared cores), then each form as page, XLSX and PDF for the country, the
+# busiest province and its busiest commune.
+bench-reports: deps ## periodic reports: page/XLSX/PDF times per level on N synthetic case files (default 1,000,000)
+	$(BIN)/python -m loadtests.bench_reports --cases $(or $(N),1000000) --root $(LOAD_PG_ROOT) --port $(LOAD_PG_PORT) \
+		$(BENCH_ARGS)
 
 bench-audit: deps ## audited writers in different units: commits/s and waits (WRITERS=8, on the local cluster)
 	$(BIN)/kntc local up --no-serve >/dev/null
@@ -88,4 +95,4 @@ load-smoke: deps ## the load suite's smoke test against the local app (about a m
 capacity: ## print the capacity model (national users, req/s, sizing with CAPACITY_ARGS)
 	$(BIN)/python -m loadtests.capacity $(CAPACITY_ARGS)
 
-.PHONY: load bench-app bench-login bench-audit bench-notify bench-exchange load-smoke capacity accounts-national load-roster lab-capacity-window
+.PHONY: load bench-app bench-login bench-audit bench-notify bench-exchange bench-reports load-smoke capacity accounts-national load-roster lab-capacity-window

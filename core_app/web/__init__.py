@@ -1,4 +1,4 @@
-"""The web interface: officer screens, the citizen lookup, statistics with charts and a map.
+"""The web interface: officer screens, the citizen lookup, statistics with charts and a map, periodic reports.
 
 Server-rendered HTML (Jinja2), no JavaScript and no CDN: every asset is served by the app.
 `install(app)` adds the routes and the HTML error pages; `refusal` and `bad_input` are the gate's
@@ -34,12 +34,14 @@ def install(app: FastAPI) -> None:
         corrections,
         officer,
         public,
+        reports,
         roster_upload,
         stats,
     )
 
     # The roster's fixed paths before an account's /app/accounts/{username}.
-    for module in (auth, public, officer, cases, corrections, account, admin, roster_upload, account_detail, stats):
+    for module in (auth, public, officer, cases, corrections, account, admin, roster_upload, account_detail, stats,
+                   reports):
         app.include_router(module.router)
 
     @app.exception_handler(WebError)

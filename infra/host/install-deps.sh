@@ -8,12 +8,14 @@ cd "$(dirname "$0")/../.."
 APT_PACKAGES=(postgresql-15 postgresql-contrib postgresql-client-15 python3-venv python3-dev
   gcc make git openssl ca-certificates iproute2 procps pgbackrest
   # The exchange API's tests run through a real TLS terminator, and its runbook's curl and jq lines.
-  nginx-light curl jq)
+  nginx-light curl jq
+  # The Unicode font the periodic reports' PDF embeds (Vietnamese), read from /usr/share/fonts/truetype/dejavu.
+  fonts-dejavu-core)
 if [ "${KNTC_WITH_LAB:-0}" = 1 ]; then
   APT_PACKAGES+=(podman runc debootstrap nftables openssh-client uidmap slirp4netns fuse-overlayfs)
 fi
 if [ "${KNTC_WITH_BROWSER:-0}" = 1 ]; then
-  APT_PACKAGES+=(chromium fonts-dejavu-core)
+  APT_PACKAGES+=(chromium)
 fi
 
 missing=()

@@ -64,6 +64,8 @@ IMAGE_PACKAGES = [
     "nftables", "chrony", "openssl", "curl", "acl", "python3-apt", "less", "netcat-openbsd", "iputils-ping",
     "prometheus", "prometheus-alertmanager", "prometheus-node-exporter", "prometheus-postgres-exporter",
     "python3-aiosmtpd", "prometheus-nginx-exporter", "prometheus-blackbox-exporter",
+    # The app role's packages (app_packages): the font of the periodic reports' PDF.
+    "fonts-dejavu-core",
 ]
 BASE_INCLUDE = "systemd,systemd-sysv,dbus,openssh-server,python3,sudo,iproute2,ca-certificates,procps"
 SERVICES_OFF = ["etcd", "haproxy", "nginx", "patroni", "postgresql", "chrony", "pgbackrest", "prometheus",

@@ -37,3 +37,10 @@ def test_plain_http_redirects_to_https(lab, app):
 def test_service_listens_on_loopback_only(hosts, app):
     assert hosts(app).socket("tcp://127.0.0.1:8000").is_listening
     assert not hosts(app).socket(f"tcp://{ADDR[app]}:8000").is_listening
+
+
+@pytest.mark.parametrize("app", DC_APP + DR_APP)
+def test_the_report_pdf_font_is_installed(hosts, app):
+    # The periodic reports' PDF embeds DejaVu Sans (Vietnamese); without it the PDF answers 503.
+    assert hosts(app).package("fonts-dejavu-core").is_installed
+    assert hosts(app).file("/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf").exists
