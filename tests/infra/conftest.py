@@ -117,6 +117,33 @@ def patroni_members(host) -> list[dict]:
     out = host.check_output("patronictl -c /etc/patroni/config.yml list -f json")
     return json.loads(out)
 
+def dc_leader(hosts) -> str:
+    """The DC member holding the leader lock, asked of each member in turn (one may be the victim)."""
+    for name in DC_DB:
+        try:
+            lead = [m["Member"] for m in patroni_members(hosts(name)) if m["Role"] == "Leader"]
+        except Exception as exc:  # that member's host may be the one just killed
+            print(f"{name}: patronictl failed: {exc}")
+            continue
+        if lead:
+            return lead[0]
+    raise AssertionError("no DC leader")
+
+
+def dc_healthy(hosts) -> bool:
+    """Three running members, one leader and a synchronous standby: ready for a failover trial."""
+    members = patroni_members(hosts(DC_DB[0]))
+    roles = sorted(m["Role"] for m in members)
+    return (len(members) == 3 and roles.count("Leader") == 1 and "Sync Standby" in roles
+            and all(m["State"] in ("running", "streaming") for m in members))
+
+
+def podman(*args: str) -> subprocess.CompletedProcess:
+    """Podman with the lab's own settings (the containers' stop timeout, the lab's storage)."""
+    env = dict(os.environ, CONTAINERS_CONF=str(STATE / "containers.conf"))
+    return subprocess.run(["podman", *args], check=True, capture_output=True, text=True, env=env)
+
+
 
 
 def pytest_terminal_summary(terminalreporter) -> None:

@@ -10,9 +10,7 @@ of its key answers with the same case code.
 from __future__ import annotations
 
 import itertools
-import os
 import secrets
-import subprocess
 import threading
 import time
 import uuid
@@ -23,7 +21,7 @@ import pytest
 from connect_client import Connection
 from tests.exchange.conftest import self_signed, submission
 
-from .conftest import ADDR, CA, DC_DB, FIGURES, STATE, active_alerts, patroni_members, secret, wait_for
+from .conftest import ADDR, CA, FIGURES, active_alerts, dc_healthy, dc_leader, podman, secret, wait_for
 
 pytestmark = pytest.mark.lab
 
@@ -33,30 +31,6 @@ URL = f"https://{ADDR['dc-app1']}:8443"
 def owner_dsn() -> str:
     return (f"host={ADDR['dc-app1']} port=5000 dbname=kntc user=kntc_owner password={secret('pg_kntc_owner')} "
             f"sslmode=verify-ca sslrootcert={CA} connect_timeout=5")
-
-
-def podman(*args: str) -> None:
-    env = dict(os.environ, CONTAINERS_CONF=str(STATE / "containers.conf"))
-    subprocess.run(["podman", *args], check=True, capture_output=True, text=True, env=env)
-
-
-def dc_leader(hosts) -> str:
-    for name in DC_DB:
-        try:
-            lead = [m["Member"] for m in patroni_members(hosts(name)) if m["Role"] == "Leader"]
-        except Exception as exc:  # that member's host may be the one just killed
-            print(f"{name}: patronictl failed: {exc}")
-            continue
-        if lead:
-            return lead[0]
-    raise AssertionError("no DC leader")
-
-
-def dc_healthy(hosts) -> bool:
-    members = patroni_members(hosts(DC_DB[0]))
-    roles = sorted(m["Role"] for m in members)
-    return (len(members) == 3 and roles.count("Leader") == 1 and "Sync Standby" in roles
-            and all(m["State"] in ("running", "streaming") for m in members))
 
 
 @pytest.fixture(scope="module")

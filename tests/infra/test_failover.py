@@ -13,7 +13,6 @@ import itertools
 import json
 import os
 import statistics
-import subprocess
 import threading
 import time
 
@@ -23,12 +22,12 @@ import pytest
 from .conftest import (
     ADDR,
     CA,
-    DC_DB,
     FIGURES,
     REPO,
-    STATE,
     active_alerts,
-    patroni_members,
+    dc_healthy,
+    dc_leader,
+    podman,
     run_playbook,
     secret,
     wait_for,
@@ -43,11 +42,6 @@ def dsn() -> str:
     return (f"host={ADDR['dc-app1']} port=5000 dbname=kntc user=kntc_owner password={secret('pg_kntc_owner')} "
             f"sslmode=verify-ca sslrootcert={CA} connect_timeout=1 keepalives_idle=1 keepalives_interval=1 "
             f"keepalives_count=2")
-
-
-def podman(*args: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, CONTAINERS_CONF=str(STATE / "containers.conf"))
-    return subprocess.run(["podman", *args], check=True, capture_output=True, text=True, env=env)
 
 
 class Writer(threading.Thread):
@@ -96,26 +90,6 @@ def lost_commits(trial: str, acked: list[tuple[int, float]]) -> list[int]:
     return [n for n, _ in acked if n not in have]
 
 
-def leader(hosts) -> str:
-    for name in DC_DB:
-        try:
-            members = patroni_members(hosts(name))
-        except Exception as exc:  # that member's host may be the one just killed
-            print(f"{name}: patronictl failed: {exc}")
-            continue
-        lead = [m["Member"] for m in members if m["Role"] == "Leader"]
-        if lead:
-            return lead[0]
-    raise AssertionError("no DC leader")
-
-
-def dc_healthy(hosts) -> bool:
-    members = patroni_members(hosts(DC_DB[0]))
-    roles = sorted(m["Role"] for m in members)
-    running = all(m["State"] in ("running", "streaming") for m in members)
-    return running and len(members) == 3 and roles.count("Leader") == 1 and "Sync Standby" in roles
-
-
 def record(name: str, value: float) -> None:
     FIGURES.setdefault(name, []).append(value)
     out = REPO / "test-output"
@@ -135,7 +109,7 @@ def probe_table(lab, hosts):
 @pytest.mark.parametrize("trial", range(TRIALS))
 def test_failover_when_the_dc_leader_host_is_killed_loses_no_acknowledged_commit(hosts, probe_table, trial):
     wait_for(lambda: dc_healthy(hosts), 180, "DC cluster healthy before the trial")
-    victim = leader(hosts)
+    victim = dc_leader(hosts)
     name = f"failover-{time.time_ns()}"
     w = Writer(name)
     w.start()
@@ -169,7 +143,7 @@ def test_failover_when_the_dc_leader_host_is_killed_loses_no_acknowledged_commit
 @pytest.mark.parametrize("trial", range(TRIALS))
 def test_planned_switchover_loses_no_acknowledged_commit(hosts, probe_table, trial):
     wait_for(lambda: dc_healthy(hosts), 180, "DC cluster healthy before the trial")
-    before = leader(hosts)
+    before = dc_leader(hosts)
     name = f"switchover-{time.time_ns()}"
     w = Writer(name)
     w.start()
@@ -183,7 +157,7 @@ def test_planned_switchover_loses_no_acknowledged_commit(hosts, probe_table, tri
         w.join(10)
     gap = w.max_gap()
     record("switchover: longest write gap", gap)
-    after = leader(hosts)
+    after = dc_leader(hosts)
     print(f"\nswitchover trial {trial}: {before} -> {after}, longest write gap {gap:.2f} s, "
           f"{len(w.acked)} acknowledged commits")
     assert after != before
