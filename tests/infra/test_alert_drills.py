@@ -4,11 +4,13 @@ The leader-change alert is proved by the DC failover trials (test_failover.py)."
 
 from __future__ import annotations
 
+import ssl
 import time
 
+import httpx
 import pytest
 
-from .conftest import DR_DB, FIGURES, active_alerts, patroni_members, wait_for
+from .conftest import ADDR, CA, DR_APP, DR_DB, FIGURES, active_alerts, patroni_members, wait_for
 
 pytestmark = pytest.mark.lab
 
@@ -36,5 +38,10 @@ def test_stopping_the_dr_standby_pages_the_on_call_engineer(lab, hosts):
         for name in DR_DB:
             hosts(name).run("systemctl start patroni")
     wait_for(lambda: dr_streams(hosts), 300, "the DR standby cluster streams again")
+    # The DR's case service drops the connections its database closed and answers again by itself.
+    tls = ssl.create_default_context(cafile=str(CA))
+    for app in DR_APP:
+        wait_for(lambda app=app: httpx.get(f"https://{ADDR[app]}/healthz", verify=tls, timeout=5).status_code == 200,
+                 120, f"{app} answers /healthz again")
     wait_for(lambda: not active_alerts("dc-mon1", "KntcStandbySiteStopped"), 300,
              "KntcStandbySiteStopped resolved", interval=5)
