@@ -29,7 +29,8 @@ import subprocess
 import sys
 import time
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +104,30 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
+@contextmanager
+def serving(env: dict[str, str], workers: int = 2) -> Iterator[str]:
+    """The real server (`kntc serve`) on a free loopback port with `env`, once it answers /healthz."""
+    port = free_port()
+    server = subprocess.Popen([str(BIN / "kntc"), "serve", "--port", str(port), "--workers", str(workers)], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(base + "/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline or server.poll() is not None:
+                raise SystemExit("bench: the server did not answer /healthz within 60 s")
+            time.sleep(0.3)
+        yield base
+    finally:
+        server.terminate()
+        server.wait(15)
+
+
 
 def percentiles(samples: list[float]) -> str:
     if not samples:
@@ -174,27 +199,10 @@ def main() -> None:
     for level, (unit, role) in accounts.items():
         kntc("create-account", "--username", f"bench.{level}", "--full-name", f"Cán bộ đo tải {level}",
              "--unit", unit, "--role", role, "--clearance", "2", env={**env, "KNTC_NEW_PASSWORD": PASSWORD})
-    port = free_port()
-    server = subprocess.Popen([str(BIN / "kntc"), "serve", "--port", str(port), "--workers", "2"], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(base + "/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or server.poll() is not None:
-                raise SystemExit("bench: the server did not answer /healthz within 60 s")
-            time.sleep(0.3)
+    with serving(env) as base:
         officers = {level: Officer(base, f"bench.{level}") for level in accounts}
         run(officers, probes, rng, args.requests)
         in_database(env, officers["commune"].token, probes, rng, args.requests)
-    finally:
-        server.terminate()
-        server.wait(15)
     print(f"\ngeneration + COPY load of {args.cases} case files: {gen_s} s; VACUUM ANALYZE: {vac_s} s; "
           f"whole `kntc generate`: {wall_s} s")
 

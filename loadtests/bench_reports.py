@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -29,7 +28,7 @@ from typing import Any
 
 import httpx
 
-from loadtests.bench_dedup import BIN, PASSWORD, ROOT, bench_env, case_count, free_port, kntc
+from loadtests.bench_dedup import PASSWORD, ROOT, bench_env, case_count, kntc, serving
 
 FORMS = ("tcd", "xld", "kn", "tc")
 FORMATS = ("html", "xlsx", "pdf")
@@ -189,27 +188,10 @@ def main() -> None:
           f"{size['reception']:,} receptions, {size['case_event']:,} timeline events, {size['case_deadline']:,} "
           f"time limits; database {size['bytes'] / 2**30:.1f} GiB", flush=True)
 
-    port = free_port()
-    server = subprocess.Popen([str(BIN / "kntc"), "serve", "--port", str(port), "--workers", "2"], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(base + "/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or server.poll() is not None:
-                raise SystemExit("bench: the server did not answer /healthz within 60 s")
-            time.sleep(0.3)
+    with serving(env) as base:
         officers = {level: Officer(base, f"bench.report.{level}") for level in accounts}
         periods = args.period or [last_quarter(), last_year()]
         run(officers, accounts, periods, args.runs)
-    finally:
-        server.terminate()
-        server.wait(15)
 
 
 def last_quarter() -> str:
