@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,7 +21,7 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 from rich.table import Table
 
 from dr import config as drconfig
-from dr import ops, sandbox
+from dr import metrics, ops, sandbox
 from dr.config import DrConfig
 from dr.drills.site_ops import app as site_app
 from dr.errors import DrError, VerificationFailed, one_line
@@ -100,8 +101,14 @@ def backup(type: Annotated[str, typer.Option("--type", help="full | diff | incr"
     if type not in ("full", "diff", "incr"):
         raise DrError(f"loại sao lưu không hợp lệ / invalid backup type {type!r}: full | diff | incr")
     bt: BackupType = type  # type: ignore[assignment]
-    with progress_bar(f"sao lưu / backup {type}") as p:
-        info, manifest = ops.backup(c, bt, p)
+    t0 = time.monotonic()
+    try:
+        with progress_bar(f"sao lưu / backup {type}") as p:
+            info, manifest = ops.backup(c, bt, p)
+    except BaseException:
+        metrics.record_backup(c, type, False, time.monotonic() - t0)
+        raise
+    metrics.record_backup(c, type, True, time.monotonic() - t0)
     rows = sum(int(t.get("rows", 0)) for t in manifest["tables"].values())
     out.print(f"sao lưu xong / backup done: {info.label} ({info.type}) {_mb(info.size)} database, "
               f"{_mb(info.repo_delta)} written to the repository in {(info.stop - info.start).total_seconds():.0f} s")
@@ -161,6 +168,21 @@ def restore(
                   f"{res.start_seconds:.1f} s")
 
 
+@app.command("metrics")
+def metrics_cmd(failed_backup: Annotated[str | None, typer.Option(
+        "--failed-backup", help="ghi nhận một lần sao lưu bị dừng / record a backup of this type that was killed "
+        "or timed out (systemd ExecStopPost)")] = None) -> None:
+    """Ghi lại số liệu sao lưu cho Prometheus / rewrite the backup metrics (node exporter textfile)."""
+    c = cfg()
+    if c.metrics_dir is None:
+        raise DrError("metrics_dir chưa cấu hình / is not configured")
+    if failed_backup is not None:
+        if failed_backup not in ("full", "diff", "incr"):
+            raise DrError(f"loại sao lưu không hợp lệ / invalid backup type {failed_backup!r}: full | diff | incr")
+        metrics.record_backup(c, failed_backup, False, 0.0)
+    out.print(f"đã ghi / written: {metrics.write(c)}")
+
+
 @app.command("restore-point")
 def restore_point(name: Annotated[str, typer.Argument(help="tên / name, e.g. before-import-2026-11")]) -> None:
     """Tạo điểm khôi phục có tên / create a named restore point on the source (pg_create_restore_point)."""
@@ -172,13 +194,26 @@ def restore_point(name: Annotated[str, typer.Argument(help="tên / name, e.g. be
 def verify_restore(
     set_label: Annotated[str | None, typer.Option("--set", help="bản sao lưu / backup label (default: newest)")] = None,
     keep: Annotated[bool, typer.Option("--keep", help="giữ bản sao tạm / keep the scratch copy")] = False,
+    after: Annotated[str | None, typer.Option(
+        "--after", help="loại bản sao lưu vừa xong / the type of the backup that just ended: verify only if the "
+        "configuration's verify_after lists it")] = None,
 ) -> None:
     """Khôi phục thử bản mới nhất và kiểm tra / restore the newest backup into scratch and verify it."""
     from dr.verify import verify_restore as run
 
     c = cfg()
-    with progress_bar("khôi phục thử / test restore") as p:
-        report, j, m = run(c, set_label, keep, p)
+    if after is not None and after not in c.verify_after:
+        out.print(f"bỏ qua: sau bản {after} không kiểm tra / skipped: no verification after a {after} backup "
+                  f"(verify_after = {', '.join(c.verify_after)})")
+        return
+    t0 = time.monotonic()
+    try:
+        with progress_bar("khôi phục thử / test restore") as p:
+            report, j, m = run(c, set_label, keep, p)
+    except BaseException:
+        metrics.record_verify(c, False, time.monotonic() - t0, {})
+        raise
+    metrics.record_verify(c, report.passed, time.monotonic() - t0, report.figures)
     print(report.markdown())
     out.print(f"báo cáo / report: {j} {m}")
     if not report.passed:

@@ -17,6 +17,12 @@ cipher_pass_file = "/etc/kntc-dr/repo-cipher-pass"   # mode 0600, never in git; 
 state_dir = "/var/lib/kntc-dr"           # manifests, reports, pgBackRest logs and locks
 scratch_port = 55479                     # loopback port of restored scratch clusters
 ```
+
+On a repository host (the lab and production: Ansible writes the file), four more keys say where
+it is: `repo` (the repository's index in the shared pgbackrest.conf), `source_dsn` (how to reach
+the primary for restore points and manifests, instead of the local socket), `site` and
+`metrics_dir` (the node exporter's textfile folder, where backup and verification results go as
+metrics), and `backup_max_age` (per backup type, the age past which a backup is overdue).
 """
 
 from __future__ import annotations
@@ -59,6 +65,17 @@ class DrConfig:
     start_timeout: int = 600
     # Extra [global] options for pgbackrest.conf (e.g. {"job-retry" = "0"} in tests).
     pgbackrest_options: dict[str, str] = field(default_factory=dict)
+    # The repository's index in a pgbackrest.conf that names several (0: the only one).
+    repo: int = 0
+    # libpq conninfo of the primary for restore points and manifests when it is not local (a
+    # repository host); None: the local socket as postgres.
+    source_dsn: str | None = None
+    # Folder of the node exporter's textfile collector; None: no metrics written.
+    metrics_dir: Path | None = None
+    # Seconds past which the newest backup of a type counts as overdue (from the timers' schedule).
+    backup_max_age: dict[str, int] = field(default_factory=dict)
+    # Backup types whose success is followed by a restore verification.
+    verify_after: tuple[str, ...] = ("full", "diff")
     source: Path | None = None
 
     @property
@@ -84,15 +101,20 @@ class DrConfig:
 
 
 def _coerce(name: str, value: Any, base: Path) -> Any:
-    if name in {"repo_path", "pg_path", "pg_socket", "pg_bin", "cipher_pass_file", "state_dir", "pgbackrest_conf"}:
+    if name in {"repo_path", "pg_path", "pg_socket", "pg_bin", "cipher_pass_file", "state_dir", "pgbackrest_conf",
+                "metrics_dir"}:
         p = Path(str(value)).expanduser()
         return p if p.is_absolute() else (base / p).resolve()
-    if name in {"pg_port", "scratch_port", "retention_full", "process_max", "start_timeout"}:
+    if name in {"pg_port", "scratch_port", "retention_full", "process_max", "start_timeout", "repo"}:
         try:
             return int(value)
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"cấu hình / config: {name} phải là số nguyên / must be an integer: {value!r}") from exc
-    if name == "key_tables":
+    if name == "backup_max_age":
+        if not isinstance(value, dict) or not all(isinstance(v, int) and v > 0 for v in value.values()):
+            raise ConfigError("cấu hình / config: backup_max_age là bảng kiểu → số giây / must map types to seconds")
+        return {str(k): int(v) for k, v in value.items()}
+    if name in {"key_tables", "verify_after"}:
         items = value.split(",") if isinstance(value, str) else list(value)
         return tuple(str(t).strip() for t in items if str(t).strip())
     if name == "pgbackrest_options":
@@ -118,7 +140,7 @@ def load(path: Path | None = None) -> DrConfig:
         raise ConfigError(f"cấu hình / config {chosen}: khóa lạ / unknown keys: {', '.join(sorted(unknown))}")
     for name in known:
         env = os.environ.get(f"KNTC_DR_{name.upper()}")
-        if env is not None and name != "pgbackrest_options":
+        if env is not None and name not in {"pgbackrest_options", "backup_max_age"}:
             raw[name] = env
     base = chosen.parent.resolve()
     values = {k: _coerce(k, v, base) for k, v in raw.items()}
@@ -137,8 +159,13 @@ def validate(cfg: DrConfig) -> None:
     if cfg.cipher not in {"aes-256-cbc", "none"}:
         raise ConfigError(f"cấu hình / config: cipher phải là 'aes-256-cbc' hoặc 'none' / must be one of those: "
                           f"{cfg.cipher!r}")
-    if cfg.cipher != "none" and cfg.cipher_pass_file is None:
+    if cfg.cipher != "none" and cfg.cipher_pass_file is None and cfg.conf_managed:
         raise ConfigError("cấu hình / config: cipher_pass_file là bắt buộc khi mã hóa / is required with a cipher")
+    if cfg.repo < 0:
+        raise ConfigError(f"cấu hình / config: repo phải ≥ 0 / must be 0 or more: {cfg.repo}")
+    bad = [t for t in (*cfg.verify_after, *cfg.backup_max_age) if t not in {"full", "diff", "incr"}]
+    if bad:
+        raise ConfigError(f"cấu hình / config: loại sao lưu lạ / unknown backup type {bad[0]!r}: full | diff | incr")
     if cfg.compress_type not in {"lz4", "zst", "gz", "bz2", "none"}:
         raise ConfigError(f"cấu hình / config: compress_type không hợp lệ / invalid: {cfg.compress_type!r}")
     for t in cfg.key_tables:

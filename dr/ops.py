@@ -20,6 +20,10 @@ MANIFEST_KEY = "kntc-manifest"
 
 
 def source_conninfo(cfg: DrConfig, database: str | None = None) -> str:
+    if cfg.source_dsn:
+        # A repository host reaches the primary over TLS as the backup role (its password in a
+        # passfile the dsn names); the database named here wins over one in the dsn.
+        return f"{cfg.source_dsn} dbname={database or cfg.database} application_name=kntc-dr"
     return (f"host={cfg.pg_socket} port={cfg.pg_port} user=postgres dbname={database or cfg.database} "
             "application_name=kntc-dr")
 

@@ -303,6 +303,10 @@ def archive_settings_conf(cfg: DrConfig) -> str:
     return "".join(f"{k} = '{v}'\n" for k, v in archive_settings(cfg).items())
 
 
+# Commands that take --repo (pgBackRest 2.45); the others work on every repository configured.
+_REPO_COMMANDS = frozenset({"backup", "info", "annotate", "verify", "restore", "expire"})
+
+
 # -- the wrapper --------------------------------------------------------------------------
 class PgBackRest:
     def __init__(self, cfg: DrConfig, binary: str = "pgbackrest") -> None:
@@ -310,7 +314,8 @@ class PgBackRest:
         self.binary = binary
 
     def _argv(self, command: str, options: Sequence[str]) -> list[str]:
-        return [self.binary, f"--config={self.cfg.conf_path}", f"--stanza={self.cfg.stanza}", *options, command]
+        repo = [f"--repo={self.cfg.repo}"] if self.cfg.repo and command in _REPO_COMMANDS else []
+        return [self.binary, f"--config={self.cfg.conf_path}", f"--stanza={self.cfg.stanza}", *repo, *options, command]
 
     def _run(self, command: str, options: Sequence[str] = (), *, on_line: Callable[[str], None] | None = None,
              timeout: float | None = None) -> str:
@@ -402,6 +407,10 @@ class PgBackRest:
         timeline into the source's stanza (lab notes: one stanza per site).
         """
         opts = [f"--pg1-path={pg_path}", *target.options()]
+        if self.cfg.repo:
+            # On a repository host the configuration names the database hosts; a scratch restore
+            # lands here, on this host's own disk.
+            opts.append("--reset-pg1-host")
         if set_label:
             opts.append(f"--set={set_label}")
         if delta:

@@ -53,6 +53,22 @@ def _digests(conn: psycopg.Connection, tables: list[str]) -> dict[str, dict[str,
     return out
 
 
+def _hold_writers(conn: psycopg.Connection, tables: list[str]) -> None:
+    """SHARE-lock `tables` until the transaction ends.
+
+    The owner or a superuser locks them directly; the backup role of a repository host may not
+    (the lock needs UPDATE, DELETE or TRUNCATE) and goes through kntc.hold_writers, which takes the
+    same lock as the owner on tables of schema kntc only.
+    """
+    may_lock = conn.execute(
+        "SELECT bool_and(has_table_privilege(t, 'UPDATE') OR has_table_privilege(t, 'TRUNCATE')) "
+        "FROM unnest(%s::text[]) AS t", (tables,)).fetchone()[0]
+    if may_lock:
+        conn.execute(sql.SQL("LOCK TABLE {} IN SHARE MODE").format(sql.SQL(", ").join(_table_ident(t) for t in tables)))
+    else:
+        conn.execute("SELECT kntc.hold_writers(%s::text[])", (tables,))
+
+
 def create_restore_point(conninfo: str, name: str) -> dict[str, str]:
     with _connect(conninfo, autocommit=True) as conn:
         lsn, now = conn.execute("SELECT pg_create_restore_point(%s)::text, now()", (name,)).fetchone()
@@ -80,8 +96,7 @@ def take_manifest(conninfo: str, restore_point: str, tables: list[str]) -> dict[
         # be taken once the writers are held.
         holder.execute("SET LOCAL lock_timeout = '30s'")
         if present:
-            holder.execute(sql.SQL("LOCK TABLE {} IN SHARE MODE").format(
-                sql.SQL(", ").join(_table_ident(t) for t in present)))
+            _hold_writers(holder, present)
         snap, lsn, now, sysid = holder.execute(
             "SELECT pg_export_snapshot(), pg_create_restore_point(%s)::text, now(), "
             "(SELECT system_identifier::text FROM pg_control_system())", (restore_point,)).fetchone()

@@ -113,6 +113,14 @@ def active_alerts(monitor: str, name: str) -> list[dict]:
     return [a for a in r.json() if a["status"]["state"] == "active"]
 
 
+def query(monitor: str, promql: str) -> list[dict]:
+    """An instant query to the monitoring host's Prometheus."""
+    with monitoring_client() as c:
+        r = c.get(f"https://{ADDR[monitor]}:9090/api/v1/query", params={"query": promql})
+    r.raise_for_status()
+    return r.json()["data"]["result"]
+
+
 def patroni_members(host) -> list[dict]:
     out = host.check_output("patronictl -c /etc/patroni/config.yml list -f json")
     return json.loads(out)

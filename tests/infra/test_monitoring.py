@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from .conftest import ADDR, FIGURES, active_alerts, monitoring_client, wait_for
+from .conftest import ADDR, FIGURES, active_alerts, monitoring_client, query, wait_for
 
 pytestmark = pytest.mark.lab
 
@@ -27,13 +27,6 @@ def up(monitor: str) -> dict[tuple[str, str], float]:
         r = c.get(f"https://{ADDR[monitor]}:9090/api/v1/query", params={"query": "up"})
     r.raise_for_status()
     return {(s["metric"]["job"], s["metric"]["instance"]): float(s["value"][1]) for s in r.json()["data"]["result"]}
-
-
-def query(monitor: str, promql: str) -> list[dict]:
-    with monitoring_client() as c:
-        r = c.get(f"https://{ADDR[monitor]}:9090/api/v1/query", params={"query": promql})
-    r.raise_for_status()
-    return r.json()["data"]["result"]
 
 
 @pytest.mark.parametrize("monitor", MONITORS)

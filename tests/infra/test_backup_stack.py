@@ -1,0 +1,186 @@
+"""One backup stack on the lab: the repository hosts back up with `kntc-dr` on systemd timers, each
+full and differential backup is restored into a scratch instance and verified there, and the results
+reach Prometheus; a failed backup and a failed verification each page, and clear when put right."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from .conftest import ADDR, DC_DB, FIGURES, active_alerts, dc_leader, query, wait_for
+
+pytestmark = pytest.mark.lab
+
+BACKUP_HOSTS = {"dc-backup1": "1", "dr-backup1": "2"}  # host → its repository
+KNTC_DR = "KNTC_DR_CONFIG=/etc/kntc-dr/dr.toml /opt/kntc/current/bin/kntc-dr"
+
+
+def unit_state(host, unit: str) -> dict[str, str]:
+    out = host.check_output(f"systemctl show -p ActiveState,Result,ExecMainStatus {unit}")
+    return dict(line.split("=", 1) for line in out.splitlines())
+
+
+def finished(host, unit: str) -> dict[str, str] | None:
+    state = unit_state(host, unit)
+    return state if state["ActiveState"] in ("inactive", "failed") else None
+
+
+def results(host) -> dict:
+    return json.loads(host.check_output("cat /var/lib/kntc-dr/results.json"))
+
+
+@pytest.mark.parametrize("name", list(BACKUP_HOSTS))
+def test_the_repository_hosts_back_up_with_kntc_dr_on_timers(lab, hosts, name):
+    h = hosts(name)
+    for t in ("full", "diff", "incr"):
+        timer = h.service(f"kntc-dr-backup-{t}.timer")
+        assert timer.is_enabled and timer.is_running, f"{name}: kntc-dr-backup-{t}.timer"
+    assert h.service("kntc-dr-metrics.timer").is_running
+    # The raw pgBackRest units the stack replaced are gone: one set of units.
+    assert not h.file("/etc/systemd/system/pgbackrest-backup@.service").exists
+    conf, passfile = h.file("/etc/kntc-dr/dr.toml"), h.file("/etc/kntc-dr/pgpass")
+    assert (conf.mode, conf.group) == (0o640, "postgres")
+    assert (passfile.mode, passfile.user) == (0o600, "postgres")
+    info = json.loads(h.check_output(f"{KNTC_DR} info --json"))
+    assert info["stanza"] == "kntc-dc" and info["backups"], info
+    # Every backup the stack took carries its manifest (restore point + key-table digests).
+    assert "kntc-manifest" in info["backups"][-1]["annotations"]
+
+
+def test_a_differential_backup_is_verified_and_its_figures_reach_prometheus(lab, hosts):
+    h = hosts("dc-backup1")
+    h.run("systemctl reset-failed 'kntc-dr-*'")
+    t0 = time.time()
+    backup = h.run("systemctl start kntc-dr-backup@diff.service")
+    assert backup.rc == 0, h.run("journalctl -u kntc-dr-backup@diff -n 30 --no-pager").stdout
+    # The verification follows a differential backup by itself (OnSuccess=).
+    wait_for(lambda: h.file("/var/lib/kntc-dr/results.json").exists
+             and (results(h).get("verify") or {}).get("time", 0) > t0, 600,
+             "the verification after the differential backup", interval=3)
+    state = wait_for(lambda: finished(h, "kntc-dr-verify-restore@diff.service"), 60, "the verification unit ends")
+    log = h.run("journalctl -u kntc-dr-verify-restore@diff -n 40 --no-pager").stdout
+    assert state["Result"] == "success", log
+    assert "amcheck" in log and "key tables" in log
+    got = results(h)
+    assert got["backup"]["diff"]["result"] == 1 and got["verify"]["result"] == 1
+    reports = h.check_output("ls -1t /var/lib/kntc-dr/reports").split()
+    assert any(r.startswith("verify-") and r.endswith(".json") for r in reports)
+    FIGURES.setdefault("diff backup + restore verification on dc-backup1 (s)", []).append(time.time() - t0)
+
+    def in_prometheus() -> bool:
+        ok = query("dc-mon1", 'kntc_restore_verify_last_result{instance="dc-backup1", repo="1"} == 1')
+        fresh = query("dc-mon1", f'kntc_backup_last_success_timestamp_seconds{{instance="dc-backup1", type="diff"}} > {t0}')
+        return bool(ok and fresh)
+
+    wait_for(in_prometheus, 120, "the backup and verification results in the DC's Prometheus", interval=5)
+    # The verification skips incremental backups (verify_after = full, diff).
+    skip = h.run(f"{KNTC_DR} verify-restore --after incr")
+    assert skip.rc == 0 and "skipped" in skip.stdout
+
+
+def test_a_failed_backup_pages_and_clears_when_the_next_one_succeeds(lab, hosts):
+    """The DR's backup host loses the database hosts' pgBackRest port: its backups into repository 2
+    fail, KntcBackupFailed pages; once the path is back, the next backup clears it."""
+    h = hosts("dr-backup1")
+    cut = ("nft add table inet kntc_drill && nft add chain inet kntc_drill out "
+           "'{ type filter hook output priority 0; }' && nft add rule inet kntc_drill out tcp dport 8432 reject with tcp reset")
+    h.run("nft delete table inet kntc_drill")
+    assert h.run(cut).rc == 0
+    t0 = time.monotonic()
+    try:
+        failed = h.run("systemctl start kntc-dr-backup@incr.service")
+        assert failed.rc != 0
+        assert results(h)["backup"]["incr"]["result"] == 0
+        firing = wait_for(lambda: [a for a in active_alerts("dc-mon1", "KntcBackupFailed")
+                                   if a["labels"].get("repo") == "2" and a["labels"].get("type") == "incr"],
+                          180, "KntcBackupFailed for repository 2 in the DC's Alertmanager", interval=3)
+        FIGURES.setdefault("fault to alert, backup failed -> KntcBackupFailed (s)", []).append(time.monotonic() - t0)
+        assert firing[0]["labels"]["severity"] == "page" and firing[0]["labels"]["site"] == "dr"
+        assert firing[0]["annotations"]["runbook_url"].endswith("runbooks/alerts.md#kntcbackupfailed")
+    finally:
+        h.run("nft delete table inet kntc_drill")
+    h.run("systemctl reset-failed kntc-dr-backup@incr.service")
+    again = h.run("systemctl start kntc-dr-backup@incr.service")
+    assert again.rc == 0, h.run("journalctl -u kntc-dr-backup@incr -n 30 --no-pager").stdout
+    wait_for(lambda: not [a for a in active_alerts("dc-mon1", "KntcBackupFailed") if a["labels"].get("repo") == "2"],
+             300, "KntcBackupFailed resolved", interval=5)
+
+
+def test_a_failed_verification_pages_and_clears_when_the_next_one_passes(lab, hosts):
+    """A verification that cannot run (another one holds the host's scratch instance) fails, which
+    pages like a backup that does not restore; the next verification that passes clears it."""
+    h = hosts("dc-backup1")
+    h.run("systemctl stop kntc-drill-hold; systemctl reset-failed kntc-drill-hold 'kntc-dr-verify-restore@*'")
+    hold = h.run("systemd-run --unit=kntc-drill-hold --uid=postgres flock /var/lib/kntc-dr/verify-restore.lock "
+                 "sleep 900")
+    assert hold.rc == 0, hold.stderr
+    t0 = time.monotonic()
+    try:
+        wait_for(lambda: h.service("kntc-drill-hold").is_running, 30, "the lock holder runs")
+        failed = h.run("systemctl start kntc-dr-verify-restore@full.service")
+        assert failed.rc != 0
+        assert results(h)["verify"]["result"] == 0
+        firing = wait_for(lambda: [a for a in active_alerts("dc-mon1", "KntcRestoreVerificationFailed")
+                                   if a["labels"].get("repo") == "1"],
+                          180, "KntcRestoreVerificationFailed for repository 1", interval=3)
+        FIGURES.setdefault("fault to alert, verification failed -> KntcRestoreVerificationFailed (s)", []).append(
+            time.monotonic() - t0)
+        assert firing[0]["labels"]["severity"] == "page"
+    finally:
+        h.run("systemctl stop kntc-drill-hold")
+    h.run("systemctl reset-failed 'kntc-dr-verify-restore@*'")
+    again = h.run("systemctl start kntc-dr-verify-restore@full.service")
+    assert again.rc == 0, h.run("journalctl -u kntc-dr-verify-restore@full -n 30 --no-pager").stdout
+    wait_for(lambda: not [a for a in active_alerts("dc-mon1", "KntcRestoreVerificationFailed")
+                          if a["labels"].get("repo") == "1"], 300, "KntcRestoreVerificationFailed resolved", interval=5)
+
+
+def sql(host, statement: str) -> str:
+    return host.check_output(f"runuser -u postgres -- psql -d kntc -Atc \"{statement}\"")
+
+
+def test_archiving_goes_on_when_the_other_sites_repository_is_lost_and_resumes_by_itself(lab, hosts):
+    """The DC's database hosts lose the DR's repository host: after the grace period the archive
+    guard sets repository 2 aside, WAL still reaches repository 1 and the alert says so; when the host
+    answers again, archiving to it resumes with no one touching a file."""
+    leader = hosts(dc_leader(hosts))
+    dc = [hosts(n) for n in DC_DB]
+    cut = (f"nft add table inet kntc_drill && nft add chain inet kntc_drill out "
+           f"'{{ type filter hook output priority 0; }}' && "
+           f"nft add rule inet kntc_drill out ip daddr {ADDR['dr-backup1']} tcp dport 8432 reject with tcp reset")
+    for h in dc:
+        h.run("nft delete table inet kntc_drill")
+        assert h.run(cut).rc == 0
+    t0 = time.monotonic()
+    try:
+        wait_for(lambda: leader.file("/etc/pgbackrest/conf.d/repo2.conf.off").exists, 180,
+                 "the archive guard sets repository 2 aside on the leader", interval=3)
+        FIGURES.setdefault("repository lost -> archiving to it set aside (s)", []).append(time.monotonic() - t0)
+        # WAL goes on to repository 1: a segment switched now is archived.
+        sql(leader, "CREATE TABLE IF NOT EXISTS public.kntc_guard_drill (at timestamptz); "
+                    "INSERT INTO public.kntc_guard_drill VALUES (now())")
+        wal = sql(leader, "SELECT pg_walfile_name(pg_switch_wal())")
+        wait_for(lambda: sql(leader, "SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver") >= wal, 120,
+                 f"{wal} archived with repository 2 set aside", interval=2)
+        firing = wait_for(lambda: [a for a in active_alerts("dc-mon1", "KntcArchiveRepoSetAside")
+                                   if a["labels"].get("repo") == "2" and a["labels"].get("site") == "dc"],
+                          240, "KntcArchiveRepoSetAside in the DC's Alertmanager", interval=5)
+        assert firing[0]["labels"]["severity"] == "ticket"
+    finally:
+        for h in dc:
+            h.run("nft delete table inet kntc_drill")
+    wait_for(lambda: leader.file("/etc/pgbackrest/conf.d/repo2.conf").exists
+             and not leader.file("/etc/pgbackrest/conf.d/repo2.conf.off").exists, 120,
+             "the archive guard puts repository 2 back", interval=3)
+    sql(leader, "INSERT INTO public.kntc_guard_drill VALUES (now())")
+    wal = sql(leader, "SELECT pg_walfile_name(pg_switch_wal())")
+    backup = hosts("dr-backup1")
+
+    def in_repo2() -> bool:
+        info = json.loads(backup.check_output(f"{KNTC_DR} info --json"))
+        return any((a.get("max") or "") >= wal for a in info["archives"])
+
+    wait_for(in_repo2, 180, f"{wal} archived into repository 2 again", interval=5)
+    sql(leader, "DROP TABLE IF EXISTS public.kntc_guard_drill")
