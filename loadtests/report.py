@@ -159,9 +159,9 @@ def markdown(s: dict[str, Any], model: dict[str, Any]) -> str:
         L.append(f"- {v['finding']}")
         L.append("")
     L.append("## Các mức tải / Stages")
-    L.append("Each stage measured once it settled and judged on its own against the run's thresholds (--kntc-thresholds, loadtests/thresholds.toml by default): a "
-             "target stage that does not hold fails the run; a probe that does not hold is the breakpoint; a "
-             "warm-up decides nothing.")
+    L.append("Each stage measured once it settled and judged on its own against the run's thresholds "
+             "(--kntc-thresholds, loadtests/thresholds.toml by default): a target stage that does not hold fails "
+             "the run; a probe that does not hold is the breakpoint; a warm-up decides nothing.")
     L.append("")
     L.append("| stage | kind | users | target req/s | req/s | p50 ms | p95 ms | p99 ms | errors | verdict |")
     L.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---|")
