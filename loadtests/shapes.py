@@ -125,8 +125,9 @@ class Staged:
             self.stage_started = t
             self.snap = None
         stage = self.stages[self.index]
-        # Measure once the users are all running and a fifth of the stage has passed.
-        settle = stage.users / max(stage.spawn_rate, 0.1) + 0.2 * stage.seconds
+        # Measure once the users that join (or leave) are all in and a fifth of the stage has passed.
+        before = self.stages[self.index - 1].users if self.index > 0 else 0
+        settle = abs(stage.users - before) / max(stage.spawn_rate, 0.1) + 0.2 * stage.seconds
         if self.snap is None and (t - self.stage_started) >= min(settle, 0.6 * stage.seconds):
             self.snap = snapshot(self.env.runner.stats, t)
         return stage.users, stage.spawn_rate

@@ -147,6 +147,21 @@ def test_a_target_stage_short_of_its_rate_did_not_hold(tmp_path: Path) -> None:
     assert "< 80% of the target" in staged.verdict["line"]
 
 
+def test_a_small_stage_short_of_its_rate_by_chance_still_held() -> None:
+    limits = thresholds.load(THRESHOLDS)
+
+    def stage(target_rps: float, seconds: float, share: float) -> dict[str, object]:
+        n = round(target_rps * seconds * share)
+        return verdict.judge_stage(verdict.StageStats("typical day", verdict.TARGET, 6, target_rps, seconds,
+                                                      {"GET /api/cases/[code]": verdict.Requests(n, 0, {40: n})}),
+                                   limits)
+
+    # 6 users for 8 s: 48 requests expected, 36 sent; exponential think times do that by chance.
+    assert stage(6.0, 8.0, 0.75)["held"]
+    # The busy day of a national run: 40,000 expected, 30,000 sent is no chance.
+    assert not stage(400.0, 100.0, 0.75)["held"]
+
+
 def test_errors_in_a_target_stage_fail_the_run(tmp_path: Path) -> None:
     staged = run_busy_day(tmp_path, lambda label: (50, 0.05, 1.0) if label == "typical day" else healthy(label))
     assert staged.verdict["exit_code"] == 1
