@@ -68,11 +68,13 @@ def _options(parser: Any) -> None:
     g.add_argument("--kntc-stop-after-officers", type=int, default=0,
                    help="end the run once this many distinct officers have logged in (0: run the shape out)")
     g.add_argument("--kntc-probe-steps", type=int, default=4,
-                   help="busy_day: steps of ×1.4 above the busy day while p95 and errors hold (0: none)")
-    g.add_argument("--kntc-p95-limit", type=float, default=300, help="p95 (ms) that ends the breakpoint search")
+                   help="busy_day: probes of ×1.4 above the busy day while they hold (0: none)")
+    g.add_argument("--kntc-p95-limit", type=float, default=0,
+                   help="p95 (ms) of all requests of a stage together (0: the thresholds file's [total])")
     g.add_argument("--kntc-soak-minutes", type=float, default=60)
     g.add_argument("--kntc-app-workers", type=int, default=2, help="app worker processes behind --host (report)")
-    g.add_argument("--kntc-thresholds", default=str(HERE / "thresholds.toml"), help="limits that set the exit code")
+    g.add_argument("--kntc-thresholds", default=str(HERE / "thresholds.toml"),
+                   help="limits each stage is judged by (they set the exit code)")
     g.add_argument("--kntc-report-dir", default="", help="where the shape's stage results and verdicts are written")
 
 

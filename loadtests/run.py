@@ -6,7 +6,9 @@
     python -m loadtests.run --roster-key K --roster-credentials C --officers 10000 \
         --shape fixed --users 300 --run-time 20m --session-seconds 30   # 10,000 distinct officers
 
-The exit code is the thresholds' verdict (0 within limits, 1 crossed, 2 the run could not start).
+Each stage is judged on its own (loadtests/verdict.py). The exit code: 0 every target stage held
+(a probe past the target that broke is the breakpoint, a finding), 1 a target stage did not hold
+(the last line names it and the limit), 2 the run could not start.
 """
 
 from __future__ import annotations
@@ -73,10 +75,17 @@ def run(args: argparse.Namespace) -> int:
         with (folder / "locust.log").open("w") as log:
             code = subprocess.run(locust_command(host, folder, args, data), stdout=log, stderr=subprocess.STDOUT,
                                   cwd=ROOT).returncode
-        report.summarise(folder, args.app_workers, args.workers_per_node, args.db_cores)
+        summary = report.summarise(folder, args.app_workers, args.workers_per_node, args.db_cores)
         print((folder / "summary.md").read_text())
-        print(f"report: {folder}/summary.md, report.html, throughput.png, latency.png; locust exit code {code}")
-        return code
+        print(f"report: {folder}/summary.md, report.html, throughput.png, latency.png", flush=True)
+        v = summary["verdict"]
+        if not v or code not in (0, 1):
+            print(f"load: Locust ended (exit code {code}) without a verdict of the stages: see {folder}/locust.log",
+                  file=sys.stderr)
+            return 1
+        print(v["finding"], flush=True)
+        print(f"load: {v['line']}", file=sys.stderr if not v["passed"] else sys.stdout)
+        return int(v["exit_code"])
 
     if args.host:
         return go(args.host.rstrip("/"))

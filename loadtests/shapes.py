@@ -1,36 +1,38 @@
 """Load shapes, in users over time, sized from the capacity model and scaled to the rig.
 
-Each shape is a list of stages (ramp, hold, step, spike ...). At the end of every stage the shape
-records what the system did in it — requests/s, p95, error ratio, measured after the stage has
-settled — so the report can say which load level was held and which was not. The breakpoint
-shape keeps multiplying the load until p95 or the error ratio crosses its limit, then stops and
-reports the last good level.
+Each shape declares its stages: a label, a length, the users (and so the req/s the capacity model
+expects of them) and a kind — a warm-up that brings the users in, a target the deployment must
+carry, or a probe past the target that looks for the breakpoint. Every stage is measured on its own
+once it has settled (Locust's statistics per endpoint, snapshotted at the start and the end of the
+window, so the same code judges a single process and a master with its workers) and judged against
+the thresholds (loadtests/verdict.py): the run fails only when a target stage does not hold; the
+first stage that does not hold is reported as the breakpoint.
 
-    ramp         0 → typical day over three steps
-    typical_day  ramp, then the typical day held
-    busy_day     ramp, typical day, step to the busy day, hold; then a probe above it (breakpoint)
-    spike        typical day, three times the busy day for one step, back to typical (recovery)
-    soak         the busy day held for --kntc-soak-minutes
-    breakpoint   from the typical day, ×1.4 per step until p95 > limit or errors > limit
-    fixed        -u/-r as given (with -t), for ad-hoc runs
+    ramp         0 → typical day over three steps (each a target)
+    typical_day  ramp (warm-up), then the typical day held (target)
+    busy_day     warm-up at the typical day, typical day and busy day (targets); then probes ×1.4
+                 above the busy day while they hold (--kntc-probe-steps)
+    spike        typical day (target), three times the busy day for one step (probe), back to the
+                 typical day (target: it recovers)
+    soak         ramp (warm-up), the busy day held for --kntc-soak-minutes (target)
+    breakpoint   the typical day (target), then ×1.4 per step (probes) until a stage does not hold
+    fixed        -u/-r as given (with -t), one target stage, for ad-hoc runs
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from loadtests import capacity
+from loadtests import capacity, thresholds, verdict
+from loadtests.verdict import PROBE, TARGET, WARMUP, Requests, StageStats
 
 log = logging.getLogger("loadtests.shapes")
 
 SHAPES = ("ramp", "typical_day", "busy_day", "spike", "soak", "breakpoint", "fixed")
-P95_LIMIT_MS = 300.0  # the capacity criterion: the load at which p95 stays under this
-MAX_ERROR_RATIO = 0.01
 PROBE_FACTOR = 1.4
 
 
@@ -40,88 +42,70 @@ class Stage:
     users: int
     seconds: float
     spawn_rate: float
-    probe: bool = False  # part of the breakpoint search
-
-
-@dataclass
-class StageResult:
-    label: str
-    users: int
-    seconds: float
-    requests: int
-    failures: int
-    rps: float
-    p50_ms: float
-    p95_ms: float
-    p99_ms: float
-    error_ratio: float
-    ok: bool
-
-
-def percentile_of(hist: dict[int, int], q: float) -> float:
-    total = sum(hist.values())
-    if not total:
-        return 0.0
-    seen = 0
-    for rt in sorted(hist):
-        seen += hist[rt]
-        if seen >= q * total:
-            return float(rt)
-    return float(max(hist))
+    kind: str = TARGET
+    target_rps: float = 0.0  # what these users send by the model (users × req/s per user)
 
 
 @dataclass
 class Snapshot:
     at: float
-    requests: int
-    failures: int
-    hist: dict[int, int] = field(default_factory=dict)
+    endpoints: dict[str, Requests]
+
+
+def snapshot(stats: Any, at: float) -> Snapshot:
+    """Locust's running statistics per endpoint at run time `at` (s), copied: they keep growing."""
+    return Snapshot(at, {
+        f"{e.method} {e.name}": Requests(e.num_requests, e.num_failures, dict(e.response_times))
+        for e in stats.entries.values()})
+
+
+def window(before: Snapshot, after: Snapshot) -> dict[str, Requests]:
+    """What each endpoint did between two snapshots."""
+    out = {}
+    for name, now in after.endpoints.items():
+        was = before.endpoints.get(name, Requests())
+        hist = {rt: n - was.hist.get(rt, 0) for rt, n in now.hist.items() if n - was.hist.get(rt, 0) > 0}
+        if now.requests - was.requests > 0:
+            out[name] = Requests(now.requests - was.requests, now.failures - was.failures, hist)
+    return out
 
 
 class Staged:
-    """Runs the stages in order, measuring each one after it settles."""
+    """Runs the stages in order, measuring and judging each one after it settles."""
 
-    def __init__(self, environment: Any, shape: Any, stages: list[Stage], probe_steps: int = 0,
-                 p95_limit: float = P95_LIMIT_MS, max_errors: float = MAX_ERROR_RATIO, max_users: int = 100_000,
-                 step: float = 60.0) -> None:
+    def __init__(self, environment: Any, shape: Any, stages: list[Stage], limits: dict[str, dict[str, float]],
+                 probe_steps: int = 0, max_users: int = 100_000, step: float = 60.0, rps_per_user: float = 0.0) -> None:
         self.env, self.shape, self.stages, self.step = environment, shape, list(stages), step
-        self.probe_steps, self.p95_limit = probe_steps, p95_limit
-        self.max_errors, self.max_users = max_errors, max_users
-        self.results: list[StageResult] = []
+        self.limits, self.probe_steps, self.max_users = limits, probe_steps, max_users
+        self.rps_per_user = rps_per_user
+        self.results: list[dict[str, Any]] = []
         self.index = -1
         self.stage_started = 0.0
         self.snap: Snapshot | None = None
         self.verdict: dict[str, Any] = {}
         self.done = False
 
-    def _snapshot(self) -> Snapshot:
-        t = self.env.runner.stats.total
-        return Snapshot(time.monotonic(), t.num_requests, t.num_failures, dict(t.response_times))
-
-    def _close(self) -> StageResult | None:
+    def _close(self) -> dict[str, Any]:
         stage, snap = self.stages[self.index], self.snap
         if snap is None:
-            return None
-        now = self._snapshot()
-        hist = {k: v - snap.hist.get(k, 0) for k, v in now.hist.items() if v - snap.hist.get(k, 0) > 0}
-        n, f = now.requests - snap.requests, now.failures - snap.failures
-        secs = max(now.at - snap.at, 1e-6)
-        p95 = percentile_of(hist, 0.95)
-        err = f / n if n else 0.0
-        res = StageResult(stage.label, stage.users, round(secs, 1), n, f, round(n / secs, 1),
-                          percentile_of(hist, 0.5), p95, percentile_of(hist, 0.99), round(err, 5),
-                          bool(n) and p95 <= self.p95_limit and err <= self.max_errors)
+            res = verdict.unmeasured(stage.label, stage.kind, stage.users, stage.target_rps)
+        else:
+            now = snapshot(self.env.runner.stats, self.shape.get_run_time())
+            res = verdict.judge_stage(StageStats(stage.label, stage.kind, stage.users, stage.target_rps,
+                                                 max(now.at - snap.at, 1e-6), window(snap, now)), self.limits)
         self.results.append(res)
-        log.info("stage %-14s users %5d  %7.1f req/s  p95 %6.0f ms  errors %.2f%%  %s", res.label, res.users,
-                 res.rps, res.p95_ms, 100 * err, "ok" if res.ok else "OVER THE LIMIT")
+        log.info("stage %-14s %-6s users %5d  %7.1f req/s (target %.1f)  p95 %6.0f ms  errors %.2f%%  %s",
+                 res["label"], res["kind"], res["users"], res["rps"], res["target_rps"], res["p95_ms"],
+                 100 * res["error_ratio"], "held" if res["held"] else "NOT HELD: " + "; ".join(res["crossed"]))
         return res
 
-    def _next_probe(self, last: StageResult) -> Stage | None:
-        done = sum(1 for s in self.stages if s.probe)
-        if done >= self.probe_steps or not last.ok or last.users >= self.max_users:
+    def _next_probe(self, last: dict[str, Any]) -> Stage | None:
+        done = sum(1 for s in self.stages if s.kind == PROBE)
+        if done >= self.probe_steps or not last["held"] or last["users"] >= self.max_users:
             return None
-        users = min(self.max_users, max(last.users + 1, round(last.users * PROBE_FACTOR)))
-        return Stage(f"probe {done + 1}", users, self.step, max(1.0, (users - last.users) / (0.5 * self.step)), True)
+        users = min(self.max_users, max(last["users"] + 1, round(last["users"] * PROBE_FACTOR)))
+        return Stage(f"probe {done + 1}", users, self.step, max(1.0, (users - last["users"]) / (0.5 * self.step)),
+                     PROBE, users * self.rps_per_user)
 
     def tick(self) -> tuple[int, float] | None:
         if self.done:
@@ -130,7 +114,7 @@ class Staged:
         if self.index < 0 or t - self.stage_started >= self.stages[self.index].seconds:
             if self.index >= 0:
                 last = self._close()
-                if last is not None and self.probe_steps and self.index == len(self.stages) - 1:
+                if self.probe_steps and self.index == len(self.stages) - 1:
                     nxt = self._next_probe(last)
                     if nxt is not None:
                         self.stages.append(nxt)
@@ -141,35 +125,30 @@ class Staged:
             self.stage_started = t
             self.snap = None
         stage = self.stages[self.index]
-        # Measure once the users are all running and a fifth of the stage has passed.
-        settle = stage.users / max(stage.spawn_rate, 0.1) + 0.2 * stage.seconds
+        # Measure once the users that join (or leave) are all in and a fifth of the stage has passed.
+        before = self.stages[self.index - 1].users if self.index > 0 else 0
+        settle = abs(stage.users - before) / max(stage.spawn_rate, 0.1) + 0.2 * stage.seconds
         if self.snap is None and (t - self.stage_started) >= min(settle, 0.6 * stage.seconds):
-            self.snap = self._snapshot()
+            self.snap = snapshot(self.env.runner.stats, t)
         return stage.users, stage.spawn_rate
 
     def finish_now(self, why: str) -> None:
-        """End the run before its stages do (the stage under way is measured as it stands)."""
+        """End the run before its stages do (the stage under way is judged as it stands)."""
         if not self.done:
             log.info("ending the run: %s", why)
-            if self.index >= 0:
+            if 0 <= self.index < len(self.stages):
                 self._close()
             self._finish()
 
     def _finish(self) -> None:
         self.done = True
-        good = [r for r in self.results if r.ok]
-        best = max(good, key=lambda r: r.rps) if good else None
-        crossed = next((r for r in self.results if not r.ok), None)
-        self.verdict = {
-            "p95_limit_ms": self.p95_limit, "max_error_ratio": self.max_errors,
-            "last_good": asdict(best) if best else None,
-            "first_bad": asdict(crossed) if crossed else None,
-            "saturated": crossed is not None,
-        }
-        if best:
-            log.info("last good level: %d users, %.1f req/s (p95 %.0f ms)%s", best.users, best.rps, best.p95_ms,
-                     "" if crossed else " — the limit was never crossed: capacity is at least this")
-        write_stage_report(self.env, {"stages": [asdict(r) for r in self.results], "verdict": self.verdict})
+        # Stages the run never reached did not hold either: a target skipped is a target not shown.
+        for stage in self.stages[len(self.results):]:
+            self.results.append(verdict.unmeasured(stage.label, stage.kind, stage.users, stage.target_rps))
+        self.verdict = verdict.decide(self.results)
+        (log.info if self.verdict["passed"] else log.error)("verdict: %s", self.verdict["line"])
+        log.info("%s", self.verdict["finding"])
+        write_stage_report(self.env, {"stages": self.results, "verdict": self.verdict})
 
 
 def write_stage_report(env: Any, data: dict[str, Any]) -> None:
@@ -192,39 +171,65 @@ def levels(environment: Any) -> dict[str, int]:
     return out
 
 
+def rps_per_user(environment: Any) -> float:
+    """Requests/s one simulated user sends by the model: the scenario's req/s ÷ its users, × the pace."""
+    o = environment.parsed_options
+    sc = capacity.Model().scenario(capacity.SCENARIOS[getattr(o, "kntc_scenario", "busy")])
+    users = sc["officers_concurrent"] + sc["classes"]["citizen"]["concurrent"]
+    return sc["total_rps"] / users * float(getattr(o, "kntc_pace", 1.0) or 1.0) if users else 0.0
+
+
+def stage_limits(environment: Any) -> dict[str, dict[str, float]]:
+    o = environment.parsed_options
+    path = getattr(o, "kntc_thresholds", "")
+    limits = thresholds.load(path) if path else {}
+    p95 = float(getattr(o, "kntc_p95_limit", 0) or 0)
+    if p95:  # the capacity criterion given on the command line: all requests of a stage together
+        limits = {**limits, "total": {**limits.get("total", limits.get("default", {})), "p95_ms": p95}}
+    return limits
+
+
 def build(environment: Any, shape: Any) -> Staged:
     o = environment.parsed_options
     name = getattr(o, "kntc_shape", "busy_day")
     step = float(getattr(o, "kntc_step_seconds", 60))
     lv = levels(environment)
     typ, busy = lv["typical"], lv["busy"]
+    per_user = rps_per_user(environment)
 
     def rate(users: int) -> float:
         return max(1.0, users / (0.5 * step))  # reach a step's users within half the step
 
-    ramp = [Stage(f"ramp {i}/3", max(1, typ * i // 3), step, rate(typ)) for i in (1, 2, 3)]
+    def stage(label: str, users: int, seconds: float, spawn: float, kind: str = TARGET) -> Stage:
+        return Stage(label, users, seconds, spawn, kind, users * per_user)
+
+    ramp = [stage(f"ramp {i}/3", max(1, typ * i // 3), step, rate(typ)) for i in (1, 2, 3)]
     stages: list[Stage]
     probe = 0
     if name == "ramp":
         stages = ramp
     elif name == "typical_day":
-        stages = [*ramp, Stage("typical day", typ, 3 * step, rate(typ))]
+        stages = [*(stage(s.label, s.users, s.seconds, s.spawn_rate, WARMUP) for s in ramp),
+                  stage("typical day", typ, 3 * step, rate(typ))]
     elif name == "busy_day":
-        stages = [ramp[-1], Stage("typical day", typ, step, rate(typ)), Stage("busy day", busy, 2 * step, rate(busy))]
+        # The warm-up brings every user in at the typical day (their logins all at once); the typical
+        # day is then measured on users that are already working.
+        stages = [stage("warm-up", typ, step, rate(typ), WARMUP), stage("typical day", typ, step, rate(typ)),
+                  stage("busy day", busy, 2 * step, rate(busy))]
         probe = int(getattr(o, "kntc_probe_steps", 4))
     elif name == "spike":
-        stages = [Stage("typical day", typ, step, rate(typ)), Stage("spike", 3 * busy, step, 3 * busy / 5),
-                  Stage("recovery", typ, 2 * step, 3 * busy / 5)]
+        stages = [stage("typical day", typ, step, rate(typ)), stage("spike", 3 * busy, step, 3 * busy / 5, PROBE),
+                  stage("recovery", typ, 2 * step, 3 * busy / 5)]
     elif name == "soak":
         minutes = float(getattr(o, "kntc_soak_minutes", 60))
-        stages = [Stage("ramp", busy, step, rate(busy)), Stage("soak", busy, minutes * 60, rate(busy))]
+        stages = [stage("ramp", busy, step, rate(busy), WARMUP), stage("soak", busy, minutes * 60, rate(busy))]
     elif name == "breakpoint":
-        stages = [Stage("start", typ, step, rate(typ))]
+        stages = [stage("start", typ, step, rate(typ))]
         probe = int(getattr(o, "kntc_probe_steps", 12))
     else:  # fixed
-        stages = [Stage("fixed", int(getattr(o, "num_users", 1) or 1), float(getattr(o, "run_time", 0) or 10**9),
-                      float(getattr(o, "spawn_rate", 1) or 1))]
-    p95 = float(getattr(o, "kntc_p95_limit", P95_LIMIT_MS))
-    log.info("shape %s: typical day %d users, busy day %d users, step %.0f s, probe up to %d steps",
-             name, typ, busy, step, probe)
-    return Staged(environment, shape, stages, probe_steps=probe, p95_limit=p95, step=step)
+        stages = [stage("fixed", int(getattr(o, "num_users", 1) or 1), float(getattr(o, "run_time", 0) or 10**9),
+                        float(getattr(o, "spawn_rate", 1) or 1))]
+    log.info("shape %s: typical day %d users, busy day %d users (%.2f req/s per user), step %.0f s, "
+             "probe up to %d steps", name, typ, busy, per_user, step, probe)
+    return Staged(environment, shape, stages, stage_limits(environment), probe_steps=probe, step=step,
+                  rps_per_user=per_user)
