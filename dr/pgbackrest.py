@@ -399,6 +399,10 @@ class PgBackRest:
     def annotate(self, label: str, annotations: dict[str, str]) -> None:
         self._run("annotate", [f"--set={label}", *(f"--annotation={k}={v}" for k, v in annotations.items())])
 
+    def expire(self, set_label: str) -> None:
+        """Remove one backup set (and the incremental and differential sets that depend on it)."""
+        self._run("expire", [f"--set={set_label}"])
+
     def verify(self) -> VerifyResult:
         return parse_verify(self._run("verify", ["--output=text", "--verbose", "--log-level-console=off"]))
 
