@@ -34,8 +34,9 @@ def test_each_sites_dashboard_shows_the_live_leader_and_both_sites(lab, hosts, m
     assert "Site chính" in cell(html, "site-dc", "Vai trò cụm CSDL")
     assert "Site dự phòng" in cell(html, "site-dr", "Vai trò cụm CSDL")
     assert cell(html, "site-dr", "Leader").split()[0] in DR_DB
-    lag_bytes, lag_seconds = cell(html, "site-dr", "Độ trễ so với site chính").split(" · ")
-    assert lag_bytes.endswith("B") and lag_seconds != "—", (lag_bytes, lag_seconds)
+    # The seconds may be a dash just after the standby restarts (nothing replayed yet): the bytes not.
+    lag_bytes = cell(html, "site-dr", "Độ trễ so với site chính").split(" · ")[0]
+    assert lag_bytes.endswith("B"), lag_bytes
     assert cell(html, "site-dc", "etcd: thành viên trả lời").startswith("3 / 3 ✔ đủ quorum")
     repos = {c[1] for p, c in rows(html) if p.startswith("Sao lưu") and c[0] in ("DC", "DR")}
     assert repos, "no backup figures on the dashboard"
