@@ -154,7 +154,9 @@ async def classify(request: Request, code: str) -> Response:
         try:
             body = CaseUpdateIn.model_validate({k: v for k, v in values.items() if v is not None})
             async with conn.transaction():
-                await cases.update_case(conn, actor, code, body.version, body.model_dump(exclude={"version"}))
+                book = await request.app.state.rulebooks.current(conn)
+                await cases.update_case(conn, actor, code, body.version, body.model_dump(exclude={"version"}),
+                                        book=book, today=request.app.state.clock())
         except ValidationError as exc:
             errors = field_errors(exc)
         except TransitionRefused as exc:
