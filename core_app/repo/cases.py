@@ -271,6 +271,7 @@ async def get_case(conn: AsyncConnection[Any], code: str, *, details: bool = Tru
         "LEFT JOIN kntc.account a ON a.id = x.changed_by WHERE x.case_id = %s ORDER BY x.created_at, x.step", (cid,))
     case["recomputed"] = await cur.fetchall()
     case["notifications"] = await notifications.of_case(conn, cid)
+    case["consent_changes"] = await notifications.consent_changes(conn, cid)
     await _record_reads(conn, case)
     return case
 

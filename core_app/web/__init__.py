@@ -31,6 +31,7 @@ def install(app: FastAPI) -> None:
         admin,
         auth,
         cases,
+        consent,
         corrections,
         officer,
         public,
@@ -40,8 +41,8 @@ def install(app: FastAPI) -> None:
     )
 
     # The roster's fixed paths before an account's /app/accounts/{username}.
-    for module in (auth, public, officer, cases, corrections, account, admin, roster_upload, account_detail, stats,
-                   reports):
+    for module in (auth, public, officer, cases, consent, corrections, account, admin, roster_upload, account_detail,
+                   stats, reports):
         app.include_router(module.router)
 
     @app.exception_handler(WebError)

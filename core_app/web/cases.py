@@ -99,7 +99,7 @@ async def _case_page(request: Request, conn: Any, actor: Actor, code: str, statu
            "petition_form": {"channel": "in_person", "people_count": "1"},
            "may_add_petition": bool({"reception", "handling", "head"} & actor.roles),
            "may_report": "external_reader" not in actor.roles, "report_error": None, "correct_error": None,
-           "correct_form": {}, "correction_fields": field_options(case, lang_of(request))}
+           "correct_form": {}, "consent_error": None, "correction_fields": field_options(case, lang_of(request))}
     ctx.update(extra)
     return page(request, "case.html", status_code=status_code, **ctx)
 
