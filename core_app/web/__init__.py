@@ -33,6 +33,7 @@ def install(app: FastAPI) -> None:
         cases,
         consent,
         corrections,
+        deadline_rules,
         officer,
         public,
         reports,
@@ -42,7 +43,7 @@ def install(app: FastAPI) -> None:
 
     # The roster's fixed paths before an account's /app/accounts/{username}.
     for module in (auth, public, officer, cases, consent, corrections, account, admin, roster_upload, account_detail,
-                   stats, reports):
+                   stats, reports, deadline_rules):
         app.include_router(module.router)
 
     @app.exception_handler(WebError)

@@ -14,7 +14,7 @@ from psycopg.rows import dict_row
 
 from tests.conftest import own_address, petition_body
 from tests.notify_support import consenting
-from tests.web.conftest import WebUser, web_officer  # noqa: F401 (fixture)
+from tests.web.conftest import WebUser
 
 UNIT, OTHER, PROVINCE = "X00004", "X00008", "T01"
 WRONG = "AAAA-BBBB-CCCC-DDDD-EEEE-FFFF"
