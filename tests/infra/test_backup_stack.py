@@ -5,16 +5,21 @@ reach Prometheus; a failed backup and a failed verification each page, and clear
 from __future__ import annotations
 
 import json
+import shlex
 import time
+from pathlib import Path
 
 import pytest
+
+from dr import runbook
 
 from .conftest import ADDR, DC_DB, FIGURES, active_alerts, dc_leader, query, wait_for
 
 pytestmark = pytest.mark.lab
 
 BACKUP_HOSTS = {"dc-backup1": "1", "dr-backup1": "2"}  # host → its repository
-KNTC_DR = "KNTC_DR_CONFIG=/etc/kntc-dr/dr.toml /opt/kntc/current/bin/kntc-dr"
+KNTC_DR = "kntc-dr"  # on the PATH of the backup hosts; /etc/kntc-dr/dr.toml is its default
+RESTORE_MD = Path(__file__).resolve().parents[2] / "runbooks" / "restore.md"
 
 
 def unit_state(host, unit: str) -> dict[str, str]:
@@ -37,6 +42,8 @@ def test_the_repository_hosts_back_up_with_kntc_dr_on_timers(lab, hosts, name):
     for t in ("full", "diff", "incr"):
         timer = h.service(f"kntc-dr-backup-{t}.timer")
         assert timer.is_enabled and timer.is_running, f"{name}: kntc-dr-backup-{t}.timer"
+        unit = h.check_output(f"systemctl show -p Unit --value kntc-dr-backup-{t}.timer")
+        assert unit == f"kntc-dr-backup@{t}.service"
     assert h.service("kntc-dr-metrics.timer").is_running
     # The raw pgBackRest units the stack replaced are gone: one set of units.
     assert not h.file("/etc/systemd/system/pgbackrest-backup@.service").exists
@@ -195,3 +202,28 @@ def test_archiving_goes_on_when_the_other_sites_repository_is_lost_and_resumes_b
 
     wait_for(in_repo2, 180, f"{wal} archived into repository 2 again", interval=5)
     sql(leader, "DROP TABLE IF EXISTS public.kntc_guard_drill")
+
+
+def run_remote_step(host, step_id: str, env: dict[str, str]) -> runbook.StepResult:
+    """A step of runbooks/restore.md as written, on a lab host, checked against its `> expect:` line."""
+    step = runbook.steps(RESTORE_MD)[step_id]
+    exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
+    res = host.run(f"cd /tmp && env {exports} bash -euo pipefail -c {shlex.quote(step.command)}")
+    return runbook.StepResult(step, res.rc, res.stdout, res.stderr)
+
+
+def test_the_restore_runbooks_steps_run_as_written_on_a_backup_host(lab, hosts):
+    """runbooks/restore.md with its "Production / lab" values, on dc-backup1: inspect the repository,
+    back up, restore into a scratch directory and look inside, stop it, verify the newest backup."""
+    h = hosts("dc-backup1")
+    env = {"KNTC_DR_STATE": "/var/lib/kntc-dr", "SCRATCH": "/var/lib/kntc-dr/scratch/manual",
+           "SCRATCH_PORT": "55478", "PATH": "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"}
+    h.run(f"runuser -u postgres -- /usr/lib/postgresql/15/bin/pg_ctl stop -D {env['SCRATCH']} -m immediate; "
+          f"rm -rf {env['SCRATCH']}")
+    try:
+        for step in ("info", "backup-incr", "restore-scratch", "inspect", "stop-scratch", "verify-restore"):
+            res = run_remote_step(h, step, env)
+            assert res.ok, res.explain()
+    finally:
+        h.run(f"runuser -u postgres -- /usr/lib/postgresql/15/bin/pg_ctl stop -D {env['SCRATCH']} -m immediate; "
+              f"rm -rf {env['SCRATCH']}")
