@@ -204,8 +204,18 @@ def set_clearance(username: User, reason: Reason,
 
 
 @app.command("reset-password")
-def reset_password(username: User, reason: Reason) -> None:
-    """A new one-time initial password (printed once); the account's sessions end."""
+def reset_password(
+    username: User,
+    reason: Reason,
+    password: Annotated[str | None, typer.Option(hidden=True, help="gone: support never chooses the password")
+                        ] = None,
+) -> None:
+    """A new one-time initial password (printed once): the account is unlocked, its sessions end, and
+    at the next login the officer can only choose a new password. Nobody else chooses or keeps it."""
+    if password is not None:
+        # The old support command took one; say why it is gone rather than "no such option".
+        fail("--password is gone: a reset issues a one-time initial password the officer must change at the "
+             "next login (kntc accounts reset-password USER -r WHY)")
     _said(_act(username, "reset_password", reason))
 
 
