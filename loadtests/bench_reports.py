@@ -20,6 +20,7 @@ generation took.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -160,17 +161,21 @@ def main() -> None:
     ap.add_argument("--port", type=int, default=55432)
     ap.add_argument("--seed", type=int, default=20180315)
     ap.add_argument("--period", action="append", help="periods to time (default: the last closed quarter, the year)")
+    ap.add_argument("--database", default=os.environ.get("KNTC_LOAD_DATABASE") or None,
+                    help="a database loaded already, e.g. kntc_national_5000000 (make national-data): no generation")
     args = ap.parse_args()
-    database = f"kntc_reports_{args.cases}"
+    database = args.database or f"kntc_reports_{args.cases}"
     env = bench_env(args.root.resolve(), args.port, database)
     print(f"database {database} on 127.0.0.1:{args.port}", flush=True)
+    if args.database and not case_count(env):
+        raise SystemExit(f"bench: {database} holds no case files: load it first (make national-data)")
     kntc("migrate", env=env)
     kntc("seed-units", env=env)
     accounts = {"country": "VN", "province": None, "commune": None}
     kntc("create-account", "--username", "bench.reception", "--full-name", "Cán bộ tiếp dân đo tải", "--unit", "VN",
          "--role", "reception", env={**env, "KNTC_NEW_PASSWORD": PASSWORD})
     have = case_count(env)
-    if have < args.cases:
+    if have < args.cases and not args.database:
         if have:
             raise SystemExit(f"bench: {database} holds {have} case files, fewer than {args.cases}: drop it first")
         t0 = time.monotonic()

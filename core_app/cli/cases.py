@@ -121,6 +121,8 @@ def _national(cases: int, seed: int, chunk: int, writers: int, province: str | N
     wall = time.monotonic() - t0
     rows = sum(out.rows.values())
     console.print(", ".join(f"{n:,} {t}" for t, n in out.rows.items()), highlight=False)
+    busy = sum(out.spent.values()) or 1.0
+    console.print("writers' time: " + ", ".join(f"{t} {v / busy:.0%}" for t, v in out.spent.items()), highlight=False)
     if out.skipped:
         console.print(f"{out.skipped:,} case files were loaded by an earlier run (skipped)", highlight=False)
     console.print(f"national_load cases={out.cases} rows={rows} load_seconds={out.load_s:.1f} "

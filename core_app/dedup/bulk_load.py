@@ -61,6 +61,7 @@ class Outcome:
     load_s: float = 0.0
     index_s: float = 0.0
     vacuum_s: float = 0.0
+    spent: dict[str, float] = field(default_factory=dict)  # writers' seconds per table's COPY, and commits
 
 
 def bulk_session(conn: Any) -> None:
@@ -131,39 +132,53 @@ def build_indexes(connect: Connect, workers: int, on_built: Callable[[str], None
     return len(pending)
 
 
-def write(conn: Any, bundle: Bundle) -> bool:
-    """One bundle in one transaction; False when an earlier run committed it already."""
+def write(conn: Any, bundle: Bundle, spent: dict[str, float]) -> bool:
+    """One bundle in one transaction; False when an earlier run committed it already. Adds the
+    seconds each table's COPY took (its triggers included) to `spent`, the commit's to "commit"."""
     first = bundle.rows["case_file"][0][0]
     if conn.execute("SELECT 1 FROM kntc.case_file WHERE id = %s", (first,)).fetchone():
         return False
-    with conn.transaction(), conn.cursor() as cur:
-        for table, cols in TABLES:
-            rows = bundle.rows[table]
-            if not rows:
-                continue
-            with cur.copy(f"COPY kntc.{table} ({', '.join(cols)}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
+    with conn.cursor() as cur:
+        t = time.perf_counter()
+        with conn.transaction():
+            for table, cols in TABLES:
+                rows = bundle.rows[table]
+                if not rows:
+                    continue
+                with cur.copy(f"COPY kntc.{table} ({', '.join(cols)}) FROM STDIN") as copy:
+                    for row in rows:
+                        copy.write_row(row)
+                now = time.perf_counter()
+                spent[table] = spent.get(table, 0.0) + now - t
+                t = now
+        # The deferred checks (the intake triggers) run at commit.
+        spent["commit"] = spent.get("commit", 0.0) + time.perf_counter() - t
     return True
 
 
-def load(connect: Connect, bundles: Iterator[Bundle], writers: int, on_bundle: Callable[[Bundle, bool], None]
-         ) -> None:
+def load(connect: Connect, bundles: Iterator[Bundle], writers: int, on_bundle: Callable[[Bundle, bool], None],
+         spent: dict[str, float]) -> None:
     """COPY the bundles through `writers` connections while the caller's thread makes the next ones."""
     q: queue.Queue[Bundle | None] = queue.Queue(maxsize=2 * writers)
     failure: list[BaseException] = []
 
     def writer() -> None:
+        mine: dict[str, float] = {}
         try:
             with connect() as conn:
                 bulk_session(conn)
                 while (bundle := q.get()) is not None:
-                    on_bundle(bundle, write(conn, bundle))
+                    on_bundle(bundle, write(conn, bundle, mine))
         except BaseException as exc:  # reported by the caller's thread
             failure.append(exc)
             while q.get() is not None:
                 pass
+        finally:
+            with lock:
+                for k, v in mine.items():
+                    spent[k] = spent.get(k, 0.0) + v
 
+    lock = threading.Lock()
     threads = [threading.Thread(target=writer, name=f"kntc-copy-{k}", daemon=True) for k in range(writers)]
     for t in threads:
         t.start()
@@ -221,7 +236,7 @@ def national(connect: Connect, n: int, seed: int, today: date, *, chunk: int = 1
         on_cases(bundle.cases)
 
     t0 = time.monotonic()
-    load(connect, gen.bundles(n, chunk), writers, done)
+    load(connect, gen.bundles(n, chunk), writers, done, out.spent)
     with connect() as conn, conn.transaction(), conn.cursor() as cur:
         # Codes made by kntc.next_case_code later must follow the generated ones.
         cur.executemany(COUNTERS, [(u, y, s) for (u, y), s in gen.counters.items() if counters.get((u, y)) != s])

@@ -258,9 +258,10 @@ class NationalGenerator(Generator):
         updated = tl.last or created
         # Petitions sent again later were joined to the case as they came (`add_petition`), in
         # whatever status the case had then.
+        work = list(tl.rows)
         for pet in scratch.petitions[1:]:
             t = datetime.combine(pet[3], clock(7, 30), VN) + timedelta(minutes=r.randrange(540))
-            now = next((e[6] for e in reversed(tl.rows) if e[1] <= t), "received")
+            now = next((e[6] for e in reversed(work) if e[1] <= t), "received")
             tl.rows.append((case_id, t, reception[0] if reception else None, unit_id, "add_petition", now, now, None,
                             f'{{"petition_id": "{pet[0]}"}}'))
         out["case_event"] = sorted(tl.rows, key=lambda e: e[1]) if len(scratch.petitions) > 1 else tl.rows
