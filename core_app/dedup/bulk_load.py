@@ -42,9 +42,14 @@ PENDING = """
 SELECT d.name, d.definition FROM kntc_bulk_load.deferred_index d
   JOIN pg_class t ON t.oid = d.table_oid ORDER BY pg_relation_size(t.oid) DESC, d.name
 """
+# From the codes stored, not from the generator's counters: a run that resumes one finished
+# before generates codes it then skips, and must not move a counter past them.
 COUNTERS = """
-INSERT INTO kntc.case_code_counter AS c (unit_id, year, last_seq) VALUES (%s, %s, %s)
-ON CONFLICT (unit_id, year) DO UPDATE SET last_seq = greatest(c.last_seq, EXCLUDED.last_seq)
+INSERT INTO kntc.case_code_counter AS c (unit_id, year, last_seq)
+SELECT receiving_unit_id, extract(year FROM received_on)::int, max(substring(code FROM '([0-9]+)$')::int)
+  FROM kntc.case_file GROUP BY 1, 2
+    ON CONFLICT (unit_id, year) DO UPDATE SET last_seq = greatest(c.last_seq, EXCLUDED.last_seq)
+ WHERE c.last_seq < EXCLUDED.last_seq
 """
 
 
@@ -237,9 +242,10 @@ def national(connect: Connect, n: int, seed: int, today: date, *, chunk: int = 1
 
     t0 = time.monotonic()
     load(connect, gen.bundles(n, chunk), writers, done, out.spent)
-    with connect() as conn, conn.transaction(), conn.cursor() as cur:
+    with connect() as conn:
         # Codes made by kntc.next_case_code later must follow the generated ones.
-        cur.executemany(COUNTERS, [(u, y, s) for (u, y), s in gen.counters.items() if counters.get((u, y)) != s])
+        bulk_session(conn)
+        conn.execute(COUNTERS)
     out.load_s = time.monotonic() - t0
     t0 = time.monotonic()
     on_phase("indexes", out.deferred)

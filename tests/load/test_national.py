@@ -6,6 +6,7 @@ its events (the app's own recount finds nothing to correct)."""
 from __future__ import annotations
 
 import csv
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -67,12 +68,30 @@ def test_case_codes_are_gapless_per_unit_and_year(owner: psycopg.Connection) -> 
                    AS year, substring(code FROM '([0-9]+)$')::int AS seq FROM kntc.case_file) c
          GROUP BY unit, year HAVING count(*) <> max(seq) OR min(seq) <> 1""").fetchall()
     assert gaps == []
-    # The counters follow: the next case recorded in a unit takes the next number.
-    behind = owner.execute("""
-        SELECT c.code FROM kntc.case_file c JOIN kntc.case_code_counter k ON k.unit_id = c.receiving_unit_id
-           AND k.year = extract(year FROM c.received_on) WHERE substring(c.code FROM '([0-9]+)$')::int > k.last_seq
-        """).fetchall()
-    assert behind == []
+    assert counters_off(owner) == []
+
+
+def counters_off(owner: psycopg.Connection) -> list[dict[str, Any]]:
+    """Units whose code counter is not at their last case's number: the next case recorded there
+    would not take the next number."""
+    return owner.execute("""
+        SELECT k.unit_id, k.year, k.last_seq, x.last FROM kntc.case_code_counter k
+          JOIN (SELECT receiving_unit_id AS unit_id, extract(year FROM received_on)::int AS year,
+                       max(substring(code FROM '([0-9]+)$')::int) AS last FROM kntc.case_file GROUP BY 1, 2) x
+            ON x.unit_id = k.unit_id AND x.year = k.year
+         WHERE k.last_seq <> x.last""").fetchall()
+
+
+def test_the_same_load_again_resumes_and_changes_nothing(national: dict[str, Any], owner: psycopg.Connection
+                                                         ) -> None:
+    before = owner.execute("SELECT count(*) AS n, max(id) AS last FROM kntc.case_event").fetchone()
+    res = subprocess.run([str(Path(sys.executable).parent / "kntc"), "generate", "--national", "--cases", str(CASES),
+                          "--seed", "20180315", "--province", "T01"],
+                         env={**os.environ, **national["env"]}, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr
+    assert f"{CASES:,} case files were loaded by an earlier run (skipped)" in res.stdout, res.stdout
+    assert owner.execute("SELECT count(*) AS n, max(id) AS last FROM kntc.case_event").fetchone() == before
+    assert counters_off(owner) == []
 
 
 def test_each_timeline_leads_to_its_case_status_and_version(owner: psycopg.Connection) -> None:
@@ -114,7 +133,7 @@ def test_every_accepted_denunciation_has_its_time_limits_as_its_events_say(
         assert not (resolved and not notified), r
     # What the app's own recount would end as left open by mistake: nothing.
     res = subprocess.run([str(Path(sys.executable).parent / "kntc"), "deadlines", "recount", "--dry-run"],
-                         env={**national["env"]}, capture_output=True, text=True, timeout=300)
+                         env={**os.environ, **national["env"]}, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
     assert "would change: 0 " in res.stdout, res.stdout
 
