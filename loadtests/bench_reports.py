@@ -14,7 +14,9 @@ machine is shared. In its own database (`kntc_reports_<N>`) on the checkout's em
    the first request (cold) and the median of the next ones, per level.
 
 Steps 1-2 run once per database; a later run measures again. Prints the size measured and how long
-generation took.
+generation took. `--database` (or LOAD_DATABASE=… with make) times the reports on a database loaded
+already, e.g. `kntc_national_<N>` of `make national-data`, whose case files carry the timeline, limits
+and receptions the officers recorded, and skips steps 1-2.
 """
 
 from __future__ import annotations
