@@ -3,11 +3,14 @@
 For the case file, the inbox, search (when the app has it) and recording a petition it measures
 req/s and p50/p95/p99 at a fixed concurrency, then runs the same SQL through pgbench (as the
 application role, with the session token's set_config + kntc.actor() that row-level security
-uses) at the same concurrency, and prints endpoint ÷ database. It is a benchmark: it prints
-figures and asserts nothing about them.
+uses) at the same concurrency, and prints endpoint ÷ database. Two references frame the figures:
+`GET /livez` (a trivial JSON answer from the same server and workers: what the framework alone
+costs) and pgbench's built-in `-S` (a primary-key lookup on the same cluster). It is a benchmark: it
+prints figures and asserts nothing about them.
 
     python -m loadtests.bench_app                 # local cluster + `kntc serve`, 16 clients, 10 s each
-    python -m loadtests.bench_app --host URL      # an app already running (KNTC_DATABASE_URL for pgbench)
+    python -m loadtests.bench_app --host URL      # an app already running (KNTC_DATABASE_URL for pgbench;
+                                                  # KNTC_PGBENCH_SELECT_DSN: a database pgbench -i made, for -S)
 """
 
 from __future__ import annotations
@@ -35,6 +38,10 @@ from loadtests.testdata import Api, ensure_admin, petition_body, record_case
 
 PGBENCH = Path(os.environ.get("KNTC_PGBENCH", "/usr/lib/postgresql/15/bin/pgbench"))
 SCRIPTS = Path(__file__).resolve().parent / "pgbench"
+PGBIN = PGBENCH.parent
+# pgbench -S's own tables live in a database of their own on the same cluster (scale 10: 1 M rows,
+# held in shared_buffers like the case files the bench reads).
+SELECT_ONLY_DB = "kntc_pgbench"
 BENCH_UNIT = "X00008"  # a ward used by nothing else, so the bench's case codes are one contiguous run
 
 
@@ -248,6 +255,15 @@ def _run(base: str, dsn: str, env: dict[str, str] | None, concurrency: int, seco
     plan.append(("intake      POST /api/dedup/check + POST /api/cases", rec_token, "POST",
                  lambda i: "/api/cases", record, "record_petition.sql", {"token": rec_token}))
     results = []
+    # The framework's floor: the same server and workers answering a constant JSON body.
+    rps, lat, errors, (app_cpu, _) = http_bench(base, hnd_token, "GET", lambda i: "/livez", None, concurrency,
+                                                seconds, meters=(lambda: tree_cpu(app_pid), lambda: 0.0))
+    trivial = Result(TRIVIAL, round(rps, 1), round(pct(lat, .5), 2), round(pct(lat, .95), 2),
+                     round(pct(lat, .99), 2), errors)
+    if app_pid and lat:
+        trivial.app_cpu_ms = round(1000 * app_cpu / len(lat), 3)
+    results.append(trivial)
+    print(f"  {TRIVIAL}: {trivial.http_rps} req/s", flush=True)
     for name, token, method, path, body, script, variables in plan:
         rps, lat, errors, (app_cpu, db_cpu) = http_bench(
             base, token, method, path, body, concurrency, seconds,
@@ -265,6 +281,71 @@ def _run(base: str, dsn: str, env: dict[str, str] | None, concurrency: int, seco
         results.append(res)
         print(f"  {name}: {res.http_rps} req/s, database {res.db_tps} tps", flush=True)
     return results
+
+
+TRIVIAL = "trivial     GET /livez (no database)"
+
+
+def select_only_dsn(env: dict[str, str] | None, pg_root: Path | None, pg_port: int) -> str | None:
+    """A DSN for pgbench -S on the bench's cluster: the embedded cluster's superuser over its socket
+    (the tables made once by pgbench -i), or KNTC_PGBENCH_SELECT_DSN for a cluster elsewhere."""
+    given = os.environ.get("KNTC_PGBENCH_SELECT_DSN")
+    if given or pg_root is None:
+        return given
+    socket_dir = pg_root.resolve() / "socket"
+    dsn = f"host={socket_dir} port={pg_port} user=postgres dbname={SELECT_ONLY_DB}"
+    probe = subprocess.run([str(PGBIN / "psql"), f"host={socket_dir} port={pg_port} user=postgres dbname=postgres",
+                            "-Atc", f"SELECT 1 FROM pg_database WHERE datname = '{SELECT_ONLY_DB}'"],
+                           capture_output=True, text=True, timeout=60)
+    if probe.returncode != 0:
+        print(f"pgbench -S skipped: {probe.stderr.strip()[-200:]}")
+        return None
+    if probe.stdout.strip() != "1":
+        subprocess.run([str(PGBIN / "createdb"), "-h", str(socket_dir), "-p", str(pg_port), "-U", "postgres",
+                        SELECT_ONLY_DB], check=True, capture_output=True, timeout=60)
+        subprocess.run([str(PGBENCH), "-i", "-q", "-s", "10", dsn], check=True, capture_output=True, timeout=600)
+    return dsn
+
+
+def select_only(dsn: str | None, concurrency: int, seconds: float) -> float | None:
+    if not dsn:
+        return None
+    res = subprocess.run([str(PGBENCH), "-n", "-S", "-M", "prepared", "-c", str(concurrency), "-j", "2", "-T",
+                          str(int(seconds)), dsn], capture_output=True, text=True, timeout=seconds + 120)
+    m = re.search(r"tps = ([0-9.]+) \(without initial connection time\)", res.stdout)
+    if res.returncode != 0 or not m:
+        raise StackError(f"pgbench -S failed: {(res.stderr or res.stdout).strip()[-400:]}")
+    return float(m.group(1))
+
+
+def commit_measured() -> str:
+    """The commit of the app measured (with '+dirty' when its tree has uncommitted changes)."""
+    def git(*args: str) -> str:
+        res = subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True, timeout=30)
+        return res.stdout.strip()
+    head = git("rev-parse", "--short=10", "HEAD") or "unknown"
+    return head + ("+dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
+
+
+def print_summary(results: list[Result], select_tps: float | None, commit: str) -> str:
+    """The goals in one table: each endpoint as a share of the trivial answer, its CPU per request,
+    and the case file's SQL against pgbench -S."""
+    base = next((r for r in results if r.endpoint == TRIVIAL), None)
+    lines = [f"commit {commit}",
+             f"{'endpoint':58} {'req/s':>8} {'of /livez':>9} {'app ms':>7} {'DB ms':>7} {'SQL tps':>9} {'of -S':>7}"]
+    for r in results:
+        share = f"{r.http_rps / base.http_rps:.1%}" if base and base.http_rps else "-"
+        of_s = f"{r.db_tps / select_tps:.1%}" if r.db_tps and select_tps else "-"
+
+        def ms(v: float | None) -> str:
+            return f"{v:7.2f}" if v is not None else "      -"
+        lines.append(f"{r.endpoint:58} {r.http_rps:8.1f} {share:>9} {ms(r.app_cpu_ms)} {ms(r.db_cpu_ms_http)} "
+                     f"{r.db_tps or 0:9.1f} {of_s:>7}")
+    lines.append(f"{'pgbench -S (primary-key lookup, same cluster)':58} {'':8} {'':9} {'':7} {'':7} "
+                 f"{select_tps or 0:9.1f} {'100.0%' if select_tps else '-':>7}")
+    text = "\n".join(lines)
+    print(text)
+    return text
 
 
 def print_table(results: list[Result], concurrency: int, workers: int) -> str:
@@ -307,6 +388,7 @@ def main(argv: list[str] | None = None) -> int:
                 raise StackError("KNTC_DATABASE_URL (the application role's DSN) is needed for pgbench")
             env = dict(os.environ) if os.environ.get("KNTC_ADMIN_DATABASE_URL") else None
             results = run(args.host.rstrip("/"), dsn, env, args.concurrency, args.seconds, args.cases, password)
+            select_tps = select_only(select_only_dsn(env, None, args.pg_port), args.concurrency, args.seconds)
         else:
             env = {**os.environ, **local_env(args.pg_root, args.pg_port)}
             prepare_database(env)
@@ -316,16 +398,20 @@ def main(argv: list[str] | None = None) -> int:
                 db_pid = int(pid_file.read_text().split()[0]) if pid_file.exists() else None
                 results = run(app.url, env["KNTC_DATABASE_URL"], env, args.concurrency, args.seconds, args.cases,
                               password, app_pid=app.proc.pid if app.proc else None, db_pid=db_pid)
+            select_tps = select_only(select_only_dsn(env, args.pg_root, args.pg_port), args.concurrency, args.seconds)
     except StackError as exc:
         print(f"bench-app: {exc}", file=sys.stderr)
         return 1
     text = print_table(results, args.concurrency, args.workers)
+    commit = commit_measured()
+    summary = print_summary(results, select_tps, commit)
     REPORTS.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     out = REPORTS / f"bench-app-{stamp}.json"
     out.write_text(json.dumps({"at": stamp, "label": args.label, "concurrency": args.concurrency,
-                               "workers": args.workers, "results": [{**asdict(r), "ratio": r.ratio} for r in results],
-                               "table": text}, indent=1))
+                               "workers": args.workers, "commit": commit, "pgbench_select_tps": select_tps,
+                               "results": [{**asdict(r), "ratio": r.ratio} for r in results],
+                               "table": text, "summary": summary}, indent=1))
     print(f"figures saved to {out}")
     return 0
 
