@@ -123,6 +123,15 @@ class Database:
             yield conn
 
     @asynccontextmanager
+    async def counting(self) -> AsyncIterator[AsyncConnection[Any]]:
+        """A short write transaction for a counter whose last hits a crash may lose (the API budget):
+        BEGIN travels with the first statement, and COMMIT does not wait for the WAL to reach the
+        disk. Every API call pays for it, so it must cost one round trip and no flush."""
+        async with self.connection() as conn, conn.pipeline(), conn.transaction():
+            await conn.execute("SET LOCAL synchronous_commit = off")
+            yield conn
+
+    @asynccontextmanager
     async def acting(self, token: str, idle_seconds: int
                      ) -> AsyncIterator[tuple[AsyncConnection[Any], dict[str, Any] | None]]:
         """A transaction in which the database knows the officer; yields (conn, the session's row).
