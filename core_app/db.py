@@ -126,9 +126,9 @@ class Database:
 
     @asynccontextmanager
     async def counting(self) -> AsyncIterator[AsyncConnection[Any]]:
-        """A short write transaction for a counter whose last hits a crash may lose (the API budget):
-        BEGIN travels with the first statement, and COMMIT does not wait for the WAL to reach the
-        disk. Every API call pays for it, so it must cost one round trip and no flush."""
+        """A short write transaction for a counter whose last hits a crash may lose (the API budget),
+        in one round trip: BEGIN, the statements and COMMIT go out together when the block ends, and
+        COMMIT does not wait for the WAL to reach the disk. Read the cursors after the block."""
         async with self.connection() as conn, conn.pipeline(), conn.transaction():
             await conn.execute("SET LOCAL synchronous_commit = off")
             yield conn

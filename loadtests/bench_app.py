@@ -104,7 +104,7 @@ def tree_cpu(root: int | None) -> float:
 Body = bytes | Callable[[Any, dict[str, str]], bytes] | None
 
 
-def http_bench(base: str, token: str, method: str, path: Callable[[int], str], body: Body,
+def http_bench(base: str, token: str | list[str], method: str, path: Callable[[int], str], body: Body,
                concurrency: int, seconds: float, warmup: float = 2.0,
                meters: tuple[Callable[[], float], ...] = ()) -> tuple[float, list[float], int, list[float]]:
     """Closed loop: `concurrency` clients, each sending its next request when the last answered. A
@@ -112,13 +112,14 @@ def http_bench(base: str, token: str, method: str, path: Callable[[int], str], b
     the measured time."""
     url = URL(base)
     client = HTTPClient(url.host, url.port, concurrency=concurrency, connection_timeout=10, network_timeout=30)
-    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    tokens = [token] if isinstance(token, str) else token
     lat: list[float] = []
     errors = 0
     state = {"measure": False, "stop": False}
 
     def worker(k: int) -> None:
         nonlocal errors
+        headers = {"Authorization": f"Bearer {tokens[k % len(tokens)]}", "Content-Type": "application/json"}
         i = k
         while not state["stop"]:
             t0 = time.perf_counter()
@@ -174,13 +175,15 @@ def prepare(base: str, env: dict[str, str] | None, cases: int, password: str) ->
     admin = ensure_admin(base, password, os.environ.get("KNTC_LOAD_ADMIN_USER"),
                          os.environ.get("KNTC_LOAD_ADMIN_PASSWORD"), env, username="bench.admin")
     officers = {}
+    who: dict[str, Officer] = {}
     for role in ("reception", "handling"):
         username = f"bench.{role}"
         if env is not None:
             # The operator's command sets the bench's own password (an earlier run's account keeps it).
             kntc("create-account", "--username", username, "--full-name", f"Cán bộ benchmark {role}", "--unit",
                  BENCH_UNIT, "--role", role, env={**env, "KNTC_NEW_PASSWORD": password})
-            officers[role] = Api.login(base, username, password)
+            who[role] = Officer(username, BENCH_UNIT, password)
+            officers[role] = Api.as_officer(base, who[role])
             continue
         # Through the API an account starts on an initial password, replaced at its first login.
         got = admin.call("POST", "/api/accounts", ok=(201,), json={
@@ -188,6 +191,7 @@ def prepare(base: str, env: dict[str, str] | None, cases: int, password: str) ->
             "clearance": 0})
         officer = Officer(username, BENCH_UNIT, got["initial_password"], role, initial=got["initial_password"])
         set_up(requests.Session(), base, officer, Journal(lambda _: None))
+        who[role] = officer
         officers[role] = Api.as_officer(base, officer)
     rec, hnd = officers["reception"], officers["handling"]
     codes = []
@@ -202,7 +206,21 @@ def prepare(base: str, env: dict[str, str] | None, cases: int, password: str) ->
     if seqs[-1] - seqs[0] + 1 != len(seqs):
         raise StackError(f"someone else recorded cases in {BENCH_UNIT} during the bench: codes are not contiguous")
     prefix = codes[0].rsplit("-", 1)[0] + "-"
-    return {"reception": rec, "handling": hnd, "prefix": prefix, "lo": seqs[0], "hi": seqs[-1]}
+    return {"reception": rec, "handling": hnd, "prefix": prefix, "lo": seqs[0], "hi": seqs[-1], "who": who}
+
+
+def sessions(base: str, first: Api, officer: Officer, n: int) -> list[str]:
+    """`n` session tokens of one officer, as `n` officers at their desks would hold: every API call
+    counts against its session's budget (one counter row each), and sharing one session would make
+    the bench measure the clients queueing on that row instead of the endpoint."""
+    tokens = [first.s.headers["Authorization"][7:]]
+    for _ in range(n - 1):
+        try:
+            tokens.append(Api.as_officer(base, officer).s.headers["Authorization"][7:])
+        except StackError as exc:
+            print(f"  one session for all clients ({exc})")
+            break
+    return tokens
 
 
 def run(base: str, dsn: str, env: dict[str, str] | None, concurrency: int, seconds: float, cases: int,
@@ -225,6 +243,8 @@ def _run(base: str, dsn: str, env: dict[str, str] | None, concurrency: int, seco
     data = prepare(base, env, cases, password)
     rec_token = data["reception"].s.headers["Authorization"][7:]
     hnd_token = data["handling"].s.headers["Authorization"][7:]
+    rec_tokens = sessions(base, data["reception"], data["who"]["reception"], concurrency)
+    hnd_tokens = sessions(base, data["handling"], data["who"]["handling"], concurrency)
     prefix, lo, hi = data["prefix"], data["lo"], data["hi"]
     span = hi - lo + 1
     petition = petition_body(BENCH_UNIT, 7)
@@ -239,24 +259,24 @@ def _run(base: str, dsn: str, env: dict[str, str] | None, concurrency: int, seco
         r.release()
         return json.dumps({**petition, "dedup_check_id": got.get("check_id")}, ensure_ascii=False).encode()
 
-    plan: list[tuple[str, str, str, Callable[[int], str], Body, str, dict[str, str]]] = [
-        ("case file   GET /api/cases/{code}", hnd_token, "GET",
+    plan: list[tuple[str, list[str], str, Callable[[int], str], Body, str, dict[str, str]]] = [
+        ("case file   GET /api/cases/{code}", hnd_tokens, "GET",
          lambda i: f"/api/cases/{prefix}{lo + (i * 7919) % span:06d}", None,
          "case_file.sql", {"token": hnd_token, "prefix": prefix, "lo": str(lo), "hi": str(hi)}),
-        ("inbox       GET /api/cases?scope=unit&status=in_handling", hnd_token, "GET",
+        ("inbox       GET /api/cases?scope=unit&status=in_handling", hnd_tokens, "GET",
          lambda i: "/api/cases?scope=unit&status=in_handling", None, "inbox.sql", {"token": hnd_token}),
     ]
     if has_route(base, "/api/search") and (SCRIPTS / "search.sql").exists():
-        plan.append(("search      GET /api/search?q=...", hnd_token, "GET",
+        plan.append(("search      GET /api/search?q=...", hnd_tokens, "GET",
                      lambda i: "/api/search?q=b%E1%BB%93i+th%C6%B0%E1%BB%9Dng", None, "search.sql",
                      {"token": hnd_token}))
     elif not has_route(base, "/api/search"):
         print("search: GET /api/search is not in this app yet, skipped")
-    plan.append(("intake      POST /api/dedup/check + POST /api/cases", rec_token, "POST",
+    plan.append(("intake      POST /api/dedup/check + POST /api/cases", rec_tokens, "POST",
                  lambda i: "/api/cases", record, "record_petition.sql", {"token": rec_token}))
     results = []
     # The framework's floor: the same server and workers answering a constant JSON body.
-    rps, lat, errors, (app_cpu, _) = http_bench(base, hnd_token, "GET", lambda i: "/livez", None, concurrency,
+    rps, lat, errors, (app_cpu, _) = http_bench(base, hnd_tokens, "GET", lambda i: "/livez", None, concurrency,
                                                 seconds, meters=(lambda: tree_cpu(app_pid), lambda: 0.0))
     trivial = Result(TRIVIAL, round(rps, 1), round(pct(lat, .5), 2), round(pct(lat, .95), 2),
                      round(pct(lat, .99), 2), errors)
