@@ -9,7 +9,7 @@ store, security headers and logging that keeps secrets out.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import date, datetime
 from pathlib import Path
@@ -84,11 +84,7 @@ def create_app(settings: Settings | None = None, clock: Callable[[], date] = vie
             return web.bad_input(request, exc)
         return api_errors.bad_input(exc)
 
-    @app.middleware("http")
-    async def headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        response = await call_next(request)
-        guard.security_headers(request, response)
-        return response
+    app.add_middleware(guard.SecurityHeaders)
 
     # API docs with the Swagger UI files shipped in a Python package: no CDN.
     app.mount("/static/swagger", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="swagger")

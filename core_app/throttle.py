@@ -101,15 +101,22 @@ async def lookup_failed(conn: AsyncConnection[Any], address: str) -> None:
     await hit(conn, "lookup_fail", address)
 
 
-async def api_call(conn: AsyncConnection[Any], token: str | None, address: str) -> None:
-    """Count an API call against its session (or, without one, its address)."""
+async def api_call(db: Any, token: str | None, address: str) -> None:
+    """Count an API call against its session (or, without one, its address).
+
+    BEGIN, the hit and COMMIT travel in one round trip (`Database.counting`): the counter's row is
+    locked only while the server runs them, never across a round trip to a busy worker, so the
+    calls of one session do not queue behind each other. A call over the budget is counted too."""
     if token:
         purpose, key = "api_session", hashlib.sha256(token.encode()).hexdigest()
     else:
         purpose, key = "api_address", address
-    row = await hit(conn, purpose, key)
-    if not row["allowed"]:
-        raise Throttled(row["retry_after_s"], "Quá nhiều yêu cầu trong thời gian ngắn; hãy thử lại sau ít phút.",
+    async with db.counting() as conn:
+        cur = await conn.execute("SELECT * FROM kntc.throttle_hit(%s, %s)", (purpose, key))
+    row = await cur.fetchone()
+    if row is None or not row["allowed"]:
+        raise Throttled(row["retry_after_s"] if row else 60,
+                        "Quá nhiều yêu cầu trong thời gian ngắn; hãy thử lại sau ít phút.",
                         "too many requests in a short time: try again in a few minutes")
 
 

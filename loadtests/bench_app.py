@@ -3,11 +3,14 @@
 For the case file, the inbox, search (when the app has it) and recording a petition it measures
 req/s and p50/p95/p99 at a fixed concurrency, then runs the same SQL through pgbench (as the
 application role, with the session token's set_config + kntc.actor() that row-level security
-uses) at the same concurrency, and prints endpoint ÷ database. It is a benchmark: it prints
-figures and asserts nothing about them.
+uses) at the same concurrency, and prints endpoint ÷ database. Two references frame the figures:
+`GET /livez` (a trivial JSON answer from the same server and workers: what the framework alone
+costs) and pgbench's built-in `-S` (a primary-key lookup on the same cluster). It is a benchmark: it
+prints figures and asserts nothing about them.
 
     python -m loadtests.bench_app                 # local cluster + `kntc serve`, 16 clients, 10 s each
-    python -m loadtests.bench_app --host URL      # an app already running (KNTC_DATABASE_URL for pgbench)
+    python -m loadtests.bench_app --host URL      # an app already running (KNTC_DATABASE_URL for pgbench;
+                                                  # KNTC_PGBENCH_SELECT_DSN: a database pgbench -i made, for -S)
 """
 
 from __future__ import annotations
@@ -35,6 +38,10 @@ from loadtests.testdata import Api, ensure_admin, petition_body, record_case
 
 PGBENCH = Path(os.environ.get("KNTC_PGBENCH", "/usr/lib/postgresql/15/bin/pgbench"))
 SCRIPTS = Path(__file__).resolve().parent / "pgbench"
+PGBIN = PGBENCH.parent
+# pgbench -S's own tables live in a database of their own on the same cluster (scale 10: 1 M rows,
+# held in shared_buffers like the case files the bench reads).
+SELECT_ONLY_DB = "kntc_pgbench"
 BENCH_UNIT = "X00008"  # a ward used by nothing else, so the bench's case codes are one contiguous run
 
 
@@ -97,7 +104,7 @@ def tree_cpu(root: int | None) -> float:
 Body = bytes | Callable[[Any, dict[str, str]], bytes] | None
 
 
-def http_bench(base: str, token: str, method: str, path: Callable[[int], str], body: Body,
+def http_bench(base: str, token: str | list[str], method: str, path: Callable[[int], str], body: Body,
                concurrency: int, seconds: float, warmup: float = 2.0,
                meters: tuple[Callable[[], float], ...] = ()) -> tuple[float, list[float], int, list[float]]:
     """Closed loop: `concurrency` clients, each sending its next request when the last answered. A
@@ -105,13 +112,14 @@ def http_bench(base: str, token: str, method: str, path: Callable[[int], str], b
     the measured time."""
     url = URL(base)
     client = HTTPClient(url.host, url.port, concurrency=concurrency, connection_timeout=10, network_timeout=30)
-    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    tokens = [token] if isinstance(token, str) else token
     lat: list[float] = []
     errors = 0
     state = {"measure": False, "stop": False}
 
     def worker(k: int) -> None:
         nonlocal errors
+        headers = {"Authorization": f"Bearer {tokens[k % len(tokens)]}", "Content-Type": "application/json"}
         i = k
         while not state["stop"]:
             t0 = time.perf_counter()
@@ -167,13 +175,15 @@ def prepare(base: str, env: dict[str, str] | None, cases: int, password: str) ->
     admin = ensure_admin(base, password, os.environ.get("KNTC_LOAD_ADMIN_USER"),
                          os.environ.get("KNTC_LOAD_ADMIN_PASSWORD"), env, username="bench.admin")
     officers = {}
+    who: dict[str, Officer] = {}
     for role in ("reception", "handling"):
         username = f"bench.{role}"
         if env is not None:
             # The operator's command sets the bench's own password (an earlier run's account keeps it).
             kntc("create-account", "--username", username, "--full-name", f"Cán bộ benchmark {role}", "--unit",
                  BENCH_UNIT, "--role", role, env={**env, "KNTC_NEW_PASSWORD": password})
-            officers[role] = Api.login(base, username, password)
+            who[role] = Officer(username, BENCH_UNIT, password)
+            officers[role] = Api.as_officer(base, who[role])
             continue
         # Through the API an account starts on an initial password, replaced at its first login.
         got = admin.call("POST", "/api/accounts", ok=(201,), json={
@@ -181,6 +191,7 @@ def prepare(base: str, env: dict[str, str] | None, cases: int, password: str) ->
             "clearance": 0})
         officer = Officer(username, BENCH_UNIT, got["initial_password"], role, initial=got["initial_password"])
         set_up(requests.Session(), base, officer, Journal(lambda _: None))
+        who[role] = officer
         officers[role] = Api.as_officer(base, officer)
     rec, hnd = officers["reception"], officers["handling"]
     codes = []
@@ -195,7 +206,21 @@ def prepare(base: str, env: dict[str, str] | None, cases: int, password: str) ->
     if seqs[-1] - seqs[0] + 1 != len(seqs):
         raise StackError(f"someone else recorded cases in {BENCH_UNIT} during the bench: codes are not contiguous")
     prefix = codes[0].rsplit("-", 1)[0] + "-"
-    return {"reception": rec, "handling": hnd, "prefix": prefix, "lo": seqs[0], "hi": seqs[-1]}
+    return {"reception": rec, "handling": hnd, "prefix": prefix, "lo": seqs[0], "hi": seqs[-1], "who": who}
+
+
+def sessions(base: str, first: Api, officer: Officer, n: int) -> list[str]:
+    """`n` session tokens of one officer, as `n` officers at their desks would hold: every API call
+    counts against its session's budget (one counter row each), and sharing one session would make
+    the bench measure the clients queueing on that row instead of the endpoint."""
+    tokens = [first.s.headers["Authorization"][7:]]
+    for _ in range(n - 1):
+        try:
+            tokens.append(Api.as_officer(base, officer).s.headers["Authorization"][7:])
+        except StackError as exc:
+            print(f"  one session for all clients ({exc})")
+            break
+    return tokens
 
 
 def run(base: str, dsn: str, env: dict[str, str] | None, concurrency: int, seconds: float, cases: int,
@@ -218,6 +243,8 @@ def _run(base: str, dsn: str, env: dict[str, str] | None, concurrency: int, seco
     data = prepare(base, env, cases, password)
     rec_token = data["reception"].s.headers["Authorization"][7:]
     hnd_token = data["handling"].s.headers["Authorization"][7:]
+    rec_tokens = sessions(base, data["reception"], data["who"]["reception"], concurrency)
+    hnd_tokens = sessions(base, data["handling"], data["who"]["handling"], concurrency)
     prefix, lo, hi = data["prefix"], data["lo"], data["hi"]
     span = hi - lo + 1
     petition = petition_body(BENCH_UNIT, 7)
@@ -232,22 +259,31 @@ def _run(base: str, dsn: str, env: dict[str, str] | None, concurrency: int, seco
         r.release()
         return json.dumps({**petition, "dedup_check_id": got.get("check_id")}, ensure_ascii=False).encode()
 
-    plan: list[tuple[str, str, str, Callable[[int], str], Body, str, dict[str, str]]] = [
-        ("case file   GET /api/cases/{code}", hnd_token, "GET",
+    plan: list[tuple[str, list[str], str, Callable[[int], str], Body, str, dict[str, str]]] = [
+        ("case file   GET /api/cases/{code}", hnd_tokens, "GET",
          lambda i: f"/api/cases/{prefix}{lo + (i * 7919) % span:06d}", None,
          "case_file.sql", {"token": hnd_token, "prefix": prefix, "lo": str(lo), "hi": str(hi)}),
-        ("inbox       GET /api/cases?scope=unit&status=in_handling", hnd_token, "GET",
+        ("inbox       GET /api/cases?scope=unit&status=in_handling", hnd_tokens, "GET",
          lambda i: "/api/cases?scope=unit&status=in_handling", None, "inbox.sql", {"token": hnd_token}),
     ]
     if has_route(base, "/api/search") and (SCRIPTS / "search.sql").exists():
-        plan.append(("search      GET /api/search?q=...", hnd_token, "GET",
+        plan.append(("search      GET /api/search?q=...", hnd_tokens, "GET",
                      lambda i: "/api/search?q=b%E1%BB%93i+th%C6%B0%E1%BB%9Dng", None, "search.sql",
                      {"token": hnd_token}))
     elif not has_route(base, "/api/search"):
         print("search: GET /api/search is not in this app yet, skipped")
-    plan.append(("intake      POST /api/dedup/check + POST /api/cases", rec_token, "POST",
+    plan.append(("intake      POST /api/dedup/check + POST /api/cases", rec_tokens, "POST",
                  lambda i: "/api/cases", record, "record_petition.sql", {"token": rec_token}))
     results = []
+    # The framework's floor: the same server and workers answering a constant JSON body.
+    rps, lat, errors, (app_cpu, _) = http_bench(base, hnd_tokens, "GET", lambda i: "/livez", None, concurrency,
+                                                seconds, meters=(lambda: tree_cpu(app_pid), lambda: 0.0))
+    trivial = Result(TRIVIAL, round(rps, 1), round(pct(lat, .5), 2), round(pct(lat, .95), 2),
+                     round(pct(lat, .99), 2), errors)
+    if app_pid and lat:
+        trivial.app_cpu_ms = round(1000 * app_cpu / len(lat), 3)
+    results.append(trivial)
+    print(f"  {TRIVIAL}: {trivial.http_rps} req/s", flush=True)
     for name, token, method, path, body, script, variables in plan:
         rps, lat, errors, (app_cpu, db_cpu) = http_bench(
             base, token, method, path, body, concurrency, seconds,
@@ -265,6 +301,71 @@ def _run(base: str, dsn: str, env: dict[str, str] | None, concurrency: int, seco
         results.append(res)
         print(f"  {name}: {res.http_rps} req/s, database {res.db_tps} tps", flush=True)
     return results
+
+
+TRIVIAL = "trivial     GET /livez (no database)"
+
+
+def select_only_dsn(env: dict[str, str] | None, pg_root: Path | None, pg_port: int) -> str | None:
+    """A DSN for pgbench -S on the bench's cluster: the embedded cluster's superuser over its socket
+    (the tables made once by pgbench -i), or KNTC_PGBENCH_SELECT_DSN for a cluster elsewhere."""
+    given = os.environ.get("KNTC_PGBENCH_SELECT_DSN")
+    if given or pg_root is None:
+        return given
+    socket_dir = pg_root.resolve() / "socket"
+    dsn = f"host={socket_dir} port={pg_port} user=postgres dbname={SELECT_ONLY_DB}"
+    probe = subprocess.run([str(PGBIN / "psql"), f"host={socket_dir} port={pg_port} user=postgres dbname=postgres",
+                            "-Atc", f"SELECT 1 FROM pg_database WHERE datname = '{SELECT_ONLY_DB}'"],
+                           capture_output=True, text=True, timeout=60)
+    if probe.returncode != 0:
+        print(f"pgbench -S skipped: {probe.stderr.strip()[-200:]}")
+        return None
+    if probe.stdout.strip() != "1":
+        subprocess.run([str(PGBIN / "createdb"), "-h", str(socket_dir), "-p", str(pg_port), "-U", "postgres",
+                        SELECT_ONLY_DB], check=True, capture_output=True, timeout=60)
+        subprocess.run([str(PGBENCH), "-i", "-q", "-s", "10", dsn], check=True, capture_output=True, timeout=600)
+    return dsn
+
+
+def select_only(dsn: str | None, concurrency: int, seconds: float) -> float | None:
+    if not dsn:
+        return None
+    res = subprocess.run([str(PGBENCH), "-n", "-S", "-M", "prepared", "-c", str(concurrency), "-j", "2", "-T",
+                          str(int(seconds)), dsn], capture_output=True, text=True, timeout=seconds + 120)
+    m = re.search(r"tps = ([0-9.]+) \(without initial connection time\)", res.stdout)
+    if res.returncode != 0 or not m:
+        raise StackError(f"pgbench -S failed: {(res.stderr or res.stdout).strip()[-400:]}")
+    return float(m.group(1))
+
+
+def commit_measured() -> str:
+    """The commit of the app measured (with '+dirty' when its tree has uncommitted changes)."""
+    def git(*args: str) -> str:
+        res = subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True, timeout=30)
+        return res.stdout.strip()
+    head = git("rev-parse", "--short=10", "HEAD") or "unknown"
+    return head + ("+dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
+
+
+def print_summary(results: list[Result], select_tps: float | None, commit: str) -> str:
+    """The goals in one table: each endpoint as a share of the trivial answer, its CPU per request,
+    and the case file's SQL against pgbench -S."""
+    base = next((r for r in results if r.endpoint == TRIVIAL), None)
+    lines = [f"commit {commit}",
+             f"{'endpoint':58} {'req/s':>8} {'of /livez':>9} {'app ms':>7} {'DB ms':>7} {'SQL tps':>9} {'of -S':>7}"]
+    for r in results:
+        share = f"{r.http_rps / base.http_rps:.1%}" if base and base.http_rps else "-"
+        of_s = f"{r.db_tps / select_tps:.1%}" if r.db_tps and select_tps else "-"
+
+        def ms(v: float | None) -> str:
+            return f"{v:7.2f}" if v is not None else "      -"
+        lines.append(f"{r.endpoint:58} {r.http_rps:8.1f} {share:>9} {ms(r.app_cpu_ms)} {ms(r.db_cpu_ms_http)} "
+                     f"{r.db_tps or 0:9.1f} {of_s:>7}")
+    lines.append(f"{'pgbench -S (primary-key lookup, same cluster)':58} {'':8} {'':9} {'':7} {'':7} "
+                 f"{select_tps or 0:9.1f} {'100.0%' if select_tps else '-':>7}")
+    text = "\n".join(lines)
+    print(text)
+    return text
 
 
 def print_table(results: list[Result], concurrency: int, workers: int) -> str:
@@ -307,6 +408,7 @@ def main(argv: list[str] | None = None) -> int:
                 raise StackError("KNTC_DATABASE_URL (the application role's DSN) is needed for pgbench")
             env = dict(os.environ) if os.environ.get("KNTC_ADMIN_DATABASE_URL") else None
             results = run(args.host.rstrip("/"), dsn, env, args.concurrency, args.seconds, args.cases, password)
+            select_tps = select_only(select_only_dsn(env, None, args.pg_port), args.concurrency, args.seconds)
         else:
             env = {**os.environ, **local_env(args.pg_root, args.pg_port)}
             prepare_database(env)
@@ -316,16 +418,20 @@ def main(argv: list[str] | None = None) -> int:
                 db_pid = int(pid_file.read_text().split()[0]) if pid_file.exists() else None
                 results = run(app.url, env["KNTC_DATABASE_URL"], env, args.concurrency, args.seconds, args.cases,
                               password, app_pid=app.proc.pid if app.proc else None, db_pid=db_pid)
+            select_tps = select_only(select_only_dsn(env, args.pg_root, args.pg_port), args.concurrency, args.seconds)
     except StackError as exc:
         print(f"bench-app: {exc}", file=sys.stderr)
         return 1
     text = print_table(results, args.concurrency, args.workers)
+    commit = commit_measured()
+    summary = print_summary(results, select_tps, commit)
     REPORTS.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     out = REPORTS / f"bench-app-{stamp}.json"
     out.write_text(json.dumps({"at": stamp, "label": args.label, "concurrency": args.concurrency,
-                               "workers": args.workers, "results": [{**asdict(r), "ratio": r.ratio} for r in results],
-                               "table": text}, indent=1))
+                               "workers": args.workers, "commit": commit, "pgbench_select_tps": select_tps,
+                               "results": [{**asdict(r), "ratio": r.ratio} for r in results],
+                               "table": text, "summary": summary}, indent=1))
     print(f"figures saved to {out}")
     return 0
 

@@ -38,8 +38,7 @@ class ApiBudget:
                 await self.app(scope, receive, send)
                 return
             try:
-                async with request.app.state.db.transaction() as conn:
-                    await throttle.api_call(conn, token_of(request), throttle.client_address(request))
+                await throttle.api_call(request.app.state.db, token_of(request), throttle.client_address(request))
             except throttle.Throttled as exc:
                 await too_many(exc)(scope, receive, send)
                 return

@@ -190,6 +190,79 @@ SELECT {CASE_COLUMNS}
 """
 
 
+# The case file's parts, by the key the answer carries them under; each is read under row-level
+# security (a part of a case the officer may not open is not there).
+CASE_PARTS = {
+    "parties": (
+        "SELECT p.id, p.role, p.party_kind, p.full_name, p.id_number, p.address, u.code AS address_unit, "
+        "u.name AS address_unit_name, w.code AS address_unit_written, w.name AS address_unit_written_name, "
+        "p.phone, p.email, p.identity_protected, p.notify_channels, p.notify_consent_at FROM kntc.party p "
+        "LEFT JOIN kntc.unit u ON u.id = p.address_unit_id "
+        "LEFT JOIN kntc.unit w ON w.id = p.address_unit_written_id "
+        "WHERE p.case_id = %s ORDER BY p.role, p.full_name"),
+    "petitions": (
+        "SELECT p.id, p.received_on, p.channel, p.content, p.people_count, u.code AS unit, p.reception_id, "
+        "p.created_at FROM kntc.petition p JOIN kntc.unit u ON u.id = p.unit_id WHERE p.case_id = %s "
+        "ORDER BY p.created_at"),
+    "deadlines": (
+        "SELECT d.step, d.rule_code, r.legal_basis, r.description_vi, r.description_en, r.day_unit, "
+        "d.starts_on, d.due_on, d.extensions, d.met_on, d.ended_by, d.rule_version, "
+        "(d.met_on IS NULL AND d.due_on < current_date) AS overdue "
+        "FROM kntc.case_deadline d JOIN kntc.deadline_rule r ON r.code = d.rule_code "
+        "WHERE d.case_id = %s ORDER BY d.starts_on, d.step"),
+    "timeline": (
+        "SELECT e.at, e.action, e.from_status, e.to_status, e.note, e.data, a.username AS actor, "
+        "u.code AS unit FROM kntc.case_event e LEFT JOIN kntc.account a ON a.id = e.actor_id "
+        "LEFT JOIN kntc.unit u ON u.id = e.unit_id WHERE e.case_id = %s ORDER BY e.id"),
+    "attachments": (
+        "SELECT id, filename, content_type, size_bytes, encode(sha256, 'hex') AS sha256, uploaded_at "
+        "FROM kntc.attachment WHERE case_id = %s ORDER BY uploaded_at"),
+    "assignments": (
+        "SELECT a.username, a.full_name, ca.duty, ca.assigned_at FROM kntc.case_assignment ca "
+        "JOIN kntc.account a ON a.id = ca.account_id WHERE ca.case_id = %s"),
+    "intake": decisions.OF_CASE,
+    "extensions": (
+        "SELECT step, extension_no, days, level, reason, decision_ref, a.username AS approved_by, approved_on, "
+        "old_due_on, new_due_on FROM kntc.deadline_extension e LEFT JOIN kntc.account a ON a.id = e.approved_by "
+        "WHERE e.case_id = %s ORDER BY e.created_at"),
+    "discrepancies": (
+        "SELECT d.id, d.description, d.field, d.reported_on, d.due_on, d.status, d.corrected_on, "
+        "ru.code AS reporter_unit FROM kntc.discrepancy d JOIN kntc.unit ru ON ru.id = d.reporter_unit_id "
+        "WHERE d.case_id = %s ORDER BY d.reported_on, d.created_at"),
+    "recomputed": (
+        "SELECT x.step, x.rule_before, x.starts_before, x.due_before, x.rule_after, x.starts_after, x.due_after, "
+        "x.cause, x.reason, x.changed_on, a.username AS changed_by FROM kntc.deadline_recompute x "
+        "LEFT JOIN kntc.account a ON a.id = x.changed_by WHERE x.case_id = %s ORDER BY x.created_at, x.step"),
+    "notifications": notifications.OF_CASE,
+    "consent_changes": notifications.CONSENT_CHANGES,
+}
+
+
+def _case_file_json() -> str:
+    """The case file as one JSON document built by one statement: the case row and each part of
+    CASE_PARTS as a subquery on it, every one under row-level security as when read apart. The parts
+    name the case `the_case`, which none of them uses for its own tables (`c` is a check in one)."""
+    parts = ",\n".join(
+        f"'{name}', coalesce((SELECT jsonb_agg(x) FROM ({sql.replace('%s', 'the_case.id')}) x), '[]')"
+        for name, sql in CASE_PARTS.items())
+    return f"""
+SELECT c.id, c.classification,
+       (SELECT array_agg(p.id::text) FROM kntc.party p WHERE p.case_id = c.id AND p.identity_protected) AS protected,
+       ((SELECT to_jsonb(h) FROM (SELECT {CASE_COLUMNS}) h) || jsonb_build_object(
+           'hidden_parties', c.denouncer_confidential AND NOT EXISTS (
+               SELECT 1 FROM kntc.party p WHERE p.case_id = c.id AND p.role = 'denouncer'),
+           {parts}))::text AS body
+  FROM kntc.case_file c
+  JOIN kntc.unit hu ON hu.id = c.handling_unit_id
+  JOIN kntc.unit ru ON ru.id = c.receiving_unit_id
+ CROSS JOIN LATERAL (SELECT c.id) the_case
+ WHERE c.code = %s
+"""
+
+
+CASE_FILE_JSON = _case_file_json()
+
+
 async def _locked(conn: AsyncConnection[Any], code: str, version: int) -> dict[str, Any]:
     """The case row, locked; refuses when it changed since the client read it.
 
@@ -218,73 +291,42 @@ async def get_case(conn: AsyncConnection[Any], code: str, *, details: bool = Tru
     if not details:
         return case
     cid = case["id"]
+    # Every part of the case file in one round trip: the statements go out together (pipeline
+    # mode) and their answers come back together.
     async with conn.pipeline():
-        parties = await conn.execute(
-            "SELECT p.id, p.role, p.party_kind, p.full_name, p.id_number, p.address, u.code AS address_unit, "
-            "u.name AS address_unit_name, w.code AS address_unit_written, w.name AS address_unit_written_name, "
-            "p.phone, p.email, p.identity_protected, p.notify_channels, p.notify_consent_at FROM kntc.party p "
-            "LEFT JOIN kntc.unit u ON u.id = p.address_unit_id "
-            "LEFT JOIN kntc.unit w ON w.id = p.address_unit_written_id "
-            "WHERE p.case_id = %s ORDER BY p.role, p.full_name", (cid,))
-        petitions = await conn.execute(
-            "SELECT p.id, p.received_on, p.channel, p.content, p.people_count, u.code AS unit, p.reception_id, "
-            "p.created_at FROM kntc.petition p JOIN kntc.unit u ON u.id = p.unit_id WHERE p.case_id = %s "
-            "ORDER BY p.created_at", (cid,))
-        deadlines = await conn.execute(
-            "SELECT d.step, d.rule_code, r.legal_basis, r.description_vi, r.description_en, r.day_unit, "
-            "d.starts_on, d.due_on, d.extensions, d.met_on, d.ended_by, d.rule_version, "
-            "(d.met_on IS NULL AND d.due_on < current_date) AS overdue "
-            "FROM kntc.case_deadline d JOIN kntc.deadline_rule r ON r.code = d.rule_code "
-            "WHERE d.case_id = %s ORDER BY d.starts_on, d.step", (cid,))
-        events = await conn.execute(
-            "SELECT e.at, e.action, e.from_status, e.to_status, e.note, e.data, a.username AS actor, "
-            "u.code AS unit FROM kntc.case_event e LEFT JOIN kntc.account a ON a.id = e.actor_id "
-            "LEFT JOIN kntc.unit u ON u.id = e.unit_id WHERE e.case_id = %s ORDER BY e.id", (cid,))
-        attachments = await conn.execute(
-            "SELECT id, filename, content_type, size_bytes, encode(sha256, 'hex') AS sha256, uploaded_at "
-            "FROM kntc.attachment WHERE case_id = %s ORDER BY uploaded_at", (cid,))
-        assignments = await conn.execute(
-            "SELECT a.username, a.full_name, ca.duty, ca.assigned_at FROM kntc.case_assignment ca "
-            "JOIN kntc.account a ON a.id = ca.account_id WHERE ca.case_id = %s", (cid,))
-    case["parties"] = await parties.fetchall()
+        parts = {name: await conn.execute(sql, (cid,)) for name, sql in CASE_PARTS.items()}
+    for name, cur in parts.items():
+        case[name] = await cur.fetchall()
     case["hidden_parties"] = case["denouncer_confidential"] and not any(
         p["role"] == "denouncer" for p in case["parties"])
-    case["petitions"] = await petitions.fetchall()
-    case["deadlines"] = await deadlines.fetchall()
-    case["timeline"] = await events.fetchall()
-    case["attachments"] = await attachments.fetchall()
-    case["assignments"] = await assignments.fetchall()
-    case["intake"] = await decisions.of_case(conn, cid)
-    cur = await conn.execute(
-        "SELECT step, extension_no, days, level, reason, decision_ref, a.username AS approved_by, approved_on, "
-        "old_due_on, new_due_on FROM kntc.deadline_extension e LEFT JOIN kntc.account a ON a.id = e.approved_by "
-        "WHERE e.case_id = %s ORDER BY e.created_at", (cid,))
-    case["extensions"] = await cur.fetchall()
-    cur = await conn.execute(
-        "SELECT d.id, d.description, d.field, d.reported_on, d.due_on, d.status, d.corrected_on, "
-        "ru.code AS reporter_unit FROM kntc.discrepancy d JOIN kntc.unit ru ON ru.id = d.reporter_unit_id "
-        "WHERE d.case_id = %s ORDER BY d.reported_on, d.created_at", (cid,))
-    case["discrepancies"] = await cur.fetchall()
-    cur = await conn.execute(
-        "SELECT x.step, x.rule_before, x.starts_before, x.due_before, x.rule_after, x.starts_after, x.due_after, "
-        "x.cause, x.reason, x.changed_on, a.username AS changed_by FROM kntc.deadline_recompute x "
-        "LEFT JOIN kntc.account a ON a.id = x.changed_by WHERE x.case_id = %s ORDER BY x.created_at, x.step", (cid,))
-    case["recomputed"] = await cur.fetchall()
-    case["notifications"] = await notifications.of_case(conn, cid)
-    case["consent_changes"] = await notifications.consent_changes(conn, cid)
     await _record_reads(conn, case)
     return case
 
 
+async def case_file_json(conn: AsyncConnection[Any], code: str) -> bytes:
+    """The case file as the API answers it, in one statement and as JSON text made by the database:
+    no row is turned into Python objects and back. The same reads are recorded as get_case's."""
+    cur = await conn.execute(CASE_FILE_JSON, (code,))
+    row = await cur.fetchone()
+    if row is None:
+        raise NotFound(code)
+    await _record_access(conn, row["id"], row["classification"], row["protected"] or [])
+    return row["body"].encode()
+
+
 async def _record_reads(conn: AsyncConnection[Any], case: dict[str, Any]) -> None:
     """A classified case read, or a protected identity shown, is recorded (kntc.access_log)."""
-    if case["classification"] > 0:
+    await _record_access(conn, case["id"], case["classification"],
+                         [str(p["id"]) for p in case["parties"] if p["identity_protected"]])
+
+
+async def _record_access(conn: AsyncConnection[Any], case_id: Any, classification: int, protected: list[str]) -> None:
+    if classification > 0:
         await conn.execute("SELECT kntc.record_access('case_read', %s, %s)",
-                           (case["id"], Jsonb({"classification": case["classification"]})))
-    protected = [str(p["id"]) for p in case["parties"] if p["identity_protected"]]
+                           (case_id, Jsonb({"classification": classification})))
     if protected:
         await conn.execute("SELECT kntc.record_access('identity_read', %s, %s)",
-                           (case["id"], Jsonb({"parties": protected})))
+                           (case_id, Jsonb({"parties": protected})))
 
 
 LIST_FILTERS = {

@@ -17,7 +17,9 @@ import hmac
 import secrets
 
 from fastapi import Request
+from starlette.datastructures import MutableHeaders
 from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core_app import throttle
 from core_app.gate import SESSION_COOKIE
@@ -85,17 +87,40 @@ def client_address(request: Request) -> str:
     return throttle.client_address(request)
 
 
-def security_headers(request: Request, response: Response) -> None:
+def security_headers(request: Request, headers: MutableHeaders) -> None:
     path = request.url.path
     # The Swagger UI page embeds an inline script; it keeps FastAPI's own page without this CSP.
     if path != "/docs" and not path.startswith("/static/swagger"):
-        response.headers.setdefault("Content-Security-Policy", CSP)
-    response.headers.setdefault("X-Frame-Options", "DENY")
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    response.headers.setdefault("Referrer-Policy", "same-origin")
-    response.headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
+        headers.setdefault("Content-Security-Policy", CSP)
+    headers.setdefault("X-Frame-Options", "DENY")
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault("Referrer-Policy", "same-origin")
+    headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
     if is_https(request):
-        response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+        headers.setdefault("Strict-Transport-Security", "max-age=31536000")
     new_pre = getattr(request.state, "new_pre", None)
     if new_pre and PRE_COOKIE not in request.cookies:
-        set_cookie(request, response, PRE_COOKIE, new_pre)
+        cookie = Response()
+        set_cookie(request, cookie, PRE_COOKIE, new_pre)
+        headers.append("set-cookie", cookie.headers["set-cookie"])
+
+
+class SecurityHeaders:
+    """Adds the headers above to every answer. Plain ASGI: the body passes through untouched, and a
+    request costs a few header writes instead of the extra task and queue of Starlette's
+    BaseHTTPMiddleware (measured in loadtests/CAPACITY.md)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def sending(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                security_headers(Request(scope), MutableHeaders(scope=message))
+            await send(message)
+
+        await self.app(scope, receive, sending)

@@ -55,10 +55,14 @@ async def actions() -> list[dict[str, Any]]:
              "requires": list(a.requires), "label": a.label_vi, "label_en": a.label_en} for a in ACTIONS.values()]
 
 
-@router.get("/{code}")
-async def get_case(code: CodePath, request: Request) -> dict[str, Any]:
+@router.get("/{code}", response_class=Response,
+            responses={200: {"content": {"application/json": {}}, "description": "the case file"}})
+async def get_case(code: CodePath, request: Request) -> Response:
+    """The case file: the case, its parties, petitions, deadlines, timeline, attachments, assignments,
+    intake decisions, extensions, discrepancies and notifications, as far as the officer may see."""
     async with acting(request) as (conn, _):
-        return await cases.get_case(conn, code)
+        body = await cases.case_file_json(conn, code)
+    return Response(body, media_type="application/json")
 
 
 @router.patch("/{code}")
