@@ -111,7 +111,8 @@ def test_a_failed_backup_pages_and_clears_when_the_next_one_succeeds(lab, hosts)
     h.run("systemctl reset-failed kntc-dr-backup@incr.service")
     again = h.run("systemctl start kntc-dr-backup@incr.service")
     assert again.rc == 0, h.run("journalctl -u kntc-dr-backup@incr -n 30 --no-pager").stdout
-    wait_for(lambda: not [a for a in active_alerts("dc-mon1", "KntcBackupFailed") if a["labels"].get("repo") == "2"],
+    wait_for(lambda: not [a for a in active_alerts("dc-mon1", "KntcBackupFailed")
+                          if a["labels"].get("repo") == "2" and a["labels"].get("type") == "incr"],
              300, "KntcBackupFailed resolved", interval=5)
 
 
