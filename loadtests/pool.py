@@ -91,7 +91,11 @@ def pick(by_class: dict[str, list[Officer]], n: int, seed: int = 1, scenario: st
 
 @dataclass
 class State:
-    """What earlier runs left: officers by username (from the test data file and its journal)."""
+    """What earlier runs left: officers by username (from the test data file and its journal).
+
+    They belong to a *target*: the database the accounts live in. Against a deployment that is its
+    URL; against the local stack it is the cluster, whatever port the app was served on this time
+    (a second run on the same cluster finds its officers where the first left them)."""
 
     path: Path
     officers: dict[str, Officer] = field(default_factory=dict)
@@ -104,10 +108,11 @@ class State:
 
     @classmethod
     def load(cls, path: Path, host: str) -> State:
+        """`host`: the target (see above); test data written before targets were kept names its URL."""
         state = cls(path)
         if path.exists():
             data = json.loads(path.read_text())
-            if data.get("host") == host:  # another host's officers are other accounts
+            if target_of(data) == host:  # another target's officers are other accounts
                 for group in data.get("accounts", {}).values():
                     for a in group:
                         state.officers[a["username"]] = Officer.from_json(a)
@@ -142,6 +147,10 @@ class State:
             self.journal_path.unlink(missing_ok=True)
 
 
+def target_of(data: dict[str, Any]) -> str | None:
+    return data.get("target") or data.get("host")
+
+
 def resume(officer: Officer, state: State) -> tuple[Officer, list[str]]:
     """The officer as an earlier run left it, and the passwords to try, most likely first."""
     before = state.officers.get(officer.username)
@@ -155,9 +164,10 @@ def resume(officer: Officer, state: State) -> tuple[Officer, list[str]]:
     return before, [p for p in (before.password, officer.initial) if p]
 
 
-def set_up_all(host: str, officers: list[Officer], state: State, threads: int = 8) -> tuple[list[Officer], list[str]]:
+def set_up_all(host: str, officers: list[Officer], state: State, threads: int = 8,
+               target: str | None = None) -> tuple[list[Officer], list[str]]:
     """First login (or a login, for those done before) of every officer; (ready, failures)."""
-    journal = state.journal(host)
+    journal = state.journal(target or host)
     failures: list[str] = []
     stop = threading.Event()
     local = threading.local()

@@ -131,7 +131,7 @@ def test_each_user_holds_its_own_officer_and_hands_it_to_the_back_of_the_queue()
     for o, _ in taken:
         s.logged(o)
     s.logged(taken[0][0])
-    assert s.report() == {"usernames": ["r0", "r1", "r2"], "logins": 4, "pool": 3, "shared": 1}
+    assert s.report() == {"usernames": ["r0", "r1", "r2"], "logins": 4, "pool": 3, "shared": 1, "unusable": 0}
     assert s.report()["usernames"] == []  # reported once
 
 
