@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -27,13 +28,20 @@ class Sampler:
     """This process's resident memory (peak and last) and CPU time since it started sampling."""
 
     def __init__(self) -> None:
-        self.proc = psutil.Process()
+        self._proc: psutil.Process | None = None
         self.started = 0.0
         self.cpu0 = 0.0
         self.peak_rss = 0
         self.last_rss = 0
-        self.users = 0  # the most users the run had at once (kept by the master's shape)
+        self.users = 0  # the most users this process had at once
         self._greenlet: Any = None
+
+    @property
+    def proc(self) -> psutil.Process:
+        # Made in the process that samples: Locust's --processes forks the workers after import.
+        if self._proc is None or self._proc.pid != os.getpid():
+            self._proc = psutil.Process(os.getpid())
+        return self._proc
 
     def sample(self) -> None:
         rss = self.proc.memory_info().rss
@@ -56,10 +64,13 @@ class Sampler:
                 self.sample()
         self._greenlet = gevent.spawn(loop)
 
+    def note_users(self, users: int) -> None:
+        self.users = max(self.users, users)
+
     def report(self) -> dict[str, Any]:
         self.sample()
         t = self.proc.cpu_times()
-        return {"pid": self.proc.pid, "rss_mb_peak": round(self.peak_rss / 2**20, 1),
+        return {"pid": self.proc.pid, "users": self.users, "rss_mb_peak": round(self.peak_rss / 2**20, 1),
                 "rss_mb_last": round(self.last_rss / 2**20, 1),
                 "cpu_s": round(t.user + t.system - self.cpu0, 2),
                 "wall_s": round(time.monotonic() - self.started, 1) if self.started else 0.0}
@@ -77,8 +88,9 @@ class Usage:
     def add(self, source: str, report: dict[str, Any]) -> None:
         self.processes[source] = report
 
-    def summary(self, users: int = 0) -> dict[str, Any]:
+    def summary(self) -> dict[str, Any]:
         procs = self.processes.values()
+        users = sum(p.get("users", 0) for p in procs)
         wall = max((p["wall_s"] for p in procs), default=0.0)
         cpu = sum(p["cpu_s"] for p in procs)
         peak = sum(p["rss_mb_peak"] for p in procs)
@@ -87,8 +99,9 @@ class Usage:
                 "wall_s": wall, "cores_used": round(cpu / wall, 2) if wall else 0.0,
                 "kb_per_user": round(peak * 1024 / users, 1) if users else None, "by_process": self.processes}
 
-    def write(self, folder: str | Path | None, users: int = 0) -> dict[str, Any]:
-        s = self.summary(users)
+    def write(self, folder: str | Path | None) -> dict[str, Any]:
+        s = self.summary()
+        users = s["users"]
         log.info("load generator: %d process(es), %d users, peak memory %.0f MiB (sum over processes), "
                  "CPU %.0f s over %.0f s (%.2f cores)", s["processes"], users, s["rss_mb_peak_sum"], s["cpu_s"],
                  s["wall_s"], s["cores_used"])

@@ -115,6 +115,7 @@ def _init(environment: Environment, **_: Any) -> None:
         @events.report_to_master.add_listener
         def _report(client_id: str, data: dict[str, Any], **_kw: Any) -> None:
             data["kntc_officers"] = SEATS.report()
+            generator.SELF.note_users(environment.runner.user_count)
             data["kntc_generator"] = generator.SELF.report()
         _share_connections(environment)
         generator.SELF.start()
@@ -142,14 +143,17 @@ def _init(environment: Environment, **_: Any) -> None:
             TALLY.add("local", SEATS.report())
             usage.add("local", generator.SELF.report())
         TALLY.write(opt(environment, "kntc_report_dir", ""))
-        usage.write(opt(environment, "kntc_report_dir", ""), users=generator.SELF.users)
+        usage.write(opt(environment, "kntc_report_dir", ""))
 
     if isinstance(runner, MasterRunner):
         @events.test_start.add_listener
         def _send(environment: Environment, **_kw: Any) -> None:
             workers = sorted(environment.runner.clients)
-            for i, client_id in enumerate(workers):
-                environment.runner.send_message("kntc_data", seats.deal(DATA, i, len(workers)), client_id=client_id)
+            placed = _placement(environment, workers) if national(environment) else None
+            shares = (seats.deal_as_placed(DATA, placed) if placed else
+                      [seats.deal(DATA, i, len(workers)) for i in range(len(workers))])
+            for client_id, share in zip(workers, shares, strict=True):
+                environment.runner.send_message("kntc_data", share, client_id=client_id)
             DATA.pop("accounts", None)  # the workers hold the officers now
 
         @events.worker_report.add_listener
@@ -160,11 +164,31 @@ def _init(environment: Environment, **_: Any) -> None:
                 usage.add(client_id, data["kntc_generator"])
 
 
+def _placement(environment: Environment, workers: list[str]) -> list[dict[str, int]] | None:
+    """How many users of each class Locust will start on each worker, for the national shape's one
+    ramp to every officer: its own dispatcher's placement, computed ahead (the same function of the
+    classes and workers, without the waits). None if this Locust does not offer it."""
+    try:
+        from locust.dispatch import UsersDispatcher
+
+        runner = environment.runner
+        dispatcher = UsersDispatcher(list(runner.clients.values()), runner.user_classes)
+        dispatcher._try_dispatch_fixed = True
+        on_workers = dispatcher._distribute_users(shapes.national_users(environment))[0]
+    except (ImportError, AttributeError, TypeError) as exc:
+        log.warning("could not compute Locust's placement of users (%s): officers dealt evenly", exc)
+        return None
+    keys = {cls.__name__: getattr(cls, "key", "") for cls in runner.user_classes}
+    return [{keys[name]: n for name, n in on_workers.get(w, {}).items()} for w in workers]
+
+
 def _share_connections(environment: Environment) -> None:
     """One connection pool for all the users of this process (made here, in the process that uses it)."""
     n = opt(environment, "kntc_connections", 0) or 0
     if n > 0:
-        KntcUser.client_pool = HTTPClientPool(concurrency=n)
+        # The pool's clients take its own timeouts, not the users' (geventhttpclient's default is 5 s).
+        KntcUser.client_pool = HTTPClientPool(concurrency=n, network_timeout=KntcUser.network_timeout,
+                                              connection_timeout=KntcUser.connection_timeout)
 
 
 def national(environment: Environment) -> bool:
@@ -229,7 +253,7 @@ class KntcUser(FastHttpUser):
                 r.success()
                 return REFUSED
             if r.status_code not in ok:
-                r.failure(f"{r.status_code}: {(r.text or '')[:200]}")
+                r.failure(f"{r.status_code}: {(r.text or '')[:200] or r.error}")
                 return None
             try:
                 body = r.json()
@@ -326,6 +350,10 @@ class Officer(KntcUser):
         except officers.SetupFailed as exc:
             log.info("first login of %s refused: %s", officer.username, exc)
             SEATS.refused(officer)
+            return None
+        except (TypeError, ValueError) as exc:
+            # No answer (a connection error, counted as the app's failure): tried again at its next action.
+            log.info("first login of %s got no answer: %s", officer.username, exc)
             return None
         return self.log_in(officer)
 
@@ -475,7 +503,7 @@ class SetupClient:
         with self.client.request("POST", path, name=f"{path} [first login]", catch_response=True, json=json,
                                  headers=headers or {}) as r:
             if r.status_code >= 500 or r.status_code == 0:
-                r.failure(f"{r.status_code}: {(r.text or '')[:200]}")
+                r.failure(f"{r.status_code}: {(r.text or '')[:200] or r.error}")
             else:
                 r.success()
         return r
@@ -663,6 +691,11 @@ class Citizen(KntcUser):
     key = "citizen"
     think_s = capacity.Model().citizen_interval_s
 
+    def on_start(self) -> None:
+        super().on_start()
+        if national(self.environment):
+            gevent.sleep(self.wait_time())  # joins a population already under way, between two lookups
+
     @task
     def lookup(self) -> None:
         case = random.choice(DATA["cases"])
@@ -700,7 +733,8 @@ class Shape(LoadTestShape):
         target = opt(self.runner.environment, "kntc_stop_after_officers", 0) or 0
         # The master hears of its workers' logins every few seconds; a single process counts its own.
         seen = len(TALLY.usernames if isinstance(self.runner, MasterRunner) else SEATS.logged_in)
-        generator.SELF.users = max(generator.SELF.users, self.runner.user_count)
+        if not isinstance(self.runner, MasterRunner):
+            generator.SELF.note_users(self.runner.user_count)
         if target and seen >= target:
             self._impl.finish_now(f"{seen} distinct officers have logged in (target {target})")
         return self._impl.tick()

@@ -33,9 +33,10 @@ from loadtests.stack import BIN, REPORTS, ROOT, AppServer, StackError, local_env
 LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
 POOL_MARGIN = 1.05
 DEFAULT_PACE = 20.0
-# The stress scenario sends 8,186 req/s at pace 1; this machine's app answers a few dozen, and at
-# first most of an officer's requests are its login: 0.002 offers about 16 req/s besides them.
-NATIONAL_PACE = 0.002
+# The stress scenario sends 8,186 req/s at pace 1; this machine's app answers a few dozen, and an
+# officer's first action brings its first login (a new password, a second factor: several argon2id
+# hashes): 0.0005 offers about 4 actions a second, each officer thinking hours between two.
+NATIONAL_PACE = 0.0005
 
 
 def locust_command(host: str, folder: Path, args: argparse.Namespace, data: Path) -> list[str]:
@@ -105,6 +106,7 @@ def run(args: argparse.Namespace) -> int:
             if prepared["failures"]:
                 raise StackError(f"{len(prepared['failures'])} officer(s) could not be set up: "
                                  f"{prepared['failures'][0]} (rerun to resume)")
+            del prepared  # the national population's test data: Locust reads it from the file
         else:
             testdata.prepare(host, data, per_level=args.per_level, cases_per_unit=args.cases_per_unit,
                              demo_cases=args.demo_cases, admin_user=args.admin_user,

@@ -147,6 +147,23 @@ def deal(data: dict[str, Any], index: int, workers: int) -> dict[str, Any]:
     return {**data, "accounts": accounts}
 
 
+def deal_as_placed(data: dict[str, Any], placed: list[dict[str, int]]) -> list[dict[str, Any]]:
+    """Each worker's share when Locust places `placed[i][class]` users of each class on worker i:
+    that many officers of the class each (then the officers left over, in turn), so that no user
+    of the national run shares an officer for want of one in its own process."""
+    shares: list[dict[str, list[dict[str, Any]]]] = [{} for _ in placed]
+    for key, group in data.get("accounts", {}).items():
+        start = 0
+        for i, counts in enumerate(placed):
+            n = counts.get(key, 0)
+            if group[start:start + n]:
+                shares[i][key] = group[start:start + n]
+            start += n
+        for j, a in enumerate(group[start:]):
+            shares[j % len(placed)].setdefault(key, []).append(a)
+    return [{**data, "accounts": share} for share in shares]
+
+
 class Tally:
     """The master's (or the single process's) count across processes."""
 
