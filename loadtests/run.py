@@ -35,8 +35,9 @@ POOL_MARGIN = 1.05
 DEFAULT_PACE = 20.0
 # The stress scenario sends 8,186 req/s at pace 1; this machine's app answers a few dozen, and an
 # officer's first action brings its first login (a new password, a second factor: several argon2id
-# hashes): 0.0005 offers about 4 actions a second, each officer thinking hours between two.
-NATIONAL_PACE = 0.0005
+# hashes, about 3 requests more): 0.0002 offers 1.6 actions a second, each officer thinking for
+# about a day between two (a population that thinks, which is what the generator must hold).
+NATIONAL_PACE = 0.0002
 
 
 def locust_command(host: str, folder: Path, args: argparse.Namespace, data: Path) -> list[str]:
@@ -176,7 +177,7 @@ def parser() -> argparse.ArgumentParser:
                         f"{NATIONAL_PACE} unless given, one worker process per core)")
     p.add_argument("--connections", type=int, default=0,
                    help="connections per Locust process shared by its users (0: one pool per user)")
-    p.add_argument("--spawn-rate", type=float, default=2000, help="national: users started per second")
+    p.add_argument("--spawn-rate", type=float, default=1000, help="national: users started per second")
     p.add_argument("--thresholds", type=Path, default=Path(__file__).resolve().parent / "thresholds.toml")
     p.add_argument("--out", type=Path, help="run folder (default loadtests/reports/<shape>-<time>)")
     return p

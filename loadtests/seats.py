@@ -51,7 +51,9 @@ class Seats:
 
     def __init__(self) -> None:
         self.free: dict[str, deque[Officer]] = {}
-        self.held: dict[str, list[Officer]] = {}
+        # By class, then username: handing an officer back is O(1) (a national run's 80,000 users
+        # per worker all hand theirs back when it stops).
+        self.held: dict[str, dict[str, Officer]] = {}
         self.desks: dict[str, Desk] = {}
         self.pool = 0
         self.logged_in: set[str] = set()
@@ -75,7 +77,7 @@ class Seats:
                     o = by_name[a["username"]] = Officer.from_json({"password": password or "", **a, "key": key})
                 officers.append(o)
             self.free[key] = deque(officers)
-            self.held[key] = []
+            self.held[key] = {}
         self.pool = len(by_name)
 
     def desk(self, officer: Officer) -> Desk:
@@ -93,20 +95,22 @@ class Seats:
             officer = free.popleft()
             if officer.username in self.unusable:
                 continue
-            self.held[key].append(officer)
+            self.held[key][officer.username] = officer
             return officer, True
-        held = [o for o in self.held.get(key, []) if o.username not in self.unusable]
+        held = [o for o in self.held.get(key, {}).values() if o.username not in self.unusable]
         if held:
             self.shared += 1
             return random.choice(held), False  # noqa: S311 - which tab, not a secret
         return None, False
 
-    def give_back(self, officer: Officer, own: bool) -> None:
-        held = self.held.get(officer.key, [])
-        if own and officer in held:
-            held.remove(officer)
+    def give_back(self, officer: Officer, own: bool, key: str | None = None) -> None:
+        """`key`: the class it was taken for (an officer of several classes is held in one of them)."""
+        key = key or officer.key
+        held = self.held.get(key, {})
+        if own and held.get(officer.username) is officer:
+            del held[officer.username]
             if officer.username not in self.unusable:
-                self.free[officer.key].append(officer)
+                self.free[key].append(officer)
 
     def refused(self, officer: Officer) -> None:
         """The app refused this officer's credentials from the test data: the generator's data,

@@ -240,7 +240,7 @@ def build(environment: Any, shape: Any) -> Staged:
         probe = int(getattr(o, "kntc_probe_steps", 12))
     elif name == "national":
         users = national_users(environment)
-        spawn = float(getattr(o, "kntc_spawn_rate", 2000) or 2000)
+        spawn = float(getattr(o, "kntc_spawn_rate", 1000) or 1000)
         stages = [stage("spawn", users, users / spawn + step, spawn, WARMUP),
                   stage("national population", users, 3 * step, spawn)]
     else:  # fixed

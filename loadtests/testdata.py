@@ -313,7 +313,7 @@ def prepare_roster(host: str, out: Path, key: Path, credentials: list[Path], wan
     members = {o.username: o for t in teams_of for o in t.values()}
     rest = {k: [o for o in v if o.username not in members] for k, v in by_class.items()}
     chosen = [*members.values(), *pool.pick(rest, max(0, wanted - len(members)), seed)]
-    if len(chosen) < wanted:
+    if len(chosen) < wanted and not lazy:
         log.warning("the roster has %d officers to simulate, fewer than the %d asked for", len(chosen), wanted)
     state = pool.State.load(out, target)
     now = list(members.values()) if lazy else chosen
