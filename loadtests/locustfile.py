@@ -45,9 +45,12 @@ from loadtests.officers import Officer as Credentials
 log = logging.getLogger("loadtests")
 HERE = Path(__file__).resolve().parent
 # A worker taking its share of the national population (tens of thousands of officers in one
-# message) on a busy machine misses Locust's heartbeats for seconds; three missed would end the
-# run. A dead worker is noticed a minute later instead.
-runners.HEARTBEAT_LIVENESS = max(runners.HEARTBEAT_LIVENESS, 60)
+# message, then as many users to start) on a busy machine misses Locust's heartbeats for seconds,
+# and its master's answers for longer: three missed would end the run, a minute without the
+# master's would end the worker, and a worker called missing has its users moved onto the others
+# (two officers' worth of users on one worker). A dead worker or master is noticed minutes later.
+runners.HEARTBEAT_LIVENESS = max(runners.HEARTBEAT_LIVENESS, 600)
+runners.MASTER_HEARTBEAT_TIMEOUT = max(runners.MASTER_HEARTBEAT_TIMEOUT, 600)
 
 # Filled in every process: by the file on the master (or a single process), by a message on workers.
 DATA: dict[str, Any] = {}
@@ -285,8 +288,9 @@ class Officer(KntcUser):
             return
         if national(self.environment):
             # The officer's day is under way and it is thinking: its first action, and its login,
-            # come after what is left of a think time (exponential: as long as a whole one).
-            gevent.sleep(self.wait_time())
+            # come after what is left of a think time (exponential: as long as a whole one). Locust's
+            # own wait, which a stopping run ends at once (a sleep would hold the user to the end).
+            self.wait()
             return
         self.in_session()
 
@@ -704,7 +708,7 @@ class Citizen(KntcUser):
     def on_start(self) -> None:
         super().on_start()
         if national(self.environment):
-            gevent.sleep(self.wait_time())  # joins a population already under way, between two lookups
+            self.wait()  # joins a population already under way, between two lookups
 
     @task
     def lookup(self) -> None:
