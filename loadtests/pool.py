@@ -17,6 +17,7 @@ import logging
 import os
 import random
 import threading
+import time
 import unicodedata
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -27,7 +28,7 @@ from typing import Any
 import requests
 
 from loadtests import capacity
-from loadtests.officers import Journal, Officer, SetupFailed, set_up
+from loadtests.officers import STEP_SECONDS, Journal, Officer, SetupFailed, set_up
 from loadtests.roster import apportion
 
 log = logging.getLogger("loadtests.pool")
@@ -158,6 +159,10 @@ def resume(officer: Officer, state: State) -> tuple[Officer, list[str]]:
         return officer, [p for p in (officer.initial,) if p]  # new, or made anew since (a new initial password)
     before.unit, before.key = officer.unit, officer.key
     before.initial = officer.initial or before.initial
+    if before.totp:
+        # The run that left it may have spent this very step at its end (Locust does not write its
+        # logins' steps back): the next login waits for the next step rather than replay it.
+        before.last_step = max(before.last_step, int(time.time() // STEP_SECONDS))
     # Set up before: its own password alone (a wrong guess is a failed login, and those are budgeted).
     if before.ready and before.password:
         return before, [before.password]

@@ -36,8 +36,8 @@ IDLE_SCENARIO = textwrap.dedent('''
         key = "commune.handling"
         host = "http://127.0.0.1:9"  # nothing listens: a request would fail, and is recorded
 
-    # Think times of months: the measured window sees officers thinking, none acting.
-    options = types.SimpleNamespace(kntc_shape="national", kntc_pace=1e-6, kntc_scenario="stress",
+    # Think times of centuries: the measured window sees officers thinking, none acting.
+    options = types.SimpleNamespace(kntc_shape="national", kntc_pace=1e-9, kntc_scenario="stress",
                                     kntc_connections=64, kntc_session_seconds=0)
     env = Environment(user_classes=[Handling], parsed_options=options, host=Handling.host)
     env.events.request.add_listener(lambda **kw: sent.append(kw["name"]))
@@ -47,9 +47,10 @@ IDLE_SCENARIO = textwrap.dedent('''
     gc.collect()
     before = proc.memory_info().rss
     runner.start(n, spawn_rate=n)
-    while runner.user_count < n:
-        gevent.sleep(0.2)
-    gevent.sleep(2)
+    # Measured once every user has started: it holds its officer and waits for its first action.
+    while runner.user_count < n or sum(len(h) for h in lf.SEATS.held.values()) < n:
+        gevent.sleep(0.5)
+    gevent.sleep(1)
     gc.collect()
     after = proc.memory_info().rss
     users = list(runner.user_greenlets)
