@@ -97,7 +97,7 @@ capacity: ## print the capacity model (national users, req/s, sizing with CAPACI
 
 .PHONY: load bench-app bench-login bench-audit bench-notify bench-exchange bench-reports load-smoke capacity accounts-national load-roster lab-capacity-window
 
-# The whole national population at once (loadtests/CAPACITY.md §9): every officer of the roster that
+# The whole national population at once (loadtests/CAPACITY.md §10): every officer of the roster that
 # `make accounts-national IMPORT_INTO=local` imported (same ACCOUNTS and ROSTER_SEED), one Locust user
 # each, mostly thinking, for about 6 minutes against the local stack (one Locust worker per core); prints
 # the stages' users and req/s and the load generator's own memory and CPU. LOAD_ARGS="--pace 0.001" offers more.
