@@ -17,7 +17,7 @@ that share an officer share its session. The distinct officers that logged in ar
 officers.json, and the generator's own memory and CPU in generator.json (loadtests/generator.py).
 
 The national shape (`--kntc-shape national`) simulates every officer of the test data at once,
-one user each: an officer costs little while it thinks (loadtests/CAPACITY.md §9): the users share
+one user each: an officer costs little while it thinks (loadtests/CAPACITY.md §10): the users share
 one connection pool per process (`--kntc-connections`), and an officer logs in, or does its first
 login's setup, only when it first acts.
 """
