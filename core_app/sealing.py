@@ -7,6 +7,7 @@ anyone out: add the new key to the ring everywhere, then make it the first, rese
 
 from __future__ import annotations
 
+import functools
 import secrets
 
 from cryptography.exceptions import InvalidTag
@@ -15,6 +16,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 
+@functools.lru_cache(maxsize=64)
 def _key(secret_key: str, purpose: str) -> bytes:
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
                 info=f"kntc {purpose} v1".encode()).derive(secret_key.encode())
@@ -37,6 +39,12 @@ def seal(keys: Keys, purpose: str, plaintext: bytes, bound_to: str) -> bytes:
 def unseal(keys: Keys, purpose: str, sealed: bytes, bound_to: str) -> bytes:
     """The plaintext, opened by whichever key of the ring sealed it; InvalidTag when none did."""
     return _open(keys, purpose, sealed, bound_to)[0]
+
+
+def opened(keys: Keys, purpose: str, sealed: bytes, bound_to: str) -> tuple[bytes, bool]:
+    """(the plaintext, whether the ring's first key sealed it); InvalidTag when no key did."""
+    plaintext, index = _open(keys, purpose, sealed, bound_to)
+    return plaintext, index == 0
 
 
 def current(keys: Keys, purpose: str, sealed: bytes, bound_to: str) -> bool:

@@ -168,6 +168,22 @@ def restore(
                   f"{res.start_seconds:.1f} s")
 
 
+@app.command()
+def expire(set_label: Annotated[str, typer.Option("--set", help="nhãn bản sao lưu / backup label (kntc-dr info)")],
+           ) -> None:
+    """Xóa một bản sao lưu hỏng / remove a damaged backup set (and the backups that depend on it)."""
+    c = cfg()
+    pgbr = PgBackRest(c)
+    info = pgbr.info()
+    info.backup(set_label)  # an unknown label is refused here, with the labels the repository has
+    if info.newest is not None and info.newest.label == set_label:
+        raise DrError(f"{set_label} là bản mới nhất / is the newest backup: take a new full backup first "
+                      "(kntc-dr backup --type full), then expire this one")
+    pgbr.expire(set_label)
+    metrics.write(c)
+    out.print(f"đã xóa / expired: {set_label}")
+
+
 @app.command("metrics")
 def metrics_cmd(failed_backup: Annotated[str | None, typer.Option(
         "--failed-backup", help="ghi nhận một lần sao lưu bị dừng / record a backup of this type that was killed "

@@ -56,6 +56,9 @@ class DrConfig:
     # Set it to use a pgbackrest.conf written by someone else (Ansible); unset, kntc-dr renders
     # <state_dir>/pgbackrest.conf itself (`kntc-dr configure`).
     pgbackrest_conf: Path | None = None
+    # Its include folder (pgBackRest drops its default one when --config is given): where the
+    # repository's passphrase is, on a repository host.
+    pgbackrest_include_path: Path | None = None
     scratch_port: int = 55479
     key_tables: tuple[str, ...] = KEY_TABLES
     retention_full: int = 2
@@ -102,7 +105,7 @@ class DrConfig:
 
 def _coerce(name: str, value: Any, base: Path) -> Any:
     if name in {"repo_path", "pg_path", "pg_socket", "pg_bin", "cipher_pass_file", "state_dir", "pgbackrest_conf",
-                "metrics_dir"}:
+                "pgbackrest_include_path", "metrics_dir"}:
         p = Path(str(value)).expanduser()
         return p if p.is_absolute() else (base / p).resolve()
     if name in {"pg_port", "scratch_port", "retention_full", "process_max", "start_timeout", "repo"}:

@@ -129,6 +129,8 @@ def restore(cfg: DrConfig, target: RestoreTarget, target_dir: Path, *, set_label
     if start_port is not None:
         cluster = scratch_cluster(cfg, target_dir, start_port)
         proc.make_dir(cluster.socket_dir, 0o750)
+        # The log's folder exists where kntc-dr wrote pgbackrest.conf itself, not where Ansible did.
+        proc.make_dir(cluster.log_file.parent, 0o750)
         pg.prepare_scratch(target_dir, start_port, cluster.socket_dir)
         t0 = time.monotonic()
         cluster.start(timeout=cfg.start_timeout)

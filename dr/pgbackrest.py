@@ -315,7 +315,10 @@ class PgBackRest:
 
     def _argv(self, command: str, options: Sequence[str]) -> list[str]:
         repo = [f"--repo={self.cfg.repo}"] if self.cfg.repo and command in _REPO_COMMANDS else []
-        return [self.binary, f"--config={self.cfg.conf_path}", f"--stanza={self.cfg.stanza}", *repo, *options, command]
+        include = ([f"--config-include-path={self.cfg.pgbackrest_include_path}"]
+                   if self.cfg.pgbackrest_include_path else [])
+        return [self.binary, f"--config={self.cfg.conf_path}", *include, f"--stanza={self.cfg.stanza}", *repo,
+                *options, command]
 
     def _run(self, command: str, options: Sequence[str] = (), *, on_line: Callable[[str], None] | None = None,
              timeout: float | None = None) -> str:
@@ -395,6 +398,10 @@ class PgBackRest:
 
     def annotate(self, label: str, annotations: dict[str, str]) -> None:
         self._run("annotate", [f"--set={label}", *(f"--annotation={k}={v}" for k, v in annotations.items())])
+
+    def expire(self, set_label: str) -> None:
+        """Remove one backup set (and the incremental and differential sets that depend on it)."""
+        self._run("expire", [f"--set={set_label}"])
 
     def verify(self) -> VerifyResult:
         return parse_verify(self._run("verify", ["--output=text", "--verbose", "--log-level-console=off"]))

@@ -71,12 +71,19 @@ def make_dir(path: Path, mode: int = 0o700) -> Path:
     return path
 
 
+def _become_postgres() -> pwd.struct_passwd:
+    """Drop root for postgres with postgres's own groups (ssl-cert: the TLS files a repository host
+    reads to reach the primary), as runuser would."""
+    pg = postgres_user()
+    os.initgroups(pg.pw_name, pg.pw_gid)
+    os.setgid(pg.pw_gid)
+    os.setuid(pg.pw_uid)
+    return pg
+
+
 def _child(conn: Any, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
     try:
-        pg = postgres_user()
-        os.setgroups([])
-        os.setgid(pg.pw_gid)
-        os.setuid(pg.pw_uid)
+        pg = _become_postgres()
         os.environ["HOME"] = pg.pw_dir
         os.environ["USER"] = os.environ["LOGNAME"] = "postgres"
         conn.send(("ok", fn(*args, **kwargs)))
@@ -119,10 +126,7 @@ def call_as_postgres(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
 
 def _drop_then(fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
     if running_as_root():
-        pg = postgres_user()
-        os.setgroups([])
-        os.setgid(pg.pw_gid)
-        os.setuid(pg.pw_uid)
+        _become_postgres()
     fn(*args)
 
 

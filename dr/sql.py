@@ -53,16 +53,20 @@ def _digests(conn: psycopg.Connection, tables: list[str]) -> dict[str, dict[str,
     return out
 
 
-def _hold_writers(conn: psycopg.Connection, tables: list[str]) -> None:
+def _may_lock(conn: psycopg.Connection, tables: list[str]) -> bool:
+    """Whether this role may SHARE-lock the tables itself (the owner, a superuser)."""
+    return bool(conn.execute(
+        "SELECT coalesce(bool_and(has_table_privilege(t, 'UPDATE') OR has_table_privilege(t, 'TRUNCATE')), true) "
+        "FROM unnest(%s::text[]) AS t", (tables,)).fetchone()[0])
+
+
+def _hold_writers(conn: psycopg.Connection, tables: list[str], may_lock: bool) -> None:
     """SHARE-lock `tables` until the transaction ends.
 
     The owner or a superuser locks them directly; the backup role of a repository host may not
     (the lock needs UPDATE, DELETE or TRUNCATE) and goes through kntc.hold_writers, which takes the
     same lock as the owner on tables of schema kntc only.
     """
-    may_lock = conn.execute(
-        "SELECT bool_and(has_table_privilege(t, 'UPDATE') OR has_table_privilege(t, 'TRUNCATE')) "
-        "FROM unnest(%s::text[]) AS t", (tables,)).fetchone()[0]
     if may_lock:
         conn.execute(sql.SQL("LOCK TABLE {} IN SHARE MODE").format(sql.SQL(", ").join(_table_ident(t) for t in tables)))
     else:
@@ -89,6 +93,8 @@ def take_manifest(conninfo: str, restore_point: str, tables: list[str]) -> dict[
     reader = _connect(conninfo)
     try:
         present = [t for t in tables if holder.execute("SELECT to_regclass(%s)", (t,)).fetchone()[0] is not None]
+        # Asked now, in autocommit: in the transaction below the first query fixes the snapshot.
+        may_lock = _may_lock(holder, present)
         holder.autocommit = False
         holder.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
         reader.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
@@ -96,7 +102,7 @@ def take_manifest(conninfo: str, restore_point: str, tables: list[str]) -> dict[
         # be taken once the writers are held.
         holder.execute("SET LOCAL lock_timeout = '30s'")
         if present:
-            _hold_writers(holder, present)
+            _hold_writers(holder, present, may_lock)
         snap, lsn, now, sysid = holder.execute(
             "SELECT pg_export_snapshot(), pg_create_restore_point(%s)::text, now(), "
             "(SELECT system_identifier::text FROM pg_control_system())", (restore_point,)).fetchone()

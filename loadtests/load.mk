@@ -15,11 +15,20 @@
 #                                      (or into KNTC_ADMIN_DATABASE_URL's database when that is set)
 #   make load-roster                   OFFICERS (10,000) distinct officers of that roster log in and work
 #                                      (HOST=https://… with IMPORT_INTO=lab for the lab)
+#   make national-data                 national-size data: every unit, the national roster, N=5,000,000 case files
+#                                      with their timeline, time limits, assignments (database kntc_national_<N>)
+#   make load LOAD_DATABASE=kntc_national_5000000   any of load, bench-app, bench-reports on that database
 LOAD_SHAPE ?= busy_day
 LOAD_ARGS ?=
 BENCH_ARGS ?=
 LOAD_PG_ROOT ?= .data/local
 LOAD_PG_PORT ?= 55432
+# The database of the embedded cluster to work on (default: the app's own; bench-reports: its own).
+LOAD_DATABASE ?=
+export KNTC_LOAD_DATABASE = $(LOAD_DATABASE)
+# make national-data N=20000 for a quick one (N alone defaults to the duplicate benchmark's 1,000,000).
+NATIONAL_CASES = $(if $(filter command line environment,$(origin N)),$(N),5000000)
+NATIONAL_ARGS ?=
 # Only a URL counts: some shells export HOST as the machine's name.
 LOAD_TARGET = $(if $(filter http://% https://%,$(HOST)),--host $(HOST),--pg-root $(LOAD_PG_ROOT) --pg-port $(LOAD_PG_PORT))
 
@@ -29,14 +38,18 @@ load: deps ## load run (busy day by default; HOST=https://… for the lab); repo
 bench-app: deps ## case file, inbox, search, record: req/s and p50/p95/p99 vs pgbench of the same SQL
 	$(BIN)/python -m loadtests.bench_app $(LOAD_TARGET) $(BENCH_ARGS)
 
+national-data: deps ## national-size data (N=5,000,000 case files, 162,318 accounts) into kntc_national_<N>, timed
+	$(BIN)/python -m loadtests.national --cases $(NATIONAL_CASES) --pg-root $(LOAD_PG_ROOT) --pg-port $(LOAD_PG_PORT) \
+		$(NATIONAL_ARGS)
+
 bench-login: deps ## logins at the chosen argon2id cost vs the library default: logins/s, p50/p95/p99, CPU, memory
 	$(BIN)/python -m loadtests.bench_login --pg-root $(LOAD_PG_ROOT) --pg-port $(LOAD_PG_PORT) $(BENCH_ARGS)
 
 bench-exchange: deps ## exchange API behind nginx (mutual TLS): submissions/s, p95, feed and webhook lag, CPU per message
 	$(BIN)/python -m loadtests.bench_exchange --pg-root $(LOAD_PG_ROOT) --pg-port $(LOAD_PG_PORT) $(BENCH_ARGS)
 # Periodic reports at national size: its own database kntc_reports_<N> (generated once, about 40 min for
-# 1,000,000 case files on 2 shared cores), then each form as page, XLSX and PDF for the country, the
-# busiest province and its busiest commune.
+# 1,000,000 case files on 2 shared cores), or LOAD_DATABASE=kntc_national_<N> (make national-data), then
+# each form as page, XLSX and PDF for the country, the busiest province and its busiest commune.
 bench-reports: deps ## periodic reports: page/XLSX/PDF times per level on N synthetic case files (default 1,000,000)
 	$(BIN)/python -m loadtests.bench_reports --cases $(or $(N),1000000) --root $(LOAD_PG_ROOT) --port $(LOAD_PG_PORT) \
 		$(BENCH_ARGS)
@@ -95,7 +108,7 @@ load-smoke: deps ## the load suite's smoke test against the local app (about a m
 capacity: ## print the capacity model (national users, req/s, sizing with CAPACITY_ARGS)
 	$(BIN)/python -m loadtests.capacity $(CAPACITY_ARGS)
 
-.PHONY: load bench-app bench-login bench-audit bench-notify bench-exchange bench-reports load-smoke capacity accounts-national load-roster lab-capacity-window
+.PHONY: national-data load bench-app bench-login bench-audit bench-notify bench-exchange bench-reports load-smoke capacity accounts-national load-roster lab-capacity-window
 
 # The whole national population at once (loadtests/CAPACITY.md §10): every officer of the roster that
 # `make accounts-national IMPORT_INTO=local` imported (same ACCOUNTS and ROSTER_SEED), one Locust user

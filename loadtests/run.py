@@ -7,8 +7,9 @@
         --shape fixed --users 300 --run-time 20m --session-seconds 30   # 10,000 distinct officers
     python -m loadtests.run --national --roster-key K --roster-credentials C   # every officer at once
 
-The accounts a local run made are kept with the cluster they live in (its folder and port), not the
-port the app was served on, so a second run on the same cluster logs the same officers in.
+The accounts a local run made are kept with the database they live in (the cluster's folder and
+port, the database's name), not the port the app was served on, so a second run on the same
+database logs the same officers in.
 
 Each stage is judged on its own (loadtests/verdict.py). The exit code: 0 every target stage held
 (a probe past the target that broke is the breakpoint, a finding), 1 a target stage did not hold
@@ -26,6 +27,7 @@ import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from loadtests import report, shapes, testdata
 from loadtests.stack import BIN, REPORTS, ROOT, AppServer, StackError, local_env, prepare_database
@@ -136,12 +138,12 @@ def run(args: argparse.Namespace) -> int:
     prepare_database(env)
     os.environ.update(env)  # testdata uses the operator's commands with these DSNs
     with AppServer(env, workers=args.app_workers, log=folder / "server.log") as app:
-        return go(app.url, local_target(args.pg_root, args.pg_port))
+        return go(app.url, local_target(args.pg_root, args.pg_port, env["KNTC_DATABASE_URL"]))
 
 
-def local_target(root: Path, port: int) -> str:
-    """The local cluster as the accounts' home: the app's port changes from run to run, it does not."""
-    return f"local:{root.resolve()}:{port}"
+def local_target(root: Path, port: int, dsn: str) -> str:
+    """The local database as the accounts' home: the app's port changes from run to run, it does not."""
+    return f"local:{root.resolve()}:{port}/{urlsplit(dsn).path.lstrip('/')}"
 
 
 def parser() -> argparse.ArgumentParser:

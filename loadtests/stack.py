@@ -8,6 +8,7 @@ same server an operator runs.
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import socket
 import subprocess
@@ -36,8 +37,22 @@ def kntc(*args: str, env: dict[str, str], timeout: float = 600, input_text: str 
     return res.stdout
 
 
-def local_env(root: Path, port: int) -> dict[str, str]:
-    """The DSNs of the embedded cluster in `root` (started if stopped), from `kntc local env`."""
+# A database of the embedded cluster other than the app's own: the national data set
+# (`make national-data`), for the load run and the benchmarks to work on instead.
+DATABASE_VAR = "KNTC_LOAD_DATABASE"
+DSN_VARS = ("KNTC_DATABASE_URL", "KNTC_AUTH_DATABASE_URL", "KNTC_ADMIN_DATABASE_URL", "KNTC_READONLY_DATABASE_URL")
+
+
+def with_database(env: dict[str, str], database: str) -> dict[str, str]:
+    """The same DSNs, naming `database` instead."""
+    if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", database):
+        raise StackError(f"{database!r} is not a database name this stack makes (lower case, digits, _)")
+    return {**env, **{k: re.sub(r"/[A-Za-z0-9_]+\?", f"/{database}?", env[k], count=1) for k in DSN_VARS if k in env}}
+
+
+def local_env(root: Path, port: int, database: str | None = None) -> dict[str, str]:
+    """The DSNs of the embedded cluster in `root` (started if stopped), from `kntc local env`; on
+    `database` (default: $KNTC_LOAD_DATABASE, else the app's own) when one is named."""
     out = kntc("local", "env", "--root", str(root.resolve()), "--port", str(port), env=dict(os.environ), timeout=180)
     env: dict[str, str] = {}
     for line in out.splitlines():
@@ -46,6 +61,16 @@ def local_env(root: Path, port: int) -> dict[str, str]:
             env[k] = shlex.split(v)[0] if v else ""
     if "KNTC_DATABASE_URL" not in env:
         raise StackError(f"kntc local env printed no KNTC_DATABASE_URL for {root}")
+    database = database or os.environ.get(DATABASE_VAR) or None
+    if database:
+        env = with_database(env, database)
+        import psycopg
+
+        try:
+            psycopg.connect(env["KNTC_ADMIN_DATABASE_URL"], connect_timeout=10).close()
+        except psycopg.OperationalError as exc:
+            raise StackError(f"cannot use database {database} on port {port} ({str(exc).strip().splitlines()[-1]}): "
+                             "load it first (make national-data)") from None
     return env
 
 

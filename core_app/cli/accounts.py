@@ -204,8 +204,18 @@ def set_clearance(username: User, reason: Reason,
 
 
 @app.command("reset-password")
-def reset_password(username: User, reason: Reason) -> None:
-    """A new one-time initial password (printed once); the account's sessions end."""
+def reset_password(
+    username: User,
+    reason: Reason,
+    password: Annotated[str | None, typer.Option(hidden=True, help="gone: support never chooses the password")
+                        ] = None,
+) -> None:
+    """A new one-time initial password (printed once): the account is unlocked, its sessions end, and
+    at the next login the officer can only choose a new password. Nobody else chooses or keeps it."""
+    if password is not None:
+        # The old support command took one; say why it is gone rather than "no such option".
+        fail("--password is gone: a reset issues a one-time initial password the officer must change at the "
+             "next login (kntc accounts reset-password USER -r WHY)")
     _said(_act(username, "reset_password", reason))
 
 
@@ -276,53 +286,35 @@ def list_accounts(
 
 
 @app.command()
-def reseal() -> None:
-    """Seal every second factor again under the current KNTC_SECRET_KEY: a key rotation's last step.
+def reseal(reason: Reason) -> None:
+    """Seal everything kept sealed again under the current KNTC_SECRET_KEY: a key rotation's last step.
 
-    Each is opened with KNTC_SECRET_KEY or one of KNTC_PREVIOUS_SECRET_KEYS; an account whose
-    factor none of them opens is named, and must enrol again (kntc accounts reset-factor)."""
-    from cryptography.exceptions import InvalidTag
+    Second factors, webhook secrets, and the pending initial-password downloads and checked rosters;
+    each opened with KNTC_SECRET_KEY or one of KNTC_PREVIOUS_SECRET_KEYS, in one transaction. When
+    one opens with none of them, nothing changes and they are named (exit 1). Audited with the reason."""
+    import json
 
-    from core_app import factor, sealing
+    from core_app import resealing
     from core_app.cli.common import connect, load_settings
     from core_app.settings import OperatorSettings
 
     settings = load_settings(OperatorSettings)
     if not settings.secret_key:
-        fail("KNTC_SECRET_KEY is not set: the key the factors are sealed under from now on")
-    keys = settings.sealing_keys
-    resealed = current = 0
-    lost: list[str] = []
+        fail("KNTC_SECRET_KEY is not set: the key everything is sealed under from now on")
+    if not 5 <= len(reason.strip()) <= 500:
+        fail("give a reason of 5 to 500 characters (--reason)")
     with connect("owner") as conn:
-        rows = conn.execute("SELECT f.account_id, a.username, f.secret, f.pending_secret FROM kntc.account_factor f "
-                            "JOIN kntc.account a ON a.id = f.account_id ORDER BY f.account_id FOR UPDATE OF f"
-                            ).fetchall()
-        for r in rows:
-            fresh: dict[str, bytes] = {}
-            for column in ("secret", "pending_secret"):
-                sealed = r[column]
-                if sealed is None:
-                    continue
-                bound = str(r["account_id"])
-                try:
-                    if sealing.current(keys, factor.SEALED_AS, sealed, bound):
-                        continue
-                    fresh[column] = sealing.seal(keys, factor.SEALED_AS,
-                                                 sealing.unseal(keys, factor.SEALED_AS, sealed, bound), bound)
-                except InvalidTag:
-                    lost.append(r["username"])
-                    break
-            if r["username"] in lost:
-                continue
-            if fresh:
-                sets = ", ".join(f"{c} = %({c})s" for c in fresh)
-                conn.execute(f"UPDATE kntc.account_factor SET {sets} WHERE account_id = %(id)s",
-                             {**fresh, "id": r["account_id"]})
-                resealed += 1
-            else:
-                current += 1
-    console.print(f"resealed {resealed}, already under the current key {current}, unreadable {len(lost)}",
+        out = resealing.reseal(conn, settings.sealing_keys)
+        if out.unreadable:
+            conn.rollback()
+            names = sorted(set(out.unreadable))
+            fail(f"nothing changed: {len(names)} sealed value(s) open with neither KNTC_SECRET_KEY nor "
+                 f"KNTC_PREVIOUS_SECRET_KEYS (is the old key among the previous ones?): "
+                 + ", ".join(names[:10]) + (" …" if len(names) > 10 else "")
+                 + "; a factor sealed under a key no one has any more: kntc accounts reset-factor USER")
+        conn.execute("INSERT INTO kntc.access_log (kind, detail) VALUES ('factor_change', %s)",
+                     (json.dumps({"action": "reseal", "resealed": out.resealed, "current": out.current,
+                                  "reason": reason.strip(), "by": _operator()}),))
+    what = ", ".join(f"{n} {label}" for label, n in out.resealed.items()) or "nothing"
+    console.print(f"resealed {out.total_resealed} ({what}), already under the current key {out.current}",
                   highlight=False)
-    if lost:
-        fail(f"{len(lost)} factor(s) open with none of the keys (reset them: kntc accounts reset-factor USER): "
-             + ", ".join(sorted(set(lost))[:20]) + (" …" if len(set(lost)) > 20 else ""), code=2)

@@ -60,13 +60,22 @@ def generate(
     seed: Annotated[int, typer.Option(help="same seed, same data")] = 20180315,
     chunk: Annotated[int, typer.Option(min=100, max=500_000, help="rows per COPY transaction")] = 20_000,
     probes: Annotated[Path | None, typer.Option(help="write sample queries (JSON) for benchmarks here")] = None,
+    national: Annotated[bool, typer.Option(help="with the officers' work on each case: timeline, time limits, "
+                                                "assignments, receptions (import the roster first)")] = False,
+    writers: Annotated[int, typer.Option(min=1, max=16, help="--national: connections loading at once")] = 2,
+    province: Annotated[str | None, typer.Option(help="--national: only this province's units (e.g. T01)")] = None,
 ) -> None:
     """Synthetic national data set, loaded with COPY as the owner role (for benchmarks and demos).
 
     Each chunk is one transaction holding one audit chain's lock: run it on a database of its own,
-    not on one that officers are using.
+    not on one that officers are using. With --national the same command run again resumes a
+    stopped load (same seed, same data).
     """
     from core_app.dedup.generator import generate as run
+
+    if national:
+        _national(cases, seed, min(chunk, 5_000), writers, province)
+        return
 
     with connect("owner", autocommit=True) as conn, connect("owner", autocommit=True) as writer:
         writer.execute("SET maintenance_work_mem = '512MB'")
@@ -88,3 +97,35 @@ def generate(
                   f"parties, {stats.petitions} petitions; generate+load {load_s:.1f} s, "
                   f"vacuum+analyze {vacuum_s:.1f} s")
     console.print(f"generate_load_seconds={load_s:.1f} vacuum_analyze_seconds={vacuum_s:.1f}", highlight=False)
+
+
+def _national(cases: int, seed: int, chunk: int, writers: int, province: str | None) -> None:
+    from core_app.dedup.bulk_load import NationalError
+    from core_app.dedup.bulk_load import national as run
+
+    t0 = time.monotonic()
+    with _progress() as progress:
+        task = progress.add_task("hồ sơ / case files", total=cases)
+        phase: dict[str, int] = {}
+
+        def on_phase(name: str, total: int) -> None:
+            label = {"indexes": "chỉ mục / indexes", "vacuum": "vacuum analyze"}[name]
+            phase["task"] = progress.add_task(label, total=total)
+
+        try:
+            out = run(lambda: connect("owner", autocommit=True), cases, seed, date.today(), chunk=chunk,
+                      writers=writers, province=province, on_cases=lambda k: progress.advance(task, k),
+                      on_phase=on_phase, on_index=lambda _name: progress.advance(phase["task"], 1))
+        except NationalError as exc:
+            fail(str(exc))
+    wall = time.monotonic() - t0
+    rows = sum(out.rows.values())
+    console.print(", ".join(f"{n:,} {t}" for t, n in out.rows.items()), highlight=False)
+    busy = sum(out.spent.values()) or 1.0
+    console.print("writers' time: " + ", ".join(f"{t} {v / busy:.0%}" for t, v in out.spent.items()), highlight=False)
+    if out.skipped:
+        console.print(f"{out.skipped:,} case files were loaded by an earlier run (skipped)", highlight=False)
+    console.print(f"national_load cases={out.cases} rows={rows} load_seconds={out.load_s:.1f} "
+                  f"rows_per_second={rows / max(out.load_s, 1e-9):.0f} deferred_indexes={out.deferred} "
+                  f"index_seconds={out.index_s:.1f} vacuum_seconds={out.vacuum_s:.1f} wall_seconds={wall:.1f}",
+                  highlight=False)

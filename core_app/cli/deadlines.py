@@ -1,4 +1,5 @@
-"""`kntc deadlines recount`: end the deadline steps recorded open by mistake, and say which."""
+"""`kntc deadlines recount`: end the deadline steps recorded open by mistake, and say which;
+`kntc deadlines rules …`: the rules, and a new version of one (core_app/cli/deadline_rules.py)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,12 @@ from typing import Annotated
 
 import typer
 
+from core_app.cli import deadline_rules
 from core_app.cli.common import connect
 
-app = typer.Typer(help="Deadlines: the one-off recount of steps left open.", no_args_is_help=True)
+app = typer.Typer(help="Deadlines: the rules and their versions; the one-off recount of steps left open.",
+                  no_args_is_help=True)
+app.add_typer(deadline_rules.app, name="rules")
 
 
 @app.command("recount")

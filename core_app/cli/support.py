@@ -1,4 +1,6 @@
-"""Officers' accounts from the command line: `kntc create-account`, `reset-password`, `unlock`, `explain-access`.
+"""Officers' accounts from the command line: `kntc create-account`, `unlock`, `explain-access`.
+
+`kntc reset-password` is `kntc accounts reset-password` under support's name (core_app/cli/__init__.py).
 
 They run as the owner role (KNTC_ADMIN_DATABASE_URL): support staff act on behalf of an officer
 who cannot log in, so no officer session exists to act through. Runbook: runbooks/officer-support.md.
@@ -83,22 +85,6 @@ def create_account(
         except psycopg.errors.CheckViolation as exc:
             fail(f"invalid account ({exc.diag.constraint_name}): check the username and the role combination")
     console.print(f"account {username} {'created' if created else 'already exists'}")
-
-
-@app.command("reset-password")
-def reset_password(
-    username: Annotated[str, typer.Argument(help="the officer's username")],
-    reason: Annotated[str, typer.Option("--reason", "-r", help="why, e.g. the unit head's written request "
-                                                                  "(5 to 500 characters): kept in the access log")],
-) -> None:
-    """A new one-time initial password (printed once): the account is unlocked, its sessions end,
-    and the officer must choose a new password at the next login.
-
-    The same as `kntc accounts reset-password`: support never learns or chooses the password the
-    officer will use, and every reset is in the access log with its reason."""
-    from core_app.cli import accounts
-
-    accounts.reset_password(username, reason)
 
 
 @app.command("unlock")

@@ -109,7 +109,7 @@ async def correct(conn: AsyncConnection[Any], actor: workflow.Actor, book: RuleB
     if disc["status"] != "open":
         raise Invalid("discrepancy", "Sai lệch này đã được sửa.", "this discrepancy is already corrected")
     changes = {k: v for k, v in data.items() if k not in ("version",)}
-    updated = await cases.update_case(conn, actor, code, data["version"], changes)
+    updated = await cases.update_case(conn, actor, code, data["version"], changes, book=book, today=today)
     late = today > disc["due_on"]
     days = book.calendar.working_days_between(disc["reported_on"], today)
     applied = {k: v for k, v in changes.items() if v is not None and k != "reason"}
@@ -199,7 +199,7 @@ async def correct_field(conn: AsyncConnection[Any], actor: workflow.Actor, book:
     await conn.execute("SELECT set_config('kntc.change_reason', %s, true)", (reason,))
     if target == "case":
         updated = await cases.update_case(conn, actor, code, data["version"], {field: value, "reason": reason},
-                                          allow_null=True)
+                                          book=book, today=today, allow_null=True)
         version = updated["version"]
         changes = {"target": "case", "field": field, "before": _plain(case.get(field)), "after": _plain(value)}
     else:

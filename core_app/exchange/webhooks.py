@@ -40,8 +40,8 @@ def new_secret() -> tuple[str, bytes]:
     return "whsec_" + base64.b64encode(raw).decode(), raw
 
 
-def seal(secret_key: str, client_id: int, raw: bytes) -> bytes:
-    return sealing.seal(secret_key, PURPOSE, raw, str(client_id))
+def seal(keys: sealing.Keys, client_id: int, raw: bytes) -> bytes:
+    return sealing.seal(keys, PURPOSE, raw, str(client_id))
 
 
 def signature(raw_secret: bytes, msg_id: str, timestamp: int, body: bytes) -> str:
@@ -50,7 +50,7 @@ def signature(raw_secret: bytes, msg_id: str, timestamp: int, body: bytes) -> st
 
 
 async def deliver_one(
-    auth: AsyncConnection[Any], app: AsyncConnection[Any], secret_key: str, http: httpx.AsyncClient
+    auth: AsyncConnection[Any], app: AsyncConnection[Any], keys: sealing.Keys, http: httpx.AsyncClient
 ) -> int | None:
     """One round for one due client: events delivered, or None when no webhook was due."""
     token = secrets.token_urlsafe(32)
@@ -59,7 +59,7 @@ async def deliver_one(
         hook = await cur.fetchone()
     if hook is None:
         return None
-    raw = sealing.unseal(secret_key, PURPOSE, bytes(hook["secret"]), str(hook["client_id"]))
+    raw = sealing.unseal(keys, PURPOSE, bytes(hook["secret"]), str(hook["client_id"]))
     cursor, sent, error, more = hook["cursor"], 0, None, False
     async with app.transaction():
         await app.execute(
@@ -126,7 +126,8 @@ async def run(settings: Any, *, once: bool, on_round: Any = None) -> int:
         httpx.AsyncClient(timeout=TIMEOUT_S, follow_redirects=False) as http,
     ):
         while True:
-            sent = await deliver_one(auth, app, settings.secret_key, http)
+            # The ring: a secret sealed under the previous key still signs while a rotation is under way.
+            sent = await deliver_one(auth, app, settings.sealing_keys, http)
             if sent is None:
                 if once:
                     return total

@@ -265,7 +265,13 @@ async def get_case(conn: AsyncConnection[Any], code: str, *, details: bool = Tru
         "ru.code AS reporter_unit FROM kntc.discrepancy d JOIN kntc.unit ru ON ru.id = d.reporter_unit_id "
         "WHERE d.case_id = %s ORDER BY d.reported_on, d.created_at", (cid,))
     case["discrepancies"] = await cur.fetchall()
+    cur = await conn.execute(
+        "SELECT x.step, x.rule_before, x.starts_before, x.due_before, x.rule_after, x.starts_after, x.due_after, "
+        "x.cause, x.reason, x.changed_on, a.username AS changed_by FROM kntc.deadline_recompute x "
+        "LEFT JOIN kntc.account a ON a.id = x.changed_by WHERE x.case_id = %s ORDER BY x.created_at, x.step", (cid,))
+    case["recomputed"] = await cur.fetchall()
     case["notifications"] = await notifications.of_case(conn, cid)
+    case["consent_changes"] = await notifications.consent_changes(conn, cid)
     await _record_reads(conn, case)
     return case
 
@@ -413,8 +419,10 @@ def _plain(changes: dict[str, Any]) -> dict[str, Any]:
 
 
 async def update_case(conn: AsyncConnection[Any], actor: workflow.Actor, code: str, version: int,
-                      changes: dict[str, Any], *, allow_null: bool = False) -> dict[str, Any]:
-    """Change recorded fields of the case; `allow_null` (a correction) may also empty an optional one."""
+                      changes: dict[str, Any], *, book: RuleBook, today: date,
+                      allow_null: bool = False) -> dict[str, Any]:
+    """Change recorded fields of the case; `allow_null` (a correction) may also empty an optional one.
+    A change to what a deadline is counted from recomputes the case's open steps (deadline_steps.recompute)."""
     case = await _locked(conn, code, version)
     if case["handling_unit_id"] != actor.unit_id or "external_reader" in actor.roles:
         raise workflow.TransitionRefused("wrong_unit", "Chỉ đơn vị đang giải quyết hồ sơ mới được sửa hồ sơ.",
@@ -439,11 +447,17 @@ async def update_case(conn: AsyncConnection[Any], actor: workflow.Actor, code: s
         await conn.execute("SELECT set_config('kntc.change_reason', %s, true)", (reason,))
     before = {k: case[k] for k in changes}
     sets_sql = ", ".join(f"{k} = %({k})s" for k in changes)
+    if "received_on" in changes and changes["received_on"] > today:
+        raise Invalid("received_on", "Ngày nhận không thể ở tương lai.", "the date received cannot be in the future")
     await conn.execute(f"UPDATE kntc.case_file SET {sets_sql}, version = version + 1, updated_at = now() "
                        "WHERE id = %(id)s", {**changes, "id": case["id"]})
-    await _event(conn, case["id"], actor, "edit", case["status"], case["status"], reason,
-                 {"before": _plain(before), "after": _plain(changes)})
-    return {"code": code, "version": case["version"] + 1}
+    recomputed = await steps.recompute(conn, actor, book, case, changes, reason, today)
+    data: dict[str, Any] = {"before": _plain(before), "after": _plain(changes)}
+    if recomputed:
+        data["deadlines_recomputed"] = [steps.plain(r) for r in recomputed]
+    await _event(conn, case["id"], actor, "edit", case["status"], case["status"], reason, data)
+    return {"code": code, "version": case["version"] + 1,
+            "deadlines_recomputed": [steps.plain(r) for r in recomputed]}
 
 
 async def add_petition(conn: AsyncConnection[Any], actor: workflow.Actor, code: str, data: dict[str, Any],

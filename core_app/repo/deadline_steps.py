@@ -14,6 +14,7 @@ from datetime import date
 from typing import Any
 
 from psycopg import AsyncConnection
+from psycopg.types.json import Jsonb
 
 from core_app.domain import workflow
 from core_app.domain.deadlines import due_for, extension_refusal
@@ -92,6 +93,123 @@ async def extend(conn: AsyncConnection[Any], actor: workflow.Actor, book: RuleBo
     await conn.execute("UPDATE kntc.case_deadline SET extensions = %s, due_on = %s WHERE case_id = %s AND step = %s",
                        (n, due, case["id"], key))
     return {"step": key, "extension": n, "new_due_on": due.isoformat(), "legal_basis": rule.legal_basis}
+
+
+# What a step's count depends on, among the fields a correction may change.
+RECOMPUTED_BY = ("kind", "is_complex", "is_remote_area", "received_on")
+
+OPEN_STEPS = """
+SELECT d.step, d.rule_code, d.rule_version, d.starts_on, d.due_on, d.extensions,
+       coalesce(v.start_event, r.start_event) AS start_event
+  FROM kntc.case_deadline d
+  JOIN kntc.deadline_rule r ON r.code = d.rule_code
+  LEFT JOIN kntc.deadline_rule_version v ON v.code = r.code AND v.version = d.rule_version
+ WHERE d.case_id = %s AND d.met_on IS NULL
+ ORDER BY d.step
+ FOR UPDATE OF d
+"""
+
+RECORD = """
+INSERT INTO kntc.deadline_recompute (case_id, step, rule_before, version_before, starts_before, due_before,
+    rule_after, version_after, starts_after, due_after, cause, reason, changed_by, unit_id, changed_on)
+VALUES (%(case_id)s, %(step)s, %(rule_before)s, %(version_before)s, %(starts_before)s, %(due_before)s,
+    %(rule_after)s, %(version_after)s, %(starts_after)s, %(due_after)s, %(cause)s, %(reason)s, %(by)s, %(unit)s,
+    %(on)s)
+"""
+
+# Events that can still start a missing step of a corrected kind: the case is still where that event left it.
+_STILL_AT = {"receipt": ("received", "in_handling"), "acceptance": ("accepted", "verifying")}
+
+
+def _round_of(step: str) -> tuple[str, int]:
+    base, _, r = step.partition(".r")
+    return base, int(r) if r.isdigit() else 1
+
+
+async def recompute(conn: AsyncConnection[Any], actor: workflow.Actor, book: RuleBook, before: dict[str, Any],
+                    changes: dict[str, Any], reason: str | None, today: date) -> list[dict[str, Any]]:
+    """Recount the case's open steps after `changes` to what they depend on (the kind, complexity, remote
+    area, the day received), each under the rule version in force on the day it starts; record each
+    change (kntc.deadline_recompute). Closed steps stay as recorded. A step the corrected kind does not
+    have is ended ("not applicable"); one it has and the old kind had not starts as of its event, if
+    the case is still at that stage. Returns the changes."""
+    cause = {k: {"before": _iso(before[k]), "after": _iso(changes[k])}
+             for k in RECOMPUTED_BY if k in changes and changes[k] != before[k]}
+    if not cause:
+        return []
+    case = {**before, **changes}
+    done: list[dict[str, Any]] = []
+    rows = await (await conn.execute(OPEN_STEPS, (case["id"],))).fetchall()
+    for row in rows:
+        base, rnd = _round_of(row["step"])
+        starts = row["starts_on"]
+        if ("received_on" in cause and rnd == 1 and row["start_event"] == "receipt"
+                and starts == before["received_on"]):
+            starts = case["received_on"]
+        rule = book.find(case["kind"], base, rnd, starts)
+        if rule is None or rule.start_event != row["start_event"]:
+            rec = _change(case, row, None, None, None, cause, reason, actor, today)
+            await conn.execute(RECORD, rec)
+            await conn.execute("UPDATE kntc.case_deadline SET met_on = %s, ended_by = %s WHERE case_id = %s AND "
+                               "step = %s", (today, "recompute: not applicable", case["id"], row["step"]))
+            done.append(rec)
+            continue
+        ext = min(row["extensions"], rule.max_extensions)
+        due = due_for(rule, starts, book.calendar, is_complex=case["is_complex"], is_remote=case["is_remote_area"],
+                      extensions=ext)
+        if (rule.code, rule.version, starts, due) == (row["rule_code"], row["rule_version"], row["starts_on"],
+                                                      row["due_on"]):
+            continue
+        rec = _change(case, row, rule, starts, due, cause, reason, actor, today)
+        await conn.execute(RECORD, rec)  # first: the guard accepts a later due date only with it
+        await conn.execute("UPDATE kntc.case_deadline SET rule_code = %s, rule_version = %s, starts_on = %s, "
+                           "due_on = %s, extensions = %s WHERE case_id = %s AND step = %s",
+                           (rule.code, rule.version, starts, due, ext, case["id"], row["step"]))
+        done.append(rec)
+    if "kind" in cause:
+        done += await _start_missing(conn, actor, book, case, cause, reason, today)
+    return done
+
+
+async def _start_missing(conn: AsyncConnection[Any], actor: workflow.Actor, book: RuleBook, case: dict[str, Any],
+                         cause: dict[str, Any], reason: str | None, today: date) -> list[dict[str, Any]]:
+    # A step ended as not applicable by an earlier correction of the kind counts again if the kind comes back.
+    cur = await conn.execute("SELECT step FROM kntc.case_deadline WHERE case_id = %s "
+                             "AND ended_by IS DISTINCT FROM 'recompute: not applicable'", (case["id"],))
+    have = {r["step"] for r in await cur.fetchall()}
+    done = []
+    for event, on in (("receipt", case["received_on"]), ("acceptance", case.get("accepted_on"))):
+        if on is None or case["status"] not in _STILL_AT[event] or case["complaint_round"] != 1:
+            continue
+        for rule in book.starting(case["kind"], case["complaint_round"], event, on):
+            key = step_key(rule.step, case["complaint_round"])
+            if key in have:
+                continue
+            due = due_for(rule, on, book.calendar, is_complex=case["is_complex"], is_remote=case["is_remote_area"])
+            rec = _change(case, {"step": key}, rule, on, due, cause, reason, actor, today)
+            await conn.execute(RECORD, rec)
+            await conn.execute(UPSERT, {"case_id": case["id"], "step": key, "code": rule.code,
+                                        "version": rule.version, "starts_on": on, "due_on": due})
+            done.append(rec)
+    return done
+
+
+def _change(case: dict[str, Any], row: dict[str, Any], rule: Any, starts: date | None, due: date | None,
+            cause: dict[str, Any], reason: str | None, actor: workflow.Actor, today: date) -> dict[str, Any]:
+    return {"case_id": case["id"], "step": row["step"], "rule_before": row.get("rule_code"),
+            "version_before": row.get("rule_version"), "starts_before": row.get("starts_on"),
+            "due_before": row.get("due_on"), "rule_after": rule.code if rule else None,
+            "version_after": rule.version if rule else None, "starts_after": starts, "due_after": due,
+            "cause": Jsonb(cause), "reason": reason, "by": actor.account_id, "unit": actor.unit_id, "on": today}
+
+
+def _iso(v: Any) -> Any:
+    return v.isoformat() if isinstance(v, date) else v
+
+
+def plain(rec: dict[str, Any]) -> dict[str, Any]:
+    """A recompute record as the timeline keeps it."""
+    return {k: _iso(rec[k]) for k in ("step", "rule_before", "due_before", "rule_after", "due_after")}
 
 
 # The one-off recount: a step left open although the event that ends it is on the case's timeline

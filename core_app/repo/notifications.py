@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import psycopg
 from psycopg import AsyncConnection
+
+from core_app.security import normalise_lookup_secret
 
 # Under row-level security: a case the officer may not read has no rows here, and a protected party
 # the officer does not handle joins as NULL (shown "protected").
@@ -74,3 +77,57 @@ UPDATE kntc.notification SET status = 'queued', attempts = 0, next_at = now(), l
    AND (%(channel)s::text IS NULL OR channel = %(channel)s)
 RETURNING channel
 """
+
+
+# -- consent after reception (migration 0016) -------------------------------------------------------
+
+class ConsentRefused(Exception):
+    def __init__(self, status: int, vi: str, en: str) -> None:
+        super().__init__(en)
+        self.status, self.vi, self.en = status, vi, en
+
+
+def _refusal(exc: Exception) -> ConsentRefused:
+    msg = getattr(getattr(exc, "diag", None), "message_primary", None) or ""
+    vi, _, en = msg.partition(" / ")
+    status = 403 if isinstance(exc, psycopg.errors.InsufficientPrivilege) else 400
+    return ConsentRefused(status, vi or "Không thay đổi được.", en or "refused")
+
+
+async def public_choice(conn: AsyncConnection[Any], code: str, secret: str,
+                        channels: list[str] | None) -> dict[str, Any] | None:
+    """The citizen's choice, proved by the receipt's code and secret (None for a wrong one): read it
+    (`channels` None) or set it for every party of the case with an address for it ([] withdraws)."""
+    try:
+        cur = await conn.execute("SELECT * FROM kntc.public_notify_choice(%s, %s, %s)",
+                                 (code.strip().upper(), normalise_lookup_secret(secret), channels))
+    except psycopg.errors.CheckViolation as exc:
+        raise _refusal(exc) from None
+    return await cur.fetchone()
+
+
+async def officer_set(conn: AsyncConnection[Any], party_id: str, channels: list[str], reason: str) -> list[str]:
+    """The officer records the citizen's request (the unit holding the case; the database checks who)."""
+    try:
+        async with conn.transaction():
+            cur = await conn.execute("SELECT kntc.notify_consent_set(%s, %s, %s) AS now", (party_id, channels, reason))
+            row = await cur.fetchone()
+    except (psycopg.errors.InsufficientPrivilege, psycopg.errors.CheckViolation) as exc:
+        raise _refusal(exc) from None
+    return list(row["now"]) if row else []
+
+
+CONSENT_CHANGES = """
+SELECT x.created_at, x.before, x.after, x.source, x.reason, x.cancelled, a.username AS changed_by,
+       p.full_name AS party_name
+  FROM kntc.notify_consent_change x
+  LEFT JOIN kntc.account a ON a.id = x.changed_by
+  LEFT JOIN kntc.party p ON p.id = x.party_id
+ WHERE x.case_id = %s
+ ORDER BY x.created_at, x.id
+"""
+
+
+async def consent_changes(conn: AsyncConnection[Any], case_id: Any) -> list[dict[str, Any]]:
+    cur = await conn.execute(CONSENT_CHANGES, (case_id,))
+    return await cur.fetchall()

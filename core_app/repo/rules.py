@@ -95,6 +95,16 @@ async def load_rulebook(conn: AsyncConnection[Any]) -> RuleBook:
     return RuleBook(versions, Calendar(overrides), stamp["stamp"] if stamp else 0)
 
 
+def load_rulebook_sync(conn: psycopg.Connection[Any]) -> RuleBook:
+    """The same rulebook over a sync connection with dict rows (bulk generators, commands)."""
+    stamp = conn.execute(STAMP).fetchone()
+    versions: dict[str, list[Rule]] = {}
+    for r in conn.execute(VERSIONS).fetchall():
+        versions.setdefault(r["code"], []).append(_rule(r))
+    overrides = {r["day"]: r["is_working"] for r in conn.execute("SELECT day, is_working FROM kntc.calendar_override")}
+    return RuleBook(versions, Calendar(overrides), stamp["stamp"] if stamp else 0)
+
+
 class RulebookCache:
     """One per application process; valid only while the database's stamp is the one it was read at."""
 

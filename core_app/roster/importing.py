@@ -17,10 +17,6 @@ from core_app.roster import credentials, format, load
 # A province and its communes is about 218 accounts; the command line takes national files.
 WEB_MAX_ROWS = 5_000
 PURPOSE = "roster credentials"
-# A file checked without errors, kept for the administrator who checked it so that "Import" needs no
-# second upload; sealed like the passwords (the same one-day store, its own key).
-CHECKED = "checked roster"
-KEEP_MAX_BYTES = 4 * 1024 * 1024 - 1024
 
 
 @dataclass(frozen=True)
@@ -57,39 +53,14 @@ async def from_upload(conn: AsyncConnection[Any], actor: Actor, data: bytes, fil
     return Report(out, str(got["id"]) if got else None)
 
 
-async def _take(conn: AsyncConnection[Any], handle: str, secret_key: sealing.Keys, purpose: str) -> bytes | None:
-    """What the acting administrator stored under `handle` for `purpose`, once; None when it is gone,
-    another's, or stored for another purpose."""
+async def take_credentials(conn: AsyncConnection[Any], handle: str, secret_key: sealing.Keys) -> bytes | None:
+    """The initial passwords the acting administrator's import stored under `handle`, once; None when
+    they are gone or another's."""
     cur = await conn.execute("SELECT kntc.delivery_take(%s) AS sealed, (kntc.actor()).account_id AS me", (handle,))
     got = await cur.fetchone()
     if not got or got["sealed"] is None:
         return None
     try:
-        return sealing.unseal(secret_key, purpose, got["sealed"], str(got["me"]))
+        return sealing.unseal(secret_key, PURPOSE, got["sealed"], str(got["me"]))
     except InvalidTag:
         return None
-
-
-async def take_credentials(conn: AsyncConnection[Any], handle: str, secret_key: sealing.Keys) -> bytes | None:
-    return await _take(conn, handle, secret_key, PURPOSE)
-
-
-async def keep_checked(conn: AsyncConnection[Any], actor: Actor, data: bytes, filename: str,
-                       secret_key: sealing.Keys) -> str | None:
-    """A handle to import the file just checked without sending it again (None: too large to keep)."""
-    payload = filename.replace("\n", " ").encode() + b"\n" + data
-    if len(payload) > KEEP_MAX_BYTES:
-        return None
-    sealed = sealing.seal(secret_key, CHECKED, payload, str(actor.account_id))
-    cur = await conn.execute("SELECT kntc.delivery_put(%s) AS id", (sealed,))
-    got = await cur.fetchone()
-    return str(got["id"]) if got else None
-
-
-async def take_checked(conn: AsyncConnection[Any], handle: str, secret_key: sealing.Keys) -> tuple[str, bytes] | None:
-    """(file name, content) of a file this administrator checked, once."""
-    payload = await _take(conn, handle, secret_key, CHECKED)
-    if payload is None:
-        return None
-    name, _, data = payload.partition(b"\n")
-    return name.decode(), data

@@ -31,7 +31,9 @@ def install(app: FastAPI) -> None:
         admin,
         auth,
         cases,
+        consent,
         corrections,
+        deadline_rules,
         officer,
         public,
         reports,
@@ -40,8 +42,8 @@ def install(app: FastAPI) -> None:
     )
 
     # The roster's fixed paths before an account's /app/accounts/{username}.
-    for module in (auth, public, officer, cases, corrections, account, admin, roster_upload, account_detail, stats,
-                   reports):
+    for module in (auth, public, officer, cases, consent, corrections, account, admin, roster_upload, account_detail,
+                   stats, reports, deadline_rules):
         app.include_router(module.router)
 
     @app.exception_handler(WebError)

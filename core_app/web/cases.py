@@ -99,7 +99,7 @@ async def _case_page(request: Request, conn: Any, actor: Actor, code: str, statu
            "petition_form": {"channel": "in_person", "people_count": "1"},
            "may_add_petition": bool({"reception", "handling", "head"} & actor.roles),
            "may_report": "external_reader" not in actor.roles, "report_error": None, "correct_error": None,
-           "correct_form": {}, "correction_fields": field_options(case, lang_of(request))}
+           "correct_form": {}, "consent_error": None, "correction_fields": field_options(case, lang_of(request))}
     ctx.update(extra)
     return page(request, "case.html", status_code=status_code, **ctx)
 
@@ -154,7 +154,9 @@ async def classify(request: Request, code: str) -> Response:
         try:
             body = CaseUpdateIn.model_validate({k: v for k, v in values.items() if v is not None})
             async with conn.transaction():
-                await cases.update_case(conn, actor, code, body.version, body.model_dump(exclude={"version"}))
+                book = await request.app.state.rulebooks.current(conn)
+                await cases.update_case(conn, actor, code, body.version, body.model_dump(exclude={"version"}),
+                                        book=book, today=request.app.state.clock())
         except ValidationError as exc:
             errors = field_errors(exc)
         except TransitionRefused as exc:

@@ -30,12 +30,19 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' 
        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'")
 
 
-def _key(request: Request) -> bytes:
-    return request.app.state.settings.secret_key.encode()
+def _keys(request: Request) -> tuple[bytes, ...]:
+    """The secret ring (core_app.sealing): the current secret signs, every one is accepted, so that a
+    key rotation does not refuse the forms already open in officers' browsers."""
+    return tuple(k.encode() for k in request.app.state.settings.sealing_keys)
 
 
-def sign(request: Request, purpose: str, value: str) -> str:
-    return hmac.new(_key(request), f"{purpose}|{value}".encode(), hashlib.sha256).hexdigest()
+def sign(request: Request, purpose: str, value: str, key: bytes | None = None) -> str:
+    return hmac.new(key or _keys(request)[0], f"{purpose}|{value}".encode(), hashlib.sha256).hexdigest()
+
+
+def signed(request: Request, purpose: str, value: str, given: str) -> bool:
+    """True when `given` is `value` signed for `purpose` by a secret of the ring."""
+    return any(hmac.compare_digest(given, sign(request, purpose, value, k)) for k in _keys(request))
 
 
 def is_https(request: Request) -> bool:
@@ -67,14 +74,10 @@ def csrf_token(request: Request) -> str:
 def csrf_ok(request: Request, given: str | None) -> bool:
     if not given:
         return False
-    candidates = []
     token = request.cookies.get(SESSION_COOKIE)
-    if token:
-        candidates.append(sign(request, "csrf", token))
     pre = request.cookies.get(PRE_COOKIE)
-    if pre:
-        candidates.append(sign(request, "csrf-pre", pre))
-    return any(hmac.compare_digest(given, c) for c in candidates)
+    return bool(token and signed(request, "csrf", token, given)) or bool(pre and signed(request, "csrf-pre", pre,
+                                                                                           given))
 
 
 def client_address(request: Request) -> str:

@@ -9,8 +9,9 @@ from fastapi import APIRouter, Request
 from starlette.datastructures import UploadFile
 from starlette.responses import Response
 
+from core_app.roster import checked as kept_roster
 from core_app.roster import format as roster_format
-from core_app.roster import importing
+from core_app.roster import importing, load
 from core_app.web.base import WebError, acting, form_of, said, text
 from core_app.web.render import page
 
@@ -24,8 +25,9 @@ GONE = WebError(404, "Tệp mật khẩu ban đầu không còn (đã tải ho�
 def _import_page(request: Request, status_code: int = 200, **ctx: object) -> Response:
     header = ",".join(c.vi for c in roster_format.COLUMNS)
     return page(request, "account_import.html", status_code=status_code, columns=roster_format.COLUMNS,
-                header=header,
-                **{"form": {}, "errors": {}, "report": None, "credentials": None, "checked": None, **ctx})
+                header=header, kept_minutes=kept_roster.MINUTES,
+                **{"form": {}, "errors": {}, "report": None, "credentials": None, "checked": None,
+                   "digest": None, **ctx})
 
 
 @router.get("")
@@ -50,35 +52,37 @@ async def import_roster(request: Request) -> Response:
     dry_run = form.get("mode") != "import"
     file = form.get("file")
     sent = isinstance(file, UploadFile) and bool(file.filename)
-    # After a clean check, "Import" names the file kept for this administrator instead of a new upload.
-    checked = None if sent or dry_run else _handle(text(form, "checked"))
+    # After a clean check, "Import" names the file kept for this session instead of a new upload.
+    checked = None if sent or dry_run else text(form, "checked")
     errors: dict[str, tuple[str, str]] = {}
     if not sent and checked is None:
         errors["file"] = ("Hãy chọn tệp danh sách (.csv hoặc .xlsx).", "Choose the roster file (.csv or .xlsx).")
     if not 5 <= len(reason) <= 500:
         errors["reason"] = ("Hãy ghi lý do (5 đến 500 ký tự).", "Give a reason (5 to 500 characters).")
-    report, kept, filename = None, None, file.filename if isinstance(file, UploadFile) else None
+    report, kept, digest = None, None, None
+    filename = file.filename if isinstance(file, UploadFile) else None
     key = request.app.state.settings.sealing_keys
     async with acting(request, *ADMINS) as (conn, actor):
         data = None
         if not errors and isinstance(file, UploadFile) and sent:
             data = await file.read(roster_format.MAX_BYTES + 1)
         elif not errors and checked:
-            got = await importing.take_checked(conn, checked, key)
-            if got is None:
-                errors["file"] = ("Tệp đã kiểm tra không còn (đã nhập, hoặc quá 24 giờ): hãy chọn lại tệp.",
-                                  "The checked file is gone (imported already, or older than 24 hours): "
-                                  "choose it again.")
-            else:
-                filename, data = got
+            try:
+                if _handle(checked) is None:
+                    raise kept_roster.refused_unknown()
+                got = await kept_roster.take(conn, actor, checked, key)
+                filename, data = got.filename, got.data
+            except kept_roster.Refused as exc:
+                errors["file"] = (exc.vi, exc.en)
         if data is not None:
+            digest = load.sha256_of(data)
             try:
                 report = await importing.from_upload(conn, actor, data, filename or "roster.csv", reason, dry_run,
                                                      key)
             except roster_format.RosterUnreadable as exc:
                 errors["file"] = said(exc.vi, exc.en)
             if report and dry_run and not report.outcome.errors and report.outcome.created:
-                kept = await importing.keep_checked(conn, actor, data, filename or "roster.csv", key)
+                kept = await kept_roster.keep(conn, actor, data, filename or "roster.csv", key)
     got_report = report.as_json() if report else None
     if got_report:
         for e in got_report["errors"]:
@@ -86,7 +90,8 @@ async def import_roster(request: Request) -> Response:
     link = f"/app/accounts/import/{report.delivery}/credentials" if report and report.delivery else None
     failed = bool(errors) or (got_report is not None and not got_report["ok"])
     return _import_page(request, status_code=400 if failed else 200, form={"reason": reason}, errors=errors,
-                        report=got_report, credentials=link, checked=kept, filename=filename)
+                        report=got_report, credentials=link, checked=kept, filename=filename,
+                        digest=digest if got_report else None)
 
 
 @router.get("/{handle}/credentials")

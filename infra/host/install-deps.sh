@@ -33,11 +33,12 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# promtool and amtool (checking and unit-testing the alert rules and Alertmanager's routes) come
+# promtool and amtool (checking and unit-testing the alert rules and Alertmanager's routes) and
+# prometheus itself (the on-call dashboard's test serves its consoles from backfilled figures) come
 # out of Debian's packages without installing them: installed, they would start a Prometheus and an
 # Alertmanager on a host with systemd.
 TOOLS=.tools
-for pkg_tool in prometheus:promtool prometheus-alertmanager:amtool; do
+for pkg_tool in prometheus:promtool prometheus:prometheus prometheus-alertmanager:amtool; do
   pkg=${pkg_tool%%:*} tool=${pkg_tool##*:}
   if [ ! -x "$TOOLS/$tool" ]; then
     echo "install-deps: $tool from the Debian package $pkg"

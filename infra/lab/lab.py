@@ -66,6 +66,8 @@ IMAGE_PACKAGES = [
     "python3-aiosmtpd", "prometheus-nginx-exporter", "prometheus-blackbox-exporter",
     # The app role's packages (app_packages): the font of the periodic reports' PDF.
     "fonts-dejavu-core",
+    # The journal role: every host uploads its journal, the monitoring hosts receive.
+    "systemd-journal-remote",
 ]
 BASE_INCLUDE = "systemd,systemd-sysv,dbus,openssh-server,python3,sudo,iproute2,ca-certificates,procps"
 SERVICES_OFF = ["etcd", "haproxy", "nginx", "patroni", "postgresql", "chrony", "pgbackrest", "prometheus",

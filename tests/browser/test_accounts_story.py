@@ -4,6 +4,7 @@ the first login (password, then the second factor read off the page) and later l
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import time
 
@@ -52,10 +53,14 @@ def test_roster_import_then_the_new_officers_first_login_and_second_factor(open_
                      f"X00008,Đỗ Thị Oanh,oanh.{t},giai_quyet,0,oanh.{t}@thanhtra.gov.vn,")
     send(admin, fixed, "#import-check")
     assert "không có lỗi" in admin.inner_text("#import-checked")
+    assert "phiên đăng nhập này" in admin.inner_text("#import-kept")
+    checked_digest = admin.inner_text("#import-sha256")
+    assert checked_digest == hashlib.sha256(fixed["buffer"]).hexdigest()
     admin.screenshot(path=str(shots / "accounts-import-checked.png"), full_page=True)
     with admin.expect_navigation():  # the checked file is kept: no second upload
         admin.click("#import-checked-run")
     assert "tạo 3 tài khoản" in admin.inner_text("#import-done")
+    assert admin.inner_text("#import-sha256") == checked_digest  # the very bytes checked
     admin.screenshot(path=str(shots / "accounts-import-done.png"), full_page=True)
     with admin.expect_download() as dl:
         admin.click("#credentials-link")
@@ -123,3 +128,22 @@ def test_roster_import_then_the_new_officers_first_login_and_second_factor(open_
     assert "Đã đăng ký" in page.inner_text("#factor-state")
     assert page.locator("#sessions tr.current").count() == 1
     page.screenshot(path=str(shots / "account-own-page.png"), full_page=True)
+
+
+def test_a_checked_file_kept_too_long_is_checked_again_not_imported(open_as, owner_conn, shots):
+    """The kept file of a check made more than 30 minutes ago: the administrator is told to check it
+    again, and nothing is created."""
+    t = secrets.token_hex(3)
+    admin = open_as("T01", ["unit_admin"], clearance=1)
+    admin.goto("/app/accounts/import")
+    admin.fill("#f-reason", "Bổ sung cán bộ xã đợt 3")
+    send(admin, csv_file(f"X00004,Vũ Văn Khoa,khoa.{t},tiep_dan,0,,"), "#import-check")
+    handle = admin.get_attribute("#import-checked-form input[name=checked]", "value")
+    owner_conn.execute("UPDATE kntc.roster_checked SET expires_at = now() - interval '1 minute' WHERE id = %s",
+                       (handle,))
+    with admin.expect_navigation():
+        admin.click("#import-checked-run")
+    assert "quá 30 phút" in admin.inner_text("#err-file")
+    admin.screenshot(path=str(shots / "accounts-import-kept-expired.png"), full_page=True)
+    assert owner_conn.execute("SELECT count(*) AS n FROM kntc.account WHERE username = %s",
+                              (f"khoa.{t}",)).fetchone()["n"] == 0

@@ -5,16 +5,21 @@ reach Prometheus; a failed backup and a failed verification each page, and clear
 from __future__ import annotations
 
 import json
+import shlex
 import time
+from pathlib import Path
 
 import pytest
+
+from dr import runbook
 
 from .conftest import ADDR, DC_DB, FIGURES, active_alerts, dc_leader, query, wait_for
 
 pytestmark = pytest.mark.lab
 
 BACKUP_HOSTS = {"dc-backup1": "1", "dr-backup1": "2"}  # host → its repository
-KNTC_DR = "KNTC_DR_CONFIG=/etc/kntc-dr/dr.toml /opt/kntc/current/bin/kntc-dr"
+KNTC_DR = "kntc-dr"  # on the PATH of the backup hosts; /etc/kntc-dr/dr.toml is its default
+RESTORE_MD = Path(__file__).resolve().parents[2] / "runbooks" / "restore.md"
 
 
 def unit_state(host, unit: str) -> dict[str, str]:
@@ -37,6 +42,8 @@ def test_the_repository_hosts_back_up_with_kntc_dr_on_timers(lab, hosts, name):
     for t in ("full", "diff", "incr"):
         timer = h.service(f"kntc-dr-backup-{t}.timer")
         assert timer.is_enabled and timer.is_running, f"{name}: kntc-dr-backup-{t}.timer"
+        unit = h.check_output(f"systemctl show -p Unit --value kntc-dr-backup-{t}.timer")
+        assert unit == f"kntc-dr-backup@{t}.service"
     assert h.service("kntc-dr-metrics.timer").is_running
     # The raw pgBackRest units the stack replaced are gone: one set of units.
     assert not h.file("/etc/systemd/system/pgbackrest-backup@.service").exists
@@ -81,13 +88,12 @@ def test_a_differential_backup_is_verified_and_its_figures_reach_prometheus(lab,
 
 
 def test_a_failed_backup_pages_and_clears_when_the_next_one_succeeds(lab, hosts):
-    """The DR's backup host loses the database hosts' pgBackRest port: its backups into repository 2
-    fail, KntcBackupFailed pages; once the path is back, the next backup clears it."""
+    """The DR's repository is made unwritable: the backup into it fails and KntcBackupFailed pages;
+    once it is writable again, the next backup clears the alert."""
     h = hosts("dr-backup1")
-    cut = ("nft add table inet kntc_drill && nft add chain inet kntc_drill out "
-           "'{ type filter hook output priority 0; }' && nft add rule inet kntc_drill out tcp dport 8432 reject with tcp reset")
-    h.run("nft delete table inet kntc_drill")
-    assert h.run(cut).rc == 0
+    stanza_dir = "/var/lib/pgbackrest/backup/kntc-dc"
+    mode = h.check_output(f"stat -c %a {stanza_dir}")
+    assert h.run(f"chmod a-w {stanza_dir}").rc == 0
     t0 = time.monotonic()
     try:
         failed = h.run("systemctl start kntc-dr-backup@incr.service")
@@ -96,11 +102,12 @@ def test_a_failed_backup_pages_and_clears_when_the_next_one_succeeds(lab, hosts)
         firing = wait_for(lambda: [a for a in active_alerts("dc-mon1", "KntcBackupFailed")
                                    if a["labels"].get("repo") == "2" and a["labels"].get("type") == "incr"],
                           180, "KntcBackupFailed for repository 2 in the DC's Alertmanager", interval=3)
-        FIGURES.setdefault("fault to alert, backup failed -> KntcBackupFailed (s)", []).append(time.monotonic() - t0)
+        FIGURES.setdefault("fault to alert, repository unwritable -> KntcBackupFailed (s)", []).append(
+            time.monotonic() - t0)
         assert firing[0]["labels"]["severity"] == "page" and firing[0]["labels"]["site"] == "dr"
         assert firing[0]["annotations"]["runbook_url"].endswith("runbooks/alerts.md#kntcbackupfailed")
     finally:
-        h.run("nft delete table inet kntc_drill")
+        h.run(f"chmod {mode} {stanza_dir}")
     h.run("systemctl reset-failed kntc-dr-backup@incr.service")
     again = h.run("systemctl start kntc-dr-backup@incr.service")
     assert again.rc == 0, h.run("journalctl -u kntc-dr-backup@incr -n 30 --no-pager").stdout
@@ -108,28 +115,39 @@ def test_a_failed_backup_pages_and_clears_when_the_next_one_succeeds(lab, hosts)
              300, "KntcBackupFailed resolved", interval=5)
 
 
-def test_a_failed_verification_pages_and_clears_when_the_next_one_passes(lab, hosts):
-    """A verification that cannot run (another one holds the host's scratch instance) fails, which
-    pages like a backup that does not restore; the next verification that passes clears it."""
+def newest_label(host) -> str:
+    return json.loads(host.check_output(f"{KNTC_DR} info --json"))["backups"][-1]["label"]
+
+
+def test_a_corrupted_backup_fails_the_scheduled_verification_and_pages(lab, hosts):
+    """Bytes of a file of the newest full backup are overwritten in the repository: the scheduled
+    verification fails and KntcRestoreVerificationFailed pages. The runbook's remedy (a new full
+    backup, then expiring the damaged set) makes the next verification pass and clears it."""
     h = hosts("dc-backup1")
-    h.run("systemctl stop kntc-drill-hold; systemctl reset-failed kntc-drill-hold 'kntc-dr-verify-restore@*'")
-    hold = h.run("systemd-run --unit=kntc-drill-hold --uid=postgres flock /var/lib/kntc-dr/verify-restore.lock "
-                 "sleep 900")
-    assert hold.rc == 0, hold.stderr
+    h.run("systemctl reset-failed 'kntc-dr-*'")
+    assert h.run(f"{KNTC_DR} backup --type full").rc == 0
+    damaged = newest_label(h)
+    victim = h.check_output(
+        f"find /var/lib/pgbackrest/backup/kntc-dc/{damaged}/pg_data/base -type f -size +8k | sort | head -1")
+    assert victim, "no data file in the newest backup"
+    assert h.run(f"dd if=/dev/urandom of={victim} bs=1 count=64 seek=4096 conv=notrunc status=none").rc == 0
     t0 = time.monotonic()
-    try:
-        wait_for(lambda: h.service("kntc-drill-hold").is_running, 30, "the lock holder runs")
-        failed = h.run("systemctl start kntc-dr-verify-restore@full.service")
-        assert failed.rc != 0
-        assert results(h)["verify"]["result"] == 0
-        firing = wait_for(lambda: [a for a in active_alerts("dc-mon1", "KntcRestoreVerificationFailed")
-                                   if a["labels"].get("repo") == "1"],
-                          180, "KntcRestoreVerificationFailed for repository 1", interval=3)
-        FIGURES.setdefault("fault to alert, verification failed -> KntcRestoreVerificationFailed (s)", []).append(
-            time.monotonic() - t0)
-        assert firing[0]["labels"]["severity"] == "page"
-    finally:
-        h.run("systemctl stop kntc-drill-hold")
+    failed = h.run("systemctl start kntc-dr-verify-restore@full.service")
+    assert failed.rc != 0
+    assert results(h)["verify"]["result"] == 0
+    log = h.run("journalctl -u kntc-dr-verify-restore@full -n 40 --no-pager").stdout
+    assert "KHÔNG ĐẠT / FAIL" in log
+    firing = wait_for(lambda: [a for a in active_alerts("dc-mon1", "KntcRestoreVerificationFailed")
+                               if a["labels"].get("repo") == "1"],
+                      180, "KntcRestoreVerificationFailed for repository 1", interval=3)
+    FIGURES.setdefault("fault to alert, corrupted backup -> KntcRestoreVerificationFailed (s)", []).append(
+        time.monotonic() - t0)
+    assert firing[0]["labels"]["severity"] == "page"
+    # runbooks/restore.md, "Decision on FAIL": a new full backup, then the damaged set goes.
+    assert h.run(f"{KNTC_DR} backup --type full").rc == 0
+    refused = h.run(f"{KNTC_DR} expire --set {newest_label(h)}")
+    assert refused.rc != 0 and "newest" in refused.stderr  # never the only good copy
+    assert h.run(f"{KNTC_DR} expire --set {damaged}").rc == 0
     h.run("systemctl reset-failed 'kntc-dr-verify-restore@*'")
     again = h.run("systemctl start kntc-dr-verify-restore@full.service")
     assert again.rc == 0, h.run("journalctl -u kntc-dr-verify-restore@full -n 30 --no-pager").stdout
@@ -184,3 +202,28 @@ def test_archiving_goes_on_when_the_other_sites_repository_is_lost_and_resumes_b
 
     wait_for(in_repo2, 180, f"{wal} archived into repository 2 again", interval=5)
     sql(leader, "DROP TABLE IF EXISTS public.kntc_guard_drill")
+
+
+def run_remote_step(host, step_id: str, env: dict[str, str]) -> runbook.StepResult:
+    """A step of runbooks/restore.md as written, on a lab host, checked against its `> expect:` line."""
+    step = runbook.steps(RESTORE_MD)[step_id]
+    exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
+    res = host.run(f"cd /tmp && env {exports} bash -euo pipefail -c {shlex.quote(step.command)}")
+    return runbook.StepResult(step, res.rc, res.stdout, res.stderr)
+
+
+def test_the_restore_runbooks_steps_run_as_written_on_a_backup_host(lab, hosts):
+    """runbooks/restore.md with its "Production / lab" values, on dc-backup1: inspect the repository,
+    back up, restore into a scratch directory and look inside, stop it, verify the newest backup."""
+    h = hosts("dc-backup1")
+    env = {"KNTC_DR_STATE": "/var/lib/kntc-dr", "SCRATCH": "/var/lib/kntc-dr/scratch/manual",
+           "SCRATCH_PORT": "55478", "PATH": "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"}
+    h.run(f"runuser -u postgres -- /usr/lib/postgresql/15/bin/pg_ctl stop -D {env['SCRATCH']} -m immediate; "
+          f"rm -rf {env['SCRATCH']}")
+    try:
+        for step in ("info", "backup-incr", "restore-scratch", "inspect", "stop-scratch", "verify-restore"):
+            res = run_remote_step(h, step, env)
+            assert res.ok, res.explain()
+    finally:
+        h.run(f"runuser -u postgres -- /usr/lib/postgresql/15/bin/pg_ctl stop -D {env['SCRATCH']} -m immediate; "
+              f"rm -rf {env['SCRATCH']}")

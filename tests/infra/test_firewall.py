@@ -54,6 +54,10 @@ PATHS = [
     ("dc-db1", "dc-app2", 8405, False),
     ("dc-mon1", "dr-app1", 9180, True),      # the case service's and nginx's metrics
     ("dc-db1", "dc-app1", 9180, False),
+    ("dc-db1", "dc-mon1", 19532, True),      # journals go to the site's monitoring host
+    ("dr-app1", "dc-mon1", 19532, False),    # never to the other site's
+    ("dr-backup1", "dc-db1", 5432, True),    # the other site's backup host takes its manifest
+    ("dr-app1", "dc-db1", 5432, False),
 ]
 
 

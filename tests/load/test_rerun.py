@@ -55,7 +55,7 @@ def test_a_second_run_on_the_same_cluster_logs_the_same_officers_in_without_a_re
     assert first.returncode == 0, why(first, RUNS / "first")
     data = json.loads((RUNS / "testdata.json").read_text())
     names = {k: sorted(a["username"] for a in g) for k, g in data["accounts"].items()}
-    assert data["target"] == f"local:{CLUSTER.resolve()}:{PORT}"
+    assert data["target"] == f"local:{CLUSTER.resolve()}:{PORT}/kntc"
 
     second = load_run(RUNS / "second", limits)
     assert second.returncode == 0, why(second, RUNS / "second")

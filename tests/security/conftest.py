@@ -6,3 +6,6 @@ The shared fixtures (a migrated database, the real server, officers logged in) c
 
 # The lab's fixtures (`lab`, `hosts`) for the infrastructure attacks (test_infra_*.py, marked lab).
 from tests.infra.conftest import hosts, lab  # noqa: F401
+
+# An officer logged in to the web pages (`web_officer`), for the attacks made through a page's form.
+from tests.web.conftest import web_officer  # noqa: F401

@@ -126,6 +126,47 @@ def test_a_second_round_complaint_keeps_its_first_round_where_it_was_resolved(of
                                                           f"&unit=T12-TT&period={QUARTER}")[1]]
 
 
+def test_a_second_round_complaint_counts_on_its_own_at_the_unit_that_accepts_it(officer):
+    """01/KQGQ counts a complaint's second round apart from its first ("Lần hai"), at the unit that
+    accepted it, and the table still adds up: total = sum of its rows, to resolve = first + second."""
+    commune, second_unit = "X03394", "T12-TT"
+    clerk = officer(commune, ["reception", "handling"])
+    head = officer(commune, ["head", "resolution"], 2)
+    inspectorate = officer(second_unit, ["head", "handling", "resolution"], 2)
+    province = officer(PROVINCE, ["head"], 2)
+
+    def rows() -> rh.Table:
+        t = rh.table(province.get(url("kn", PROVINCE)).text)
+        for key, n in t.total.items():
+            assert n == sum(row[key] for row in t.rows.values()), key
+        checks_hold("kn", t.total)
+        for row in t.rows.values():
+            checks_hold("kn", row)
+        return t
+
+    before = rows()
+    c = rh.record(clerk, commune, kind="complaint", channel="letter", subject="Khiếu nại quyết định bồi thường")
+    v = rh.act(clerk, c["code"], c["version"], "submit")
+    v = rh.act(head, c["code"], v, "accept")
+    v = rh.act(head, c["code"], v, "resolve", summary="Giữ nguyên quyết định bồi thường")
+    v = rh.act(clerk, c["code"], v, "second_round", target_unit=second_unit)
+    v = rh.act(inspectorate, c["code"], v, "submit")
+    rh.act(inspectorate, c["code"], v, "accept")
+    after = rows()
+
+    def added(unit: str) -> dict[str, int]:
+        return {k: after.rows[unit][k] - before.rows[unit][k] for k in after.rows[unit]}
+
+    assert added(second_unit) == {"to_resolve": 1, "carried": 0, "accepted": 1, "first_round": 0, "second_round": 1,
+                                  "resolved": 0, "on_time": 0, "late": 0, "no_limit": 0, "open": 1, "open_late": 0,
+                                  "extended": 0}
+    assert added(commune)["first_round"] == 1 and added(commune)["second_round"] == 0
+    assert added(commune)["resolved"] == 1
+    figure, listed = rh.listing(province.get, f"/app/reports/cases?form=kn&col=second_round&unit={second_unit}"
+                                              f"&period={QUARTER}")
+    assert c["code"] in [r["case"] for r in listed] and figure == len(listed) == after.rows[second_unit]["second_round"]
+
+
 # -- periods -------------------------------------------------------------------------------------
 
 BOUNDARIES = [  # (kind, basis, the period before, the one after, a commune of its own)

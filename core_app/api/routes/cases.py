@@ -65,7 +65,8 @@ async def get_case(code: CodePath, request: Request) -> dict[str, Any]:
 async def update_case(code: CodePath, body: CaseUpdateIn, request: Request) -> dict[str, Any]:
     async with acting(request) as (conn, actor):
         changes = body.model_dump(exclude={"version"})
-        return await cases.update_case(conn, actor, code, body.version, changes)
+        book = await rulebook(request, conn)
+        return await cases.update_case(conn, actor, code, body.version, changes, book=book, today=today(request))
 
 
 @router.post("/{code}/transitions")

@@ -11,13 +11,13 @@ tables of schema kntc only, and holds it until the caller's transaction ends.
 does not exist (a developer's cluster) only the owner can call the function.
 
 Revision ID: 0018_backup_manifest
-Revises: 0015_reports
+Revises: 0016_consent_and_recompute
 """
 
 from alembic import op
 
 revision = "0018_backup_manifest"
-down_revision = "0015_reports"
+down_revision = "0016_consent_and_recompute"
 branch_labels = None
 depends_on = None
 
