@@ -109,3 +109,15 @@ capacity: ## print the capacity model (national users, req/s, sizing with CAPACI
 	$(BIN)/python -m loadtests.capacity $(CAPACITY_ARGS)
 
 .PHONY: national-data load bench-app bench-login bench-audit bench-notify bench-exchange bench-reports load-smoke capacity accounts-national load-roster lab-capacity-window
+
+# The whole national population at once (loadtests/CAPACITY.md §10): every officer of the roster that
+# `make accounts-national IMPORT_INTO=local` imported (same ACCOUNTS and ROSTER_SEED), one Locust user
+# each, mostly thinking, for about 6 minutes against the local stack (one Locust worker per core); prints
+# the stages' users and req/s and the load generator's own memory and CPU. LOAD_ARGS="--pace 0.001" offers more.
+NATIONAL_IMPORT ?= local
+
+load-national: deps ## every officer of the imported roster at once: users, req/s, the generator's memory and CPU
+	$(BIN)/python -m loadtests.run --national $(LOAD_TARGET) --roster-key $(basename $(ROSTER)).key.csv \
+		--roster-credentials $(ROSTER_DIR)/credentials-$(NATIONAL_IMPORT).csv $(LOAD_ARGS)
+
+.PHONY: load-national

@@ -12,8 +12,14 @@ ids do not split the statistics ("/api/cases/[code]"). Endpoints the app does no
 
 Test data comes from `python -m loadtests.testdata`; the master reads it and deals its officers
 out to the workers. Each user acts as an officer of its own (loadtests/seats.py), sending a fresh
-TOTP code where the account has a second factor, and hands it on when its session ends; the
-distinct officers that logged in are counted in officers.json.
+TOTP code where the account has a second factor, and hands it on when its session ends; users
+that share an officer share its session. The distinct officers that logged in are counted in
+officers.json, and the generator's own memory and CPU in generator.json (loadtests/generator.py).
+
+The national shape (`--kntc-shape national`) simulates every officer of the test data at once,
+one user each: an officer costs little while it thinks (loadtests/CAPACITY.md §10): the users share
+one connection pool per process (`--kntc-connections`), and an officer logs in, or does its first
+login's setup, only when it first acts.
 """
 
 from __future__ import annotations
@@ -28,23 +34,30 @@ from typing import Any, ClassVar
 
 import gevent
 import requests
-from locust import FastHttpUser, LoadTestShape, events, task
+from geventhttpclient.client import HTTPClientPool
+from locust import FastHttpUser, LoadTestShape, events, runners, task
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
-from loadtests import capacity, seats, shapes, thresholds
+from loadtests import capacity, generator, officers, pool, seats, shapes, thresholds
 from loadtests.officers import Officer as Credentials
 
 log = logging.getLogger("loadtests")
 HERE = Path(__file__).resolve().parent
+# A worker taking its share of the national population (tens of thousands of officers in one
+# message, then as many users to start) on a busy machine misses Locust's heartbeats for seconds,
+# and its master's answers for longer: three missed would end the run, a minute without the
+# master's would end the worker, and a worker called missing has its users moved onto the others
+# (two officers' worth of users on one worker). A dead worker or master is noticed minutes later.
+runners.HEARTBEAT_LIVENESS = max(runners.HEARTBEAT_LIVENESS, 600)
+runners.MASTER_HEARTBEAT_TIMEOUT = max(runners.MASTER_HEARTBEAT_TIMEOUT, 600)
 
 # Filled in every process: by the file on the master (or a single process), by a message on workers.
 DATA: dict[str, Any] = {}
-# Live session tokens per account in this process: users that share an officer are its browser tabs.
-TOKENS: dict[str, str] = {}
 SEATS = seats.Seats()  # this process's officers
 TALLY = seats.Tally()  # distinct officers logged in, over every process (on the master)
 _skipped: set[str] = set()
+REFUSED = object()  # what request() answers when the app refused the generator's test data
 
 
 # -- options --------------------------------------------------------------------------------------
@@ -76,6 +89,9 @@ def _options(parser: Any) -> None:
     g.add_argument("--kntc-thresholds", default=str(HERE / "thresholds.toml"),
                    help="limits each stage is judged by (they set the exit code)")
     g.add_argument("--kntc-report-dir", default="", help="where the shape's stage results and verdicts are written")
+    g.add_argument("--kntc-connections", type=int, default=0,
+                   help="connections per process shared by all its users (0: a pool per user, as browsers)")
+    g.add_argument("--kntc-spawn-rate", type=float, default=1000, help="national: users started per second")
 
 
 def opt(env: Environment, name: str, default: Any = None) -> Any:
@@ -98,7 +114,7 @@ def _init(environment: Environment, **_: Any) -> None:
     if isinstance(runner, WorkerRunner):
         def receive(msg: Any, **_kw: Any) -> None:
             DATA.update(msg.data)
-            SEATS.load(DATA.get("accounts", {}), DATA.get("password"))
+            SEATS.load(DATA.pop("accounts", {}), DATA.get("password"))  # the officers live in SEATS only
             log.info("received test data from the master: %d officers, %d case files", SEATS.pool,
                      len(DATA.get("cases", [])))
         runner.register_message("kntc_data", receive)
@@ -106,6 +122,10 @@ def _init(environment: Environment, **_: Any) -> None:
         @events.report_to_master.add_listener
         def _report(client_id: str, data: dict[str, Any], **_kw: Any) -> None:
             data["kntc_officers"] = SEATS.report()
+            generator.SELF.note_users(environment.runner.user_count)
+            data["kntc_generator"] = generator.SELF.report()
+        _share_connections(environment)
+        generator.SELF.start()
         return
     path = Path(opt(environment, "kntc_data", ""))
     if not path.exists():
@@ -113,32 +133,79 @@ def _init(environment: Environment, **_: Any) -> None:
                          "first (make load does)")
     DATA.update(json.loads(path.read_text()))
     DATA["routes"] = _discover_routes(environment.host or DATA["host"])
+    DATA["data_path"] = str(path)
     _weigh(environment)
     thresholds.install(environment)
-    SEATS.load(DATA.get("accounts", {}), DATA.get("password"))
+    if not isinstance(runner, MasterRunner):
+        SEATS.load(DATA.get("accounts", {}), DATA.get("password"))
+        _share_connections(environment)
+    generator.SELF.start()
+    usage = generator.Usage()
 
     @events.quitting.add_listener
     def _count(environment: Environment, **_kw: Any) -> None:
-        if not isinstance(environment.runner, MasterRunner):
+        if isinstance(environment.runner, MasterRunner):
+            usage.add("master", generator.SELF.report())
+        else:
             TALLY.add("local", SEATS.report())
+            usage.add("local", generator.SELF.report())
         TALLY.write(opt(environment, "kntc_report_dir", ""))
+        usage.write(opt(environment, "kntc_report_dir", ""))
 
     if isinstance(runner, MasterRunner):
         @events.test_start.add_listener
         def _send(environment: Environment, **_kw: Any) -> None:
             workers = sorted(environment.runner.clients)
-            for i, client_id in enumerate(workers):
-                environment.runner.send_message("kntc_data", seats.deal(DATA, i, len(workers)), client_id=client_id)
+            placed = _placement(environment, workers) if national(environment) else None
+            shares = (seats.deal_as_placed(DATA, placed) if placed else
+                      [seats.deal(DATA, i, len(workers)) for i in range(len(workers))])
+            for client_id, share in zip(workers, shares, strict=True):
+                environment.runner.send_message("kntc_data", share, client_id=client_id)
+            DATA.pop("accounts", None)  # the workers hold the officers now
 
         @events.worker_report.add_listener
         def _tally(client_id: str, data: dict[str, Any], **_kw: Any) -> None:
             if "kntc_officers" in data:
                 TALLY.add(client_id, data["kntc_officers"])
+            if "kntc_generator" in data:
+                usage.add(client_id, data["kntc_generator"])
+
+
+def _placement(environment: Environment, workers: list[str]) -> list[dict[str, int]] | None:
+    """How many users of each class Locust will start on each worker, for the national shape's one
+    ramp to every officer: its own dispatcher's placement, computed ahead (the same function of the
+    classes and workers, without the waits). None if this Locust does not offer it."""
+    try:
+        from locust.dispatch import UsersDispatcher
+
+        runner = environment.runner
+        dispatcher = UsersDispatcher(list(runner.clients.values()), runner.user_classes)
+        dispatcher._try_dispatch_fixed = True
+        on_workers = dispatcher._distribute_users(shapes.national_users(environment))[0]
+    except (ImportError, AttributeError, TypeError) as exc:
+        log.warning("could not compute Locust's placement of users (%s): officers dealt evenly", exc)
+        return None
+    keys = {cls.__name__: getattr(cls, "key", "") for cls in runner.user_classes}
+    return [{keys[name]: n for name, n in on_workers.get(w, {}).items()} for w in workers]
+
+
+def _share_connections(environment: Environment) -> None:
+    """One connection pool for all the users of this process (made here, in the process that uses it)."""
+    n = opt(environment, "kntc_connections", 0) or 0
+    if n > 0:
+        # The pool's clients take its own timeouts, not the users' (geventhttpclient's default is 5 s).
+        KntcUser.client_pool = HTTPClientPool(concurrency=n, network_timeout=KntcUser.network_timeout,
+                                              connection_timeout=KntcUser.connection_timeout)
+
+
+def national(environment: Environment) -> bool:
+    return opt(environment, "kntc_shape", "") == "national"
 
 
 def _weigh(environment: Environment) -> None:
     """Class weights = concurrent users of the scenario; classes without test accounts are dropped."""
     plan = capacity.locust_plan(opt(environment, "kntc_scenario", "busy"))
+    whole = national(environment)
     keep = []
     for cls in environment.user_classes:
         key = getattr(cls, "key", None)
@@ -150,6 +217,9 @@ def _weigh(environment: Environment) -> None:
         if key == "citizen" and not DATA.get("cases"):
             continue
         cls.weight = max(1, round(plan[key]["weight"]))
+        if whole and key != "citizen":
+            # The whole population: exactly one user per officer of the class (citizens by weight).
+            cls.fixed_count = len({a["username"] for a in DATA["accounts"][key]})
         keep.append(cls)
     environment.user_classes[:] = keep
 
@@ -181,11 +251,16 @@ class KntcUser(FastHttpUser):
                 break
             gevent.sleep(0.1)
 
-    def request(self, method: str, path: str, name: str, ok: tuple[int, ...] = (200,), **kw: Any) -> Any:
-        """One call, validated: an unexpected status or a non-JSON answer is a failure."""
+    def request(self, method: str, path: str, name: str, ok: tuple[int, ...] = (200,),
+                refused: tuple[int, ...] = (), **kw: Any) -> Any:
+        """One call, validated: an unexpected status or a non-JSON answer is a failure. A status in
+        `refused` is the app turning the generator's own test data down: REFUSED, not a failure."""
         with self.client.request(method, path, name=name, catch_response=True, **kw) as r:
+            if r.status_code in refused:
+                r.success()
+                return REFUSED
             if r.status_code not in ok:
-                r.failure(f"{r.status_code}: {(r.text or '')[:200]}")
+                r.failure(f"{r.status_code}: {(r.text or '')[:200] or r.error}")
                 return None
             try:
                 body = r.json()
@@ -211,18 +286,17 @@ class Officer(KntcUser):
         if self.officer is None:
             log.warning("no officer of %s in this process: the user idles", self.key)
             return
-        self.token = None if self.own else TOKENS.get(self.officer.username)
-        if self.token is None:
-            self.login()
-        else:
-            # A user without an officer of its own starts as another tab of one already logged in
-            # here, so a ramp is not a login storm; logins then follow the model's session rate.
-            self.session_ends = time.monotonic() + random.expovariate(1 / self.session_seconds())
-            self.headers = {"Authorization": f"Bearer {self.token}"}
+        if national(self.environment):
+            # The officer's day is under way and it is thinking: its first action, and its login,
+            # come after what is left of a think time (exponential: as long as a whole one). Locust's
+            # own wait, which a stopping run ends at once (a sleep would hold the user to the end).
+            self.wait()
+            return
+        self.in_session()
 
     def on_stop(self) -> None:
         if self.officer is not None:
-            SEATS.give_back(self.officer, self.own)
+            SEATS.give_back(self.officer, self.own, self.key)
 
     def take_officer(self) -> None:
         self.officer, self.own = SEATS.take(self.key)
@@ -239,23 +313,58 @@ class Officer(KntcUser):
         return scenario.session_minutes * 60 / pace
 
     def login(self) -> None:
+        """A live session of this user's officer: the one another user of the officer holds, or a
+        login. Under the officer's desk lock, so a code is never sent while another is on its way."""
         officer = self.officer
         if officer is None:
             return
-        shared = TOKENS.get(officer.username)
-        if not self.own and shared and shared != self.token:
-            self.token = shared  # another tab logged this officer in again meanwhile
-        else:
-            # login_body waits for a TOTP step later than this officer's last one (a code is good once).
-            body = self.request("POST", "/api/auth/login", "/api/auth/login", json=officer.login_body())
-            self.token = body["token"] if body else None
-            if self.token:
-                SEATS.logged(officer)
-                TOKENS[officer.username] = self.token
+        desk = SEATS.desk(officer)
+        with desk.lock:
+            if officer.username in SEATS.unusable:
+                self.token = None
+            elif desk.token and desk.token != self.token:
+                self.token = desk.token  # another tab logged this officer in meanwhile
+            elif not self.own and desk.token:
+                pass  # a tab whose session time is up goes on in the officer's live session
+            else:
+                self.token = desk.token = self.log_in(officer)
         if self.token:
             self.headers = {"Authorization": f"Bearer {self.token}"}
         # A session lasts W of Little's law on average (compressed by the pace like think times).
         self.session_ends = time.monotonic() + random.expovariate(1 / self.session_seconds())
+
+    def log_in(self, officer: Credentials) -> str | None:
+        """One login (with what is left of its first login's setup, where the test data says it is not done)."""
+        if not officer.ready:
+            return self.first_login(officer)
+        # login_body waits for a TOTP step later than this officer's last one (a code is good once).
+        # A 401 here is the app refusing the generator's credentials (the account was made anew, or
+        # its password is not the test data's): the generator's fault, not a failed request.
+        body = self.request("POST", "/api/auth/login", "/api/auth/login", refused=(401,), json=officer.login_body())
+        if body is REFUSED:
+            SEATS.refused(officer)
+            return None
+        if not body:
+            return None
+        SEATS.logged(officer)
+        return body.get("token")
+
+    def first_login(self, officer: Credentials) -> str | None:
+        """An officer still on its initial password: its own password and, where its account needs
+        one, a second factor, through the API (loadtests/officers.py), written down as it goes, then
+        its first full login."""
+        try:
+            officers.set_up(SetupClient(self.client, self.host or ""), self.host or "", officer, journal())
+        except officers.SetupFailed as exc:
+            log.info("first login of %s refused: %s", officer.username, exc)
+            if 400 <= exc.status < 500 and exc.status != 429:
+                SEATS.refused(officer)  # the test data's password or factor; a 5xx is the app's, counted
+            return None
+        except (TypeError, ValueError) as exc:
+            # No answer (a connection error, counted as the app's failure): tried again at its next action.
+            log.info("first login of %s got no answer: %s", officer.username, exc)
+            return None
+        return self.log_in(officer)
 
     def in_session(self) -> bool:
         """True with a live session, logging in (as the next officer, when the session is over) first.
@@ -267,9 +376,15 @@ class Officer(KntcUser):
         if not self.token or time.monotonic() > self.session_ends:
             if self.token and self.own:
                 # The session is over: the next session is another officer's (this one comes back later).
-                SEATS.give_back(self.officer, self.own)
+                desk = SEATS.desk(self.officer)
+                if desk.token == self.token:
+                    desk.token = desk.cookie = None
+                SEATS.give_back(self.officer, self.own, self.key)
                 self.take_officer()
                 self.cases = {}
+                self.token = None
+                if self.officer is None:
+                    return False
             self.login()
         return bool(self.token)
 
@@ -311,16 +426,20 @@ class Officer(KntcUser):
         q = random.choice(["bồi thường", "thu hồi đất", "tái định cư", "Công dân Kiểm Thử"])
         self.api("GET", "/api/search", "/api/search", params={"q": q})
 
-    def dedup_check(self, petition: dict[str, Any]) -> None:
+    def dedup_check(self, petition: dict[str, Any]) -> bool:
         """The intake's duplicate check: the parties' IDs and names, the subject, the respondent. The
-        petition is then recorded under it (`dedup_check_id`: a new matter)."""
+        petition is then recorded under it (`dedup_check_id`: a new matter). False when the check
+        failed (already counted): the officer does not record the petition without it."""
         if not has_route("/api/dedup/check"):
-            return skip_once("POST /api/dedup/check")
+            skip_once("POST /api/dedup/check")
+            return True
         parties = [{k: p.get(k) for k in ("full_name", "id_number", "address_unit")} for p in petition["parties"]]
         got = self.api("POST", "/api/dedup/check", "/api/dedup/check", json={
             "parties": parties, "subject": petition["subject"], "respondent": petition.get("respondent")})
         if got and got.get("check_id"):
             petition["dedup_check_id"] = got["check_id"]
+            return True
+        return False
 
     def statistics(self) -> None:
         """The statistics: a JSON API if the app has one, else the officers' statistics page."""
@@ -331,44 +450,87 @@ class Officer(KntcUser):
             return
         if not self.web_session():
             return skip_once("statistics (no /api/stat* and no /app/stats page)")
-        with self.client.get("/app/stats", name="/app/stats", catch_response=True, allow_redirects=False) as r:
+        desk = SEATS.desk(self.officer)
+        with self.client.get("/app/stats", name="/app/stats", catch_response=True, allow_redirects=False,
+                             headers={"Cookie": desk.cookie or ""}) as r:
             if r.status_code == 200 and "<table" in (r.text or ""):
                 r.success()
             elif r.status_code in (302, 303):
-                self.web = None  # the page session went idle: log in to the pages again next time
+                # The page session went idle (or a password change ended it): log in again next time.
+                self.web = None
+                desk.cookie = None
                 r.success()
             else:
                 r.failure(f"{r.status_code}: {(r.text or '')[:200]}")
 
     def web_session(self) -> bool:
-        """Log in to the web pages once (form with CSRF; the page session lives in cookies)."""
+        """The officer's page session (form with CSRF, then a cookie), shared like its API session."""
         if getattr(self, "web", None) is not None:
             return bool(self.web)
         if self.officer is None:
             return False
-        self.web = False
+        desk = SEATS.desk(self.officer)
+        with desk.lock:
+            if not desk.cookie:
+                desk.cookie = self.page_login(self.officer)
+        self.web = bool(desk.cookie)
+        return self.web
+
+    def page_login(self, officer: Credentials) -> str | None:
+        """Log in to the pages; the session's cookies as a Cookie header (the user's jar is emptied:
+        with a shared connection pool the cookies travel with the officer, not the user)."""
+        self.client.cookiejar.clear()
         with self.client.get("/login", name="/login", catch_response=True) as r:
             m = re.search(r'name="csrf" value="([^"]+)"', r.text or "")
+            r.success()  # an app without the pages is not a failure of the app
             if r.status_code != 200 or not m:
-                r.success()  # an app without the pages: not a failure of the app
-                return False
-            r.success()
-        form = {"username": self.officer.username, "password": self.officer.password, "csrf": m.group(1),
+                return None
+        form = {"username": officer.username, "password": officer.password, "csrf": m.group(1),
                 "next": "/app/stats"}
-        code = self.officer.code()  # the page's login takes the same second factor (and spends its step)
+        code = officer.code()  # the page's login takes the same second factor (and spends its step)
         if code:
             form["code"] = code
         with self.client.post("/login", name="/login [POST]", catch_response=True, allow_redirects=False,
                               data=form) as r:
             if r.status_code not in (302, 303):
                 r.failure(f"web login answered {r.status_code}")
-                return False
+                return None
             r.success()
-        self.web = True
-        return True
+        cookie = "; ".join(f"{c.name}={c.value}" for c in self.client.cookiejar)
+        self.client.cookiejar.clear()
+        return cookie or None
 
     def overdue(self) -> None:
         self.api("GET", "/api/deadlines/overdue?limit=50", "/api/deadlines/overdue")
+
+
+class SetupClient:
+    """What officers.set_up needs of an HTTP session, over a Locust client: the first login's calls
+    are in the statistics; a 5xx is the app's failure, a 4xx the test data's (set_up decides)."""
+
+    def __init__(self, client: Any, host: str) -> None:
+        self.client, self.host = client, host.rstrip("/")
+
+    def post(self, url: str, json: Any = None, headers: dict[str, str] | None = None, timeout: float = 60) -> Any:
+        path = url.removeprefix(self.host)
+        with self.client.request("POST", path, name=f"{path} [first login]", catch_response=True, json=json,
+                                 headers=headers or {}) as r:
+            if r.status_code >= 500 or r.status_code == 0:
+                r.failure(f"{r.status_code}: {(r.text or '')[:200] or r.error}")
+            else:
+                r.success()
+        return r
+
+
+_journal: officers.Journal | None = None
+
+
+def journal() -> officers.Journal:
+    """This process's journal of first logins, beside the test data (the next preparation reads it)."""
+    global _journal
+    if _journal is None:
+        _journal = pool.State(Path(DATA["data_path"])).journal(DATA.get("target") or DATA.get("host", ""))
+    return _journal
 
 
 def petition(_unit: str) -> dict[str, Any]:
@@ -404,7 +566,8 @@ class Reception(Officer):
         body = petition(self.account["unit"])
         if rec:
             body["reception_id"] = rec["id"]
-        self.dedup_check(body)
+        if not self.dedup_check(body):
+            return
         made = self.api("POST", "/api/cases", "/api/cases", ok=(201,), json=body)
         if made:
             self.cases.setdefault("received", []).append({"code": made["code"], "version": made["version"]})
@@ -542,6 +705,11 @@ class Citizen(KntcUser):
     key = "citizen"
     think_s = capacity.Model().citizen_interval_s
 
+    def on_start(self) -> None:
+        super().on_start()
+        if national(self.environment):
+            self.wait()  # joins a population already under way, between two lookups
+
     @task
     def lookup(self) -> None:
         case = random.choice(DATA["cases"])
@@ -579,6 +747,8 @@ class Shape(LoadTestShape):
         target = opt(self.runner.environment, "kntc_stop_after_officers", 0) or 0
         # The master hears of its workers' logins every few seconds; a single process counts its own.
         seen = len(TALLY.usernames if isinstance(self.runner, MasterRunner) else SEATS.logged_in)
+        if not isinstance(self.runner, MasterRunner):
+            generator.SELF.note_users(self.runner.user_count)
         if target and seen >= target:
             self._impl.finish_now(f"{seen} distinct officers have logged in (target {target})")
         return self._impl.tick()

@@ -17,6 +17,7 @@ import logging
 import os
 import random
 import threading
+import time
 import unicodedata
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -27,7 +28,7 @@ from typing import Any
 import requests
 
 from loadtests import capacity
-from loadtests.officers import Journal, Officer, SetupFailed, set_up
+from loadtests.officers import STEP_SECONDS, Journal, Officer, SetupFailed, set_up
 from loadtests.roster import apportion
 
 log = logging.getLogger("loadtests.pool")
@@ -91,7 +92,11 @@ def pick(by_class: dict[str, list[Officer]], n: int, seed: int = 1, scenario: st
 
 @dataclass
 class State:
-    """What earlier runs left: officers by username (from the test data file and its journal)."""
+    """What earlier runs left: officers by username (from the test data file and its journal).
+
+    They belong to a *target*: the database the accounts live in. Against a deployment that is its
+    URL; against the local stack it is the cluster, whatever port the app was served on this time
+    (a second run on the same cluster finds its officers where the first left them)."""
 
     path: Path
     officers: dict[str, Officer] = field(default_factory=dict)
@@ -104,10 +109,11 @@ class State:
 
     @classmethod
     def load(cls, path: Path, host: str) -> State:
+        """`host`: the target (see above); test data written before targets were kept names its URL."""
         state = cls(path)
         if path.exists():
             data = json.loads(path.read_text())
-            if data.get("host") == host:  # another host's officers are other accounts
+            if target_of(data) == host:  # another target's officers are other accounts
                 for group in data.get("accounts", {}).values():
                     for a in group:
                         state.officers[a["username"]] = Officer.from_json(a)
@@ -142,6 +148,10 @@ class State:
             self.journal_path.unlink(missing_ok=True)
 
 
+def target_of(data: dict[str, Any]) -> str | None:
+    return data.get("target") or data.get("host")
+
+
 def resume(officer: Officer, state: State) -> tuple[Officer, list[str]]:
     """The officer as an earlier run left it, and the passwords to try, most likely first."""
     before = state.officers.get(officer.username)
@@ -149,15 +159,20 @@ def resume(officer: Officer, state: State) -> tuple[Officer, list[str]]:
         return officer, [p for p in (officer.initial,) if p]  # new, or made anew since (a new initial password)
     before.unit, before.key = officer.unit, officer.key
     before.initial = officer.initial or before.initial
+    if before.totp:
+        # The run that left it may have spent this very step at its end (Locust does not write its
+        # logins' steps back): the next login waits for the next step rather than replay it.
+        before.last_step = max(before.last_step, int(time.time() // STEP_SECONDS))
     # Set up before: its own password alone (a wrong guess is a failed login, and those are budgeted).
     if before.ready and before.password:
         return before, [before.password]
     return before, [p for p in (before.password, officer.initial) if p]
 
 
-def set_up_all(host: str, officers: list[Officer], state: State, threads: int = 8) -> tuple[list[Officer], list[str]]:
+def set_up_all(host: str, officers: list[Officer], state: State, threads: int = 8,
+               target: str | None = None) -> tuple[list[Officer], list[str]]:
     """First login (or a login, for those done before) of every officer; (ready, failures)."""
-    journal = state.journal(host)
+    journal = state.journal(target or host)
     failures: list[str] = []
     stop = threading.Event()
     local = threading.local()

@@ -100,6 +100,7 @@ def summarise(folder: Path, app_workers: int, workers_per_node: int, db_cores: i
     stages_doc = json.loads((folder / "stages.json").read_text()) if (folder / "stages.json").exists() else {}
     verdict = stages_doc.get("verdict", {})
     officers = json.loads((folder / "officers.json").read_text()) if (folder / "officers.json").exists() else {}
+    generator = json.loads((folder / "generator.json").read_text()) if (folder / "generator.json").exists() else {}
     hist = read_history(folder)
     pngs = charts(folder, hist, stages_doc.get("stages", []))
     best = verdict.get("last_good")
@@ -137,7 +138,7 @@ def summarise(folder: Path, app_workers: int, workers_per_node: int, db_cores: i
         "workers_per_node": workers_per_node, "db_tps_per_core": db_per_core,
         "cpu_bound_rps_per_worker": cpu_per_worker, "sizing_basis": basis,
         "endpoints": read_endpoints(folder), "national": national, "national_cpu_bound": national_cpu,
-        "charts": pngs, "officers": officers,
+        "charts": pngs, "officers": officers, "generator": generator,
     }
     (folder / "summary.json").write_text(json.dumps(summary, indent=1))
     (folder / "summary.md").write_text(markdown(summary, model))
@@ -179,7 +180,15 @@ def markdown(s: dict[str, Any], model: dict[str, Any]) -> str:
         o = s["officers"]
         L.append(f"Officers: **{o['distinct_officers_logged_in']:,} distinct officers logged in** ({o['logins']:,} "
                  f"logins; {o['officers_in_pool']:,} in the test data; users that shared an officer: "
-                 f"{o['users_sharing_an_officer']:,}).")
+                 f"{o['users_sharing_an_officer']:,}; officers whose test data the app refused, left out and not "
+                 f"counted as errors: {o.get('officers_refused_test_data', 0):,}).")
+        L.append("")
+    if s.get("generator"):
+        g = s["generator"]
+        per = f", {g['kb_per_user']:.1f} KiB per user" if g.get("kb_per_user") else ""
+        L.append(f"Load generator (Locust itself, on the machine it ran on): {g['users']:,} users at most in "
+                 f"{g['processes']} process(es); peak memory {g['rss_mb_peak_sum']:,.0f} MiB (sum of each process's "
+                 f"peak{per}); CPU {g['cpu_s']:,.0f} s in {g['wall_s']:,.0f} s ({g['cores_used']:.2f} cores).")
         L.append("")
     L.append("## Năng lực đo được / Measured capacity")
     if s["last_good"]:

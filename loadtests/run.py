@@ -5,6 +5,11 @@
     python -m loadtests.run --shape breakpoint --processes 2
     python -m loadtests.run --roster-key K --roster-credentials C --officers 10000 \
         --shape fixed --users 300 --run-time 20m --session-seconds 30   # 10,000 distinct officers
+    python -m loadtests.run --national --roster-key K --roster-credentials C   # every officer at once
+
+The accounts a local run made are kept with the database they live in (the cluster's folder and
+port, the database's name), not the port the app was served on, so a second run on the same
+database logs the same officers in.
 
 Each stage is judged on its own (loadtests/verdict.py). The exit code: 0 every target stage held
 (a probe past the target that broke is the breakpoint, a finding), 1 a target stage did not hold
@@ -14,6 +19,7 @@ Each stage is judged on its own (loadtests/verdict.py). The exit code: 0 every t
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import math
 import os
@@ -21,12 +27,19 @@ import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from loadtests import report, shapes, testdata
 from loadtests.stack import BIN, REPORTS, ROOT, AppServer, StackError, local_env, prepare_database
 
 LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
 POOL_MARGIN = 1.05
+DEFAULT_PACE = 20.0
+# The stress scenario sends 8,186 req/s at pace 1; this machine's app answers a few dozen, and an
+# officer's first action brings its first login (a new password, a second factor: several argon2id
+# hashes, about 3 requests more): 0.0002 offers 1.6 actions a second, each officer thinking for
+# about a day between two (a population that thinks, which is what the generator must hold).
+NATIONAL_PACE = 0.0002
 
 
 def locust_command(host: str, folder: Path, args: argparse.Namespace, data: Path) -> list[str]:
@@ -38,7 +51,8 @@ def locust_command(host: str, folder: Path, args: argparse.Namespace, data: Path
            "--kntc-step-seconds", str(args.step_seconds), "--kntc-probe-steps", str(args.probe_steps),
            "--kntc-report-dir", str(folder), "--kntc-thresholds", str(args.thresholds),
            "--kntc-app-workers", str(args.app_workers), "--kntc-session-seconds", str(args.session_seconds),
-           "--kntc-stop-after-officers", str(args.officers if args.roster_key else 0),
+           "--kntc-stop-after-officers", str(args.officers if args.roster_key and not args.national else 0),
+           "--kntc-connections", str(args.connections), "--kntc-spawn-rate", str(args.spawn_rate),
            "--loglevel", "INFO"]
     if args.processes:
         cmd += ["--processes", str(args.processes)]
@@ -49,28 +63,58 @@ def locust_command(host: str, folder: Path, args: argparse.Namespace, data: Path
     return cmd
 
 
+def national_defaults(args: argparse.Namespace) -> None:
+    """The whole population: every officer of the roster, one user each, thinking as in the stress
+    scenario (everyone logged in), slowed by the pace to what this machine's app can answer."""
+    if not args.roster_key:
+        raise StackError("--national needs the imported roster: --roster-key and --roster-credentials "
+                         "(make accounts-national IMPORT_INTO=local first)")
+    args.shape, args.scenario, args.scale = "national", "stress", 1.0
+    args.officers = 10**7  # all of them
+    if args.pace == DEFAULT_PACE:
+        args.pace = NATIONAL_PACE
+    args.connections = args.connections or 64
+    if not args.processes:
+        args.processes = os.cpu_count() or 2
+
+
+def generator_line(folder: Path) -> str:
+    path = folder / "generator.json"
+    if not path.exists():
+        return "load generator: no figures (generator.json missing)"
+    g = json.loads(path.read_text())
+    per = f", {g['kb_per_user']:.1f} KiB per user" if g.get("kb_per_user") else ""
+    return (f"load generator: {g['users']:,} users in {g['processes']} process(es): peak memory "
+            f"{g['rss_mb_peak_sum'] / 1024:.2f} GiB (sum over processes{per}), CPU {g['cpu_s']:.0f} s in "
+            f"{g['wall_s']:.0f} s ({g['cores_used']:.2f} cores)")
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.national:
+        national_defaults(args)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     folder = args.out or REPORTS / f"{args.shape}-{stamp}"
     folder.mkdir(parents=True, exist_ok=True)
     # Each mode keeps its own officers (and their passwords) from run to run.
     data = folder.parent / ("testdata-roster.json" if args.roster_key else "testdata.json")
 
-    def go(host: str) -> int:
+    def go(host: str, target: str) -> int:
         if args.roster_key:
             # A class with few users goes through its officers more slowly than the others: with a
             # pool a little larger than the target, the run reaches the target without waiting for it.
             prepared = testdata.prepare_roster(host, data, args.roster_key, args.roster_credentials,
                                                math.ceil(args.officers * POOL_MARGIN), threads=args.threads,
-                                               cases_per_unit=args.cases_per_unit)
+                                               cases_per_unit=args.cases_per_unit, target=target,
+                                               lazy=args.national)
             if prepared["failures"]:
                 raise StackError(f"{len(prepared['failures'])} officer(s) could not be set up: "
                                  f"{prepared['failures'][0]} (rerun to resume)")
+            del prepared  # the national population's test data: Locust reads it from the file
         else:
             testdata.prepare(host, data, per_level=args.per_level, cases_per_unit=args.cases_per_unit,
                              demo_cases=args.demo_cases, admin_user=args.admin_user,
                              admin_password=os.environ.get("KNTC_LOAD_ADMIN_PASSWORD"),
-                             admin_totp=os.environ.get("KNTC_LOAD_ADMIN_TOTP"))
+                             admin_totp=os.environ.get("KNTC_LOAD_ADMIN_TOTP"), target=target)
         print(f"locust: shape {args.shape}, scale {args.scale}, pace {args.pace}, report in {folder}", flush=True)
         with (folder / "locust.log").open("w") as log:
             code = subprocess.run(locust_command(host, folder, args, data), stdout=log, stderr=subprocess.STDOUT,
@@ -78,6 +122,7 @@ def run(args: argparse.Namespace) -> int:
         summary = report.summarise(folder, args.app_workers, args.workers_per_node, args.db_cores)
         print((folder / "summary.md").read_text())
         print(f"report: {folder}/summary.md, report.html, throughput.png, latency.png", flush=True)
+        print(generator_line(folder), flush=True)
         v = summary["verdict"]
         if not v or code not in (0, 1):
             print(f"load: Locust ended (exit code {code}) without a verdict of the stages: see {folder}/locust.log",
@@ -88,12 +133,17 @@ def run(args: argparse.Namespace) -> int:
         return int(v["exit_code"])
 
     if args.host:
-        return go(args.host.rstrip("/"))
+        return go(args.host.rstrip("/"), args.host.rstrip("/"))
     env = {**os.environ, **local_env(args.pg_root, args.pg_port)}
     prepare_database(env)
     os.environ.update(env)  # testdata uses the operator's commands with these DSNs
     with AppServer(env, workers=args.app_workers, log=folder / "server.log") as app:
-        return go(app.url)
+        return go(app.url, local_target(args.pg_root, args.pg_port, env["KNTC_DATABASE_URL"]))
+
+
+def local_target(root: Path, port: int, dsn: str) -> str:
+    """The local database as the accounts' home: the app's port changes from run to run, it does not."""
+    return f"local:{root.resolve()}:{port}/{urlsplit(dsn).path.lstrip('/')}"
 
 
 def parser() -> argparse.ArgumentParser:
@@ -102,7 +152,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--shape", default="busy_day", choices=shapes.SHAPES)
     p.add_argument("--scenario", default="busy", choices=["typical", "busy", "stress"])
     p.add_argument("--scale", type=float, default=0.001, help="share of the national concurrent users")
-    p.add_argument("--pace", type=float, default=20.0, help="think times divided by this (time compression)")
+    p.add_argument("--pace", type=float, default=DEFAULT_PACE, help="think times divided by this (time compression)")
     p.add_argument("--step-seconds", type=float, default=60)
     p.add_argument("--probe-steps", type=int, default=4)
     p.add_argument("--run-time", help="hard stop, e.g. 30m (shapes end by themselves)")
@@ -124,6 +174,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--officers", type=int, default=10_000,
                    help="distinct roster officers to log in: the run ends when they have (5 %% more are set up)")
     p.add_argument("--threads", type=int, default=8, help="first logins at once")
+    p.add_argument("--national", action="store_true",
+                   help="every officer of the roster at once (shape national, stress scenario, pace "
+                        f"{NATIONAL_PACE} unless given, one worker process per core)")
+    p.add_argument("--connections", type=int, default=0,
+                   help="connections per Locust process shared by its users (0: one pool per user)")
+    p.add_argument("--spawn-rate", type=float, default=1000, help="national: users started per second")
     p.add_argument("--thresholds", type=Path, default=Path(__file__).resolve().parent / "thresholds.toml")
     p.add_argument("--out", type=Path, help="run folder (default loadtests/reports/<shape>-<time>)")
     return p

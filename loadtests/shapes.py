@@ -17,6 +17,9 @@ first stage that does not hold is reported as the breakpoint.
     soak         ramp (warm-up), the busy day held for --kntc-soak-minutes (target)
     breakpoint   the typical day (target), then ×1.4 per step (probes) until a stage does not hold
     fixed        -u/-r as given (with -t), one target stage, for ad-hoc runs
+    national     every officer of the test data at once, one user each (mostly thinking), and the
+                 scenario's citizens × scale: the users come in at --kntc-spawn-rate (warm-up), then
+                 the whole population is held for three steps (target)
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from loadtests.verdict import PROBE, TARGET, WARMUP, Requests, StageStats
 
 log = logging.getLogger("loadtests.shapes")
 
-SHAPES = ("ramp", "typical_day", "busy_day", "spike", "soak", "breakpoint", "fixed")
+SHAPES = ("ramp", "typical_day", "busy_day", "spike", "soak", "breakpoint", "fixed", "national")
 PROBE_FACTOR = 1.4
 
 
@@ -171,6 +174,15 @@ def levels(environment: Any) -> dict[str, int]:
     return out
 
 
+def national_users(environment: Any) -> int:
+    """One user per officer (the classes' fixed counts) and the scenario's citizens × scale."""
+    o = environment.parsed_options
+    officers = sum(getattr(c, "fixed_count", 0) or 0 for c in environment.user_classes)
+    sc = capacity.Model().scenario(capacity.SCENARIOS[getattr(o, "kntc_scenario", "stress")])
+    citizens = any(getattr(c, "key", "") == "citizen" for c in environment.user_classes)
+    return officers + (round(sc["classes"]["citizen"]["concurrent"] * getattr(o, "kntc_scale", 1.0)) if citizens else 0)
+
+
 def rps_per_user(environment: Any) -> float:
     """Requests/s one simulated user sends by the model: the scenario's req/s ÷ its users, × the pace."""
     o = environment.parsed_options
@@ -226,6 +238,11 @@ def build(environment: Any, shape: Any) -> Staged:
     elif name == "breakpoint":
         stages = [stage("start", typ, step, rate(typ))]
         probe = int(getattr(o, "kntc_probe_steps", 12))
+    elif name == "national":
+        users = national_users(environment)
+        spawn = float(getattr(o, "kntc_spawn_rate", 1000) or 1000)
+        stages = [stage("spawn", users, users / spawn + step, spawn, WARMUP),
+                  stage("national population", users, 3 * step, spawn)]
     else:  # fixed
         stages = [stage("fixed", int(getattr(o, "num_users", 1) or 1), float(getattr(o, "run_time", 0) or 10**9),
                         float(getattr(o, "spawn_rate", 1) or 1))]

@@ -212,11 +212,12 @@ def sample_teams(accounts: dict[str, list[Officer]]) -> list[dict[str, Officer]]
             for level in LEVELS for i in range(len(accounts.get(f"{level}.reception", [])))]
 
 
-def set_up(host: str, out: Path, accounts: dict[str, list[Officer]], threads: int = 4) -> dict[str, list[Officer]]:
+def set_up(host: str, out: Path, accounts: dict[str, list[Officer]], threads: int = 4,
+           target: str | None = None) -> dict[str, list[Officer]]:
     """Each account's first login (or, done before, a login), once per officer; the officers by class."""
-    state = pool.State.load(out, host)
+    state = pool.State.load(out, target or host)
     unique = list({o.username: o for group in accounts.values() for o in group}.values())
-    ready, failures = pool.set_up_all(host, unique, state, threads)
+    ready, failures = pool.set_up_all(host, unique, state, threads, target=target or host)
     state.close(done=not failures)
     if failures:
         raise StackError(f"{len(failures)} officer(s) could not log in: {failures[0]}")
@@ -226,25 +227,29 @@ def set_up(host: str, out: Path, accounts: dict[str, list[Officer]], threads: in
 
 def prepare(host: str, out: Path, *, per_level: int = 2, cases_per_unit: int = 12, demo_cases: int = 0,
             admin_user: str | None = None, admin_password: str | None = None, admin_totp: str | None = None,
-            password: str | None = None) -> dict[str, Any]:
+            password: str | None = None, target: str | None = None) -> dict[str, Any]:
+    """`target`: the database the accounts live in (default: `host`); the local stack names its
+    cluster, so a rerun served on another port finds the accounts and passwords it made."""
+    target = target or host
     # With the owner's DSN the suite uses the operator's commands; without it, the API only.
     env = dict(os.environ) if os.environ.get("KNTC_ADMIN_DATABASE_URL") else None
     # The password outlives a run: the accounts it made are still in that database.
     previous = json.loads(out.read_text()) if out.exists() else {}
+    same = pool.target_of(previous) == target
     password = password or previous.get("password") or ("Lt-" + secrets.token_urlsafe(12) + "9")
     # Keep the password before making any account, so that an interrupted run can be resumed.
     out.parent.mkdir(parents=True, exist_ok=True)
-    previous_accounts = previous.get("accounts", {}) if previous.get("host") == host else {}
-    write_private(out, {"host": host, "password": password, "accounts": previous_accounts})
+    previous_accounts = previous.get("accounts", {}) if same else {}
+    write_private(out, {"host": host, "target": target, "password": password, "accounts": previous_accounts})
     if env is not None and demo_cases:
         # Bulk history in one ward (the command only fills an empty database): bigger indexes, longer inboxes.
         kntc("demo-load", "--cases", str(demo_cases), env={**env, "KNTC_DEMO_PASSWORD": password}, timeout=1800)
     admin = ensure_admin(host, password, admin_user, admin_password, env, admin_totp=admin_totp)
     units = sample_units(admin, per_level)
-    accounts = set_up(host, out, make_accounts(admin, units, password, env))
+    accounts = set_up(host, out, make_accounts(admin, units, password, env), target=target)
     home = accounts["commune.reception"][0].unit  # where the complainants live
     cases = make_cases(host, sample_teams(accounts), home, cases_per_unit)
-    data = {"host": host, "password": password, "units": units, "cases": cases,
+    data = {"host": host, "target": target, "password": password, "units": units, "cases": cases,
             "accounts": {key: [o.as_json() for o in group] for key, group in accounts.items()}}
     write_private(out, data)
     next_step_for_all([o for group in accounts.values() for o in group])
@@ -288,8 +293,15 @@ def roster_teams(officers: list[Officer], n: int) -> list[dict[str, Officer]]:
 
 
 def prepare_roster(host: str, out: Path, key: Path, credentials: list[Path], wanted: int, *, threads: int = 8,
-                   seed: int = 1, teams: int = 4, cases_per_unit: int = 12) -> dict[str, Any]:
-    """The roster mode: `wanted` distinct officers set up (or resumed), and case files by teams of them."""
+                   seed: int = 1, teams: int = 4, cases_per_unit: int = 12, target: str | None = None,
+                   lazy: bool = False) -> dict[str, Any]:
+    """The roster mode: `wanted` distinct officers set up (or resumed), and case files by teams of them.
+
+    `lazy` (the national run): only the teams log in now; every other officer goes into the test
+    data as earlier runs left it (its own password and factor once set up, else its initial
+    password), and does its first login in the run, when it first acts (written to the journal
+    beside the test data, which the next preparation reads)."""
+    target = target or host
     by_class = pool.read_roster(key, credentials)
     available = sum(len(v) for v in by_class.values())
     if not available:
@@ -301,20 +313,26 @@ def prepare_roster(host: str, out: Path, key: Path, credentials: list[Path], wan
     members = {o.username: o for t in teams_of for o in t.values()}
     rest = {k: [o for o in v if o.username not in members] for k, v in by_class.items()}
     chosen = [*members.values(), *pool.pick(rest, max(0, wanted - len(members)), seed)]
-    if len(chosen) < wanted:
+    if len(chosen) < wanted and not lazy:
         log.warning("the roster has %d officers to simulate, fewer than the %d asked for", len(chosen), wanted)
-    state = pool.State.load(out, host)
-    log.info("first logins of %d officers (%d threads; %d set up before)", len(chosen), threads,
-             sum(1 for o in chosen if (state.officers.get(o.username) or o).ready))
-    ready, failures = pool.set_up_all(host, chosen, state, threads)
+    state = pool.State.load(out, target)
+    now = list(members.values()) if lazy else chosen
+    log.info("first logins of %d officers (%d threads; %d set up before)%s", len(now), threads,
+             sum(1 for o in now if (state.officers.get(o.username) or o).ready),
+             f"; {len(chosen) - len(now)} more log in when they first act" if lazy else "")
+    ready, failures = pool.set_up_all(host, now, state, threads, target=target)
     for f in failures[:10]:
         log.error("%s", f)
+    if lazy:
+        done = {o.username for o in ready}
+        ready += [pool.resume(o, state)[0] for o in chosen if o.username not in done and o.username not in members]
     accounts: dict[str, list[dict[str, Any]]] = {}
     for o in ready:
         accounts.setdefault(o.key, []).append(o.as_json())
     homes = sorted({o.unit for o in ready if COMMUNE.match(o.unit)}) or sorted({o.unit for o in ready})
-    data: dict[str, Any] = {"host": host, "mode": "roster", "accounts": accounts, "units": {"commune": homes[:20]},
-                            "cases": [], "officers": len(ready), "failures": failures}
+    data: dict[str, Any] = {"host": host, "target": target, "mode": "roster", "accounts": accounts,
+                            "units": {"commune": homes[:20]}, "cases": [], "officers": len(ready),
+                            "failures": failures}
     write_private(out, data)  # the officers set up so far, before anything else can fail
     if ready and not failures:
         by_name = {o.username: o for o in ready}
@@ -322,9 +340,9 @@ def prepare_roster(host: str, out: Path, key: Path, credentials: list[Path], wan
         data["cases"] = make_cases(host, crews, homes[0], cases_per_unit)
         write_private(out, data)
     state.close(done=not failures)
-    next_step_for_all(ready)
-    log.info("test data: %d distinct officers in %d classes, %d case files, %d failures -> %s", len(ready),
-             len(accounts), len(data["cases"]), len(failures), out)
+    next_step_for_all([o for o in ready if o.ready])
+    log.info("test data: %d distinct officers in %d classes (%d set up), %d case files, %d failures -> %s",
+             len(ready), len(accounts), sum(1 for o in ready if o.ready), len(data["cases"]), len(failures), out)
     return data
 
 

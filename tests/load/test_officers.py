@@ -4,6 +4,7 @@ how an interrupted preparation resumes, and each Locust user holding an officer 
 from __future__ import annotations
 
 import csv
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -110,8 +111,11 @@ def test_an_interrupted_preparation_resumes_from_its_journal(tmp_path: Path) -> 
     again = pool.State.load(out, "http://h")
     _, tries_a = pool.resume(Officer("a.x1", "X1", "INIT-A", "commune.reception", initial="INIT-A"), again)
     assert tries_a == ["Lt-new-a-9", "INIT-A"]  # the change may not have reached the server
+    now_step = int(time.time() // STEP_SECONDS)
     resumed_b, tries_b = pool.resume(Officer("b.x1", "X1", "INIT-B", "commune.head", initial="INIT-B"), again)
-    assert tries_b == ["Lt-new-b-9"] and resumed_b.totp == "SECRETB" and resumed_b.last_step == 77
+    assert tries_b == ["Lt-new-b-9"] and resumed_b.totp == "SECRETB"
+    # The last run may have spent the step under way at its end (Locust keeps no record): not replayed.
+    assert resumed_b.last_step >= now_step
     # Made anew since (another initial password): what was known of it no longer holds.
     _, tries = pool.resume(Officer("b.x1", "X1", "INIT-B2", "commune.head", initial="INIT-B2"), again)
     assert tries == ["INIT-B2"]
@@ -131,7 +135,7 @@ def test_each_user_holds_its_own_officer_and_hands_it_to_the_back_of_the_queue()
     for o, _ in taken:
         s.logged(o)
     s.logged(taken[0][0])
-    assert s.report() == {"usernames": ["r0", "r1", "r2"], "logins": 4, "pool": 3, "shared": 1}
+    assert s.report() == {"usernames": ["r0", "r1", "r2"], "logins": 4, "pool": 3, "shared": 1, "unusable": 0}
     assert s.report()["usernames"] == []  # reported once
 
 

@@ -16,8 +16,8 @@ SCENARIO = textwrap.dedent('''
 
     lf.DATA.update({"cases": [{"code": "T9-2026-000009"}], "routes": []})  # the run-wide sample
     lf.SEATS.load({"commune.handling": [
-        {"username": "a.x1", "unit": "X1", "password": "p"},
-        {"username": "b.x2", "unit": "X2", "password": "p"}]})
+        {"username": "a.x1", "unit": "X1", "password": "p", "ready": True},
+        {"username": "b.x2", "unit": "X2", "password": "p", "ready": True}]})
     calls = []
 
     class Handling(lf.Handling):
