@@ -10,7 +10,7 @@ import subprocess
 from datetime import date, timedelta
 
 from core_app.domain.deadlines import Calendar
-from tests.conftest import BIN, petition_body
+from tests.conftest import BIN, act, petition_body
 
 UNIT, OTHER = "X00004", "X00008"
 ALL = ["reception", "handling", "resolution", "head"]
@@ -19,13 +19,6 @@ ALL = ["reception", "handling", "resolution", "head"]
 def _record(o, **over) -> dict:
     r = o.post("/api/cases", json=petition_body(**over))
     assert r.status_code == 201, r.text
-    return r.json()
-
-
-def _act(o, code: str, action: str, expect: int = 200, **params) -> dict:
-    version = o.get(f"/api/cases/{code}").json()["version"]
-    r = o.post(f"/api/cases/{code}/transitions", json={"action": action, "version": version, **params})
-    assert r.status_code == expect, r.text
     return r.json()
 
 
@@ -59,16 +52,16 @@ def test_each_rule_starts_and_ends_on_its_events(officer, owner_conn):
     s = _steps(here, code)
     _ended(s, "file", "KN1-FILE", "receipt")
     _started(s, "accept", "KN1-ACCEPT")
-    _act(here, code, "submit")
-    _act(here, code, "accept")
+    act(here, code, "submit")
+    act(here, code, "accept")
     s = _steps(here, code)
     _ended(s, "accept", "KN1-ACCEPT", "accept")
     _started(s, "resolve", "KN1-RESOLVE")
-    _act(here, code, "resolve", summary="Giữ nguyên quyết định hành chính")
+    act(here, code, "resolve", summary="Giữ nguyên quyết định hành chính")
     _ended(_steps(here, code), "resolve", "KN1-RESOLVE", "resolve")
     walked |= {"KN1-FILE", "KN1-ACCEPT", "KN1-RESOLVE"}
 
-    answer = _act(here, code, "second_round", target_unit=OTHER, note="Không đồng ý với quyết định lần đầu")
+    answer = act(here, code, "second_round", target_unit=OTHER, note="Không đồng ý với quyết định lần đầu")
     assert answer["status"] == "received" and answer["first_round"]["resolution_summary"].startswith("Giữ nguyên")
     case = there.get(f"/api/cases/{code}").json()
     assert case["code"] == code and case["complaint_round"] == 2 and case["handling_unit"] == OTHER
@@ -76,12 +69,12 @@ def test_each_rule_starts_and_ends_on_its_events(officer, owner_conn):
     _ended(s, "file.r2", "KN2-FILE", "receipt")
     _started(s, "accept.r2", "KN2-ACCEPT")
     _ended(s, "accept", "KN1-ACCEPT", "accept")  # the first round's steps stay beside the second's
-    _act(there, code, "submit")
-    _act(there, code, "accept")
+    act(there, code, "submit")
+    act(there, code, "accept")
     s = _steps(there, code)
     _ended(s, "accept.r2", "KN2-ACCEPT", "accept")
     _started(s, "resolve.r2", "KN2-RESOLVE")
-    _act(there, code, "resolve", summary="Quyết định giải quyết khiếu nại lần hai")
+    act(there, code, "resolve", summary="Quyết định giải quyết khiếu nại lần hai")
     _ended(_steps(there, code), "resolve.r2", "KN2-RESOLVE", "resolve")
     assert [e["action"] for e in there.get(f"/api/cases/{code}").json()["timeline"]].count("second_round") == 1
     walked |= {"KN2-FILE", "KN2-ACCEPT", "KN2-RESOLVE"}
@@ -91,8 +84,8 @@ def test_each_rule_starts_and_ends_on_its_events(officer, owner_conn):
     s = _steps(here, code)
     _started(s, "transfer", "TC-TRANSFER")
     _started(s, "accept", "TC-ACCEPT")
-    _act(here, code, "submit")
-    _act(here, code, "forward", target_unit=OTHER)
+    act(here, code, "submit")
+    act(here, code, "forward", target_unit=OTHER)
     # The forward ended both (the audit chain keeps that image); the competent unit's own limits then
     # start on its receipt.
     ended = owner_conn.execute(
@@ -108,29 +101,29 @@ def test_each_rule_starts_and_ends_on_its_events(officer, owner_conn):
 
     # A denunciation within competence: accepted, notice sent, concluded.
     code = _record(here, kind="denunciation", parties=_denouncer())["code"]
-    _act(here, code, "submit")
-    _act(here, code, "accept")
+    act(here, code, "submit")
+    act(here, code, "accept")
     s = _steps(here, code)
     _ended(s, "accept", "TC-ACCEPT", "accept")
     _ended(s, "transfer", "TC-TRANSFER", "accept")
     _started(s, "notify_acceptance", "TC-NOTIFY")
     _started(s, "resolve", "TC-RESOLVE")
-    _act(here, code, "notify_acceptance", note="Đã gửi thông báo thụ lý số 5/TB")
+    act(here, code, "notify_acceptance", note="Đã gửi thông báo thụ lý số 5/TB")
     _ended(_steps(here, code), "notify_acceptance", "TC-NOTIFY", "notify_acceptance")
-    _act(here, code, "resolve", summary="Kết luận nội dung tố cáo")
+    act(here, code, "resolve", summary="Kết luận nội dung tố cáo")
     _ended(_steps(here, code), "resolve", "TC-RESOLVE", "resolve")
     walked |= {"TC-ACCEPT", "TC-NOTIFY", "TC-RESOLVE"}
 
     # Recommendations and several contents: handling ends on guiding or keeping on file.
     code = _record(here, kind="recommendation", parties=[{"role": "petitioner", "full_name": "Hà Văn Kiến"}])["code"]
     _started(_steps(here, code), "accept", "KNPA-ACCEPT")
-    _act(here, code, "submit")
-    _act(here, code, "guide", note="Hướng dẫn gửi đến Sở Giao thông")
+    act(here, code, "submit")
+    act(here, code, "guide", note="Hướng dẫn gửi đến Sở Giao thông")
     _ended(_steps(here, code), "accept", "KNPA-ACCEPT", "guide")
     code = _record(here, kind="multi", parties=[{"role": "petitioner", "full_name": "Hà Văn Nhiều"}])["code"]
     _started(_steps(here, code), "accept", "MULTI-ACCEPT")
-    _act(here, code, "submit")
-    _act(here, code, "file_away", note="Đơn trùng nội dung đã giải quyết")
+    act(here, code, "submit")
+    act(here, code, "file_away", note="Đơn trùng nội dung đã giải quyết")
     _ended(_steps(here, code), "accept", "MULTI-ACCEPT", "file_away")
     walked |= {"KNPA-ACCEPT", "MULTI-ACCEPT"}
 
@@ -153,8 +146,8 @@ def test_each_rule_starts_and_ends_on_its_events(officer, owner_conn):
 def test_an_accepted_and_notified_denunciation_is_not_overdue(officer, owner_conn):
     head = officer(UNIT, ALL)
     code = _record(head, kind="denunciation", parties=_denouncer())["code"]
-    _act(head, code, "submit")
-    _act(head, code, "accept")
+    act(head, code, "submit")
+    act(head, code, "accept")
     # As if accepted weeks ago (an earlier due date needs no extension; a later one would).
     owner_conn.execute("UPDATE kntc.case_deadline d SET due_on = current_date - 20 FROM kntc.case_file c "
                        "WHERE c.id = d.case_id AND c.code = %s AND d.step = 'notify_acceptance'", (code,))
@@ -164,13 +157,13 @@ def test_an_accepted_and_notified_denunciation_is_not_overdue(officer, owner_con
         return {r["step"] for r in rows if r["code"] == code}
 
     assert overdue_steps() == {"notify_acceptance"}
-    _act(head, code, "notify_acceptance", note="Thông báo thụ lý đã gửi người tố cáo và người bị tố cáo")
+    act(head, code, "notify_acceptance", note="Thông báo thụ lý đã gửi người tố cáo và người bị tố cáo")
     assert overdue_steps() == set()
     # The notice is a denunciation's: a complaint is told no.
     complaint = _record(head)["code"]
-    _act(head, complaint, "submit")
-    _act(head, complaint, "accept")
-    assert _act(head, complaint, "notify_acceptance", expect=409)["error"] == "not_applicable"
+    act(head, complaint, "submit")
+    act(head, complaint, "accept")
+    assert act(head, complaint, "notify_acceptance", expect=409)["error"] == "not_applicable"
 
 
 def test_a_complaint_filed_after_its_limit_is_recorded_and_flagged(officer):
@@ -189,26 +182,26 @@ def test_extensions_need_the_head_a_reason_and_stay_within_the_law(officer):
     code = _record(head, kind="denunciation", parties=_denouncer())["code"]
     # Art. 24(1): the acceptance check, 7 working days, extendable once to 10.
     accept = _steps(head, code)["accept"]
-    _act(head, code, "submit")
-    r = _act(head, code, "extend", step="accept", note="Cần xác minh thêm thông tin người tố cáo")
+    act(head, code, "submit")
+    r = act(head, code, "extend", step="accept", note="Cần xác minh thêm thông tin người tố cáo")
     assert r["new_due_on"] == Calendar().add_working_days(date.fromisoformat(accept["starts_on"]), 10).isoformat()
-    assert _act(head, code, "extend", 409, step="accept", note="Lần hai: vẫn cần xác minh")["error"] == \
+    assert act(head, code, "extend", 409, step="accept", note="Lần hai: vẫn cần xác minh")["error"] == \
         "no_extension_left"
-    _act(head, code, "accept")
-    assert _act(resolver, code, "extend", 403, note="Không phải thủ trưởng")["error"] == "role_not_allowed"
-    assert _act(head, code, "extend", 400, level="complex", note="ngắn")["error"] == "missing_field"
+    act(head, code, "accept")
+    assert act(resolver, code, "extend", 403, note="Không phải thủ trưởng")["error"] == "role_not_allowed"
+    assert act(head, code, "extend", 400, level="complex", note="ngắn")["error"] == "missing_field"
     # Art. 30: the second extension only for an especially complex case.
-    _act(head, code, "extend", level="complex", note="Vụ việc phức tạp, nhiều nội dung", decision_ref="7/QĐ-GH")
-    refused = _act(head, code, "extend", 409, level="complex", note="Vẫn phức tạp, cần thêm thời gian")
+    act(head, code, "extend", level="complex", note="Vụ việc phức tạp, nhiều nội dung", decision_ref="7/QĐ-GH")
+    refused = act(head, code, "extend", 409, level="complex", note="Vẫn phức tạp, cần thêm thời gian")
     assert refused["error"] == "no_extension_left" and "đặc biệt phức tạp" in refused["message"]
     case = head.get(f"/api/cases/{code}").json()
     ext = [e for e in case["extensions"] if e["step"] == "resolve"]
     assert len(ext) == 1 and ext[0]["approved_by"] == head.username and ext[0]["decision_ref"] == "7/QĐ-GH"
     # A complaint's resolution limit has no extension (Complaints Law 2011).
     complaint = _record(head)["code"]
-    _act(head, complaint, "submit")
-    _act(head, complaint, "accept")
-    assert _act(head, complaint, "extend", 409, note="Khiếu nại phức tạp cần gia hạn")["error"] == "no_extension_left"
+    act(head, complaint, "submit")
+    act(head, complaint, "accept")
+    assert act(head, complaint, "extend", 409, note="Khiếu nại phức tạp cần gia hạn")["error"] == "no_extension_left"
 
 
 def test_the_recount_clears_false_overdue_entries_and_says_which(officer, owner_conn, pg_env):
@@ -216,8 +209,8 @@ def test_the_recount_clears_false_overdue_entries_and_says_which(officer, owner_
 
     def denunciation() -> str:
         code = _record(head, kind="denunciation", parties=_denouncer())["code"]
-        _act(head, code, "submit")
-        _act(head, code, "accept")
+        act(head, code, "submit")
+        act(head, code, "accept")
         return code
 
     def as_before_end_events(code: str) -> None:
@@ -227,10 +220,10 @@ def test_the_recount_clears_false_overdue_entries_and_says_which(officer, owner_
                            "AND d.step = 'notify_acceptance'", (code,))
 
     finished = denunciation()
-    _act(head, finished, "resolve", summary="Kết luận: tố cáo sai")
-    _act(head, finished, "close")
+    act(head, finished, "resolve", summary="Kết luận: tố cáo sai")
+    act(head, finished, "close")
     notified = denunciation()
-    _act(head, notified, "notify_acceptance", note="Đã thông báo")
+    act(head, notified, "notify_acceptance", note="Đã thông báo")
     waiting = denunciation()
     for code in (finished, notified, waiting):
         as_before_end_events(code)

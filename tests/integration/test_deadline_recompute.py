@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 from core_app.domain.deadlines import Calendar
-from tests.conftest import petition_body
+from tests.conftest import act, petition_body
 
 UNIT = "X00004"
 ALL = ["reception", "handling", "resolution", "head"]
@@ -17,12 +17,6 @@ def _record(o, **over) -> dict:
     r = o.post("/api/cases", json=petition_body(**over))
     assert r.status_code == 201, r.text
     return r.json()
-
-
-def _act(o, code: str, action: str, **params) -> None:
-    version = o.get(f"/api/cases/{code}").json()["version"]
-    r = o.post(f"/api/cases/{code}/transitions", json={"action": action, "version": version, **params})
-    assert r.status_code == 200, r.text
 
 
 def _correct(o, code: str, field: str, value) -> dict:
@@ -53,8 +47,8 @@ def _recomputed(owner_conn, case_code: str) -> list[dict]:
 def test_complexity_corrected_recounts_the_open_resolution_limit_not_the_closed_acceptance(officer, owner_conn):
     o = officer(UNIT, ALL)
     code = _record(o)["code"]
-    _act(o, code, "submit")
-    _act(o, code, "accept")
+    act(o, code, "submit")
+    act(o, code, "accept")
     before = _steps(o, code)
     assert before["accept"]["met_on"] is not None and before["resolve"]["met_on"] is None
 

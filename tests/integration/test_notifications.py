@@ -13,7 +13,7 @@ import pytest
 from psycopg.rows import dict_row
 
 from core_app.notify import messages
-from tests.conftest import petition_body
+from tests.conftest import act, petition_body
 from tests.notify_support import SENDER, Stack, consenting, notify_stack, wait_for
 
 UNIT = "X00004"
@@ -33,13 +33,6 @@ def _record(o, *parties: dict, **over) -> str:
     return r.json()["code"]
 
 
-def _act(o, code: str, action: str, expect: int = 200, **params) -> dict:
-    version = o.get(f"/api/cases/{code}").json()["version"]
-    r = o.post(f"/api/cases/{code}/transitions", json={"action": action, "version": version, **params})
-    assert r.status_code == expect, r.text
-    return r.json()
-
-
 def test_each_event_the_citizen_cares_about_is_sent_once_by_each_chosen_channel(stack: Stack) -> None:
     head = stack.officer(UNIT, ALL)
     party = consenting("sms", "email")
@@ -47,10 +40,10 @@ def test_each_event_the_citizen_cares_about_is_sent_once_by_each_chosen_channel(
     rows = stack.rows(code)
     assert [(r["event"], r["channel"], r["status"]) for r in rows] == [("received", "email", "queued"),
                                                                        ("received", "sms", "queued")]
-    _act(head, code, "submit")  # petition handling begins: nothing the citizen is told
-    _act(head, code, "extend", step="accept", note="Cần xác minh thêm điều kiện thụ lý", decision_ref="3/QĐ")
-    _act(head, code, "accept")
-    _act(head, code, "resolve", summary="Kết luận: tố cáo đúng một phần")
+    act(head, code, "submit")  # petition handling begins: nothing the citizen is told
+    act(head, code, "extend", step="accept", note="Cần xác minh thêm điều kiện thụ lý", decision_ref="3/QĐ")
+    act(head, code, "accept")
+    act(head, code, "resolve", summary="Kết luận: tố cáo đúng một phần")
     assert [r["event"] for r in stack.rows(code) if r["channel"] == "sms"] == [
         "received", "extended", "accepted", "resolved"]
 
@@ -83,8 +76,8 @@ def test_each_event_the_citizen_cares_about_is_sent_once_by_each_chosen_channel(
 def test_a_transfer_tells_the_new_unit_and_a_second_round_is_a_new_receipt(stack: Stack) -> None:
     head = stack.officer(UNIT, ALL)
     code = _record(head, consenting("sms"))
-    _act(head, code, "submit")
-    _act(head, code, "forward", target_unit="T01-TT")
+    act(head, code, "submit")
+    act(head, code, "forward", target_unit="T01-TT")
     rows = stack.rows(code)
     assert [r["event"] for r in rows] == ["received", "transferred"]
     unit = stack.owner.execute("SELECT name FROM kntc.unit WHERE code = 'T01-TT'").fetchone()["name"]
@@ -94,12 +87,12 @@ def test_a_transfer_tells_the_new_unit_and_a_second_round_is_a_new_receipt(stack
 def test_no_consent_or_a_channel_not_chosen_queues_nothing_for_it(stack: Stack) -> None:
     head = stack.officer(UNIT, ALL)
     silent = _record(head, consenting())  # phone and e-mail given, no consent
-    _act(head, silent, "submit")
-    _act(head, silent, "accept")
+    act(head, silent, "submit")
+    act(head, silent, "accept")
     assert stack.rows(silent) == []
     sms_only = _record(head, consenting("sms"))
-    _act(head, sms_only, "submit")
-    _act(head, sms_only, "accept")
+    act(head, sms_only, "submit")
+    act(head, sms_only, "accept")
     assert {r["channel"] for r in stack.rows(sms_only)} == {"sms"}
     # Consent without a channel, a channel without consent, SMS without a mobile number: refused, clearly.
     for party, field in ((consenting(notify_channels=[], notify_consent=True), "notify_channels"),
@@ -130,7 +123,7 @@ def test_consent_is_stamped_by_the_database_with_the_time_and_the_officer(stack:
 def test_a_change_that_rolls_back_queues_nothing(stack: Stack, pg_env: dict[str, str]) -> None:
     head = stack.officer(UNIT, ALL)
     code = _record(head, consenting("sms", "email"))
-    _act(head, code, "submit")
+    act(head, code, "submit")
     before = len(stack.rows(code))
     # The application's own statements for an acceptance, as the application role in the officer's
     # session: the outbox rows exist inside the transaction, and not after it rolls back.
@@ -148,7 +141,7 @@ def test_a_change_that_rolls_back_queues_nothing(stack: Stack, pg_env: dict[str,
     assert inside == 2
     assert len(stack.rows(code)) == before
     # A refused action writes nothing either.
-    _act(head, code, "resolve", 409, summary="Chưa thụ lý thì chưa giải quyết")
+    act(head, code, "resolve", 409, summary="Chưa thụ lý thì chưa giải quyết")
     assert len(stack.rows(code)) == before
 
 

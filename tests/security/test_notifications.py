@@ -18,7 +18,7 @@ import pytest
 from psycopg.rows import dict_row
 
 from core_app.notify import messages
-from tests.conftest import petition_body
+from tests.conftest import act, petition_body
 from tests.notify_support import Stack, consenting, notify_stack, wait_for
 
 UNIT, NEIGHBOUR = "X00004", "X00008"
@@ -35,13 +35,6 @@ def stack(pg_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory, make
 def _record(o, *parties: dict, **over) -> dict:
     r = o.post("/api/cases", json=petition_body(parties=list(parties), **over))
     assert r.status_code == 201, r.text
-    return r.json()
-
-
-def _act(o, code: str, action: str, expect: int = 200, **params) -> dict:
-    version = o.get(f"/api/cases/{code}").json()["version"]
-    r = o.post(f"/api/cases/{code}/transitions", json={"action": action, "version": version, **params})
-    assert r.status_code == expect, r.text
     return r.json()
 
 
@@ -198,10 +191,10 @@ def test_no_message_carries_what_the_case_keeps_confidential(stack: Stack, pg_en
     made = _record(head, denouncer, kind="denunciation", classification=2, denouncer_confidential=True,
                    subject=canaries["subject"], content=canaries["content"], respondent=canaries["respondent"])
     code = made["code"]
-    _act(head, code, "submit")
-    _act(head, code, "accept")
-    _act(head, code, "extend", level="complex", note=canaries["reason"], decision_ref="9/QĐ")
-    _act(head, code, "resolve", summary=canaries["summary"], published_result=canaries["published"])
+    act(head, code, "submit")
+    act(head, code, "accept")
+    act(head, code, "extend", level="complex", note=canaries["reason"], decision_ref="9/QĐ")
+    act(head, code, "resolve", summary=canaries["summary"], published_result=canaries["published"])
     stack.deliver()
     rows = stack.rows(code)
     assert {r["event"] for r in rows} == {"received", "accepted", "extended", "resolved"} and len(rows) == 8

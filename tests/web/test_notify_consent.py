@@ -9,7 +9,7 @@ import re
 
 import psycopg
 
-from tests.conftest import petition_body
+from tests.conftest import act, petition_body
 from tests.notify_support import consenting
 
 UNIT = "X00004"
@@ -20,12 +20,6 @@ def _record(o, *channels: str) -> dict:
     r = o.post("/api/cases", json=petition_body(parties=[consenting(*channels)]))
     assert r.status_code == 201, r.text
     return r.json()
-
-
-def _act(o, code: str, action: str, **params) -> None:
-    version = o.get(f"/api/cases/{code}").json()["version"]
-    r = o.post(f"/api/cases/{code}/transitions", json={"action": action, "version": version, **params})
-    assert r.status_code == 200, r.text
 
 
 def _outbox(owner_conn: psycopg.Connection, code: str) -> list[tuple[str, str, str]]:
@@ -56,14 +50,14 @@ def test_the_citizen_withdraws_and_nothing_queued_is_sent_nor_queued_again(offic
     r = _choice(citizen, code, secret)  # nothing ticked: withdrawn
     assert r.status_code == 200 and 'id="notify-saved"' in r.text and "không nhận thông báo nữa" in r.text
     assert _outbox(owner_conn, code) == [("received", "email", "cancelled"), ("received", "sms", "cancelled")]
-    _act(o, code, "submit")
-    _act(o, code, "accept")
+    act(o, code, "submit")
+    act(o, code, "accept")
     assert [x for x in _outbox(owner_conn, code) if x[0] == "accepted"] == []
 
     # Given again, by SMS only: the next event is sent by SMS, not by e-mail.
     r = _choice(citizen, code, secret.lower(), "sms")
     assert r.status_code == 200 and "Đã ghi nhận: nhận thông báo qua SMS" in r.text
-    _act(o, code, "resolve", summary="Chấp nhận một phần khiếu nại")
+    act(o, code, "resolve", summary="Chấp nhận một phần khiếu nại")
     assert [x for x in _outbox(owner_conn, code) if x[0] == "resolved"] == [("resolved", "sms", "queued")]
 
     # On the case file, and in the audit chain.
