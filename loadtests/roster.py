@@ -41,7 +41,7 @@ import time
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from loadtests import capacity
@@ -111,19 +111,39 @@ def units_offline() -> list[Unit]:
                            for r in build_units() if r.valid_to is None)
 
 
-def units_from_db(dsn: str) -> list[Unit]:
-    """The current units of a database (any role that may read kntc.unit, e.g. the owner's DSN)."""
+@dataclass
+class Taken:
+    """What a database's accounts already hold, which a new roster for it must not repeat: another
+    roster imported before (a second province, a load run's officers) would otherwise meet a
+    username, or a nameless row the same person, and the importer rightly refuses the file."""
+
+    usernames: set[str] = field(default_factory=set)
+    emails: set[str] = field(default_factory=set)
+    phones: set[str] = field(default_factory=set)
+    names: dict[str, set[str]] = field(default_factory=dict)  # unit code -> full names
+
+
+def units_from_db(dsn: str) -> tuple[list[Unit], Taken]:
+    """The current units of a database and what its accounts hold (the owner's DSN)."""
     import psycopg
 
+    taken = Taken()
     try:
         with psycopg.connect(dsn, connect_timeout=10) as conn:
             rows = conn.execute("SELECT id, code, name, kind, level, parent_id FROM kntc.unit "
                                 "WHERE valid_to IS NULL").fetchall()
+            for username, email, phone, unit, name in conn.execute(
+                    "SELECT a.username, a.email, a.phone, u.code, a.full_name "
+                    "FROM kntc.account a JOIN kntc.unit u ON u.id = a.unit_id"):
+                taken.usernames.add(username)
+                taken.emails.add(email or "")
+                taken.phones.add(phone or "")
+                taken.names.setdefault(unit, set()).add(unicodedata.normalize("NFC", name))
     except psycopg.Error as exc:
         raise RosterError(f"cannot read the units: {str(exc).strip().splitlines()[0]}") from exc
     if not rows:
         raise RosterError("the database has no units: run `kntc seed-units` first")
-    return units_from_rows(rows)
+    return units_from_rows(rows), taken
 
 
 # -- the plan: how many accounts of each tier and role ---------------------------------------------
@@ -219,13 +239,14 @@ def ascii_fold(text: str) -> str:
 class People:
     """Made-up officers: names unique within a unit, usernames, e-mails and phones unique overall."""
 
-    def __init__(self, rng: random.Random, provinces: dict[str, str]) -> None:
+    def __init__(self, rng: random.Random, provinces: dict[str, str], taken: Taken | None = None) -> None:
+        taken = taken or Taken()
         self.rng = rng
         self.families = list(FAMILY)
         self.weights = list(FAMILY.values())
-        self.usernames: set[str] = set()
-        self.emails: set[str] = set()
-        self.phones: set[str] = set()
+        self.usernames: set[str] = set(taken.usernames)
+        self.emails: set[str] = set(taken.emails)
+        self.phones: set[str] = set(taken.phones)
         self.domains = {code: "".join(ascii_fold(name.removeprefix("Thành phố ").removeprefix("Tỉnh ")).split())
                         + ".gov.vn" for code, name in provinces.items()}
 
@@ -288,8 +309,10 @@ def scope(units: list[Unit], accounts: int, province: str | None) -> tuple[list[
     return inside, province
 
 
-def generate(units: list[Unit], accounts: int, seed: int = 1, province: str | None = None) -> list[Account]:
-    """The roster of `accounts` accounts over `units`, the same for the same tree and seed."""
+def generate(units: list[Unit], accounts: int, seed: int = 1, province: str | None = None,
+             taken: Taken | None = None) -> list[Account]:
+    """The roster of `accounts` accounts over `units`, the same for the same tree, seed and `taken`
+    (what the database's accounts already hold)."""
     units, province = scope(units, accounts, province)
     rng = random.Random(seed)
     admin_units = [u for u in units if u.kind == "province" or (province is None and u.kind == "nation")]
@@ -307,8 +330,8 @@ def generate(units: list[Unit], accounts: int, seed: int = 1, province: str | No
     order = {lv: i for i, lv in enumerate(capacity.LEVELS)}
     roles = {r: i for i, r in enumerate((*capacity.ROLES, "unit_admin"))}
     placed.sort(key=lambda p: (p[0].code, order[p[1]], roles[p[2]]))
-    people = People(rng, {u.code: u.name for u in units if u.kind == "province"})
-    names: dict[str, set[str]] = {}
+    people = People(rng, {u.code: u.name for u in units if u.kind == "province"}, taken)
+    names: dict[str, set[str]] = {code: set(held) for code, held in (taken.names if taken else {}).items()}
     out = []
     for unit, level, role in placed:
         name = people.full_name(names.setdefault(unit.code, set()))
@@ -387,8 +410,8 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--units-from-db needs --dsn or KNTC_ADMIN_DATABASE_URL")
     started = time.monotonic()
     try:
-        units = units_from_db(args.dsn) if args.units_from_db else units_offline()
-        accounts = generate(units, args.accounts, args.seed, args.province)
+        units, taken = units_from_db(args.dsn) if args.units_from_db else (units_offline(), Taken())
+        accounts = generate(units, args.accounts, args.seed, args.province, taken)
         key = write(accounts, args.out)
     except RosterError as exc:
         print(f"roster: {exc}", file=sys.stderr)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
@@ -142,6 +143,27 @@ def server(pg_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> 
     """The real server (granian, 2 workers) on a free loopback port."""
     with running_server(pg_env, tmp_path_factory.mktemp("server") / "server.log") as url:
         yield url
+
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    """Headless Chromium (Debian's package) under Playwright, one for the session: the browser and
+    the lab's dashboard tests both use it, since a second Playwright in the same session refuses
+    to start while the first one's event loop runs."""
+    # A browser test that cannot run must fail loudly: `make test` installs both.
+    from playwright import sync_api
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Debian's chromium is not installed: KNTC_WITH_BROWSER=1 infra/host/install-deps.sh")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield b
+        b.close()
 
 
 @pytest.fixture(scope="session")

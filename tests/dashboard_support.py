@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -173,18 +174,33 @@ def backfilled_prometheus(work: Path) -> Iterator[Dashboard]:
 
 
 def _wait_for_rules(url: str, proc: subprocess.Popen, log: Path, timeout: float = 60) -> None:
+    """Until the state's alert fires and every rule group has run again after it: the groups run on
+    clocks of their own, and the first runs after start see none of the backfilled figures yet."""
     end = time.monotonic() + timeout
+    fired_at: float | None = None
     while time.monotonic() < end:
         if proc.poll() is not None:
             raise RuntimeError(f"prometheus exited: {log.read_text()[-2000:]}")
         try:
-            r = httpx.get(f"{url}/api/v1/query", params={"query": "ALERTS and on () kntc_primary_site"}, timeout=5)
-            if r.status_code == 200 and r.json()["data"]["result"]:
-                return
-        except httpx.TransportError:
+            if fired_at is None:
+                r = httpx.get(f"{url}/api/v1/query", timeout=5,
+                              params={"query": 'ALERTS{alertname="KntcBackupFailed", alertstate="firing"}'})
+                if r.status_code == 200 and r.json()["data"]["result"]:
+                    fired_at = time.time()
+            else:
+                groups = httpx.get(f"{url}/api/v1/rules", timeout=5).json()["data"]["groups"]
+                if all(_unix(g["lastEvaluation"]) > fired_at for g in groups):
+                    return
+        except (httpx.TransportError, ValueError, KeyError, IndexError):
             pass
         time.sleep(0.5)
     raise RuntimeError(f"prometheus did not evaluate its rules in {timeout:.0f} s: {log.read_text()[-2000:]}")
+
+
+def _unix(rfc3339: str) -> float:
+    """Prometheus's UTC times ('2026-12-02T13:40:13.2095Z') in seconds since the epoch."""
+    whole, _, fraction = rfc3339.removesuffix("Z").partition(".")
+    return datetime.fromisoformat(whole).replace(tzinfo=UTC).timestamp() + float(f"0.{fraction or 0}")
 
 
 class _Rows(HTMLParser):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -10,23 +9,7 @@ import pytest
 
 from tests.conftest import ROOT, TEST_PASSWORD, own_address
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SHOTS = ROOT / "test-output" / "screenshots"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[object]:
-    # A browser test that cannot run must fail loudly: `make test` installs both.
-    from playwright import sync_api
-
-    if not Path(CHROMIUM).exists():
-        pytest.fail("Debian's chromium is not installed: KNTC_WITH_BROWSER=1 infra/host/install-deps.sh")
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        yield b
-        b.close()
 
 
 @pytest.fixture

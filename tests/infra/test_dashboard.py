@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser.conftest import ARGS, CHROMIUM, SHOTS
+from tests.browser.conftest import SHOTS
 from tests.dashboard_support import cell, rows
 
 from .conftest import ADDR, DR_DB, STATE, dc_leader, monitoring_client, wait_for
@@ -43,19 +43,16 @@ def test_each_sites_dashboard_shows_the_live_leader_and_both_sites(lab, hosts, m
 
 
 @pytest.mark.parametrize("monitor", MONITORS)
-def test_the_dashboard_opens_in_a_browser_with_the_operators_certificate(lab, hosts, monitor):
-    from playwright import sync_api
-
+def test_the_dashboard_opens_in_a_browser_with_the_operators_certificate(lab, hosts, browser, monitor):
     leader = dc_leader(hosts)
     pki = STATE / "pki"
     SHOTS.mkdir(parents=True, exist_ok=True)
     origin = f"https://{ADDR[monitor]}:9090"
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        # The server's identity is the lab CA's, which Chromium does not know; httpx checks it above.
-        ctx = browser.new_context(viewport={"width": 1280, "height": 900}, locale="vi-VN", ignore_https_errors=True,
-                                  client_certificates=[{"origin": origin, "certPath": str(pki / "dc-mon1.crt"),
-                                                        "keyPath": str(pki / "dc-mon1.key")}])
+    # The server's identity is the lab CA's, which Chromium does not know; httpx checks it above.
+    ctx = browser.new_context(viewport={"width": 1280, "height": 900}, locale="vi-VN", ignore_https_errors=True,
+                              client_certificates=[{"origin": origin, "certPath": str(pki / "dc-mon1.crt"),
+                                                    "keyPath": str(pki / "dc-mon1.key")}])
+    try:
         page = ctx.new_page()
         page.goto(dashboard_url(monitor))
         assert page.locator("#site-dc tr", has_text="Leader").first.inner_text().split("\t")[-1].startswith(leader)
@@ -64,4 +61,5 @@ def test_the_dashboard_opens_in_a_browser_with_the_operators_certificate(lab, ho
         page.goto(dashboard_url(monitor, "kntc-site.html?site=dr"))
         assert page.locator("#members tr", has_text="Standby leader").count() == 1
         page.screenshot(path=str(SHOTS / f"41-dashboard-lab-{monitor}-site-dr.png"), full_page=True)
-        browser.close()
+    finally:
+        ctx.close()

@@ -102,6 +102,23 @@ def test_a_small_roster_is_one_province_and_its_communes(units: list[roster.Unit
     assert {a.unit for a in elsewhere} <= {u.code for u in units if u.province == "T79"}
 
 
+def test_a_roster_for_a_database_with_accounts_repeats_none_of_them(units: list[roster.Unit]) -> None:
+    """A second roster imported into the same database (another seed, another size) meets neither
+    a username nor, on a row without one, a person that the first already holds."""
+    first = roster.generate(units, 20_000, seed=16)
+    held = roster.Taken(usernames={a.username for a in first if a.username},
+                        emails={a.email for a in first if a.email}, phones={a.phone for a in first if a.phone})
+    for a in first:
+        held.names.setdefault(a.unit, set()).add(a.full_name)
+    second = roster.generate(units, 218, seed=1, taken=held)
+    plain = roster.generate(units, 218, seed=1)
+    assert {a.username for a in plain if a.username} & held.usernames, "the seeds were meant to collide"
+    assert not {a.username for a in second if a.username} & held.usernames
+    assert not {a.email for a in second if a.email} & held.emails
+    assert not [a for a in second if a.full_name in held.names.get(a.unit, set())]
+    assert Counter((a.level, a.roles) for a in second) == Counter((a.level, a.roles) for a in plain)
+
+
 def test_an_unknown_province_is_refused_with_the_codes_to_use(units: list[roster.Unit]) -> None:
     with pytest.raises(roster.RosterError, match="T01"):
         roster.generate(units, 100, province="T99")
