@@ -23,7 +23,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from core_app.settings import Settings
-from core_app.waits import CONNECT_TIMEOUT_S, app_options
+from core_app.waits import app_connection, check_waits
 
 # set_config, the idle check and the actor lookup in one round trip. kntc.actor() is STABLE and
 # sees the statement's snapshot, so it runs only when kntc.session_begin() found the session live.
@@ -77,13 +77,13 @@ async def _checked(pool: AsyncConnectionPool) -> AsyncIterator[AsyncConnection[A
 
 class Database:
     def __init__(self, settings: Settings) -> None:
-        options = app_options(settings)
+        self.settings = settings
+        kwargs = {"row_factory": dict_row, "autocommit": False, **app_connection(settings)}
         self.pool = AsyncConnectionPool(
             settings.database_url,
             min_size=settings.pool_min,
             max_size=settings.pool_max,
-            kwargs={"row_factory": dict_row, "prepare_threshold": 0, "autocommit": False, "options": options,
-                    "connect_timeout": CONNECT_TIMEOUT_S},
+            kwargs=kwargs,
             open=False,
             timeout=settings.pool_timeout_s,
             reset=_mark_returned,
@@ -92,8 +92,7 @@ class Database:
             settings.auth_database_url,
             min_size=1,
             max_size=4,
-            kwargs={"row_factory": dict_row, "prepare_threshold": 0, "autocommit": False, "options": options,
-                    "connect_timeout": CONNECT_TIMEOUT_S},
+            kwargs=kwargs,
             open=False,
             timeout=settings.pool_timeout_s,
             reset=_mark_returned,
@@ -102,6 +101,11 @@ class Database:
     async def open(self) -> None:
         await self.pool.open(wait=True, timeout=30)
         await self.auth_pool.open(wait=True, timeout=30)
+        if self.settings.database_pooler == "pgbouncer":
+            for pool in (self.pool, self.auth_pool):
+                async with pool.connection() as conn:
+                    await check_waits(conn, self.settings)
+                    await conn.rollback()
 
     async def close(self) -> None:
         await self.auth_pool.close()

@@ -9,6 +9,7 @@ cannot start without.
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -34,6 +35,10 @@ class OperatorSettings(BaseSettings):
     statement_timeout_ms: int = Field(default=15_000, ge=100)
     lock_timeout_ms: int = Field(default=5_000, ge=100)
     idle_in_transaction_timeout_ms: int = Field(default=30_000, ge=100)
+    # What stands between the application (and login) role and PostgreSQL: "direct" (HAProxy only),
+    # or "pgbouncer" in transaction mode, which rules out server-side prepared statements and
+    # startup options (core_app.waits.app_connection).
+    database_pooler: Literal["direct", "pgbouncer"] = "direct"
     # The secret that seals what the database keeps but must not read (second factors; `kntc
     # accounts reseal` needs it), and earlier secrets still accepted to open what they sealed while a
     # rotation is under way (KNTC_PREVIOUS_SECRET_KEYS='["…"]'; core_app.sealing).

@@ -9,9 +9,11 @@ net under sessions that set nothing.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from psycopg import AsyncConnection
+
     from core_app.settings import OperatorSettings
 
 
@@ -35,3 +37,45 @@ def app_options(settings: OperatorSettings) -> str:
     """The application role's waits (its pool, and `kntc` commands that connect as it)."""
     return session_options(settings.statement_timeout_ms, settings.lock_timeout_ms,
                            settings.idle_in_transaction_timeout_ms)
+
+
+# The application role's waits as PostgreSQL names them (pg_settings, milliseconds).
+APP_WAITS = ("statement_timeout", "lock_timeout", "idle_in_transaction_session_timeout")
+
+
+def app_waits(settings: OperatorSettings) -> dict[str, int]:
+    return dict(zip(APP_WAITS, (settings.statement_timeout_ms, settings.lock_timeout_ms,
+                                settings.idle_in_transaction_timeout_ms), strict=True))
+
+
+def app_connection(settings: OperatorSettings) -> dict[str, Any]:
+    """psycopg's keyword arguments for a connection as the application role (or the login role).
+
+    Straight to PostgreSQL (through HAProxy), the waits travel as `options` and every statement is
+    prepared on the server from its first use. Through PgBouncer in transaction mode (Debian 12's
+    1.18) neither can: it refuses the `options` startup parameter, and a statement prepared on one
+    server connection is unknown on the next. There the waits are PgBouncer's `connect_query`
+    (rendered from the same variables), which `check_waits` verifies when the pool opens.
+    """
+    if settings.database_pooler == "pgbouncer":
+        return {"connect_timeout": CONNECT_TIMEOUT_S, "prepare_threshold": None}
+    return {"connect_timeout": CONNECT_TIMEOUT_S, "prepare_threshold": 0, "options": app_options(settings)}
+
+
+class WaitsNotSet(RuntimeError):
+    pass
+
+
+async def check_waits(conn: AsyncConnection[Any], settings: OperatorSettings) -> None:
+    """Refuse to serve through a pooler whose server connections do not bound the waits as set."""
+    from psycopg.rows import tuple_row
+
+    cur = conn.cursor(row_factory=tuple_row)
+    await cur.execute("SELECT name, setting::bigint FROM pg_settings WHERE name = ANY(%s)", (list(APP_WAITS),))
+    got = dict(await cur.fetchall())
+    wrong = {k: (got.get(k), v) for k, v in app_waits(settings).items() if got.get(k) != v}
+    if wrong:
+        shown = ", ".join(f"{k} is {have} ms, not {want}" for k, (have, want) in sorted(wrong.items()))
+        raise WaitsNotSet(f"the connection pooler's server connections do not bound the waits ({shown}): "
+                          "set its connect_query from the same values (role pgbouncer)")
+

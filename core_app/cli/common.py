@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal, NoReturn, TypeVar
 import typer
 from rich.console import Console
 
-from core_app.waits import CONNECT_TIMEOUT_S, OWNER_OPTIONS, READER_OPTIONS, app_options
+from core_app.waits import CONNECT_TIMEOUT_S, OWNER_OPTIONS, READER_OPTIONS, app_connection
 
 if TYPE_CHECKING:
     from psycopg import AsyncConnection, Connection
@@ -64,24 +64,25 @@ def _variables(exc: ValidationError, prefix: str) -> str:
 class _RoleAccess:
     fields: tuple[str, ...]  # OperatorSettings fields holding a DSN for the role; the first one set wins
     missing: str  # the error when none is set
-    options: Callable[[OperatorSettings], str]  # the role's bounded waits (libpq options)
+    # psycopg's arguments: the role's bounded waits, and what a pooler in between allows
+    connection: Callable[[OperatorSettings], dict[str, Any]]
 
 
 ROLES: dict[Role, _RoleAccess] = {
     "owner": _RoleAccess(
         ("admin_database_url",),
         f"KNTC_ADMIN_DATABASE_URL is not set (the owner role's DSN); {LOCAL_HINT}",
-        lambda _: OWNER_OPTIONS),
+        lambda _: {"connect_timeout": CONNECT_TIMEOUT_S, "options": OWNER_OPTIONS}),
     "app": _RoleAccess(
         ("database_url",),
         f"KNTC_DATABASE_URL is not set (the application role's DSN); {LOCAL_HINT}",
-        app_options),
+        app_connection),
     # Reading needs no more than the readonly role. A backup host's one DSN is KNTC_DATABASE_URL (of
     # the readonly role there); a local checkout or the migrating host may read as the owner.
     "readonly": _RoleAccess(
         ("readonly_database_url", "database_url", "admin_database_url"),
         f"KNTC_READONLY_DATABASE_URL (or KNTC_DATABASE_URL) is not set: the readonly role's DSN; {LOCAL_HINT}",
-        lambda _: READER_OPTIONS),
+        lambda _: {"connect_timeout": CONNECT_TIMEOUT_S, "options": READER_OPTIONS}),
 }
 
 
@@ -91,7 +92,7 @@ def dsn(role: Role) -> str:
     return url
 
 
-def _target(role: Role) -> tuple[str, str]:
+def _target(role: Role) -> tuple[str, dict[str, Any]]:
     from core_app.settings import OperatorSettings
 
     settings = load_settings(OperatorSettings)
@@ -99,7 +100,7 @@ def _target(role: Role) -> tuple[str, str]:
     url = next((v for v in (getattr(settings, f) for f in access.fields) if v), None)
     if not url:
         fail(access.missing)
-    return url, access.options(settings)
+    return url, access.connection(settings)
 
 
 def connect(role: Role, *, autocommit: bool = False) -> Connection[dict[str, Any]]:
@@ -107,10 +108,9 @@ def connect(role: Role, *, autocommit: bool = False) -> Connection[dict[str, Any
     import psycopg
     from psycopg.rows import dict_row
 
-    url, options = _target(role)
+    url, kwargs = _target(role)
     try:
-        return psycopg.connect(url, row_factory=dict_row, autocommit=autocommit, connect_timeout=CONNECT_TIMEOUT_S,
-                               options=options)
+        return psycopg.connect(url, row_factory=dict_row, autocommit=autocommit, **kwargs)
     except psycopg.OperationalError as exc:
         fail(f"cannot connect to the database: {first_line(exc)}")
 
@@ -120,9 +120,8 @@ async def connect_async(role: Role, *, autocommit: bool = False) -> AsyncConnect
     import psycopg
     from psycopg.rows import dict_row
 
-    url, options = _target(role)
+    url, kwargs = _target(role)
     try:
-        return await psycopg.AsyncConnection.connect(url, row_factory=dict_row, autocommit=autocommit,
-                                                     connect_timeout=CONNECT_TIMEOUT_S, options=options)
+        return await psycopg.AsyncConnection.connect(url, row_factory=dict_row, autocommit=autocommit, **kwargs)
     except psycopg.OperationalError as exc:
         fail(f"cannot connect to the database: {first_line(exc)}")

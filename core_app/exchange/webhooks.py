@@ -112,13 +112,9 @@ async def run(settings: Any, *, once: bool, on_round: Any = None) -> int:
     import psycopg
     from psycopg.rows import dict_row
 
-    from core_app.waits import CONNECT_TIMEOUT_S, app_options
+    from core_app.waits import app_connection
 
-    kw: dict[str, Any] = {
-        "row_factory": dict_row,
-        "connect_timeout": CONNECT_TIMEOUT_S,
-        "options": app_options(settings),
-    }
+    kw: dict[str, Any] = {"row_factory": dict_row, **app_connection(settings)}
     total = 0
     async with (
         await psycopg.AsyncConnection.connect(settings.auth_database_url, **kw) as auth,

@@ -163,7 +163,7 @@ async def run(settings: Any, *, once: bool, batch: int = BATCH, lease_s: int = L
     their lease."""
     from psycopg.rows import dict_row
 
-    from core_app.waits import CONNECT_TIMEOUT_S, app_options
+    from core_app.waits import app_connection
 
     total = 0
     async with httpx.AsyncClient(timeout=TIMEOUT_S, follow_redirects=False) as http:
@@ -171,7 +171,7 @@ async def run(settings: Any, *, once: bool, batch: int = BATCH, lease_s: int = L
             try:
                 async with await psycopg.AsyncConnection.connect(
                         settings.auth_database_url, autocommit=True, row_factory=dict_row,
-                        connect_timeout=CONNECT_TIMEOUT_S, options=app_options(settings)) as conn:
+                        **app_connection(settings)) as conn:
                     deliverer = Deliverer(conn, settings, http)
                     if not deliverer.channels:
                         raise ValueError("no channel is configured: set KNTC_NOTIFY_SMS_GATEWAY_URL and "

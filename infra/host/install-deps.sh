@@ -9,6 +9,8 @@ APT_PACKAGES=(postgresql-15 postgresql-contrib postgresql-client-15 python3-venv
   gcc make git openssl ca-certificates iproute2 procps pgbackrest
   # The exchange API's tests run through a real TLS terminator, and its runbook's curl and jq lines.
   nginx-light curl jq
+  # The app hosts' connection pool: the case service's tests run through a real one.
+  pgbouncer
   # The Unicode font the periodic reports' PDF embeds (Vietnamese), read from /usr/share/fonts/truetype/dejavu.
   fonts-dejavu-core)
 if [ "${KNTC_WITH_LAB:-0}" = 1 ]; then

@@ -1,0 +1,180 @@
+"""The case service through a real PgBouncer (Debian's 1.18) in transaction mode, as the app hosts
+run it (role pgbouncer): one server connection shared by every officer still shows each only what
+is theirs, a PAUSE is a wait and not an error, and a pooler that does not bound the waits is
+refused before the service answers anyone."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import pwd
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import psycopg
+import pytest
+
+from core_app.localdb import LocalCluster
+from core_app.waits import APP_WAITS, WaitsNotSet
+from tests.conftest import TEST_PASSWORD, Officer, free_port, petition_body, running_server, stop
+
+PGBOUNCER = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
+WAITS = {"statement_timeout": 15_000, "lock_timeout": 5_000, "idle_in_transaction_session_timeout": 30_000}
+
+
+@dataclass
+class Bouncer:
+    port: int
+    admin: str  # DSN of its admin console
+    log: Path
+
+    def dsn(self, url: str) -> str:
+        """`url` (a DSN of the test cluster) through this PgBouncer."""
+        parts = urlsplit(url)
+        return parts._replace(netloc=f"{parts.username}:{parts.password}@127.0.0.1:{self.port}").geturl()
+
+    def console(self, command: str) -> None:
+        with psycopg.connect(self.admin, autocommit=True, connect_timeout=5) as conn:
+            conn.execute(command)
+
+
+@contextmanager
+def pgbouncer(cluster: LocalCluster, pg_env: dict[str, str], connect_query: str | None) -> Iterator[Bouncer]:
+    """PgBouncer on a free loopback port in front of the test cluster, run as postgres (it will
+    not run as root), one server connection per role: every transaction shares it."""
+    if not Path(PGBOUNCER).exists():
+        pytest.fail("Debian's pgbouncer is not installed: infra/host/install-deps.sh (make deps)")
+    port = free_port()
+    home = cluster.server / f"pgbouncer-{port}"
+    home.mkdir(mode=0o700)
+    users = {}
+    for key in ("KNTC_DATABASE_URL", "KNTC_AUTH_DATABASE_URL"):
+        parts = urlsplit(pg_env[key])
+        users[parts.username] = parts.password
+    admin_password = "admin-" + os.urandom(8).hex()
+    (home / "userlist.txt").write_text("".join(f'"{u}" "{p}"\n' for u, p in {**users, "bouncer": admin_password}
+                                               .items()))
+    query = f" connect_query='{connect_query}'" if connect_query else ""
+    (home / "pgbouncer.ini").write_text(
+        "[databases]\n"
+        f"kntc_test = host=127.0.0.1 port={cluster.port} dbname=kntc_test{query}\n"
+        "[pgbouncer]\n"
+        f"listen_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n"
+        f"auth_type = scram-sha-256\nauth_file = {home / 'userlist.txt'}\n"
+        "admin_users = bouncer\npool_mode = transaction\ndefault_pool_size = 1\nmax_client_conn = 100\n"
+        f"query_wait_timeout = 20\nlogfile = {home / 'pgbouncer.log'}\npidfile = {home / 'pgbouncer.pid'}\n")
+    pg = pwd.getpwnam("postgres")
+    for path in (home, *home.iterdir()):
+        os.chown(path, pg.pw_uid, pg.pw_gid)
+    proc = subprocess.Popen(["runuser", "-u", "postgres", "--", PGBOUNCER, str(home / "pgbouncer.ini")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    bouncer = Bouncer(port, f"postgresql://bouncer:{admin_password}@127.0.0.1:{port}/pgbouncer",
+                      home / "pgbouncer.log")
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                bouncer.console("SHOW VERSION")
+                break
+            except psycopg.OperationalError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"pgbouncer did not start: {bouncer.log.read_text()[-2000:]}") from None
+                time.sleep(0.2)
+        yield bouncer
+    finally:
+        stop(proc)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def through(bouncer: Bouncer, pg_env: dict[str, str]) -> dict[str, str]:
+    return {**pg_env, "KNTC_DATABASE_POOLER": "pgbouncer",
+            "KNTC_DATABASE_URL": bouncer.dsn(pg_env["KNTC_DATABASE_URL"]),
+            "KNTC_AUTH_DATABASE_URL": bouncer.dsn(pg_env["KNTC_AUTH_DATABASE_URL"]),
+            "KNTC_STATEMENT_TIMEOUT_MS": str(WAITS["statement_timeout"]),
+            "KNTC_LOCK_TIMEOUT_MS": str(WAITS["lock_timeout"]),
+            "KNTC_IDLE_IN_TRANSACTION_TIMEOUT_MS": str(WAITS["idle_in_transaction_session_timeout"])}
+
+
+@pytest.fixture(scope="module")
+def bouncer(cluster: LocalCluster, pg_env: dict[str, str]) -> Iterator[Bouncer]:
+    waits = "; ".join(f"SET {name} = {WAITS[name]}" for name in APP_WAITS)
+    with pgbouncer(cluster, pg_env, waits) as b:
+        yield b
+
+
+@pytest.fixture(scope="module")
+def pooled(bouncer: Bouncer, pg_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with running_server(through(bouncer, pg_env), tmp_path_factory.mktemp("pooled") / "server.log") as url:
+        yield url
+
+
+@pytest.fixture
+def login(pooled: str, make_account: Callable[..., str]) -> Callable[..., Officer]:
+    return lambda unit, roles, clearance=0: Officer(pooled, make_account(unit, roles, clearance), TEST_PASSWORD)
+
+
+def test_officers_sharing_one_server_connection_each_see_only_their_own(login: Callable[..., Officer]) -> None:
+    here = login("X00004", ["reception", "handling"])
+    there = login("X00008", ["reception", "handling"])
+    mine = here.post("/api/cases", json=petition_body())
+    assert mine.status_code in (200, 201), mine.text
+    code = mine.json()["code"]
+    # Interleaved on the one server connection: the token of the transaction before never carries over.
+    for _ in range(5):
+        assert here.get(f"/api/cases/{code}").status_code == 200
+        assert there.get(f"/api/cases/{code}").status_code == 404
+        assert code not in there.get("/api/cases").text
+    assert here.client.post("/api/auth/logout").status_code in (200, 204)
+    assert here.get(f"/api/cases/{code}").status_code == 401
+
+
+def test_a_pause_at_the_pooler_is_a_short_wait_not_an_error(bouncer: Bouncer, login: Callable[..., Officer]) -> None:
+    """As in a planned switchover: PAUSE, the leader changes, RESUME; requests in between wait."""
+    off = login("X00004", ["reception", "handling"])
+    code = off.post("/api/cases", json=petition_body()).json()["code"]
+    bouncer.console("PAUSE kntc_test")
+    answers: list[tuple[int, float]] = []
+
+    def read() -> None:
+        started = time.monotonic()
+        r = off.get(f"/api/cases/{code}")
+        answers.append((r.status_code, time.monotonic() - started))
+
+    try:
+        reader = threading.Thread(target=read)
+        reader.start()
+        time.sleep(2.0)
+        assert not answers, "a request was answered while the pooler was paused"
+    finally:
+        bouncer.console("RESUME kntc_test")
+    reader.join(20)
+    assert answers and answers[0][0] == 200, answers
+    assert answers[0][1] >= 1.9, answers
+
+
+def test_a_pooler_that_does_not_bound_the_waits_is_refused(cluster: LocalCluster, pg_env: dict[str, str],
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from core_app.db import Database
+    from core_app.settings import Settings
+
+    with pgbouncer(cluster, pg_env, connect_query=None) as loose:
+        for key, value in through(loose, pg_env).items():
+            if key.startswith("KNTC_"):
+                monkeypatch.setenv(key, value)
+        db = Database(Settings())
+
+        async def start() -> None:
+            try:
+                await db.open()
+            finally:
+                await db.close()
+
+        with pytest.raises(WaitsNotSet, match=r"do not bound the waits \(.*statement_timeout is \d+ ms, not 15000"):
+            asyncio.run(start())
