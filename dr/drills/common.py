@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 DRILL_SCHEMA = "kntc_drill"
 RW_PORT = 5000
 APP_ENV = "/etc/kntc/app.env"
+PGBOUNCER_INI = "/etc/pgbouncer/pgbouncer.ini"
 
 _MONITOR_LOOP = """
 import sys, time
@@ -381,13 +382,16 @@ def streaming_from_remote(lab: Lab, host: str) -> bool:
 
 
 def point_app(lab: Lab, inv: Inventory, site: str, port: int) -> None:
-    """Point the site's case service at its HAProxy rw (5000) or ro (5001) port and restart it.
+    """Point the site's case service at its HAProxy rw (5000) or ro (5001) port: through PgBouncer
+    (role pgbouncer) its server side moves and reconnects while the service runs on; straight to
+    HAProxy the service's own DSN changes and it restarts.
 
     The inventory still says which site is primary (kntc_primary_site): the next provisioning
-    run of the app role puts the ports back, which is what the switchback expects."""
+    run of the app and pgbouncer roles puts the ports back, which is what the switchback expects."""
     for app in inv.select(site, "app"):
-        lab.run(app, f"sed -i -E 's#(@[^:/@]+):500[01]/#\\1:{port}/#' {APP_ENV} && "
-                     "systemctl restart kntc")
+        lab.run(app, f"if [ -f {PGBOUNCER_INI} ]; then "
+                     f"sed -i -E 's#( port=)500[01] #\\1{port} #' {PGBOUNCER_INI} && kntc-pgbouncer reconnect; "
+                     f"else sed -i -E 's#(@[^:/@]+):500[01]/#\\1:{port}/#' {APP_ENV} && systemctl restart kntc; fi")
 
 
 def app_database(lab: Lab, app: Host) -> str:

@@ -1,0 +1,96 @@
+"""PgBouncer on the lab's app hosts (role pgbouncer): the case service reaches PostgreSQL only
+through it, in transaction mode over verified TLS; its figures reach both Prometheus; and a planned
+switchover, which pauses it, is a short wait for the officers and not an error."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import httpx
+import pytest
+
+from .conftest import ADDR, CA, DC_APP, dc_healthy, dc_leader, query, run_playbook, secret, wait_for
+from .test_failover import record
+
+pytestmark = pytest.mark.lab
+
+DEMO_OFFICER = "tiepdan.badinh"  # core_app/cli/demo.py: the lab loads the demo accounts
+
+
+def console(host, command: str) -> list[list[str]]:
+    out = host.check_output(f"runuser -u postgres -- psql -X -At -F '|' -h /var/run/postgresql -p 6432 -U postgres "
+                            f"-d pgbouncer -c '{command}'")
+    return [line.split("|") for line in out.splitlines() if line]
+
+
+@pytest.mark.parametrize("app", DC_APP)
+def test_the_case_service_reaches_postgresql_only_through_pgbouncer(lab, hosts, app):
+    host = hosts(app)
+    env = host.file("/etc/kntc/app.env").content_string
+    assert 'KNTC_DATABASE_POOLER="pgbouncer"' in env and "@127.0.0.1:6432/kntc" in env
+    assert ":5000/" not in env, "the case service still has a DSN straight to HAProxy"
+    databases = {row[0]: row for row in console(host, "SHOW DATABASES")}
+    assert "transaction" in databases["kntc"], databases["kntc"]
+    # Its server connections are TLS, verified against the PostgreSQL CA and the site's name.
+    ini = host.file("/etc/pgbouncer/pgbouncer.ini").content_string
+    assert "server_tls_sslmode = verify-full" in ini and "host=postgres.dc.kntc.internal port=5000" in ini
+    assert host.socket("tcp://127.0.0.1:6432").is_listening
+    assert not host.socket(f"tcp://{ADDR[app]}:6432").is_listening
+
+
+def test_pgbouncers_figures_reach_both_sites_prometheus(lab):
+    for monitor in ("dc-mon1", "dr-mon1"):
+        up = wait_for(lambda m=monitor: [r for r in query(m, 'up{job="pgbouncer"}') if r["value"][1] == "1"] or None,
+                      90, f"{monitor} scrapes every app host's PgBouncer")
+        assert {r["metric"]["instance"] for r in up} >= set(DC_APP)
+
+
+def test_a_planned_switchover_is_a_short_wait_for_the_officers_not_an_error(lab, hosts):
+    """Officers keep reading their inbox through nginx while switchover.yml pauses PgBouncer, switches
+    the leader and resumes: every request is answered, the slowest one is the pause."""
+    wait_for(lambda: dc_healthy(hosts), 180, "DC cluster healthy before the switchover")
+    before = dc_leader(hosts)
+    ctx = httpx.create_ssl_context(verify=str(CA))
+    clients = []
+    for app in DC_APP:
+        c = httpx.Client(base_url=f"https://{ADDR[app]}", verify=ctx, timeout=60)
+        r = c.post("/api/auth/login", json={"username": DEMO_OFFICER, "password": secret("demo_password")})
+        assert r.status_code == 200, r.text
+        c.headers["Authorization"] = f"Bearer {r.json()['token']}"
+        clients.append(c)
+    answers: list[tuple[int, float]] = []
+    stop = threading.Event()
+
+    def officer(c: httpx.Client) -> None:
+        while not stop.is_set():
+            started = time.monotonic()
+            try:
+                status = c.get("/api/cases").status_code
+            except httpx.HTTPError:
+                status = 0
+            answers.append((status, time.monotonic() - started))
+
+    readers = [threading.Thread(target=officer, args=(c,), daemon=True) for c in clients]
+    for t in readers:
+        t.start()
+    try:
+        wait_for(lambda: len(answers) > 20, 30, "officers read their inbox")
+        r = run_playbook("switchover.yml", timeout=300)
+        assert r.returncode == 0, r.stdout[-3000:]
+        assert "resumed, writes go to" in r.stdout
+        time.sleep(2)
+    finally:
+        stop.set()
+        for t in readers:
+            t.join(70)
+        for c in clients:
+            c.close()
+    after = dc_leader(hosts)
+    failed = [a for a in answers if a[0] != 200]
+    slowest = max(seconds for _, seconds in answers)
+    record("switchover through PgBouncer: slowest request (s)", slowest)
+    print(f"\nswitchover {before} -> {after} through PgBouncer: {len(answers)} requests, {len(failed)} not 200, "
+          f"slowest {slowest:.2f} s")
+    assert after != before
+    assert not failed, f"{len(failed)} of {len(answers)} requests failed: {failed[:5]}"
