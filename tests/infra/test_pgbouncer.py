@@ -4,18 +4,15 @@ switchover, which pauses it, is a short wait for the officers and not an error."
 
 from __future__ import annotations
 
-import threading
 import time
 
-import httpx
 import pytest
 
-from .conftest import ADDR, CA, DC_APP, dc_healthy, dc_leader, query, run_playbook, secret, wait_for
+from .conftest import ADDR, DC_APP, dc_healthy, dc_leader, query, run_playbook, wait_for
+from .officers import officers_reading
 from .test_failover import record
 
 pytestmark = pytest.mark.lab
-
-DEMO_OFFICER = "tiepdan.badinh"  # core_app/cli/demo.py: the lab loads the demo accounts
 
 
 def console(host, command: str) -> list[list[str]]:
@@ -51,46 +48,13 @@ def test_a_planned_switchover_is_a_short_wait_for_the_officers_not_an_error(lab,
     the leader and resumes: every request is answered, the slowest one is the pause."""
     wait_for(lambda: dc_healthy(hosts), 180, "DC cluster healthy before the switchover")
     before = dc_leader(hosts)
-    ctx = httpx.create_ssl_context(verify=str(CA))
-    clients = []
-    for app in DC_APP:
-        c = httpx.Client(base_url=f"https://{ADDR[app]}", verify=ctx, timeout=60)
-        r = c.post("/api/auth/login", json={"username": DEMO_OFFICER, "password": secret("demo_password")})
-        assert r.status_code == 200, r.text
-        c.headers["Authorization"] = f"Bearer {r.json()['token']}"
-        clients.append(c)
-    answers: list[tuple[int, float]] = []
-    stop = threading.Event()
-
-    def officer(c: httpx.Client) -> None:
-        while not stop.is_set():
-            started = time.monotonic()
-            try:
-                status = c.get("/api/cases").status_code
-            except httpx.HTTPError:
-                status = 0
-            answers.append((status, time.monotonic() - started))
-
-    readers = [threading.Thread(target=officer, args=(c,), daemon=True) for c in clients]
-    for t in readers:
-        t.start()
-    try:
-        wait_for(lambda: len(answers) > 20, 30, "officers read their inbox")
+    with officers_reading() as reading:
         r = run_playbook("switchover.yml", timeout=300)
         assert r.returncode == 0, r.stdout[-3000:]
         assert "resumed, writes go to" in r.stdout
         time.sleep(2)
-    finally:
-        stop.set()
-        for t in readers:
-            t.join(70)
-        for c in clients:
-            c.close()
     after = dc_leader(hosts)
-    failed = [a for a in answers if a[0] != 200]
-    slowest = max(seconds for _, seconds in answers)
-    record("switchover through PgBouncer: slowest request (s)", slowest)
-    print(f"\nswitchover {before} -> {after} through PgBouncer: {len(answers)} requests, {len(failed)} not 200, "
-          f"slowest {slowest:.2f} s")
+    record("switchover through PgBouncer: slowest request (s)", reading.slowest)
+    print(f"\nswitchover {before} -> {after} through PgBouncer: {reading.summary()}")
     assert after != before
-    assert not failed, f"{len(failed)} of {len(answers)} requests failed: {failed[:5]}"
+    assert not reading.failed, f"{len(reading.failed)} of {len(reading.answers)} requests failed: {reading.failed[:5]}"
