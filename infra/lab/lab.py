@@ -68,14 +68,13 @@ IMAGE_PACKAGES = [
     "fonts-dejavu-core",
     # The journal role: every host uploads its journal, the monitoring hosts receive.
     "systemd-journal-remote",
-    # The pgbouncer role: the app hosts' connection pool and its exporter.
-    "pgbouncer", "prometheus-pgbouncer-exporter",
+    # The pgbouncer role: the app hosts' connection pool.
+    "pgbouncer",
 ]
 BASE_INCLUDE = "systemd,systemd-sysv,dbus,openssh-server,python3,sudo,iproute2,ca-certificates,procps"
 SERVICES_OFF = ["etcd", "haproxy", "nginx", "patroni", "postgresql", "chrony", "pgbackrest", "prometheus",
                 "prometheus-alertmanager", "prometheus-node-exporter", "prometheus-postgres-exporter",
-                "prometheus-nginx-exporter", "prometheus-blackbox-exporter", "pgbouncer",
-                "prometheus-pgbouncer-exporter"]
+                "prometheus-nginx-exporter", "prometheus-blackbox-exporter", "pgbouncer"]
 IMAGE_SPEC = json.dumps([IMAGE_PACKAGES, BASE_INCLUDE, SERVICES_OFF, 3], sort_keys=True)
 IMAGE = "localhost/kntc-lab:bookworm-" + hashlib.sha256(IMAGE_SPEC.encode()).hexdigest()[:10]
 # NET_ADMIN (scoped to the container's own network namespace) lets each host load its nftables

@@ -4,6 +4,7 @@ switchover, which pauses it, is a short wait for the officers and not an error."
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -27,20 +28,26 @@ def test_the_case_service_reaches_postgresql_only_through_pgbouncer(lab, hosts, 
     env = host.file("/etc/kntc/app.env").content_string
     assert 'KNTC_DATABASE_POOLER="pgbouncer"' in env and "@127.0.0.1:6432/kntc" in env
     assert ":5000/" not in env, "the case service still has a DSN straight to HAProxy"
-    databases = {row[0]: row for row in console(host, "SHOW DATABASES")}
-    assert "transaction" in databases["kntc"], databases["kntc"]
+    config = {row[0]: row[1] for row in console(host, "SHOW CONFIG")}
+    assert config["pool_mode"] == "transaction" and config["listen_addr"] == "127.0.0.1"
+    assert "kntc" in {row[0] for row in console(host, "SHOW DATABASES")}
     # Its server connections are TLS, verified against the PostgreSQL CA and the site's name.
     ini = host.file("/etc/pgbouncer/pgbouncer.ini").content_string
     assert "server_tls_sslmode = verify-full" in ini and "host=postgres.dc.kntc.internal port=5000" in ini
     assert host.socket("tcp://127.0.0.1:6432").is_listening
     assert not host.socket(f"tcp://{ADDR[app]}:6432").is_listening
+    # The console is the postgres user's, over the socket: no one logs in to it over TCP.
+    refused = host.run("PGPASSWORD= psql -X -h 127.0.0.1 -p 6432 -U postgres -d pgbouncer -c 'SHOW POOLS'")
+    assert refused.rc != 0 and "SHOW POOLS" not in refused.stdout
 
 
 def test_pgbouncers_figures_reach_both_sites_prometheus(lab):
     for monitor in ("dc-mon1", "dr-mon1"):
-        up = wait_for(lambda m=monitor: [r for r in query(m, 'up{job="pgbouncer"}') if r["value"][1] == "1"] or None,
-                      90, f"{monitor} scrapes every app host's PgBouncer")
-        assert {r["metric"]["instance"] for r in up} >= set(DC_APP)
+        up = wait_for(lambda m=monitor: [r for r in query(m, "pgbouncer_up == 1")] or None,
+                      90, f"{monitor} reads every app host's PgBouncer figures")
+        assert {r["metric"]["instance"] for r in up} >= {*DC_APP, "dr-app1"}
+        servers = query(monitor, 'sum by (instance) (pgbouncer_servers{database="kntc"})')
+        assert {r["metric"]["instance"] for r in servers} >= set(DC_APP)
 
 
 def test_a_planned_switchover_is_a_short_wait_for_the_officers_not_an_error(lab, hosts):
@@ -51,7 +58,8 @@ def test_a_planned_switchover_is_a_short_wait_for_the_officers_not_an_error(lab,
     with officers_reading() as reading:
         r = run_playbook("switchover.yml", timeout=300)
         assert r.returncode == 0, r.stdout[-3000:]
-        assert "resumed, writes go to" in r.stdout
+        for step in ("Pause PgBouncer", "Resume PgBouncer"):
+            assert re.search(rf"TASK \[{step}[^\n]*\n(changed: \[dc-app\d\]\n){{2}}", r.stdout), step
         time.sleep(2)
     after = dc_leader(hosts)
     record("switchover through PgBouncer: slowest request (s)", reading.slowest)
