@@ -18,4 +18,10 @@ lab-status: ## show the lab's hosts, the app addresses and the memory in use
 test-lab: lab-deps ## infrastructure tests against the lab (brings it up if needed)
 	.venv/bin/pytest -m lab tests/infra $(LAB_PYTEST_ARGS)
 
-.PHONY: lab-deps lab-up lab-down lab-status test-lab
+failover-trials: lab-deps ## ten unplanned failovers and ten planned switchovers in the DC under a writer (median, p95; test-output/lab-figures.json)
+	KNTC_LAB_TRIALS=$${KNTC_LAB_TRIALS:-10} .venv/bin/pytest -m lab tests/infra/test_failover.py $(LAB_PYTEST_ARGS)
+
+upgrade-rehearsal: lab-deps ## a rolling minor upgrade and a PgBouncer-paused switchover in the DC under officers and a writer (write gap, failed requests)
+	.venv/bin/pytest -m lab tests/infra/test_upgrade.py tests/infra/test_pgbouncer.py -s $(LAB_PYTEST_ARGS)
+
+.PHONY: lab-deps lab-up lab-down lab-status test-lab failover-trials upgrade-rehearsal
