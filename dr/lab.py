@@ -26,7 +26,6 @@ ANSIBLE_DIR = REPO / "infra" / "ansible"
 DEFAULT_INVENTORY = ANSIBLE_DIR / "inventories" / "lab"
 PATRONICTL = "patronictl -c /etc/patroni/config.yml"
 PSQL = "cd /tmp && runuser -u postgres -- psql -XAtq -v ON_ERROR_STOP=1"
-SITES = ("dc", "dr")
 _RC = "__KNTC_DR_RC="
 
 
@@ -70,6 +69,8 @@ class Inventory:
     ca_file: Path
     primary_site: str = "dc"
     vars: dict[str, Any] = field(default_factory=dict)
+    # kntc_sites of group_vars: the inventory alone says which sites there are.
+    sites: tuple[str, ...] = ("dc", "dr")
 
     def select(self, site: str | None, group: str) -> list[Host]:
         return [h for h in self.hosts.values() if group in h.groups and (site is None or h.site == site)]
@@ -91,7 +92,7 @@ class Inventory:
             raise ConfigError(f"thiếu bí mật / missing secret {p}: run the site playbook first ({exc})") from exc
 
     def other(self, site: str) -> str:
-        return next(s for s in SITES if s != site)
+        return next(s for s in self.sites if s != site)
 
 
 def _render(value: str, inventory_dir: Path) -> str:
@@ -134,12 +135,16 @@ def load_inventory(path: Path | None = None) -> Inventory:
         for h, hv in ((child or {}).get("hosts") or {}).items():
             if hv:
                 host_vars[h] = {**(host_vars.get(h) or {}), **hv}
+    sites = tuple(str(s) for s in gvars.get("kntc_sites") or ())
+    if len(sites) != 2:
+        raise ConfigError(f"kho máy cần đúng hai site / the inventory must name two sites in kntc_sites "
+                          f"(group_vars/all.yml), not {list(sites)}")
     key = gvars.get("ansible_ssh_private_key_file")
     ssh_options = tuple(shlex.split(_render(str(gvars.get("ansible_ssh_common_args", "")), inv_dir)))
     hosts: dict[str, Host] = {}
     for name, groups in membership.items():
         hv = host_vars.get(name) or {}
-        site = next((s for s in SITES if s in groups), None)
+        site = next((s for s in sites if s in groups), None)
         if site is None:
             continue
         hk = hv.get("ansible_ssh_private_key_file", key)
@@ -150,8 +155,9 @@ def load_inventory(path: Path | None = None) -> Inventory:
     secrets = Path(_render(str(gvars.get("kntc_secrets_dir", "{{ playbook_dir }}/../lab/.state/secrets")),
                            inv_dir)).resolve()
     pki = Path(_render(str(gvars.get("kntc_pki_dir", "{{ playbook_dir }}/../lab/.state/pki")), inv_dir)).resolve()
-    inv = Inventory(hosts_file, hosts, secrets, pki / "ca.crt", str(gvars.get("kntc_primary_site", "dc")), gvars)
-    for site in SITES:
+    inv = Inventory(hosts_file, hosts, secrets, pki / "ca.crt", str(gvars.get("kntc_primary_site", "dc")), gvars,
+                    sites)
+    for site in sites:
         if not inv.db(site):
             raise ConfigError(f"kho máy thiếu máy CSDL ở {site} / the inventory has no database host in site "
                               f"{site!r}: add hosts to both the '{site}' and 'database' groups")

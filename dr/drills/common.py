@@ -281,7 +281,7 @@ class PrimaryMonitor:
     """Samples pg_is_in_recovery() on every database node of both sites for the whole drill."""
 
     def __init__(self, inv: Inventory) -> None:
-        self.nodes = {h.name: NodeSamples(h) for s in ("dc", "dr") for h in inv.db(s)}
+        self.nodes = {h.name: NodeSamples(h) for s in inv.sites for h in inv.db(s)}
         self._procs: list[subprocess.Popen[str]] = []
         self._threads: list[threading.Thread] = []
 

@@ -18,7 +18,7 @@ import typer
 
 from dr.drills import common as c
 from dr.errors import DrError
-from dr.lab import PATRONICTL, SITES, Host, Inventory, Lab, load_inventory
+from dr.lab import PATRONICTL, Host, Inventory, Lab, load_inventory
 
 app = typer.Typer(help="Vai trò của các site / the sites' roles (runbooks/dr-site-*.md)", no_args_is_help=True)
 _state: dict[str, Path | None] = {"inventory": None}
@@ -52,8 +52,10 @@ def _open() -> tuple[Inventory, Lab]:
 
 
 def _check_site(site: str) -> None:
-    if site not in SITES:
-        raise DrError(f"site không hợp lệ / unknown site {site!r}: dc | dr")
+    """Before any host is reached: `site` is one the inventory names."""
+    sites = load_inventory(_state["inventory"]).sites
+    if site not in sites:
+        raise DrError(f"site không hợp lệ / unknown site {site!r}: {' | '.join(sites)}")
 
 
 def resolve_host(lab: Lab, inv: Inventory, spec: str) -> Host:
@@ -61,7 +63,7 @@ def resolve_host(lab: Lab, inv: Inventory, spec: str) -> Host:
     if spec in inv.hosts:
         return inv.hosts[spec]
     site, _, what = spec.partition(":")
-    if site not in SITES:
+    if site not in inv.sites:
         raise DrError(f"không có máy {spec} / no host {spec} (hosts: {', '.join(inv.hosts)}, or <site>:leader|"
                       "replica|backup)")
     if what == "backup":
@@ -85,7 +87,7 @@ def status() -> None:
     """Vai trò của mỗi site và thành viên / each site's role, its members and its case service."""
     inv, lab = _open()
     try:
-        for site in SITES:
+        for site in inv.sites:
             try:
                 members = lab.patroni_members(site)
             except DrError as exc:

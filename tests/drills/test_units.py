@@ -78,6 +78,22 @@ def test_an_inventory_without_a_site_is_refused(tmp_path):
         load_inventory(tmp_path)
 
 
+
+def test_the_sites_are_the_inventorys_own(tmp_path):
+    """kntc_sites (group_vars) is the one list of sites the drills and site commands act on."""
+    inv = load_inventory(ROOT / "infra/ansible/inventories/production")
+    assert inv.sites == ("dc", "dr") and inv.other("dc") == "dr"
+    (tmp_path / "group_vars").mkdir()
+    (tmp_path / "group_vars" / "all.yml").write_text("kntc_sites: [hn, hcm]\nkntc_primary_site: hn\n")
+    (tmp_path / "hosts.yml").write_text("all:\n  children:\n    hn:\n      hosts:\n        a:\n    hcm:\n      hosts:\n"
+                                        "        b:\n    database:\n      hosts:\n        a:\n        b:\n")
+    named = load_inventory(tmp_path)
+    assert named.sites == ("hn", "hcm") and named.other("hn") == "hcm"
+    assert {h.name: h.site for h in named.hosts.values()} == {"a": "hn", "b": "hcm"}
+    (tmp_path / "group_vars" / "all.yml").write_text("kntc_sites: [hn, hcm, dn]\n")
+    with pytest.raises(Exception, match="must name two sites"):
+        load_inventory(tmp_path)
+
 DRILL_STEPS = {
     "dr-site-switchover.md": {"status-before", "demote-dc", "caught-up-dr", "promote-dr", "apps-to-dr",
                               "dc-follows-dr", "demote-dr", "caught-up-dc", "promote-dc", "apps-to-dc",

@@ -7,6 +7,7 @@ hosts built from the lab inventory (SSH with the generated key).
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import ssl
@@ -28,16 +29,30 @@ CA = STATE / "pki" / "ca.crt"
 # testinfra's ansible backend runs ansible-inventory: use the venv's.
 os.environ["PATH"] = f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}"
 
-DC_DB = ["dc-db1", "dc-db2", "dc-db3"]
-DR_DB = ["dr-db1", "dr-db2"]
-DC_APP = ["dc-app1", "dc-app2"]
-DR_APP = ["dr-app1"]
-ADDR = {
-    "dc-db1": "10.231.1.11", "dc-db2": "10.231.1.12", "dc-db3": "10.231.1.13",
-    "dc-app1": "10.231.1.21", "dc-app2": "10.231.1.22", "dc-backup1": "10.231.1.31",
-    "dr-db1": "10.231.2.11", "dr-db2": "10.231.2.12", "dr-app1": "10.231.2.21", "dr-backup1": "10.231.2.31",
-    "dc-mon1": "10.231.1.41", "dr-mon1": "10.231.2.41",
-}
+
+
+def _lab_hosts() -> dict[str, tuple[str, str, tuple[str, ...]]]:
+    """The lab's hosts as infra/lab/lab.py declares them (site, address, tiers): the one table
+    that builds the containers and writes the inventory, read here rather than copied."""
+    spec = importlib.util.spec_from_file_location("kntc_lab", LAB)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.HOSTS
+
+
+HOSTS = _lab_hosts()
+
+
+def _named(site: str, tier: str) -> list[str]:
+    return [name for name, (s, _, tiers) in HOSTS.items() if s == site and tier in tiers]
+
+
+DC_DB = _named("dc", "database")
+DR_DB = _named("dr", "database")
+DC_APP = _named("dc", "app")
+DR_APP = _named("dr", "app")
+ADDR = {name: address for name, (_, address, _) in HOSTS.items()}
 ALL_HOSTS = list(ADDR)
 
 # Figures measured by the failover/switchover tests, printed at the end of the session.
