@@ -23,10 +23,10 @@ from rich.table import Table
 from dr import config as drconfig
 from dr import metrics, ops, sandbox
 from dr.config import DrConfig
-from dr.drills.site_ops import app as site_app
 from dr.errors import DrError, VerificationFailed, one_line
 from dr.pgbackrest import BackupType, PgBackRest, ProgressFn, RestoreTarget, archive_settings, write_conf
 from dr.report import Report
+from dr.sites.commands import app as site_app
 
 app = typer.Typer(help="Sao lưu, khôi phục và diễn tập DR của KNTC / KNTC backup, restore and DR drills.",
                   no_args_is_help=True, pretty_exceptions_enable=False)

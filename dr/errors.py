@@ -23,6 +23,10 @@ class VerificationFailed(DrError):
     exit_code = 4
 
 
+class NotInTime(VerificationFailed):
+    """Something awaited (a leader, a write, a replica catching up) did not happen before its deadline."""
+
+
 class PostgresError(DrError):
     """pg_ctl, initdb or a SQL session failed."""
 

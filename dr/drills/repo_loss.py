@@ -16,10 +16,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from dr.drills import common as c
-from dr.drills.site_ops import resolve_host
+from dr.drills.steps import FAILURES, StepRunner, step_env
+from dr.drills.writer import DRILL_SCHEMA, Writer, prepare_table
 from dr.lab import Lab, load_inventory
 from dr.report import Report
+from dr.sites.commands import resolve_host
+from dr.sites.state import rw_endpoints, stamp, wait_until
 
 RUNBOOK = "dr-repo-loss.md"
 COPY_PSQL = "cd /tmp && runuser -u postgres -- psql -XAtq -h /tmp/drill-restore-sock -p 5499 -d kntc"
@@ -32,24 +34,24 @@ def run_repo_loss(inventory: Path | None = None, report_dir: Path = Path(".data/
     site = inv.primary_site
     report = Report("drill-repo-loss", "Diễn tập mất kho sao lưu repo1, khôi phục từ repo2 / loss of backup "
                     "repository repo1, restore from repo2", f"kntc-{site}")
-    stamp = c.stamp()
-    run_id = f"repo-loss-{stamp}"
-    rp = f"drill-repo-loss-{stamp}"
+    run_stamp = stamp()
+    run_id = f"repo-loss-{run_stamp}"
+    rp = f"drill-repo-loss-{run_stamp}"
     report_dir = report_dir.resolve()
     report_dir.mkdir(parents=True, exist_ok=True)
-    runner = c.StepRunner(c.step_env(inv, {"RP": rp, "RUN_ID": run_id}), report, log)
-    writer: c.Writer | None = None
+    runner = StepRunner(step_env(inv, {"RP": rp, "RUN_ID": run_id}), report, log)
+    writer: Writer | None = None
     lost = copied = False
     try:
         log("[1/6] hai kho / both repositories")
         runner.run(RUNBOOK, "backups-in-both")
         runner.run(RUNBOOK, "backup-repo2", timeout=1800)
         log("[2/6] bộ ghi + điểm khôi phục / writer and restore point")
-        eps = c.rw_endpoints(inv, site)
-        c.prepare_table(eps[0])
-        writer = c.Writer(run_id, eps, report_dir / f"{run_id}-acks.tsv")
+        eps = rw_endpoints(inv, site)
+        prepare_table(eps[0])
+        writer = Writer(run_id, eps, report_dir / f"{run_id}-acks.tsv")
         writer.start()
-        c.wait_until(lambda: len(writer.acks) > 0, 30, "bộ ghi được xác nhận / the writer gets acknowledgements")
+        wait_until(lambda: len(writer.acks) > 0, 30, "bộ ghi được xác nhận / the writer gets acknowledgements")
         time.sleep(writes_s)  # a workload duration, not a wait for a condition
         acked_before = {a.seq for a in writer.acks}  # acknowledged before the restore point is created
         runner.run(RUNBOOK, "restore-point")
@@ -65,7 +67,7 @@ def run_repo_loss(inventory: Path | None = None, report_dir: Path = Path(".data/
         _, t_promoted = runner.run(RUNBOOK, "start-copy", timeout=420)
         log("[5/6] kiểm tra / checks")
         runner.run(RUNBOOK, "verify-copy")
-        got = lab.out(replica, f"{COPY_PSQL} -c \"SELECT seq FROM {c.DRILL_SCHEMA}.ack WHERE run = '{run_id}'\"")
+        got = lab.out(replica, f"{COPY_PSQL} -c \"SELECT seq FROM {DRILL_SCHEMA}.ack WHERE run = '{run_id}'\"")
         present = {int(x) for x in got.split()}
         missing = sorted(acked_before - present)
         report.check("commit trước điểm khôi phục có trong bản sao / commits before the restore point are restored",
@@ -76,7 +78,7 @@ def run_repo_loss(inventory: Path | None = None, report_dir: Path = Path(".data/
                                "recovery_promote_seconds": round(t_promoted - t_restored, 1),
                                "rto_restore_seconds": round(t_promoted - t0, 1), "restore_point": rp,
                                "restore_host": replica.name, "commits_before_restore_point": len(acked_before)})
-    except c.DrillFailed as exc:
+    except FAILURES as exc:
         report.check("diễn tập hoàn tất / drill completed", False, str(exc))
     finally:
         if writer is not None and writer.is_alive():
@@ -87,8 +89,8 @@ def run_repo_loss(inventory: Path | None = None, report_dir: Path = Path(".data/
                 runner.run(RUNBOOK, "cleanup-copy")
             if lost:
                 runner.run(RUNBOOK, "repo1-back", timeout=300)
-        except c.DrillFailed as exc:
+        except FAILURES as exc:
             report.check("dọn dẹp / clean-up", False, f"{exc}: finish runbooks/{RUNBOOK} §5–§6 by hand")
         lab.close()
     report.figures["step_seconds"] = runner.timings
-    return (report, *report.write(report_dir, f"drill-repo-loss-{stamp}"))
+    return (report, *report.write(report_dir, f"drill-repo-loss-{run_stamp}"))

@@ -19,11 +19,14 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from dr.drills import common as c
+from dr.drills.monitor import PrimaryMonitor, monitor_checks
 from dr.drills.site_switchover import NO_APP, move, preflight
 from dr.drills.site_switchover import RUNBOOK as SWITCHOVER
+from dr.drills.steps import FAILURES, DrillFailed, StepRunner, heal_lab, step_env
+from dr.drills.writer import Writer, prepare_table, present_seqs, rpo
 from dr.lab import Lab, load_inventory
 from dr.report import Report
+from dr.sites.state import leader, rw_endpoints, stamp, wait_until
 
 RUNBOOK = "dr-site-failover.md"
 
@@ -39,26 +42,26 @@ def run_site_failover(inventory: Path | None = None, report_dir: Path = Path(".d
     lost_site = inv.primary_site
     survivor = inv.other(lost_site)
     if (lost_site, survivor) != ("dc", "dr"):
-        raise c.DrillFailed("diễn tập giả định DC là primary / the drill expects the DC to be the primary site")
+        raise DrillFailed("diễn tập giả định DC là primary / the drill expects the DC to be the primary site")
     report = Report("drill-site-failover", "Diễn tập mất site DC, chuyển sang DR / unplanned loss of the DC, "
                     "failover to the DR", "-")
-    run_id = f"failover-{c.stamp()}"
+    run_id = f"failover-{stamp()}"
     report_dir = report_dir.resolve()
     report_dir.mkdir(parents=True, exist_ok=True)
-    runner = c.StepRunner(c.step_env(inv), report, log)
-    mon = c.PrimaryMonitor(inv)
-    writer: c.Writer | None = None
+    runner = StepRunner(step_env(inv), report, log)
+    mon = PrimaryMonitor(inv)
+    writer: Writer | None = None
     cut = False
     try:
         log("[1/8] kiểm tra trước / preflight")
         preflight(lab, inv, lost_site, report)
         runner.run(RUNBOOK, "status-before")
-        c.prepare_table(c.rw_endpoints(inv, lost_site)[0])
+        prepare_table(rw_endpoints(inv, lost_site)[0])
         mon.start()
         mon.wait_sampling()
-        writer = c.Writer(run_id, c.rw_endpoints(inv, lost_site), report_dir / f"{run_id}-acks.tsv")
+        writer = Writer(run_id, rw_endpoints(inv, lost_site), report_dir / f"{run_id}-acks.tsv")
         writer.start()
-        c.wait_until(lambda: len(writer.acks) > 0, 30, "bộ ghi được xác nhận / the writer gets acknowledgements")
+        wait_until(lambda: len(writer.acks) > 0, 30, "bộ ghi được xác nhận / the writer gets acknowledgements")
         time.sleep(warmup_s)  # a workload duration, not a wait for a condition
         log("[2/8] mất DC / the DC is lost")
         writer.set_endpoints([])  # the clients lose the DC with it
@@ -67,17 +70,17 @@ def run_site_failover(inventory: Path | None = None, report_dir: Path = Path(".d
         runner.run(RUNBOOK, "dr-lost")
         log("[3/8] rào DC, nâng cấp DR / fence the DC, promote the DR")
         t_fence, _ = runner.run(RUNBOOK, "fence-dc")
-        writer.set_endpoints(c.rw_endpoints(inv, survivor))
+        writer.set_endpoints(rw_endpoints(inv, survivor))
         runner.run(RUNBOOK, "promote-dr")
         _, t_app = runner.run(RUNBOOK, "apps-to-dr", fatal=False)
-        c.wait_until(lambda: writer.acks_since(t_cut, survivor), 30,
+        wait_until(lambda: writer.acks_since(t_cut, survivor), 30,
                      "bộ ghi ghi qua DR / the writer commits through the DR")
         first = writer.acks_since(t_cut, survivor)
         t_writes = first[0].at
         log("[4/8] RPO")
         acks_dc = [a for a in writer.acks if a.site == lost_site]
-        present = c.present_seqs(c.rw_endpoints(inv, survivor)[0], run_id)
-        lost, span, seqs = c.rpo(acks_dc, present)
+        present = present_seqs(rw_endpoints(inv, survivor)[0], run_id)
+        lost, span, seqs = rpo(acks_dc, present)
         report.check("RPO đo được / RPO measured (cross-site replication is asynchronous)", bool(acks_dc),
                      f"{lost} of {len(acks_dc)} commits acknowledged by the DC are missing on the DR, spanning "
                      f"{span:.3f} s" + (f" (seq {seqs[0]}…{seqs[-1]})" if lost else ""))
@@ -86,8 +89,8 @@ def run_site_failover(inventory: Path | None = None, report_dir: Path = Path(".d
         cut = False
         runner.run(RUNBOOK, "fenced-refuses-writes")
         log("[6/8] stanza của DR / the DR's own stanza")
-        leader = c.leader(lab, survivor)["Member"]
-        if backup_policy_deployed(lab, leader):
+        survivor_leader = leader(lab, survivor)["Member"]
+        if backup_policy_deployed(lab, survivor_leader):
             runner.run(RUNBOOK, "stanza-dr")
             report.figures["stanza_dr"] = "kntc-dr created in both repositories, full backup taken in repo2"
         else:
@@ -96,15 +99,15 @@ def run_site_failover(inventory: Path | None = None, report_dir: Path = Path(".d
         t_rejoin, _ = runner.run(RUNBOOK, "rejoin-dc", timeout=1200)
         _, t_following = runner.run(RUNBOOK, "dc-follows-dr")
         log("[8/8] chuyển về DC / switchback")
-        writer.set_endpoints(c.rw_endpoints(inv, survivor) + c.rw_endpoints(inv, lost_site))
+        writer.set_endpoints(rw_endpoints(inv, survivor) + rw_endpoints(inv, lost_site))
         back = move(runner, writer, survivor, lost_site)
         runner.run(RUNBOOK, "status-after")
-        c.wait_until(lambda: writer.acks_since(time.time() - 1, lost_site), 30,
+        wait_until(lambda: writer.acks_since(time.time() - 1, lost_site), 30,
                      "bộ ghi ghi qua DC / the writer commits through the DC")
         writer.stop()
-        present = c.present_seqs(c.rw_endpoints(inv, lost_site)[0], run_id)
+        present = present_seqs(rw_endpoints(inv, lost_site)[0], run_id)
         after = [a for a in writer.acks if a.at >= t_writes]
-        lost_after, _, lost_after_seqs = c.rpo(after, present)
+        lost_after, _, lost_after_seqs = rpo(after, present)
         report.check("không mất commit từ khi DR nhận ghi / no commit lost since the DR took writes",
                      lost_after == 0 and bool(after),
                      f"{len(after) - lost_after} of {len(after)} commits acknowledged since the promotion are "
@@ -121,17 +124,17 @@ def run_site_failover(inventory: Path | None = None, report_dir: Path = Path(".d
             "writer_commits": len(writer.acks), "writer_errors": writer.errors,
             "step_seconds": runner.timings,
         })
-    except c.DrillFailed as exc:
+    except FAILURES as exc:
         report.check("diễn tập hoàn tất / drill completed", False,
                      f"{exc} — finish by hand from the failed step of runbooks/{RUNBOOK} "
                      f"(then runbooks/{SWITCHOVER} §6)")
     finally:
         if cut:
-            c.heal_lab()
+            heal_lab()
         if writer is not None and writer.is_alive():
             writer.stop()
         mon.stop()
         lab.close()
     if mon.sample_count():
-        c.monitor_checks(report, mon)
-    return (report, *report.write(report_dir, f"drill-site-failover-{c.stamp()}"))
+        monitor_checks(report, mon)
+    return (report, *report.write(report_dir, f"drill-site-failover-{stamp()}"))

@@ -21,9 +21,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from dr.drills import common as c
+from dr.drills.monitor import PrimaryMonitor, monitor_checks
+from dr.drills.steps import FAILURES, DrillFailed, StepRunner, step_env
+from dr.drills.writer import Writer, prepare_table, present_seqs, rpo
 from dr.lab import Inventory, Lab, load_inventory
 from dr.report import Report
+from dr.sites.state import rw_endpoints, stamp, wait_until
 
 RUNBOOK = "dr-site-switchover.md"
 NO_APP = "n/a: the case service did not report a primary database"
@@ -44,7 +47,7 @@ def preflight(lab: Lab, inv: Inventory, primary: str, report: Report) -> None:
                  "replicator <balancer>/32` for the balancers of every site, not only the primary site's "
                  "(roles/patroni/templates/config.yml.j2)")
     if missing:
-        raise c.DrillFailed("pg_hba: " + ", ".join(missing))
+        raise DrillFailed("pg_hba: " + ", ".join(missing))
 
 
 def lab_replication_user(conf: str) -> str:
@@ -56,7 +59,7 @@ def lab_replication_user(conf: str) -> str:
         return "replicator"
 
 
-def move(runner: c.StepRunner, writer: c.Writer, src: str, dst: str) -> dict[str, Any]:
+def move(runner: StepRunner, writer: Writer, src: str, dst: str) -> dict[str, Any]:
     """§1–§5 (or §6) of the runbook: `dst` becomes the primary site, `src` follows it."""
     t0, _ = runner.run(RUNBOOK, f"demote-{src}")
     runner.run(RUNBOOK, f"caught-up-{dst}")
@@ -67,7 +70,7 @@ def move(runner: c.StepRunner, writer: c.Writer, src: str, dst: str) -> dict[str
     runner.run(RUNBOOK, f"{src}-follows-{dst}")
     first = writer.acks_since(t0, dst)
     if not first:
-        raise c.DrillFailed(f"không commit nào qua {dst} / no commit acknowledged through {dst}")
+        raise DrillFailed(f"không commit nào qua {dst} / no commit acknowledged through {dst}")
     last_src = max((a.at for a in writer.acks if a.site == src and a.at < first[0].at), default=t0)
     return {"t0": t0, "t_writes": first[0].at, "rto_write_seconds": round(first[0].at - t0, 2),
             "write_outage_seconds": round(first[0].at - last_src, 2),
@@ -82,24 +85,24 @@ def run_site_switchover(inventory: Path | None = None, report_dir: Path = Path("
     other = inv.other(primary)
     report = Report("drill-site-switchover", f"Diễn tập chuyển site có kế hoạch {primary} → {other} → {primary} / "
                     f"planned site switchover {primary} → {other} and back", "-")
-    run_id = f"switchover-{c.stamp()}"
+    run_id = f"switchover-{stamp()}"
     report_dir = report_dir.resolve()
     report_dir.mkdir(parents=True, exist_ok=True)
-    runner = c.StepRunner(c.step_env(inv), report, log)
-    mon = c.PrimaryMonitor(inv)
-    writer: c.Writer | None = None
+    runner = StepRunner(step_env(inv), report, log)
+    mon = PrimaryMonitor(inv)
+    writer: Writer | None = None
     try:
         log("[1/5] kiểm tra trước / preflight")
         preflight(lab, inv, primary, report)
         runner.run(RUNBOOK, "status-before")
-        c.prepare_table(c.rw_endpoints(inv, primary)[0])
+        prepare_table(rw_endpoints(inv, primary)[0])
         log("[2/5] giám sát + bộ ghi / monitor and writer")
         mon.start()
         mon.wait_sampling()
-        writer = c.Writer(run_id, c.rw_endpoints(inv, primary) + c.rw_endpoints(inv, other),
+        writer = Writer(run_id, rw_endpoints(inv, primary) + rw_endpoints(inv, other),
                           report_dir / f"{run_id}-acks.tsv")
         writer.start()
-        c.wait_until(lambda: len(writer.acks) > 0, 30, "bộ ghi được xác nhận / the writer gets acknowledgements")
+        wait_until(lambda: len(writer.acks) > 0, 30, "bộ ghi được xác nhận / the writer gets acknowledgements")
         time.sleep(stay_s)  # a workload duration, not a wait for a condition
         log(f"[3/5] chuyển {primary} → {other} / switchover")
         there = move(runner, writer, primary, other)
@@ -107,13 +110,13 @@ def run_site_switchover(inventory: Path | None = None, report_dir: Path = Path("
         log(f"[4/5] chuyển về {other} → {primary} / switchback")
         back = move(runner, writer, other, primary)
         runner.run(RUNBOOK, "status-after")
-        c.wait_until(lambda: writer.acks_since(time.time() - 1, primary), 30,
+        wait_until(lambda: writer.acks_since(time.time() - 1, primary), 30,
                      f"bộ ghi ghi qua {primary} / the writer commits through {primary}")
         writer.stop()
         log("[5/5] kiểm tra / checks")
         acks = list(writer.acks)
-        present = c.present_seqs(c.rw_endpoints(inv, primary)[0], run_id)
-        lost, span, seqs = c.rpo(acks, present)
+        present = present_seqs(rw_endpoints(inv, primary)[0], run_id)
+        lost, span, seqs = rpo(acks, present)
         report.check("không mất commit đã xác nhận / no acknowledged commit lost", lost == 0 and bool(acks),
                      f"{len(acks) - lost} of {len(acks)} acknowledged commits present on {primary} after the "
                      "switchback" + (f"; lost {seqs[:10]}" if lost else ""))
@@ -133,7 +136,7 @@ def run_site_switchover(inventory: Path | None = None, report_dir: Path = Path("
             "longest_write_gap_seconds": round(max(gaps, default=0.0), 2),
             "step_seconds": runner.timings,
         })
-    except c.DrillFailed as exc:
+    except FAILURES as exc:
         report.check("diễn tập hoàn tất / drill completed", False, str(exc))
     finally:
         if writer is not None and writer.is_alive():
@@ -141,5 +144,5 @@ def run_site_switchover(inventory: Path | None = None, report_dir: Path = Path("
         mon.stop()
         lab.close()
     if mon.sample_count():
-        c.monitor_checks(report, mon)
-    return (report, *report.write(report_dir, f"drill-site-switchover-{c.stamp()}"))
+        monitor_checks(report, mon)
+    return (report, *report.write(report_dir, f"drill-site-switchover-{stamp()}"))

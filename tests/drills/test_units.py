@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 
 from dr import runbook
-from dr.drills import common as c
-from dr.drills.common import Ack
+from dr.drills.monitor import overlaps, primary_intervals
+from dr.drills.writer import Ack, rpo
 from dr.lab import load_inventory
+from dr.sites.state import lsn_int, standby_cluster_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 KNTC_DR = Path(sys.executable).parent / "kntc-dr"
@@ -31,33 +32,33 @@ KNTC_DR = Path(sys.executable).parent / "kntc-dr"
     ({"a": [(0, "f"), (2, "t")], "b": [(0, "t"), (2, "f"), (3, "f")]}, []),
 ])
 def test_two_primaries_are_reported_with_their_nodes_and_time(samples, expected):
-    found = [(*v.nodes, v.start, v.end) for v in c.overlaps(samples)]
+    found = [(*v.nodes, v.start, v.end) for v in overlaps(samples)]
     assert found == expected
 
 
 def test_a_node_that_stays_primary_to_the_end_still_counts():
-    assert c.primary_intervals([(0, "t"), (1, "f"), (2, "f")]) == [(1, 2)]
+    assert primary_intervals([(0, "t"), (1, "f"), (2, "f")]) == [(1, 2)]
 
 
 def test_rpo_counts_acknowledged_commits_missing_and_their_time_span():
     acks = [Ack(i, 100 + i * 0.01, "dc-app1:5000", "dc") for i in range(1, 101)]
     present = set(range(1, 91))
-    lost, span, seqs = c.rpo(acks, present)
+    lost, span, seqs = rpo(acks, present)
     assert lost == 10
     assert seqs == list(range(91, 101))
     assert span == pytest.approx(0.10, abs=1e-6)
-    assert c.rpo(acks, set(range(1, 101)))[:2] == (0, 0.0)
+    assert rpo(acks, set(range(1, 101)))[:2] == (0, 0.0)
 
 
 def test_lsn_text_to_number():
-    assert c.lsn_int("0/3000060") == 0x3000060
-    assert c.lsn_int("1/0") == 1 << 32
-    assert c.lsn_int("") == 0
+    assert lsn_int("0/3000060") == 0x3000060
+    assert lsn_int("1/0") == 1 << 32
+    assert lsn_int("") == 0
 
 
 def test_standby_cluster_settings_follow_the_other_sites_balancers():
     inv = load_inventory(ROOT / "infra/ansible/inventories/production")
-    settings = c.standby_cluster_settings(inv, "dr")
+    settings = standby_cluster_settings(inv, "dr")
     hosts = [b.address for b in inv.balancers("dr")]
     assert settings == [f"standby_cluster.host={','.join(hosts)}", "standby_cluster.port=5000",
                         "standby_cluster.create_replica_methods=[basebackup]"]

@@ -16,9 +16,9 @@ from typing import Annotated
 
 import typer
 
-from dr.drills import common as c
 from dr.errors import DrError
 from dr.lab import PATRONICTL, Host, Inventory, Lab, load_inventory
+from dr.sites import state
 
 app = typer.Typer(help="Vai trò của các site / the sites' roles (runbooks/dr-site-*.md)", no_args_is_help=True)
 _state: dict[str, Path | None] = {"inventory": None}
@@ -93,13 +93,13 @@ def status() -> None:
             except DrError as exc:
                 print(f"{site}: unreachable ({exc})")
                 continue
-            role = c.site_role(lab, site)
+            role = state.site_role(lab, site)
             follows = lab.patroni_config(site).get("standby_cluster") if role != "primary" else None
             print(f"{site}: {role}" + (f" (following {follows['host']}:{follows['port']})" if follows else ""))
             for m in members:
                 print(f"  {m['Member']:<10} {m['Role']:<15} {m['State']:<10} TL {m.get('TL', '-')}")
             for a in inv.select(site, "app"):
-                print(f"  {a.name:<10} app database: {c.app_database(lab, a)}")
+                print(f"  {a.name:<10} app database: {state.app_database(lab, a)}")
     finally:
         lab.close()
 
@@ -127,7 +127,7 @@ def write_test(site: SiteArg) -> None:
     """Thử ghi qua cổng ghi HAProxy của site / try a write through the site's HAProxy rw ports (exit 1 if refused)."""
     _check_site(site)
     inv = load_inventory(_state["inventory"])
-    results = [(ep.name, c.try_write(ep)) for ep in c.rw_endpoints(inv, site)]
+    results = [(ep.name, state.try_write(ep)) for ep in state.rw_endpoints(inv, site)]
     for name, ok in results:
         print(f"{name}: {'write accepted' if ok else 'write refused'}")
     if not any(ok for _, ok in results):
@@ -151,18 +151,18 @@ def demote(site: SiteArg, follow: Annotated[str, typer.Option(help="site đượ
     inv, lab = _open()
     scope = f"kntc-{site}"
     try:
-        lead = c.leader(lab, site)
+        lead = state.leader(lab, site)
         if not lead or lead["Role"] != "Leader":
             raise DrError(f"{site} không có primary / {site} has no primary leader to demote")
         first = inv.db(site)[0]
         lab.run(first, f"{PATRONICTL} pause {scope} --wait")
         try:
-            lab.edit_config(site, *c.standby_cluster_settings(inv, follow), "synchronous_mode=false")
+            lab.edit_config(site, *state.standby_cluster_settings(inv, follow), "synchronous_mode=false")
             lab.run(lead["Member"], f"cd /tmp && runuser -u postgres -- {PG_BIN}/pg_ctl stop -D {PGDATA} -m fast -w "
                                     f"-t {int(timeout)}", timeout=timeout + 10)
         finally:
             lab.run(first, f"{PATRONICTL} resume {scope} --wait")
-        c.wait_until(lambda: c.site_role(lab, site) == "standby" and not any(
+        state.wait_until(lambda: state.site_role(lab, site) == "standby" and not any(
             lab.sql(h, "SELECT pg_is_in_recovery()") == "f" for h in inv.db(site)), timeout,
             f"{site} là cụm dự phòng không có primary / {site} is a standby cluster without a primary")
         print(f"{site}: standby (following {follow})")
@@ -179,12 +179,12 @@ def wait_caught_up(site: SiteArg, from_: Annotated[str, typer.Option("--from", h
     _check_site(from_)
     _inv, lab = _open()
     try:
-        src = c.leader(lab, from_)
-        dst = c.leader(lab, site)
+        src = state.leader(lab, from_)
+        dst = state.leader(lab, site)
         if not src or not dst:
             raise DrError(f"thiếu leader / no leader in {from_ if not src else site}")
-        end = c.final_lsn(lab, src["Member"])
-        got = c.wait_until(lambda: (lsn := c.replay_lsn(lab, dst["Member"])) >= end and lsn, timeout,
+        end = state.final_lsn(lab, src["Member"])
+        got = state.wait_until(lambda: (lsn := state.replay_lsn(lab, dst["Member"])) >= end and lsn, timeout,
                            f"{dst['Member']} phát lại tới {end:X} / replays up to {from_}'s last WAL")
         print(f"{site}: caught up ({dst['Member']} replayed {_lsn(got)} >= {src['Member']}'s last WAL {_lsn(end)})")
     finally:
@@ -199,7 +199,7 @@ def promote(site: SiteArg, timeout: Annotated[float, typer.Option(help="giây / 
     try:
         other = inv.other(site)
         try:
-            primary_elsewhere = c.site_role(lab, other) == "primary"
+            primary_elsewhere = state.site_role(lab, other) == "primary"
         except DrError:
             primary_elsewhere = False  # the other site does not answer: the runbook's fence step covers it
         if primary_elsewhere:
@@ -208,8 +208,8 @@ def promote(site: SiteArg, timeout: Annotated[float, typer.Option(help="giây / 
         t0 = time.monotonic()
         sync = "true" if site == inv.primary_site else "false"
         lab.edit_config(site, "standby_cluster=null", f"synchronous_mode={sync}")
-        eps = c.rw_endpoints(inv, site)
-        c.wait_until(lambda: any(c.try_write(ep) for ep in eps), timeout,
+        eps = state.rw_endpoints(inv, site)
+        state.wait_until(lambda: any(state.try_write(ep) for ep in eps), timeout,
                      f"ghi được qua HAProxy của {site} / a write through {site}'s HAProxy succeeds", interval=0.2)
         print(f"{site}: primary (writes accepted through its HAProxy {time.monotonic() - t0:.1f} s after edit-config)")
     finally:
@@ -224,14 +224,18 @@ def point_app(site: SiteArg, rw: Annotated[bool, typer.Option("--rw/--ro", help=
     _check_site(site)
     inv, lab = _open()
     try:
-        c.point_app(lab, inv, site, c.RW_PORT if rw else c.RW_PORT + 1)
+        state.point_app(lab, inv, site, state.RW_PORT if rw else state.RW_PORT + 1)
         apps = inv.select(site, "app")
         want = "primary" if rw else None
-        c.wait_until(lambda: all((c.app_database(lab, a) == want) if want else c.app_database(lab, a) != "down"
-                                 for a in apps), timeout,
-                     f"dịch vụ hồ sơ ở {site} trả lời / the case service in {site} answers ({want or 'any'})")
+
+        def answering() -> bool:
+            said = [state.app_database(lab, a) for a in apps]
+            return all((s == want) if want else s != "down" for s in said)
+
+        state.wait_until(answering, timeout,
+                         f"dịch vụ hồ sơ ở {site} trả lời / the case service in {site} answers ({want or 'any'})")
         for a in apps:
-            print(f"{a.name}: {c.app_database(lab, a)}")
+            print(f"{a.name}: {state.app_database(lab, a)}")
     finally:
         lab.close()
 
@@ -246,11 +250,11 @@ def wait_following(site: SiteArg, from_: Annotated[str, typer.Option("--from", h
     _inv, lab = _open()
     try:
         def ok() -> str | None:
-            m = c.leader(lab, site)
-            return m["Member"] if m and m["Role"] == "Standby Leader" and c.streaming_from_remote(lab, m["Member"]) \
-                else None
+            m = state.leader(lab, site)
+            streaming = m and m["Role"] == "Standby Leader" and state.streaming_from_remote(lab, m["Member"])
+            return m["Member"] if streaming else None
 
-        who = c.wait_until(ok, timeout, f"{site} nhận WAL từ {from_} / {site} streams from {from_}", interval=1)
+        who = state.wait_until(ok, timeout, f"{site} nhận WAL từ {from_} / {site} streams from {from_}", interval=1)
         print(f"{site}: streaming from {from_} ({who})")
     finally:
         lab.close()
@@ -271,10 +275,10 @@ def wait_lost(site: SiteArg, from_: Annotated[str, typer.Option("--from", help="
     _check_site(from_)
     inv, lab = _open()
     try:
-        m = c.leader(lab, site)
+        m = state.leader(lab, site)
         if not m:
             raise DrError(f"{site} không có standby leader / has no standby leader")
-        probes = " || ".join(f"timeout 2 bash -c '</dev/tcp/{b.address}/{c.RW_PORT}' 2>/dev/null"
+        probes = " || ".join(f"timeout 2 bash -c '</dev/tcp/{b.address}/{state.RW_PORT}' 2>/dev/null"
                              for b in inv.balancers(from_))
         failed = [0]
 
@@ -284,9 +288,9 @@ def wait_lost(site: SiteArg, from_: Annotated[str, typer.Option("--from", help="
             failed[0] = 0 if reachable else failed[0] + 1
             return receiver != "streaming" or failed[0] >= rounds
 
-        c.wait_until(lost, timeout, f"{m['Member']} mất liên lạc với {from_} / lost {from_}", interval=1)
+        state.wait_until(lost, timeout, f"{m['Member']} mất liên lạc với {from_} / lost {from_}", interval=1)
         print(f"{site}: not streaming from {from_} ({m['Member']} replayed "
-              f"{_lsn(c.replay_lsn(lab, m['Member']))}; {from_}'s rw ports unreachable {failed[0]} times in a row)")
+              f"{_lsn(state.replay_lsn(lab, m['Member']))}; {from_}'s rw ports unreachable {failed[0]} times in a row)")
     finally:
         lab.close()
 
@@ -300,7 +304,7 @@ def fence(site: SiteArg, timeout: Annotated[float, typer.Option(help="giây / se
         # the replicas first: a leader stopped while its replicas' Patroni still runs would hand
         # its role to one of them
         try:
-            lead = (c.leader(lab, site) or {}).get("Member")
+            lead = (state.leader(lab, site) or {}).get("Member")
         except DrError:
             lead = None
         for db in sorted(inv.db(site), key=lambda h: h.name == lead):
@@ -318,17 +322,17 @@ def fence(site: SiteArg, timeout: Annotated[float, typer.Option(help="giây / se
             lab.run(b, f"nft add table inet {FENCE_TABLE} && nft add chain inet {FENCE_TABLE} input "
                        "'{ type filter hook input priority -5; policy accept; }' && "
                        f"nft flush chain inet {FENCE_TABLE} input && "
-                       f"nft add rule inet {FENCE_TABLE} input tcp dport {c.RW_PORT} counter drop")
+                       f"nft add rule inet {FENCE_TABLE} input tcp dport {state.RW_PORT} counter drop")
         # A killed leader leaves its key in etcd until the ttl ends: remove it, so that nobody (the
         # promote step's check among them) reads the fenced site as having a running primary.
         _etcd_del(lab, inv.db(site)[0], site, "leader")
-        c.wait_until(lambda: c.site_role(lab, site) != "primary", timeout,
+        state.wait_until(lambda: state.site_role(lab, site) != "primary", timeout,
                      f"{site} không còn leader trong etcd / no leader of {site} left in etcd")
         for db in inv.db(site):
             print(f"{db.name}: patroni {lab.out(db, 'systemctl is-active patroni || true')}, postgres "
                   f"{'running' if lab.run(db, 'pgrep -u postgres -x postgres', check=False)[0] == 0 else 'stopped'}")
         for b in inv.balancers(site):
-            print(f"{b.name}: rw port {c.RW_PORT} dropped")
+            print(f"{b.name}: rw port {state.RW_PORT} dropped")
         print(f"{site}: fenced")
     finally:
         lab.close()
@@ -353,13 +357,13 @@ def rejoin(site: SiteArg, follow: Annotated[str, typer.Option(help="site primary
     _check_site(site)
     _check_site(follow)
     inv, lab = _open()
-    stamp = c.stamp()
+    stamp = state.stamp()
     try:
         dbs = inv.db(site)
         running = [db.name for db in dbs if lab.out(db, "systemctl is-active patroni || true") == "active"]
         if running:
             raise DrError(f"Patroni còn chạy trên / still runs on {', '.join(running)}: fence {site} first")
-        lab.edit_config(site, *c.standby_cluster_settings(inv, follow), "synchronous_mode=false")
+        lab.edit_config(site, *state.standby_cluster_settings(inv, follow), "synchronous_mode=false")
         for key in ("initialize", "leader", "sync", "failsafe", "status"):
             _etcd_del(lab, dbs[0], site, key)
         for db in dbs:
@@ -369,12 +373,12 @@ def rejoin(site: SiteArg, follow: Annotated[str, typer.Option(help="site primary
             lab.run(b, f"nft delete table inet {FENCE_TABLE} 2>/dev/null || true")
         unfence = f"rm -f {FENCE_DROPIN} && systemctl daemon-reload && systemctl enable --now patroni"
         lab.run(dbs[0], unfence)
-        c.wait_until(lambda: c.site_role(lab, site) == "standby", timeout,
+        state.wait_until(lambda: state.site_role(lab, site) == "standby", timeout,
                      f"{site} có standby leader sao từ {follow} / {site} bootstrapped a standby leader from {follow}",
                      interval=2)
         for db in dbs[1:]:
             lab.run(db, unfence)
-        c.wait_until(lambda: all(m["State"] in ("running", "streaming") for m in lab.patroni_members(site))
+        state.wait_until(lambda: all(m["State"] in ("running", "streaming") for m in lab.patroni_members(site))
                      and len(lab.patroni_members(site)) == len(dbs), timeout,
                      f"mọi thành viên của {site} chạy / every member of {site} runs", interval=2)
         print(f"{site}: standby (rejoined, following {follow})")
