@@ -32,7 +32,9 @@ RUNBOOK = "dr-site-failover.md"
 
 
 def backup_policy_deployed(lab: Lab, host: str) -> bool:
-    return lab.run(host, "grep -q '^repo2-host=' /etc/pgbackrest.conf", check=False)[0] == 0
+    # Each repository is its own conf.d file (the archive guard sets one aside by moving it).
+    return lab.run(host, "grep -qs '^repo2-host=' /etc/pgbackrest.conf /etc/pgbackrest/conf.d/*.conf",
+                   check=False)[0] == 0
 
 
 def run_site_failover(inventory: Path | None = None, report_dir: Path = Path(".data/dr-reports"),
