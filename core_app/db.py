@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from typing import Any
 
 import psycopg
@@ -54,6 +54,19 @@ async def _mark_returned(conn: AsyncConnection[Any]) -> None:
     conn._kntc_returned = time.monotonic()  # type: ignore[attr-defined]
 
 
+async def _without_pipelines(conn: AsyncConnection[Any]) -> None:
+    conn._kntc_no_pipeline = True  # type: ignore[attr-defined]
+
+
+def pipeline(conn: AsyncConnection[Any]) -> AbstractAsyncContextManager[Any]:
+    """Pipeline mode (the statements of a block in one round trip), except through PgBouncer:
+    before 1.21 it loses track of a client that has several Syncs in flight (pgbouncer issue 759),
+    and hands the server connection on while that client still waits for an answer, which then
+    never comes (measured here: requests hung until the 20 s query_wait_timeout). Through it each
+    statement is its own round trip; the transaction is the same."""
+    return nullcontext() if getattr(conn, "_kntc_no_pipeline", False) else conn.pipeline()
+
+
 @asynccontextmanager
 async def _checked(pool: AsyncConnectionPool) -> AsyncIterator[AsyncConnection[Any]]:
     """A connection of `pool` known to be alive if it sat idle (see IDLE_CHECK_SECONDS); the login
@@ -79,11 +92,13 @@ class Database:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         kwargs = {"row_factory": dict_row, "autocommit": False, **app_connection(settings)}
+        configure = _without_pipelines if settings.database_pooler == "pgbouncer" else None
         self.pool = AsyncConnectionPool(
             settings.database_url,
             min_size=settings.pool_min,
             max_size=settings.pool_max,
             kwargs=kwargs,
+            configure=configure,
             open=False,
             timeout=settings.pool_timeout_s,
             reset=_mark_returned,
@@ -93,6 +108,7 @@ class Database:
             min_size=1,
             max_size=4,
             kwargs=kwargs,
+            configure=configure,
             open=False,
             timeout=settings.pool_timeout_s,
             reset=_mark_returned,
@@ -133,7 +149,7 @@ class Database:
         """A short write transaction for a counter whose last hits a crash may lose (the API budget),
         in one round trip: BEGIN, the statements and COMMIT go out together when the block ends, and
         COMMIT does not wait for the WAL to reach the disk. Read the cursors after the block."""
-        async with self.connection() as conn, conn.pipeline(), conn.transaction():
+        async with self.connection() as conn, pipeline(conn), conn.transaction():
             await conn.execute("SET LOCAL synchronous_commit = off")
             yield conn
 
@@ -145,11 +161,12 @@ class Database:
         The row's `state` is 'live', 'idle' or 'expired'; its actor columns are set only when live.
         Use it through `core_app.gate.acting`, which turns the row into an Actor or a refusal.
 
-        The request runs in pipeline mode: BEGIN travels with the actor lookup, and statements
-        whose results nobody reads (an event row, a deadline) travel with the next read or with
-        COMMIT, so a request costs one round trip per result it needs, not one per statement.
-        An error still surfaces inside this block, at the next read or at COMMIT.
+        The request runs in pipeline mode (not through PgBouncer: see `pipeline`): BEGIN travels
+        with the actor lookup, and statements whose results nobody reads (an event row, a
+        deadline) travel with the next read or with COMMIT, so a request costs one round trip per
+        result it needs, not one per statement. An error still surfaces inside this block, at the
+        next read or at COMMIT.
         """
-        async with self.connection() as conn, conn.pipeline(), conn.transaction():
+        async with self.connection() as conn, pipeline(conn), conn.transaction():
             cur = await conn.execute(BEGIN_AS_ACTOR, {"token": token, "idle": idle_seconds})
             yield conn, await cur.fetchone()

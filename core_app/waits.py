@@ -66,16 +66,25 @@ class WaitsNotSet(RuntimeError):
     pass
 
 
+WAITS_SQL = "SELECT name, setting::bigint FROM pg_settings WHERE name = ANY(%s)"
+
+
+def waits_problem(got: dict[str, int], settings: OperatorSettings) -> str | None:
+    """What is wrong with the waits a server connection has (pg_settings, milliseconds), or None."""
+    wrong = {k: (got.get(k), v) for k, v in app_waits(settings).items() if got.get(k) != v}
+    if not wrong:
+        return None
+    shown = ", ".join(f"{k} is {have} ms, not {want}" for k, (have, want) in sorted(wrong.items()))
+    return (f"the connection pooler's server connections do not bound the waits ({shown}): "
+            "set its connect_query from the same values (role pgbouncer)")
+
+
 async def check_waits(conn: AsyncConnection[Any], settings: OperatorSettings) -> None:
     """Refuse to serve through a pooler whose server connections do not bound the waits as set."""
     from psycopg.rows import tuple_row
 
     cur = conn.cursor(row_factory=tuple_row)
-    await cur.execute("SELECT name, setting::bigint FROM pg_settings WHERE name = ANY(%s)", (list(APP_WAITS),))
-    got = dict(await cur.fetchall())
-    wrong = {k: (got.get(k), v) for k, v in app_waits(settings).items() if got.get(k) != v}
-    if wrong:
-        shown = ", ".join(f"{k} is {have} ms, not {want}" for k, (have, want) in sorted(wrong.items()))
-        raise WaitsNotSet(f"the connection pooler's server connections do not bound the waits ({shown}): "
-                          "set its connect_query from the same values (role pgbouncer)")
-
+    await cur.execute(WAITS_SQL, (list(APP_WAITS),))
+    problem = waits_problem(dict(await cur.fetchall()), settings)
+    if problem:
+        raise WaitsNotSet(problem)

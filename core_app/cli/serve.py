@@ -8,11 +8,14 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from core_app.cli.common import load_settings
+from core_app.cli.common import fail, first_line, load_settings
+
+if TYPE_CHECKING:
+    from core_app.settings import Settings
 
 app = typer.Typer()
 
@@ -28,7 +31,9 @@ def serve(
     from core_app.settings import Settings
 
     # Checked here so that a missing variable is one line, not a traceback in every worker.
-    load_settings(Settings)
+    settings = load_settings(Settings)
+    if settings.database_pooler == "pgbouncer":
+        _check_pooler(settings)
     if dev:
         import uvicorn
 
@@ -48,3 +53,20 @@ def serve(
     if importlib.util.find_spec("uvloop"):
         argv[1:1] = ["--loop", "uvloop"]
     os.execv(granian, argv)  # noqa: S606 - the server replaces this process; no shell is involved
+
+
+def _check_pooler(settings: Settings) -> None:
+    """Before any worker starts: the pooler's server connections bound the waits (one line if not).
+    The workers check again when their pools open."""
+    import psycopg
+
+    from core_app.waits import APP_WAITS, WAITS_SQL, app_connection, waits_problem
+
+    try:
+        with psycopg.connect(settings.database_url, autocommit=True, **app_connection(settings)) as conn:
+            got = dict(conn.execute(WAITS_SQL, (list(APP_WAITS),)).fetchall())
+    except psycopg.OperationalError as exc:
+        fail(f"cannot connect to the database through the pooler: {first_line(exc)}")
+    problem = waits_problem(got, settings)
+    if problem:
+        fail(problem)

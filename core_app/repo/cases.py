@@ -13,6 +13,7 @@ from typing import Any
 from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 
+from core_app.db import pipeline
 from core_app.dedup import decisions
 from core_app.dedup import units as unit_codes
 from core_app.domain import workflow
@@ -293,7 +294,7 @@ async def get_case(conn: AsyncConnection[Any], code: str, *, details: bool = Tru
     cid = case["id"]
     # Every part of the case file in one round trip: the statements go out together (pipeline
     # mode) and their answers come back together.
-    async with conn.pipeline():
+    async with pipeline(conn):
         parts = {name: await conn.execute(sql, (cid,)) for name, sql in CASE_PARTS.items()}
     for name, cur in parts.items():
         case[name] = await cur.fetchall()

@@ -6,6 +6,7 @@ refused before the service answers anyone."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import pwd
 import shutil
@@ -23,7 +24,7 @@ import pytest
 
 from core_app.localdb import LocalCluster
 from core_app.waits import APP_WAITS, WaitsNotSet
-from tests.conftest import TEST_PASSWORD, Officer, free_port, petition_body, running_server, stop
+from tests.conftest import BIN, TEST_PASSWORD, Officer, free_port, petition_body, running_server, stop
 
 PGBOUNCER = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
 WAITS = {"statement_timeout": 15_000, "lock_timeout": 5_000, "idle_in_transaction_session_timeout": 30_000}
@@ -90,6 +91,10 @@ def pgbouncer(cluster: LocalCluster, pg_env: dict[str, str], connect_query: str 
         yield bouncer
     finally:
         stop(proc)
+        # Shown with a failing test's output: what PgBouncer said about its clients and servers.
+        with contextlib.suppress(OSError):
+            print("pgbouncer.log:", *[ln for ln in bouncer.log.read_text().splitlines()
+                                      if "WARNING" in ln or "ERROR" in ln or "closing because" in ln][-40:], sep="\n")
         shutil.rmtree(home, ignore_errors=True)
 
 
@@ -135,6 +140,32 @@ def test_officers_sharing_one_server_connection_each_see_only_their_own(login: C
     assert here.get(f"/api/cases/{code}").status_code == 401
 
 
+def test_many_officers_at_once_through_one_server_connection_all_get_their_answer(
+        login: Callable[..., Officer]) -> None:
+    """Concurrent requests on the one server connection, each a transaction of several statements:
+    PgBouncer 1.18 hands a server connection on while a pipelining client still waits for an
+    answer (requests then hang), so the service sends no pipelines through it."""
+    officers = [login("X00004", ["reception", "handling"]) for _ in range(3)]
+    codes = [o.post("/api/cases", json=petition_body()).json()["code"] for o in officers]
+    answers: list[tuple[int, float]] = []
+
+    def work(o: Officer, code: str) -> None:
+        for _ in range(25):
+            started = time.monotonic()
+            status = o.get(f"/api/cases/{code}").status_code
+            answers.append((status, time.monotonic() - started))
+            answers.append((o.get("/api/cases").status_code, 0.0))
+
+    threads = [threading.Thread(target=work, args=(o, c)) for o, c in zip(officers, codes, strict=True)
+               for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert len(answers) == 6 * 50 and {status for status, _ in answers} == {200}, sorted(set(answers))[:5]
+    assert max(seconds for _, seconds in answers) < 10
+
+
 def test_a_pause_at_the_pooler_is_a_short_wait_not_an_error(bouncer: Bouncer, login: Callable[..., Officer]) -> None:
     """As in a planned switchover: PAUSE, the leader changes, RESUME; requests in between wait."""
     off = login("X00004", ["reception", "handling"])
@@ -178,3 +209,10 @@ def test_a_pooler_that_does_not_bound_the_waits_is_refused(cluster: LocalCluster
 
         with pytest.raises(WaitsNotSet, match=r"do not bound the waits \(.*statement_timeout is \d+ ms, not 15000"):
             asyncio.run(start())
+        # `kntc serve` says so in one line before any worker starts.
+        env = {**os.environ, **{k: v for k, v in through(loose, pg_env).items() if k.startswith("KNTC_")}}
+        refused = subprocess.run([str(BIN / "kntc"), "serve", "--port", str(free_port())], env=env,
+                                 capture_output=True, text=True, timeout=60)
+        assert refused.returncode != 0
+        assert "do not bound the waits" in refused.stderr and "Traceback" not in refused.stderr + refused.stdout
+        assert len(refused.stderr.strip().splitlines()) == 1, refused.stderr

@@ -55,13 +55,17 @@ def test_the_app_roles_still_log_in_through_the_balancer(hosts):
 def test_the_app_verifies_the_database_server_name_not_only_the_ca(hosts, app):
     # A server certificate of the internal CA that is not the site's PostgreSQL service (another
     # site's database, or any host certificate) must not be accepted: verify-full, the
-    # PostgreSQL CA only, and the site's service name.
+    # PostgreSQL CA only, and the site's service name. The case service reaches PostgreSQL through
+    # PgBouncer on its own host (loopback), and PgBouncer checks the server as libpq would.
     site = app.split("-")[0]
     env = hosts(app).file("/etc/kntc/app.env").content_string
     for var in ("KNTC_DATABASE_URL", "KNTC_AUTH_DATABASE_URL"):
         line = next(ln for ln in env.splitlines() if ln.startswith(var + "="))
-        assert "sslmode=verify-full" in line and f"@postgres.{site}.kntc.internal:" in line, f"{var}: {line[:40]}…"
-        assert "sslrootcert=/etc/kntc/tls/postgres-ca-bundle.crt" in line
+        assert "@127.0.0.1:6432/kntc" in line, f"{var}: {line[:40]}…"
+    ini = hosts(app).file("/etc/pgbouncer/pgbouncer.ini").content_string
+    assert "server_tls_sslmode = verify-full" in ini
+    assert "server_tls_ca_file = /etc/kntc/tls/postgres-ca-bundle.crt" in ini
+    assert f"host=postgres.{site}.kntc.internal port=" in ini
     other = "dr" if site == "dc" else "dc"
     port = 5000 if site == "dc" else 5001
     dsn = (f"host=postgres.{other}.kntc.internal hostaddr=127.0.0.1 port={port} dbname=kntc user=kntc_app "
