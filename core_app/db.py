@@ -60,7 +60,7 @@ async def _without_pipelines(conn: AsyncConnection[Any]) -> None:
 
 def pipeline(conn: AsyncConnection[Any]) -> AbstractAsyncContextManager[Any]:
     """Pipeline mode (the statements of a block in one round trip), except through PgBouncer:
-    before 1.21 it loses track of a client that has several Syncs in flight (fixed in 1.21),
+    before 1.21 it loses track of a client that has several Syncs in flight,
     and hands the server connection on while that client still waits for an answer, which then
     never comes (measured here: requests hung until the 20 s query_wait_timeout). Through it each
     statement is its own round trip; the transaction is the same."""
