@@ -12,12 +12,14 @@ import json
 import os
 import ssl
 import subprocess
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
+
+from dr.errors import NotInTime
+from dr.sites.state import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 LAB = REPO / "infra" / "lab" / "lab.py"
@@ -98,18 +100,11 @@ def run_playbook(playbook: str, *args: str, timeout: float = 1800) -> subprocess
 
 
 def wait_for(check: Callable[[], object], timeout: float, what: str, interval: float = 0.5):
-    """Keep checking until the deadline; fail naming what was awaited and for how long."""
-    end = time.monotonic() + timeout
-    last: object = None
-    while time.monotonic() < end:
-        try:
-            last = check()
-            if last:
-                return last
-        except Exception as exc:
-            last = exc
-        time.sleep(interval)
-    pytest.fail(f"{what}: not true after {timeout:.0f} seconds (last: {last!r})")
+    """The site commands' own deadline (`dr.sites.state.wait_until`), failing the test instead."""
+    try:
+        return wait_until(check, timeout, what, interval)
+    except NotInTime as exc:
+        pytest.fail(str(exc))
 
 
 def monitoring_client() -> httpx.Client:
