@@ -6,6 +6,7 @@ Errors are one line on stderr, Vietnamese first, with an exit code per kind: 1 g
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -38,17 +39,26 @@ app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(site_app, name="site")
 out = Console(width=None if sys.stdout.isatty() else 200, soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
-_state: dict[str, Path | None] = {"config": None}
+_state: dict[str, Path | int | None] = {"config": None, "repo": None}
 
 
 @app.callback()
 def _main(config: Annotated[Path | None, typer.Option("--config", "-c", help="dr.toml (default: $KNTC_DR_CONFIG, "
-                                                        "then /etc/kntc-dr/dr.toml)")] = None) -> None:
+                                                        "then /etc/kntc-dr/dr.toml)")] = None,
+          repo: Annotated[int | None, typer.Option(
+              "--repo", min=1, max=4, help="kho / repository index in pgbackrest.conf (default: the configuration's; "
+              "a database host's configuration names every repository)")] = None) -> None:
     _state["config"] = config
+    _state["repo"] = repo
 
 
 def cfg() -> DrConfig:
-    return drconfig.load(_state["config"])
+    path = _state["config"]
+    c = drconfig.load(path if isinstance(path, Path) else None)
+    repo = _state["repo"]
+    # A database host reaches every repository through one pgbackrest.conf; when one is lost, the
+    # operator names the one to read or restore from (runbooks/dr-repo-loss.md).
+    return dataclasses.replace(c, repo=repo) if isinstance(repo, int) else c
 
 
 @contextmanager
@@ -122,12 +132,14 @@ def info(as_json: Annotated[bool, typer.Option("--json", help="máy đọc / mac
     c = cfg()
     s = PgBackRest(c).info()
     if as_json:
-        print(json.dumps({"stanza": s.name, "status": s.status_message, "cipher": s.cipher,
+        print(json.dumps({"stanza": s.name, "repo": c.repo or None, "ok": s.ok, "status": s.status_message,
+                          "cipher": s.cipher,
                           "backups": [{**b.__dict__, "start": b.start.isoformat(), "stop": b.stop.isoformat(),
                                        "annotations": sorted(b.annotations)} for b in s.backups],
                           "archives": [a.__dict__ for a in s.archives]}, indent=2))
         return
-    out.print(f"stanza [bold]{s.name}[/bold]: status {'ok' if s.ok else s.status_message}, cipher {s.cipher}, "
+    where = f" (repo{c.repo})" if c.repo else ""
+    out.print(f"stanza [bold]{s.name}[/bold]{where}: status {'ok' if s.ok else s.status_message}, cipher {s.cipher}, "
               f"PostgreSQL {s.pg_version}")
     for a in s.archives:
         out.print(f"WAL {a.id}: {a.min} … {a.max}")

@@ -4,7 +4,8 @@ The drill executes runbooks/dr-repo-loss.md as written: both repositories hold b
 incremental backup into repo2, a named restore point archived into both, repo1 lost (its TLS
 server stopped and its directory moved away — kept, so that the drill can put it back), repo1
 unreadable, a copy restored from repo2 alone on a DC replica to the restore point and promoted,
-checked, removed, and repo1 back with `pgbackrest check` passing.
+checked, removed, and repo1 back with `kntc-dr check` passing. Every step is a `kntc-dr` command on
+the host where it belongs.
 
 Around the steps: a writer commits through the DC's HAProxy while the restore point is taken;
 every commit acknowledged before the restore point must be in the copy.
@@ -12,11 +13,12 @@ every commit acknowledged before the restore point must be in the copy.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from dr.drills.steps import FAILURES, StepRunner, step_env
+from dr.drills.steps import FAILURES, DrillFailed, StepRunner, step_env
 from dr.drills.writer import DRILL_SCHEMA, Writer, prepare_table
 from dr.lab import Lab, load_inventory
 from dr.report import Report
@@ -24,7 +26,9 @@ from dr.sites.commands import resolve_host
 from dr.sites.state import rw_endpoints, stamp, wait_until
 
 RUNBOOK = "dr-repo-loss.md"
-COPY_PSQL = "cd /tmp && runuser -u postgres -- psql -XAtq -h /tmp/drill-restore-sock -p 5499 -d kntc"
+COPY_PSQL = "cd /tmp && runuser -u postgres -- psql -XAtq -h /var/lib/kntc-dr/sock-5499 -p 5499 -d kntc"
+# `kntc-dr restore` prints how long the files took and how long recovery and promotion took.
+RESTORE_TIMES = re.compile(r"in ([0-9.]+) s \(.*?took ([0-9.]+) s", re.S)
 
 
 def run_repo_loss(inventory: Path | None = None, report_dir: Path = Path(".data/dr-reports"), writes_s: float = 3.0,
@@ -63,8 +67,12 @@ def run_repo_loss(inventory: Path | None = None, report_dir: Path = Path(".data/
         log("[4/6] khôi phục từ repo2 / restore from repo2")
         replica = resolve_host(lab, inv, f"{site}:replica")
         copied = True
-        t0, t_restored = runner.run(RUNBOOK, "restore-from-repo2", timeout=1800)
-        _, t_promoted = runner.run(RUNBOOK, "start-copy", timeout=420)
+        runner.run(RUNBOOK, "restore-from-repo2", timeout=2400)
+        times = RESTORE_TIMES.search(runner.outputs["restore-from-repo2"])
+        if times is None:
+            raise DrillFailed("kntc-dr restore không in thời gian / printed no times: "
+                              + runner.outputs["restore-from-repo2"][-300:])
+        restore_s, promote_s = float(times[1]), float(times[2])
         log("[5/6] kiểm tra / checks")
         runner.run(RUNBOOK, "verify-copy")
         got = lab.out(replica, f"{COPY_PSQL} -c \"SELECT seq FROM {DRILL_SCHEMA}.ack WHERE run = '{run_id}'\"")
@@ -74,9 +82,8 @@ def run_repo_loss(inventory: Path | None = None, report_dir: Path = Path(".data/
                      not missing and bool(acked_before),
                      f"{len(acked_before) - len(missing)} of {len(acked_before)} present in the copy restored from "
                      "repo2" + (f"; missing {missing[:10]}" if missing else ""))
-        report.figures.update({"restore_seconds": round(t_restored - t0, 1),
-                               "recovery_promote_seconds": round(t_promoted - t_restored, 1),
-                               "rto_restore_seconds": round(t_promoted - t0, 1), "restore_point": rp,
+        report.figures.update({"restore_seconds": restore_s, "recovery_promote_seconds": promote_s,
+                               "rto_restore_seconds": runner.timings["restore-from-repo2"], "restore_point": rp,
                                "restore_host": replica.name, "commits_before_restore_point": len(acked_before)})
     except FAILURES as exc:
         report.check("diễn tập hoàn tất / drill completed", False, str(exc))

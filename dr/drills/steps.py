@@ -50,6 +50,7 @@ class StepRunner:
         self.report = report
         self.log = log
         self.timings: dict[str, float] = {}
+        self.outputs: dict[str, str] = {}  # a step's standard output, for the figures it prints
 
     def run(self, runbook_name: str, step_id: str, timeout: float = 900, fatal: bool = True) -> tuple[float, float]:
         """Run one step; a failed step fails the report, and stops the drill unless `fatal` is false
@@ -63,6 +64,7 @@ class StepRunner:
         res = runbook.run(path, step_id, self.env, timeout=timeout, cwd=RUNBOOKS.parent)
         t1 = time.time()
         self.timings[step_id] = round(t1 - t0, 2)
+        self.outputs[step_id] = res.stdout
         for line in (res.stdout + res.stderr).strip().splitlines()[-6:]:
             self.log(f"    {line}")
         self.report.check(f"{runbook_name} {step_id}", res.ok,

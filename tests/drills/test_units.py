@@ -102,8 +102,17 @@ DRILL_STEPS = {
     "dr-site-failover.md": {"status-before", "cut", "dr-lost", "fence-dc", "promote-dr", "apps-to-dr", "stanza-dr",
                             "heal", "fenced-refuses-writes", "rejoin-dc", "dc-follows-dr", "status-after", "drill"},
     "dr-repo-loss.md": {"backups-in-both", "backup-repo2", "restore-point", "lose-repo1", "repo1-unreadable",
-                        "restore-from-repo2", "start-copy", "verify-copy", "cleanup-copy", "repo1-back", "drill"},
+                        "restore-from-repo2", "verify-copy", "cleanup-copy", "repo1-back", "drill"},
 }
+
+
+@pytest.mark.parametrize("name", sorted(DRILL_STEPS))
+def test_the_drills_runbooks_back_up_and_restore_only_through_kntc_dr(name):
+    """One backup stack: a step may stop pgBackRest's server or move its folder (the lab's loss of a
+    repository), but never runs pgBackRest's commands itself."""
+    not_a_command = re.compile(r"pgbackrest-server|/var/lib/pgbackrest[\w.-]*")
+    for step_id, step in runbook.steps(ROOT / "runbooks" / name).items():
+        assert "pgbackrest" not in not_a_command.sub("", step.command), f"{name} {step_id}: {step.command}"
 
 
 @pytest.mark.parametrize("name", sorted(DRILL_STEPS))
