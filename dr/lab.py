@@ -78,6 +78,9 @@ class Inventory:
     def db(self, site: str) -> list[Host]:
         return self.select(site, "database")
 
+    def etcd(self, site: str) -> list[Host]:
+        return self.select(site, "etcd")
+
     def balancers(self, site: str) -> list[Host]:
         return self.select(site, "balancer")
 

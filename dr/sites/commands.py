@@ -325,7 +325,7 @@ def fence(site: SiteArg, timeout: Annotated[float, typer.Option(help="giây / se
                        f"nft add rule inet {FENCE_TABLE} input tcp dport {state.RW_PORT} counter drop")
         # A killed leader leaves its key in etcd until the ttl ends: remove it, so that nobody (the
         # promote step's check among them) reads the fenced site as having a running primary.
-        _etcd_del(lab, inv.db(site)[0], site, "leader")
+        _etcd_del(lab, inv, site, "leader")
         state.wait_until(lambda: state.site_role(lab, site) != "primary", timeout,
                      f"{site} không còn leader trong etcd / no leader of {site} left in etcd")
         for db in inv.db(site):
@@ -338,10 +338,13 @@ def fence(site: SiteArg, timeout: Annotated[float, typer.Option(help="giây / se
         lab.close()
 
 
-def _etcd_del(lab: Lab, db: Host, site: str, key: str) -> None:
+def _etcd_del(lab: Lab, inv: Inventory, site: str, key: str) -> None:
     """Delete one of Patroni's keys of the site's cluster from the site's etcd."""
-    # etcd admits only its own client certificates (the etcd CA), as Patroni presents them.
-    lab.run(db, f"ETCDCTL_API=3 etcdctl --endpoints=https://{db.address}:2379 --cacert=/etc/kntc/tls/ca.crt "
+    # From a database host, as Patroni: etcd admits only its own client certificates (the etcd CA),
+    # and its members may run on other hosts than the database.
+    db = inv.db(site)[0]
+    endpoints = ",".join(f"https://{h.address}:2379" for h in inv.etcd(site))
+    lab.run(db, f"ETCDCTL_API=3 etcdctl --endpoints={endpoints} --cacert=/etc/kntc/tls/ca.crt "
                 "--cert=/etc/kntc/tls/etcd-client.crt --key=/etc/kntc/tls/etcd-client.key "
                 f"del /service/kntc-{site}/{key} >/dev/null")
 
@@ -365,7 +368,7 @@ def rejoin(site: SiteArg, follow: Annotated[str, typer.Option(help="site primary
             raise DrError(f"Patroni còn chạy trên / still runs on {', '.join(running)}: fence {site} first")
         lab.edit_config(site, *state.standby_cluster_settings(inv, follow), "synchronous_mode=false")
         for key in ("initialize", "leader", "sync", "failsafe", "status"):
-            _etcd_del(lab, dbs[0], site, key)
+            _etcd_del(lab, inv, site, key)
         for db in dbs:
             lab.run(db, f"test ! -d {PGDATA} || mv -T {PGDATA} {PGDATA}.diverged-{stamp}")
             print(f"{db.name}: diverged data kept in {PGDATA}.diverged-{stamp}")

@@ -39,9 +39,15 @@ SITES = {
 }
 # name: (site, address, tiers)
 HOSTS: dict[str, tuple[str, str, tuple[str, ...]]] = {
-    "dc-db1": ("dc", "10.231.1.11", ("etcd", "database")),
-    "dc-db2": ("dc", "10.231.1.12", ("etcd", "database")),
-    "dc-db3": ("dc", "10.231.1.13", ("etcd", "database")),
+    # The DC's consensus runs on three small hosts of its own: a database host that dies takes no
+    # etcd member with it, so the leader's key expires on a healthy quorum and the failover is
+    # not held up by etcd's own election and dead-endpoint timeouts (runbooks/failover-in-dc.md).
+    "dc-db1": ("dc", "10.231.1.11", ("database",)),
+    "dc-db2": ("dc", "10.231.1.12", ("database",)),
+    "dc-db3": ("dc", "10.231.1.13", ("database",)),
+    "dc-etcd1": ("dc", "10.231.1.51", ("etcd",)),
+    "dc-etcd2": ("dc", "10.231.1.52", ("etcd",)),
+    "dc-etcd3": ("dc", "10.231.1.53", ("etcd",)),
     "dc-app1": ("dc", "10.231.1.21", ("balancer", "app")),
     "dc-app2": ("dc", "10.231.1.22", ("balancer", "app")),
     "dc-backup1": ("dc", "10.231.1.31", ("backup",)),

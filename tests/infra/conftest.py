@@ -54,6 +54,7 @@ DC_DB = _named("dc", "database")
 DR_DB = _named("dr", "database")
 DC_APP = _named("dc", "app")
 DR_APP = _named("dr", "app")
+ETCD = _named("dc", "etcd") + _named("dr", "etcd")
 ADDR = {name: address for name, (_, address, _) in HOSTS.items()}
 ALL_HOSTS = list(ADDR)
 

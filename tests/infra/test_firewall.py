@@ -10,12 +10,15 @@ pytestmark = pytest.mark.lab
 
 # (from, to, port, open?) - open means a TCP connection succeeds, closed that it is refused.
 PATHS = [
-    ("dc-db2", "dc-db1", 2379, True),       # Patroni -> etcd
-    ("dc-db2", "dc-db1", 2380, True),       # etcd peers
-    ("dc-app1", "dc-db1", 2379, False),     # app nodes never talk to etcd
-    ("dc-app1", "dc-db1", 2380, False),
-    ("dc-backup1", "dc-db1", 2379, False),
-    ("dr-db1", "dc-db1", 2379, False),      # each site has its own etcd
+    ("dc-db2", "dc-etcd1", 2379, True),     # Patroni -> etcd
+    ("dc-etcd2", "dc-etcd1", 2380, True),   # etcd peers
+    ("dc-db2", "dc-etcd1", 2380, False),    # a database host is a client, never a peer
+    ("dc-db2", "dc-db1", 2379, False),      # the DC's database hosts run no etcd
+    ("dc-app1", "dc-etcd1", 2379, False),   # app nodes never talk to etcd
+    ("dc-app1", "dc-etcd1", 2380, False),
+    ("dc-backup1", "dc-etcd1", 2379, False),
+    ("dr-db1", "dc-etcd1", 2379, False),    # each site has its own etcd
+    ("dc-etcd1", "dc-db1", 5432, False),    # the consensus hosts reach no database
     ("dr-backup1", "dr-db1", 2380, True),   # the DR witness is an etcd peer
     ("dc-app1", "dc-db1", 5432, True),      # HAProxy -> PostgreSQL
     ("dc-app1", "dc-db1", 8008, True),      # HAProxy health checks -> Patroni
@@ -47,9 +50,9 @@ PATHS = [
     ("dc-db1", "dc-mon1", 9090, False),
     ("dr-mon1", "dc-mon1", 9094, True),      # the Alertmanagers' cluster
     ("dc-app1", "dc-mon1", 9094, False),
-    ("dc-mon1", "dc-db2", 2381, True),       # etcd's metrics listener, never its client port
-    ("dc-mon1", "dc-db2", 2379, False),
-    ("dc-app1", "dc-db2", 2381, False),
+    ("dc-mon1", "dc-etcd2", 2381, True),     # etcd's metrics listener, never its client port
+    ("dc-mon1", "dc-etcd2", 2379, False),
+    ("dc-app1", "dc-etcd2", 2381, False),
     ("dr-mon1", "dc-app2", 8405, True),      # HAProxy's exporter
     ("dc-db1", "dc-app2", 8405, False),
     ("dc-mon1", "dr-app1", 9180, True),      # the case service's and nginx's metrics

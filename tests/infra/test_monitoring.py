@@ -8,13 +8,12 @@ import time
 
 import pytest
 
-from .conftest import ADDR, FIGURES, active_alerts, monitoring_client, query, wait_for
+from .conftest import ADDR, ETCD, FIGURES, active_alerts, monitoring_client, query, wait_for
 
 pytestmark = pytest.mark.lab
 
 MONITORS = ["dc-mon1", "dr-mon1"]
 DATABASES = ["dc-db1", "dc-db2", "dc-db3", "dr-db1", "dr-db2"]
-ETCD = [*DATABASES, "dr-backup1"]
 APPS = ["dc-app1", "dc-app2", "dr-app1"]
 EXPECTED = ({("node", h) for h in ADDR} | {("postgres", h) for h in DATABASES} | {("patroni", h) for h in DATABASES}
             | {("etcd", h) for h in ETCD} | {("tls", h) for h in DATABASES}
@@ -130,7 +129,7 @@ def test_the_new_listeners_answer_only_a_platform_certificate(lab, hosts, target
 
 def test_etcd_metrics_need_an_etcd_certificate_and_the_client_port_stays_closed(lab, hosts):
     mon = hosts("dc-mon1")
-    url = f"https://{ADDR['dc-db1']}:2381/metrics"
+    url = f"https://{ADDR[ETCD[0]]}:2381/metrics"
     tls = "--cacert /etc/kntc/tls/etcd-ca.crt"
     got = mon.run(f"curl -sf --max-time 10 {tls} --cert /etc/kntc/tls/etcd-monitor.crt "
                   f"--key /etc/kntc/tls/etcd-monitor.key {url}")
@@ -139,4 +138,4 @@ def test_etcd_metrics_need_an_etcd_certificate_and_the_client_port_stays_closed(
     assert mon.run(f"curl -sf --max-time 10 {tls} --cert /etc/kntc/tls/host.crt "
                    f"--key /etc/kntc/tls/host.key {url}").rc != 0
     # The metrics certificate opens no key-value store: the client port is closed to this host.
-    assert mon.run(f"nc -z -w 3 {ADDR['dc-db1']} 2379").rc != 0
+    assert mon.run(f"nc -z -w 3 {ADDR[ETCD[0]]} 2379").rc != 0

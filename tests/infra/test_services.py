@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import ALL_HOSTS, DC_APP, DC_DB, DR_APP, DR_DB
+from .conftest import ALL_HOSTS, DC_APP, DC_DB, DR_APP, DR_DB, ETCD
 
 pytestmark = pytest.mark.lab
 
-ETCD = [*DC_DB, *DR_DB, "dr-backup1"]
 BACKUP = ["dc-backup1", "dr-backup1"]
 CASES = (
     [(h, s) for h in ALL_HOSTS for s in ("ssh", "chrony", "nftables")]
@@ -20,7 +19,8 @@ CASES = (
 ABSENT = (
     [(h, s) for h in DC_APP + DR_APP + BACKUP for s in ("patroni",)]
     + [(h, s) for h in DC_DB + DR_DB for s in ("haproxy", "nginx", "kntc")]
-    + [(h, "etcd") for h in DC_APP + DR_APP + ["dc-backup1"]]
+    + [(h, s) for h in ETCD if h not in DR_DB + BACKUP for s in ("patroni", "postgresql@15-main")]
+    + [(h, "etcd") for h in ALL_HOSTS if h not in ETCD]
 )
 
 

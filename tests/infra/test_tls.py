@@ -31,7 +31,7 @@ def test_host_key_is_not_world_readable(hosts, host_name):
 
 # (client, server, port, openssl extra arguments, the client certificate the client presents)
 ENDPOINTS = [
-    ("dc-db2", "dc-db1", 2379, "", "etcd-client"),                  # etcd clients
+    ("dc-db2", "dc-etcd1", 2379, "", "etcd-client"),                # etcd clients
     ("dc-db2", "dc-db1", 8008, "", "host"),                         # Patroni REST API
     ("dc-app1", "dc-db1", 5432, "-starttls postgres", "host"),      # PostgreSQL
     ("dr-db1", "dr-backup1", 2379, "", "etcd-client"),

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import shlex
 
-from tests.infra.conftest import ADDR, STATE, secret
+from tests.infra.conftest import ADDR, ETCD, STATE, secret
 
 PG_TLS = "/etc/kntc/tls"
 
@@ -20,4 +20,4 @@ def psql_as(host, user: str, password: str, *, port: int = 5000, dbname: str = "
     return host.run(f"PGPASSWORD={shlex.quote(password)} psql -XAt {shlex.quote(dsn)} -c {shlex.quote(sql)}")
 
 
-__all__ = ["ADDR", "PG_TLS", "STATE", "psql_as", "secret"]
+__all__ = ["ADDR", "ETCD", "PG_TLS", "STATE", "psql_as", "secret"]

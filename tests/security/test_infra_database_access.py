@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pytest
 
-from .lab_helpers import ADDR, PG_TLS, psql_as, secret
+from .lab_helpers import ADDR, ETCD, PG_TLS, psql_as, secret
 
 pytestmark = pytest.mark.lab
 
@@ -76,7 +76,7 @@ def test_the_app_verifies_the_database_server_name_not_only_the_ca(hosts, app):
 
 def test_certificates_made_for_postgresql_or_https_are_no_client_of_etcd(hosts):
     db = hosts("dc-db1")
-    base = (f"ETCDCTL_API=3 etcdctl --endpoints=https://{ADDR['dc-db1']}:2379 --cacert={PG_TLS}/ca.crt "
+    base = (f"ETCDCTL_API=3 etcdctl --endpoints=https://{ADDR[ETCD[0]]}:2379 --cacert={PG_TLS}/ca.crt "
             "--dial-timeout=3s --command-timeout=3s")
     for cert in ("postgres-replicator", "postgres-server", "host"):
         assert db.file(f"{PG_TLS}/{cert}.crt").exists, cert
