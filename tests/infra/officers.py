@@ -20,10 +20,17 @@ DEMO_OFFICER = "tiepdan.badinh"  # core_app/cli/demo.py: the lab loads the demo 
 @dataclass
 class Reading:
     answers: list[tuple[int, float]] = field(default_factory=list)  # (status, seconds); 0: no answer
+    started: list[float] = field(default_factory=list)  # each answer's request start (monotonic)
 
     @property
     def failed(self) -> list[tuple[int, float]]:
         return [a for a in self.answers if a[0] != 200]
+
+    def answered_again_after(self, t: float) -> float | None:
+        """Seconds from `t` until the first request that started after it was answered 200."""
+        ends = [at + took for at, (status, took) in zip(self.started, self.answers, strict=True)
+                if at > t and status == 200]
+        return min(ends) - t if ends else None
 
     @property
     def slowest(self) -> float:
@@ -55,6 +62,7 @@ def officers_reading(apps: list[str] = DC_APP) -> Iterator[Reading]:
             except httpx.HTTPError:
                 status = 0
             took = time.monotonic() - started
+            reading.started.append(started)
             reading.answers.append((status, took))
             # Ten a second: under nginx's per-address API rate (app_nginx_api_rate, 20 r/s).
             time.sleep(max(0.0, PACE - took))

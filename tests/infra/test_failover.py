@@ -3,8 +3,12 @@
 A writer commits one row at a time through dc-app1's read-write port (synchronous_commit on,
 synchronous_mode in Patroni). The DC leader's container is killed (SIGKILL, the whole host) or a
 planned switchover runs; no acknowledged commit may be lost, and the time until writes succeed
-again is measured. The figures are printed at the end of the session and written to
-test-output/lab-figures.json.
+again is measured three ways: by the writer (kill to its first acknowledgement after the
+outage), in the database as CloudNativePG's end-to-end tests do (the gap between the last row
+committed on the old timeline and the first on the new one, from the rows' own commit times), and
+as an officer sees it (kill to the first answer of the case service through nginx, whose every
+API request writes: the session's last-seen time and the request budget). The figures are printed
+at the end of the session and written to test-output/lab-figures.json.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import pytest
 from .conftest import (
     ADDR,
     CA,
+    DC_APP,
     FIGURES,
     REPO,
     active_alerts,
@@ -32,6 +37,7 @@ from .conftest import (
     secret,
     wait_for,
 )
+from .officers import officers_reading
 
 pytestmark = pytest.mark.lab
 
@@ -85,6 +91,14 @@ class Writer(threading.Thread):
         return max(b - a for a, b in itertools.pairwise(times))
 
 
+def commit_gap(trial: str) -> float:
+    """The longest time between two consecutive rows of the trial, by their commit times."""
+    with psycopg.connect(dsn().replace("connect_timeout=1", "connect_timeout=5"), autocommit=True) as conn:
+        row = conn.execute("select max(gap) from (select extract(epoch from at - lag(at) over (order by n)) as gap "
+                           "from lab_failover_probe where trial = %s) g", (trial,)).fetchone()
+    return float(row[0] or 0.0)
+
+
 def lost_commits(trial: str, acked: list[tuple[int, float]]) -> list[int]:
     with psycopg.connect(dsn().replace("connect_timeout=1", "connect_timeout=5"), autocommit=True) as conn:
         have = {r[0] for r in conn.execute("select n from lab_failover_probe where trial = %s", (trial,))}
@@ -117,20 +131,25 @@ def test_failover_when_the_dc_leader_host_is_killed_loses_no_acknowledged_commit
     wait_for(lambda: len(w.acked) > 50, 30, "writer commits through dc-app1:5000")
     # A leader change in the last 10 minutes (an earlier trial) is already alerted: time only a fresh one.
     alert_was_active = bool(active_alerts("dc-mon1", "KntcLeaderChanged"))
-    t_kill = time.monotonic()
-    podman("kill", victim)
-    try:
-        wait_for(lambda: w.first_error_after(t_kill) and w.first_ack_after(w.first_error_after(t_kill)), 90,
-                 f"writes fail, then succeed again after killing {victim}")
-        time.sleep(2)
-    finally:
-        w.stop.set()
-        w.join(10)
-        podman("start", victim)
+    with officers_reading(DC_APP[:1]) as reading:
+        t_kill = time.monotonic()
+        podman("kill", victim)
+        try:
+            wait_for(lambda: w.first_error_after(t_kill) and w.first_ack_after(w.first_error_after(t_kill)), 90,
+                     f"writes fail, then succeed again after killing {victim}")
+            wait_for(lambda: reading.answered_again_after(t_kill), 90, "the case service answers through nginx")
+            time.sleep(2)
+        finally:
+            w.stop.set()
+            w.join(10)
+            podman("start", victim)
     resumed = w.first_ack_after(w.first_error_after(t_kill)) - t_kill
+    gap, app = commit_gap(name), reading.answered_again_after(t_kill)
     record("failover: writes resumed after leader host killed", resumed)
-    print(f"\nfailover trial {trial}: killed {victim}, writes resumed after {resumed:.2f} s, "
-          f"{len(w.acked)} acknowledged commits")
+    record("failover: commit gap in the database (old timeline to new)", gap)
+    record("failover: case service answers through nginx after the kill", app)
+    print(f"\nfailover trial {trial}: killed {victim}, writes resumed after {resumed:.2f} s (commit gap {gap:.2f} s, "
+          f"through nginx {app:.2f} s), {len(w.acked)} acknowledged commits")
     assert lost_commits(name, w.acked) == []
     # The on-call engineer hears of it: the leader change reaches Alertmanager (a ticket).
     changed = alert_was_active or wait_for(lambda: [a for a in active_alerts("dc-mon1", "KntcLeaderChanged") if a["labels"]["site"] == "dc"],
