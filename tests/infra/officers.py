@@ -3,6 +3,7 @@ platform under them: every answer's status and time, for "no request failed, the
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections.abc import Iterator
@@ -26,11 +27,14 @@ class Reading:
     def failed(self) -> list[tuple[int, float]]:
         return [a for a in self.answers if a[0] != 200]
 
-    def answered_again_after(self, t: float) -> float | None:
-        """Seconds from `t` until the first request that started after it was answered 200."""
-        ends = [at + took for at, (status, took) in zip(self.started, self.answers, strict=True)
-                if at > t and status == 200]
-        return min(ends) - t if ends else None
+    def longest_wait_after(self, t: float) -> float | None:
+        """The longest time after `t` in which no officer got an answer (200), once answers came
+        again: what an officer sees of an outage that began at `t`."""
+        ends = sorted(at + took for at, (status, took) in zip(self.started, self.answers, strict=True)
+                      if at + took > t and status == 200)
+        if not ends:
+            return None
+        return max(b - a for a, b in itertools.pairwise([t, *ends]))
 
     @property
     def slowest(self) -> float:

@@ -56,6 +56,23 @@ def test_the_repository_hosts_back_up_with_kntc_dr_on_timers(lab, hosts, name):
     assert "kntc-manifest" in info["backups"][-1]["annotations"]
 
 
+@pytest.mark.parametrize("name", DC_DB)
+def test_kntc_dr_on_a_database_host_reads_either_repository_and_runs_no_timer(lab, hosts, name):
+    """Where the data is, the runbooks' restore points, restores and checks are kntc-dr commands too:
+    its site's stanza, every repository of pgbackrest.conf, no passphrase and no backup timer."""
+    h = hosts(name)
+    conf = h.file("/etc/kntc-dr/dr.toml")
+    assert (conf.mode, conf.user, conf.group) == (0o640, "root", "postgres")
+    assert "cipher_pass_file" not in conf.content_string and "source_dsn" not in conf.content_string
+    for repo in BACKUP_HOSTS.values():
+        info = json.loads(h.check_output(f"{KNTC_DR} --repo {repo} info --json"))
+        assert (info["stanza"], info["repo"], info["ok"]) == ("kntc-dc", int(repo), True), info
+        assert info["backups"], f"{name}: repo{repo} lists no backup"
+    assert not h.run("systemctl list-unit-files 'kntc-dr-backup*' --no-legend").stdout.strip()
+    bad = h.run(f"{KNTC_DR} --repo 9 info")
+    assert bad.rc == 2 and "Traceback" not in bad.stderr, bad.stderr
+
+
 def test_a_differential_backup_is_verified_and_its_figures_reach_prometheus(lab, hosts):
     h = hosts("dc-backup1")
     h.run("systemctl reset-failed 'kntc-dr-*'")

@@ -6,8 +6,8 @@ planned switchover runs; no acknowledged commit may be lost, and the time until 
 again is measured three ways: by the writer (kill to its first acknowledgement after the
 outage), in the database as CloudNativePG's end-to-end tests do (the gap between the last row
 committed on the old timeline and the first on the new one, from the rows' own commit times), and
-as an officer sees it (kill to the first answer of the case service through nginx, whose every
-API request writes: the session's last-seen time and the request budget). The figures are printed
+as an officer sees it (the longest time in which the case service gave no answer through nginx:
+each of its requests goes through PgBouncer to the site's primary). The figures are printed
 at the end of the session and written to test-output/lab-figures.json.
 """
 
@@ -137,17 +137,16 @@ def test_failover_when_the_dc_leader_host_is_killed_loses_no_acknowledged_commit
         try:
             wait_for(lambda: w.first_error_after(t_kill) and w.first_ack_after(w.first_error_after(t_kill)), 90,
                      f"writes fail, then succeed again after killing {victim}")
-            wait_for(lambda: reading.answered_again_after(t_kill), 90, "the case service answers through nginx")
-            time.sleep(2)
+            time.sleep(3)  # answers after the writer's: the officer's wait is measured between answers
         finally:
             w.stop.set()
             w.join(10)
             podman("start", victim)
     resumed = w.first_ack_after(w.first_error_after(t_kill)) - t_kill
-    gap, app = commit_gap(name), reading.answered_again_after(t_kill)
+    gap, app = commit_gap(name), reading.longest_wait_after(t_kill) or float("nan")
     record("failover: writes resumed after leader host killed", resumed)
     record("failover: commit gap in the database (old timeline to new)", gap)
-    record("failover: case service answers through nginx after the kill", app)
+    record("failover: longest wait for the case service through nginx", app)
     print(f"\nfailover trial {trial}: killed {victim}, writes resumed after {resumed:.2f} s (commit gap {gap:.2f} s, "
           f"through nginx {app:.2f} s), {len(w.acked)} acknowledged commits")
     assert lost_commits(name, w.acked) == []
