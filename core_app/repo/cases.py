@@ -208,7 +208,9 @@ CASE_PARTS = {
     "deadlines": (
         "SELECT d.step, d.rule_code, r.legal_basis, r.description_vi, r.description_en, r.day_unit, "
         "d.starts_on, d.due_on, d.extensions, d.met_on, d.ended_by, d.rule_version, "
-        "(d.met_on IS NULL AND d.due_on < current_date) AS overdue "
+        # The service's day is Vietnam's, not the database server's (UTC): from 17:00 UTC on, a step
+        # due today in Vietnam is already late.
+        "(d.met_on IS NULL AND d.due_on < (now() AT TIME ZONE 'Asia/Ho_Chi_Minh')::date) AS overdue "
         "FROM kntc.case_deadline d JOIN kntc.deadline_rule r ON r.code = d.rule_code "
         "WHERE d.case_id = %s ORDER BY d.starts_on, d.step"),
     "timeline": (
@@ -575,7 +577,7 @@ async def get_attachment(conn: AsyncConnection[Any], code: str, attachment_id: s
 
 OVERDUE = """
 SELECT c.code, c.kind, c.status, c.subject, hu.code AS handling_unit, hu.name AS handling_unit_name,
-       d.step, d.rule_code, d.due_on, current_date - d.due_on AS days_late, d.overdue_cause
+       d.step, d.rule_code, d.due_on, %(today)s::date - d.due_on AS days_late, d.overdue_cause
   FROM kntc.case_deadline d
   JOIN kntc.case_file c ON c.id = d.case_id
   JOIN kntc.unit hu ON hu.id = c.handling_unit_id

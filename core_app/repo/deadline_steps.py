@@ -261,7 +261,8 @@ RETURNING x.code, x.step, x.rule_code, x.due_on, x.met_on, x.ended_by
 
 STILL_OVERDUE = """
 SELECT d.rule_code, count(*) AS open_overdue FROM kntc.case_deadline d
- WHERE d.met_on IS NULL AND d.due_on < current_date GROUP BY d.rule_code ORDER BY d.rule_code
+ WHERE d.met_on IS NULL AND d.due_on < (now() AT TIME ZONE 'Asia/Ho_Chi_Minh')::date
+ GROUP BY d.rule_code ORDER BY d.rule_code
 """
 
 

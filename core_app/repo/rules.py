@@ -156,12 +156,28 @@ async def edit(conn: AsyncConnection[Any], code: str, effective_from: date, chan
     return int(row["version"])
 
 
-async def list_rules(conn: AsyncConnection[Any]) -> list[dict[str, Any]]:
-    """Each rule as in force today, with its history of versions."""
+# The fields a version carries; the listing shows those of the version in force.
+_VERSIONED = ("version", "effective_from", "days", "day_unit", "complex_days", "remote_days", "remote_complex_days",
+              "extension_days", "max_extensions", "extension_levels", "start_event", "end_events", "legal_basis",
+              "description_vi", "description_en")
+
+
+async def list_rules(conn: AsyncConnection[Any], on: date) -> list[dict[str, Any]]:
+    """Each rule as in force on `on` (the service's day in Vietnam, as the steps are counted), with
+    its history of versions."""
     # The rules are public law: listed without a session; the editor is named by account id (the
     # account itself is readable only within its area).
     cur = await conn.execute(
         "SELECT r.*, coalesce((SELECT jsonb_agg(to_jsonb(v) ORDER BY v.version) FROM kntc.deadline_rule_version v "
         "WHERE v.code = r.code), '[]') AS versions "
         "FROM kntc.deadline_rule r ORDER BY r.case_kind, r.step, r.complaint_round")
-    return await cur.fetchall()
+    listed = await cur.fetchall()
+    for rule in listed:
+        # The stored row follows an edit only when it takes effect the day it is made (by the
+        # database's clock); a version dated later comes into force with no write at all.
+        in_force = [v for v in rule["versions"] if date.fromisoformat(v["effective_from"]) <= on]
+        if in_force:
+            latest = max(in_force, key=lambda v: (v["effective_from"], v["version"]))
+            rule.update({k: latest[k] for k in _VERSIONED if k in latest})
+            rule["effective_from"] = date.fromisoformat(latest["effective_from"])
+    return listed

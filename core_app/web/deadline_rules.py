@@ -22,7 +22,7 @@ EVENTS = ("receipt", "accept", "forward", "guide", "file_away", "return", "notif
 
 
 async def _page(request: Request, conn: Any, actor: Any, status_code: int = 200, **extra: Any) -> Response:
-    listed = await rules.list_rules(conn)
+    listed = await rules.list_rules(conn, request.app.state.clock())
     ctx: dict[str, Any] = {"rules": listed, "may_edit": "sysadmin" in actor.roles, "error": None, "form": {},
                            "editing": None, "numbers": NUMBERS, "today": request.app.state.clock()}
     ctx.update(extra)

@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import timedelta
 
+from core_app.app import vietnam_today
 from core_app.domain.deadlines import Calendar
 from tests.conftest import petition_body
 
@@ -20,7 +21,7 @@ def test_late_and_timely_corrections(officer, commune):
     unit, province = commune()
     clerk = officer(unit, ["reception", "handling"])
     inspector = officer(province, ["head"])
-    today = date.today()
+    today = vietnam_today()
     first, second = _case(clerk, unit), _case(clerk, unit)
 
     found_on = today - timedelta(days=30)
@@ -68,7 +69,7 @@ def test_correction_needs_a_reason_and_an_open_report(officer, commune):
                          json={"version": 1, "subject": "x y z", "reason": "abc"})
     assert missing.status_code == 404
     future = clerk.post(f"/api/cases/{made['code']}/discrepancies",
-                        json={"description": "Sai", "reported_on": (date.today() + timedelta(days=3)).isoformat()})
+                        json={"description": "Sai", "reported_on": (vietnam_today() + timedelta(days=3)).isoformat()})
     assert future.status_code == 400
 
 
@@ -77,7 +78,7 @@ def test_open_report_past_its_limit_is_listed(officer, commune):
     clerk = officer(unit, ["reception", "handling"])
     made = _case(clerk, unit)
     r = clerk.post(f"/api/cases/{made['code']}/discrepancies", json={
-        "description": "Thiếu số định danh người khiếu nại", "reported_on": (date.today() - timedelta(days=20)).isoformat()})
+        "description": "Thiếu số định danh người khiếu nại", "reported_on": (vietnam_today() - timedelta(days=20)).isoformat()})
     assert r.status_code == 201
     listed = clerk.get("/api/corrections/late", params={"unit": unit}).json()
     assert [(row["case_code"], row["state"]) for row in listed["data"]] == [(made["code"], "open_overdue")]

@@ -9,6 +9,7 @@ import os
 import subprocess
 from datetime import date, timedelta
 
+from core_app.app import vietnam_today
 from core_app.domain.deadlines import Calendar
 from tests.conftest import BIN, act, petition_body
 
@@ -41,7 +42,7 @@ def _denouncer() -> list[dict]:
 
 def test_each_rule_starts_and_ends_on_its_events(officer, owner_conn):
     here, there = officer(UNIT, ALL), officer(OTHER, ALL)
-    today = date.today()
+    today = vietnam_today()
     walked: set[str] = set()
 
     # A first complaint: the filing limit (known -> receipt), acceptance, resolution, then a second
@@ -168,12 +169,12 @@ def test_an_accepted_and_notified_denunciation_is_not_overdue(officer, owner_con
 
 def test_a_complaint_filed_after_its_limit_is_recorded_and_flagged(officer):
     clerk = officer(UNIT, ["reception"])
-    made = _record(clerk, decision_known_on=(date.today() - timedelta(days=120)).isoformat())
+    made = _record(clerk, decision_known_on=(vietnam_today() - timedelta(days=120)).isoformat())
     assert made["filing"]["late"] is True and "Điều 9" in made["filing"]["legal_basis"]
     assert made["filing"]["message"].startswith("Đơn đến sau thời hiệu") and made["filing"]["message_en"]
     row = _steps(clerk, made["code"])["file"]
     assert row["met_on"] > row["due_on"]  # recorded late, never listed as the unit's overdue step
-    r = clerk.post("/api/cases", json=petition_body(decision_known_on=(date.today() + timedelta(days=1)).isoformat()))
+    r = clerk.post("/api/cases", json=petition_body(decision_known_on=(vietnam_today() + timedelta(days=1)).isoformat()))
     assert r.status_code == 400 and r.json()["field"] == "decision_known_on"
 
 
@@ -259,7 +260,7 @@ def test_a_rule_edited_by_a_central_administrator_takes_effect_without_restart(o
     national = officer("VN", ["sysadmin"])
     province_admin = officer("T01", ["sysadmin"])
     clerk = officer(UNIT, ["reception"])
-    today = date.today()
+    today = vietnam_today()
     cal = Calendar({r["day"]: r["is_working"] for r in owner_conn.execute(
         "SELECT day, is_working FROM kntc.calendar_override").fetchall()})
 
@@ -290,3 +291,43 @@ def test_a_rule_edited_by_a_central_administrator_takes_effect_without_restart(o
     finally:
         assert edit(national, days=10, legal_basis="Thông tư 05/2021/TT-TTCP (xử lý đơn)").status_code == 201
     assert accept_due() == cal.add_working_days(today, 10).isoformat()
+
+
+def test_the_rules_listing_shows_the_version_in_force_on_the_services_day(officer, pg_env):
+    """A version dated tomorrow is listed, not in force; on its day it is the rule shown, with no
+    write at all (the stored row follows only edits in force the day they are made)."""
+    import asyncio
+
+    import psycopg as pg
+    from psycopg.rows import dict_row as rows
+
+    from core_app.repo import rules as rules_repo
+
+    national = officer("VN", ["sysadmin"])
+    today = vietnam_today()
+    tomorrow = today + timedelta(days=1)
+
+    def listed() -> dict:
+        return next(x for x in national.get("/api/deadlines/rules").json() if x["code"] == "TC-NOTIFY")
+
+    before = listed()
+
+    def edit(days: int) -> None:
+        r = national.post("/api/deadlines/rules/TC-NOTIFY/versions", json={
+            "effective_from": tomorrow.isoformat(), "days": days, "reason": "Thử phiên bản có hiệu lực ngày mai",
+            "legal_basis": "Luật Tố cáo 2018 (bản thử, hiệu lực ngày mai)"})
+        assert r.status_code == 201, r.text
+
+    async def listed_on(day: date) -> dict:
+        async with await pg.AsyncConnection.connect(pg_env["KNTC_ADMIN_DATABASE_URL"], row_factory=rows) as conn:
+            return next(x for x in await rules_repo.list_rules(conn, day) if x["code"] == "TC-NOTIFY")
+
+    edit(before["days"] + 7)
+    try:
+        now = listed()
+        assert now["days"] == before["days"] and now["version"] == before["version"]
+        assert now["versions"][-1]["effective_from"] == tomorrow.isoformat()
+        then = asyncio.run(listed_on(tomorrow))
+        assert then["days"] == before["days"] + 7 and then["effective_from"] == tomorrow
+    finally:
+        edit(before["days"])  # the same day's latest edit is the one in force

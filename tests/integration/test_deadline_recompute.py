@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
+from core_app.app import vietnam_today
 from core_app.domain.deadlines import Calendar
 from tests.conftest import act, petition_body
 
@@ -77,7 +78,7 @@ def test_complexity_corrected_recounts_the_open_resolution_limit_not_the_closed_
 
 def test_the_day_received_corrected_moves_the_steps_started_on_receipt(officer, owner_conn):
     o = officer(UNIT, ALL)
-    today = date.today()
+    today = vietnam_today()
     made = _record(o, decision_known_on=(today - timedelta(days=40)).isoformat())
     code = made["code"]
     before = _steps(o, code)

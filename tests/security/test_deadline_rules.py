@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import os
 import subprocess
-from datetime import date
 
 import pytest
 
+from core_app.app import vietnam_today
 from tests.conftest import BIN, TEST_PASSWORD
 
 RULE = "TC-NOTIFY"
@@ -21,7 +21,7 @@ def _versions(owner_conn) -> int:
 
 
 def _form() -> dict[str, str]:
-    return {"effective_from": date.today().isoformat(), "days": "30", "legal_basis": "Luật Tố cáo 2018, Điều 29",
+    return {"effective_from": vietnam_today().isoformat(), "days": "30", "legal_basis": "Luật Tố cáo 2018, Điều 29",
             "reason": "Kéo dài thời hạn để không bị quá hạn"}
 
 
@@ -41,7 +41,7 @@ def test_an_officer_or_a_provincial_administrator_cannot_edit_a_rule(web_officer
     assert api.status_code == 403
     name = make_account(unit, roles)
     cli = subprocess.run([str(BIN / "kntc"), "deadlines", "rules", "edit", RULE, "--server", server, "--username",
-                          name, "--effective-from", date.today().isoformat(), "--days", "30",
+                          name, "--effective-from", vietnam_today().isoformat(), "--days", "30",
                           "--legal-basis", "Luật Tố cáo 2018, Điều 29", "--reason", "Kéo dài thời hạn cho dễ"],
                          capture_output=True, text=True, timeout=60, env={**os.environ, "KNTC_PASSWORD": TEST_PASSWORD})
     assert cli.returncode == 1 and "403" in cli.stderr and "Traceback" not in cli.stderr

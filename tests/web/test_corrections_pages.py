@@ -4,8 +4,9 @@ page, refused without one; the unit's late corrections."""
 from __future__ import annotations
 
 import re
-from datetime import date, timedelta
+from datetime import timedelta
 
+from core_app.app import vietnam_today
 from tests.conftest import petition_body
 from tests.web.test_pages import record_petition
 
@@ -15,7 +16,7 @@ def test_a_late_correction_on_screen_is_listed_for_the_unit(officer, web_officer
     clerk = officer(unit, ["reception", "handling"])
     made = clerk.post("/api/cases", json=petition_body()).json()
     r = clerk.post(f"/api/cases/{made['code']}/discrepancies", json={
-        "description": "Sai ngày nhận đơn so với sổ", "reported_on": (date.today() - timedelta(days=15)).isoformat()})
+        "description": "Sai ngày nhận đơn so với sổ", "reported_on": (vietnam_today() - timedelta(days=15)).isoformat()})
     r = clerk.post(f"/api/cases/{made['code']}/corrections", json={
         "version": made["version"], "target": "case", "field": "channel", "value": "letter",
         "reason": "Đơn gửi qua bưu điện", "discrepancy_id": r.json()["id"]})

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import os
 import subprocess
-from datetime import date
 
 import pytest
 
+from core_app.app import vietnam_today
 from core_app.domain.deadlines import Calendar
 from tests.conftest import BIN, TEST_PASSWORD, petition_body
 
@@ -44,7 +44,7 @@ def test_the_central_administrator_edits_a_rule_on_the_page_and_the_running_serv
         web_officer, officer, owner_conn, calendar):
     admin = web_officer("VN", ["sysadmin"])
     clerk = officer("X00004", ["reception"])
-    today = date.today()
+    today = vietnam_today()
     assert _days(owner_conn) == 10
     page = admin.get("/app/deadline-rules")
     assert page.status_code == 200 and f'id="rule-{RULE}"' in page.text and 'class="rule-form"' in page.text
@@ -69,11 +69,11 @@ def test_a_version_without_basis_or_reason_is_shown_back_and_not_kept(web_office
     admin.get("/app/deadline-rules")
     before = owner_conn.execute("SELECT count(*) AS n FROM kntc.deadline_rule_version WHERE code = %s",
                                 (RULE,)).fetchone()["n"]
-    for form in ({"effective_from": date.today().isoformat(), "days": "12", "legal_basis": "", "reason": "Lý do đủ dài"},
-                 {"effective_from": date.today().isoformat(), "days": "12", "legal_basis": BASIS, "reason": "ngắn"},
+    for form in ({"effective_from": vietnam_today().isoformat(), "days": "12", "legal_basis": "", "reason": "Lý do đủ dài"},
+                 {"effective_from": vietnam_today().isoformat(), "days": "12", "legal_basis": BASIS, "reason": "ngắn"},
                  {"effective_from": "2018-01-01", "days": "12", "legal_basis": BASIS, "reason": "Ngày hiệu lực quá cũ"},
                  {"effective_from": "hôm nay", "days": "12", "legal_basis": BASIS, "reason": "Ngày không hợp lệ"},
-                 {"effective_from": date.today().isoformat(), "days": "mười", "legal_basis": BASIS,
+                 {"effective_from": vietnam_today().isoformat(), "days": "mười", "legal_basis": BASIS,
                   "reason": "Số ngày không hợp lệ"}):
         r = admin.post(f"/app/deadline-rules/{RULE}", form)
         assert r.status_code == 400 and 'id="rule-error"' in r.text, form
@@ -85,7 +85,7 @@ def test_a_version_without_basis_or_reason_is_shown_back_and_not_kept(web_office
 def test_the_cli_edits_as_the_administrators_own_account(server, make_account, officer, owner_conn, calendar):
     national = make_account("VN", ["sysadmin"])
     clerk = officer("X00004", ["reception"])
-    today = date.today()
+    today = vietnam_today()
     listed = _cli("list", "--server", server)
     assert listed.returncode == 0 and any(line.startswith(f"{RULE}\t") for line in listed.stdout.splitlines())
     common = ("--server", server, "--username", national, "--effective-from", today.isoformat())

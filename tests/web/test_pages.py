@@ -7,6 +7,8 @@ import re
 
 from openpyxl import load_workbook
 
+from core_app.app import vietnam_today
+
 SECRET = re.compile(r'id="receipt-secret">([A-Z2-7-]+)<')
 
 
@@ -230,10 +232,10 @@ def test_unit_admin_creates_an_account_and_mistakes_are_shown_by_field(web_offic
 
 
 def test_late_step_gets_its_cause_recorded_and_counted(web_officer):
-    from datetime import date, timedelta
+    from datetime import timedelta
 
     reception = web_officer("X00004", ["reception"])
-    long_ago = (date.today() - timedelta(days=60)).isoformat()
+    long_ago = (vietnam_today() - timedelta(days=60)).isoformat()
     code, _ = record_petition(reception, received_on=long_ago, subject="Khiếu nại đã quá hạn thụ lý")
     head = web_officer("X00004", ["head"], clearance=1)
     page = head.get(f"/app/cases/{code}")

@@ -42,7 +42,7 @@ class RuleVersionIn(Strict):
 async def rules(request: Request) -> list[dict[str, Any]]:
     """The statutory limits, as data: each with its unit, start and end events, legal basis and versions."""
     async with database(request).transaction() as conn:
-        return await rulebook_repo.list_rules(conn)
+        return await rulebook_repo.list_rules(conn, today(request))
 
 
 @router.post("/rules/{code}/versions", status_code=201)
