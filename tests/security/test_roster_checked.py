@@ -111,9 +111,8 @@ def test_a_kept_file_altered_in_the_database_creates_nothing(server, make_accoun
     user = admin_session(server, admin)
     handle, _ = check(user, roster(tag))
     if alteration == "content":  # one bit of the sealed content
-        owner_conn.execute("UPDATE kntc.roster_checked SET sealed = overlay(sealed placing "
-                           "decode(to_hex(get_byte(sealed, 40) # 1), 'hex') from 41 for 1) WHERE id = %s",
-                           (handle,))
+        owner_conn.execute("UPDATE kntc.roster_checked SET sealed = set_byte(sealed, 40, get_byte(sealed, 40) # 1) "
+                           "WHERE id = %s", (handle,))
     elif alteration == "digest":  # the digest of another file beside the content checked
         owner_conn.execute("UPDATE kntc.roster_checked SET file_sha256 = encode(sha256('x'), 'hex') WHERE id = %s",
                            (handle,))
