@@ -1,0 +1,105 @@
+"""The DR ahead of the DC's new leader, forced: the DR rewinds and follows again by itself.
+
+The DR's standby cluster streams asynchronously from the DC's leader, so it may hold WAL that the
+DC's synchronous standby never received when the leader's host dies: the new DC leader's timeline
+then forks off before the DR's replay position. The drill makes that happen on purpose: the DC
+leader drops its replicas' packets, commits a few rows with `synchronous_commit = local` (which
+only the DR receives), and its host is killed. The DR's standby leader must then rewind onto the
+new timeline (pg_rewind through the DC's balancers as `rewinder`) and stream again, with no one
+touching it; the rows only the DR had are gone from it, and a row committed on the new DC leader
+reaches it (runbooks/failover-in-dc.md, "The DR site may have received WAL…").
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from .conftest import ADDR, DC_DB, DR_DB, FIGURES, dc_healthy, dc_leader, patroni_members, podman, wait_for
+
+pytestmark = pytest.mark.lab
+
+DRILL_TABLE = "kntc_drill_diverge"
+NFT = "kntc_drill_diverge"
+
+
+def psql(host, sql: str) -> str:
+    return host.check_output(f"cd /tmp && runuser -u postgres -- psql -XAtq -d postgres -c \"{sql}\"")
+
+
+def lsn(text: str) -> int:
+    hi, lo = text.strip().split("/")
+    return (int(hi, 16) << 32) + int(lo, 16)
+
+
+def dr_standby_leader(hosts) -> str:
+    members = patroni_members(hosts(DR_DB[0]))
+    return next(m["Member"] for m in members if m["Role"] == "Standby Leader")
+
+
+def timeline(host) -> int:
+    """The timeline the member is on: a primary's own, a standby's received one."""
+    return int(psql(host, "SELECT CASE WHEN pg_is_in_recovery() THEN (SELECT received_tli FROM "
+                          "pg_stat_wal_receiver WHERE status = 'streaming') ELSE (SELECT timeline_id FROM "
+                          "pg_control_checkpoint()) END") or 0)
+
+
+def test_the_dr_rewinds_when_it_was_ahead_of_the_new_dc_leader(lab, hosts):
+    wait_for(lambda: dc_healthy(hosts), 180, "DC cluster healthy before the drill")
+    old = dc_leader(hosts)
+    leader = hosts(old)
+    dr = hosts(dr_standby_leader(hosts))
+    psql(leader, f"CREATE TABLE IF NOT EXISTS {DRILL_TABLE} (run text, n int, PRIMARY KEY (run, n))")
+    run = f"diverge-{time.time_ns()}"
+    # Let the DR catch up with the table before the cut.
+    here = lsn(psql(leader, "SELECT pg_current_wal_lsn()"))
+    wait_for(lambda: lsn(psql(dr, "SELECT pg_last_wal_replay_lsn()")) >= here, 60, "the DR replays the DC's WAL")
+    replicas = [n for n in DC_DB if n != old]
+    cut = ", ".join(ADDR[n] for n in replicas)
+    # Both ways: WAL already in flight within TCP's window would still reach them otherwise.
+    leader.check_output(f"nft add table inet {NFT} && nft add chain inet {NFT} input "
+                        "'{ type filter hook input priority -5; policy accept; }' && "
+                        f"nft add chain inet {NFT} output '{{ type filter hook output priority -5; policy accept; }}' && "
+                        f"nft add rule inet {NFT} input ip saddr '{{ {cut} }}' tcp dport 5432 drop && "
+                        f"nft add rule inet {NFT} output ip daddr '{{ {cut} }}' tcp sport 5432 drop")
+    t_kill = None
+    try:
+        # Committed on the leader alone (never acknowledged to the case service, which commits
+        # synchronously): the DR receives them, the DC's replicas do not.
+        psql(leader, f"SET synchronous_commit = local; INSERT INTO {DRILL_TABLE} "
+                     f"SELECT '{run}', g FROM generate_series(1, 200) g")
+        ahead = lsn(psql(leader, "SELECT pg_current_wal_lsn()"))
+        wait_for(lambda: lsn(psql(dr, "SELECT pg_last_wal_replay_lsn()")) >= ahead, 60,
+                 "the DR replays the rows the DC's replicas never received")
+        behind = max(lsn(psql(hosts(n), "SELECT pg_last_wal_receive_lsn()")) for n in replicas)
+        assert behind < ahead, "the DC's replicas received the rows: the cut did not hold"
+        tl_before = timeline(dr)
+        t_kill = time.monotonic()
+        podman("kill", old)
+        new = wait_for(lambda: next((n for n in replicas
+                                     if any(m["Member"] == n and m["Role"] == "Leader"
+                                            for m in patroni_members(hosts(n)))), None),
+                       90, f"a DC replica takes over from {old}")
+        new_tl = timeline(hosts(new))
+        assert new_tl > tl_before
+        # The DR rewinds onto the new timeline and streams from the new leader, by itself.
+        wait_for(lambda: timeline(dr) == new_tl, 300, f"the DR follows the DC's new timeline {new_tl}", interval=2)
+        rewound = time.monotonic() - t_kill
+        assert psql(dr, f"SELECT count(*) FROM {DRILL_TABLE} WHERE run = '{run}'") == "0", \
+            "the rows only the DR had are still there: it did not rewind"
+        psql(hosts(new), f"INSERT INTO {DRILL_TABLE} VALUES ('{run}', 0)")
+        wait_for(lambda: psql(dr, f"SELECT count(*) FROM {DRILL_TABLE} WHERE run = '{run}'") == "1", 60,
+                 "a row committed on the new DC leader reaches the DR")
+        log = dr.check_output("journalctl -u patroni --since '-10 min' --no-pager | grep -ci rewind || true")
+        FIGURES.setdefault("DR ahead of the new DC leader: kill to the DR following the new timeline (s)",
+                           []).append(rewound)
+        print(f"\nDR rewind drill: {old} killed with the DR {ahead - behind} bytes ahead of the DC's replicas; "
+              f"{new} leads timeline {new_tl}; the DR followed it after {rewound:.1f} s "
+              f"({log.strip()} lines of its Patroni log name the rewind)")
+    finally:
+        if t_kill is None:
+            leader.run(f"nft delete table inet {NFT}")
+        else:
+            podman("start", old)
+        wait_for(lambda: dc_healthy(hosts), 300, f"{old} rejoins the DC cluster")
