@@ -16,6 +16,8 @@ import time
 
 import pytest
 
+from dr.sites.state import lsn_int as lsn
+
 from .conftest import ADDR, DC_DB, DR_DB, FIGURES, dc_healthy, dc_leader, patroni_members, podman, wait_for
 
 pytestmark = pytest.mark.lab
@@ -26,11 +28,6 @@ NFT = "kntc_drill_diverge"
 
 def psql(host, sql: str) -> str:
     return host.check_output(f"cd /tmp && runuser -u postgres -- psql -XAtq -d postgres -c \"{sql}\"")
-
-
-def lsn(text: str) -> int:
-    hi, lo = text.strip().split("/")
-    return (int(hi, 16) << 32) + int(lo, 16)
 
 
 def dr_standby_leader(hosts) -> str:
