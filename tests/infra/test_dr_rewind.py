@@ -36,10 +36,14 @@ def dr_standby_leader(hosts) -> str:
 
 
 def timeline(host) -> int:
-    """The timeline the member is on: a primary's own, a standby's received one."""
+    """The timeline the member is on: a primary's own, a standby's received one.
+
+    A primary's is read from the name of the WAL file it writes, not from its control file, which
+    keeps the old timeline until the checkpoint that follows a promotion has finished.
+    """
     return int(psql(host, "SELECT CASE WHEN pg_is_in_recovery() THEN (SELECT received_tli FROM "
-                          "pg_stat_wal_receiver WHERE status = 'streaming') ELSE (SELECT timeline_id FROM "
-                          "pg_control_checkpoint()) END") or 0)
+                          "pg_stat_wal_receiver WHERE status = 'streaming') ELSE ('x' || "
+                          "substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END") or 0)
 
 
 def test_the_dr_rewinds_when_it_was_ahead_of_the_new_dc_leader(lab, hosts):
@@ -78,8 +82,9 @@ def test_the_dr_rewinds_when_it_was_ahead_of_the_new_dc_leader(lab, hosts):
                                      if any(m["Member"] == n and m["Role"] == "Leader"
                                             for m in patroni_members(hosts(n)))), None),
                        90, f"a DC replica takes over from {old}")
-        new_tl = timeline(hosts(new))
-        assert new_tl > tl_before
+        # Patroni names the leader as it asks for the promotion, a moment before it is done.
+        new_tl = wait_for(lambda: (tl := timeline(hosts(new))) > tl_before and tl, 30,
+                          f"{new} writes on a new timeline")
         # The DR rewinds onto the new timeline and streams from the new leader, by itself.
         wait_for(lambda: timeline(dr) == new_tl, 300, f"the DR follows the DC's new timeline {new_tl}", interval=2)
         rewound = time.monotonic() - t_kill
