@@ -261,6 +261,8 @@ class NationalGenerator(Generator):
         work = list(tl.rows)
         for pet in scratch.petitions[1:]:
             t = datetime.combine(pet[3], clock(7, 30), VN) + timedelta(minutes=r.randrange(540))
+            # A petition sent again the day the case was received joins it after the receipt.
+            t = max(t, created + timedelta(minutes=1))
             now = next((e[6] for e in reversed(work) if e[1] <= t), "received")
             tl.rows.append((case_id, t, reception[0] if reception else None, unit_id, "add_petition", now, now, None,
                             f'{{"petition_id": "{pet[0]}"}}'))
