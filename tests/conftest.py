@@ -57,6 +57,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = kept
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """With lab tests selected after others, start bringing the lab up now (tests/infra/conftest.py)."""
+    lab = [i.get_closest_marker("lab") is not None for i in session.items]
+    if any(lab) and not all(lab):
+        from tests.infra.conftest import start_early
+
+        start_early()
+
+
 def own_address() -> str:
     """An address of the documentation range for one test client: the server trusts X-Real-IP from the
     loopback proxy, so each test's failed logins spend its own budget (kntc.throttle), not the

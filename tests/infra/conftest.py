@@ -12,6 +12,7 @@ import json
 import os
 import ssl
 import subprocess
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -72,9 +73,55 @@ def lab_running() -> bool:
     return r.returncode == 0 and len(lines) == len(ADDR) and all(ln[3] == "running" for ln in lines)
 
 
+def lab_ready() -> bool:
+    return lab_running() and (STATE / "provisioned").exists()
+
+
+# The lab brought up in the background while the tests that do not need it run (see start_early).
+EARLY_LOG = REPO / "test-output" / "lab-up.log"
+EARLY_TIMEOUT = 3600
+_early: dict[str, object] = {}
+
+
+def start_early() -> None:
+    """Start `lab.py up` now, its output in test-output/lab-up.log, if the lab is not ready.
+
+    Provisioning waits on fifteen hosts and the unit, integration and browser tests leave much of
+    the machine idle, so the two overlap; the `lab` fixture waits for the bring-up when the first
+    lab test needs it. KNTC_LAB_EARLY=0 brings the lab up only then, in the foreground.
+    """
+    if _early or os.environ.get("KNTC_LAB_EARLY", "1") == "0" or lab_ready():
+        return
+    EARLY_LOG.parent.mkdir(exist_ok=True)
+    with EARLY_LOG.open("w") as out:
+        _early["proc"] = subprocess.Popen([str(LAB), "up"], stdout=out, stderr=subprocess.STDOUT,
+                                          stdin=subprocess.DEVNULL, cwd=REPO)
+    _early["started"] = time.monotonic()
+
+
+def _wait_for_early() -> None:
+    proc = _early.get("proc")
+    if not isinstance(proc, subprocess.Popen):
+        return
+    try:
+        rc = proc.wait(timeout=max(1.0, EARLY_TIMEOUT - (time.monotonic() - float(_early["started"]))))
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        rc = -1
+    took = time.monotonic() - float(_early["started"])
+    if rc == 0:
+        FIGURES.setdefault("lab brought up in the background, beside the other tests (s)", []).append(took)
+    tail = EARLY_LOG.read_text(errors="replace").splitlines()[-25:]
+    print(f"\nlab: brought up in the background, exit {rc} after {took:.0f} s (log: {EARLY_LOG})\n"
+          + "\n".join(tail))
+    _early["proc"] = None
+
+
 @pytest.fixture(scope="session")
 def lab() -> Path:
-    if not (lab_running() and (STATE / "provisioned").exists()):
+    _wait_for_early()
+    # Not ready after a background bring-up that failed: once more in the foreground, as without one.
+    if not lab_ready():
         subprocess.run([str(LAB), "up"], check=True)
     return INVENTORY
 
