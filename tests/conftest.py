@@ -46,9 +46,11 @@ def _rank(item: pytest.Item) -> int:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Order the folders (see _ORDER; stable, so modules stay whole); benchmarks measure, they do not
+    """Order the tests needing no lab before the lab's, each part by folder (see _ORDER; stable, so
+    modules stay whole); benchmarks measure, they do not
     assert: they run only when asked for with `-m bench`."""
-    items.sort(key=_rank)
+    # Every test that needs no lab first (the lab comes up beside them), then the lab's, each by folder.
+    items.sort(key=lambda i: (i.get_closest_marker("lab") is not None, _rank(i)))
     if "bench" in (config.getoption("markexpr") or ""):
         return
     kept = [i for i in items if i.get_closest_marker("bench") is None]

@@ -282,6 +282,17 @@ def container_state(name: str) -> str | None:
     return status
 
 
+def remove_container(name: str, tries: int = 3) -> None:
+    """`podman rm -f`, again after a pause if it fails: a container caught between stopping and
+    stopped answers "container state improper" once, and is removed on the next try."""
+    for attempt in range(1, tries + 1):
+        res = podman("rm", "-f", "-t", "2", name, check=attempt == tries)
+        if res.returncode == 0:
+            return
+        log(f"{name}: podman rm failed ({res.stderr.strip()[:160]}), trying again")
+        time.sleep(3)
+
+
 def start_host(name: str) -> None:
     site, addr, _ = HOSTS[name]
     state = container_state(name)
@@ -296,7 +307,7 @@ def start_host(name: str) -> None:
             why = ("its processes are gone (a restored machine)" if state == "stale"
                    else "made from an older image or settings")
             log(f"{name}: {why}, recreating")
-            podman("rm", "-f", "-t", "2", name)
+            remove_container(name)
             (STATE / "provisioned").unlink(missing_ok=True)
             state = None
         elif state == "running":
