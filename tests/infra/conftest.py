@@ -7,6 +7,7 @@ hosts built from the lab inventory (SSH with the generated key).
 
 from __future__ import annotations
 
+import atexit
 import importlib.util
 import json
 import os
@@ -97,6 +98,18 @@ def start_early() -> None:
         _early["proc"] = subprocess.Popen([str(LAB), "up"], stdout=out, stderr=subprocess.STDOUT,
                                           stdin=subprocess.DEVNULL, cwd=REPO)
     _early["started"] = time.monotonic()
+    # A session that ends before any lab test (-x, an interrupt) leaves no provisioning behind it.
+    atexit.register(_stop_early)
+
+
+def _stop_early() -> None:
+    proc = _early.get("proc")
+    if isinstance(proc, subprocess.Popen) and proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
 
 def _wait_for_early() -> None:
