@@ -45,6 +45,35 @@ def _rank(item: pytest.Item) -> int:
     return _ORDER.index(top) if top in _ORDER else len(_ORDER)
 
 
+def _ours(port: int) -> bool:
+    """Whether what listens on the port is this checkout's own test cluster of that port."""
+    pid = ROOT / ".data" / f"test-{port}" / "pg" / "postmaster.pid"
+    try:
+        return pid.read_text().splitlines()[3].strip() == str(port)
+    except (OSError, IndexError):
+        return False
+
+
+def _listened(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.settimeout(1)
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Choose the test clusters' ports (the session's on KNTC_TEST_PG_PORT, the DR tests' on the next
+    four) unless they are given: the first block of five that no one else listens on, so that a
+    cluster another checkout left running does not make every database test error."""
+    if "KNTC_TEST_PG_PORT" in os.environ:
+        return
+    for base in range(55433, 55633, 10):
+        if all(_ours(p) or not _listened(p) for p in range(base, base + 5)):
+            os.environ["KNTC_TEST_PG_PORT"] = str(base)
+            return
+    raise pytest.UsageError("no free block of ports for the test clusters between 55433 and 55632: "
+                            "set KNTC_TEST_PG_PORT to a free one")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Order the tests needing no lab before the lab's, each part by folder (see _ORDER; stable, so
     modules stay whole); benchmarks measure, they do not
@@ -83,7 +112,7 @@ def free_port() -> int:
 
 def _test_cluster() -> LocalCluster:
     # One folder per port, so that parallel sessions (xdist, several engineers) never collide.
-    port = int(os.environ.get("KNTC_TEST_PG_PORT", "55433"))
+    port = int(os.environ["KNTC_TEST_PG_PORT"])
     return LocalCluster(root=ROOT / ".data" / f"test-{port}", port=port, database="kntc_test")
 
 

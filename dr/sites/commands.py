@@ -142,10 +142,11 @@ def demote(site: SiteArg, follow: Annotated[str, typer.Option(help="site đượ
 
     Patroni demotes a leader that finds `standby_cluster` in its configuration with an immediate
     stop: WAL not yet sent to the other site would be lost to it, and the demoted site would have
-    to be rewound. So the site is paused, its configuration changed, its primary stopped cleanly
-    (a fast shutdown sends every WAL record, up to the shutdown checkpoint, to the connected
-    standbys — the other site's included — before it ends), and Patroni resumed: it starts the
-    old primary as the standby leader."""
+    to be rewound. So the site is paused, its primary stopped cleanly (a fast shutdown sends every
+    WAL record, up to the shutdown checkpoint, to the connected standbys — the other site's
+    included — before it ends), its configuration changed, and Patroni resumed: it starts the old
+    primary as the standby leader. Should the change fail, the resumed site starts its primary
+    again, as it was."""
     _check_site(site)
     _check_site(follow)
     inv, lab = _open()
@@ -157,9 +158,12 @@ def demote(site: SiteArg, follow: Annotated[str, typer.Option(help="site đượ
         first = inv.db(site)[0]
         lab.run(first, f"{PATRONICTL} pause {scope} --wait")
         try:
-            lab.edit_config(site, *state.standby_cluster_settings(inv, follow), "synchronous_mode=false")
+            # The clean stop comes before the configuration change: once Patroni reads standby_cluster,
+            # its /primary check answers 503, HAProxy marks the primary down within a second and cuts
+            # the other site's replication session, and the shutdown checkpoint would never reach it.
             lab.run(lead["Member"], f"cd /tmp && runuser -u postgres -- {PG_BIN}/pg_ctl stop -D {PGDATA} -m fast -w "
                                     f"-t {int(timeout)}", timeout=timeout + 10)
+            lab.edit_config(site, *state.standby_cluster_settings(inv, follow), "synchronous_mode=false")
         finally:
             lab.run(first, f"{PATRONICTL} resume {scope} --wait")
         state.wait_until(lambda: state.site_role(lab, site) == "standby" and not any(
