@@ -45,12 +45,13 @@ class Reading:
 
 
 @contextmanager
-def officers_reading(apps: list[str] = DC_APP) -> Iterator[Reading]:
-    """One officer per app host reading the inbox in a loop, from before the block to its end."""
+def officers_reading(apps: list[str] = DC_APP, port: int = 443, pace: float = PACE) -> Iterator[Reading]:
+    """One officer per app host reading the inbox in a loop, from before the block to its end;
+    through the host's nginx (443) or the site balancer on it (haproxy_web_port)."""
     ctx = httpx.create_ssl_context(verify=str(CA))
     clients = []
     for app in apps:
-        c = httpx.Client(base_url=f"https://{ADDR[app]}", verify=ctx, timeout=60)
+        c = httpx.Client(base_url=f"https://{ADDR[app]}:{port}", verify=ctx, timeout=60)
         r = c.post("/api/auth/login", json={"username": DEMO_OFFICER, "password": secret("demo_password")})
         assert r.status_code == 200, r.text
         c.headers["Authorization"] = f"Bearer {r.json()['token']}"
@@ -69,7 +70,7 @@ def officers_reading(apps: list[str] = DC_APP) -> Iterator[Reading]:
             reading.started.append(started)
             reading.answers.append((status, took))
             # Ten a second: under nginx's per-address API rate (app_nginx_api_rate, 20 r/s).
-            time.sleep(max(0.0, PACE - took))
+            time.sleep(max(0.0, pace - took))
 
     threads = [threading.Thread(target=officer, args=(c,), daemon=True) for c in clients]
     for t in threads:
