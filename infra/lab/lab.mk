@@ -24,4 +24,10 @@ failover-trials: lab-deps ## ten unplanned failovers and ten planned switchovers
 upgrade-rehearsal: lab-deps ## a rolling minor upgrade and a PgBouncer-paused switchover in the DC under officers and a writer (write gap, failed requests)
 	.venv/bin/pytest -m lab tests/infra/test_upgrade.py tests/infra/test_pgbouncer.py -s $(LAB_PYTEST_ARGS)
 
-.PHONY: lab-deps lab-up lab-down lab-status test-lab failover-trials upgrade-rehearsal
+release: lab-deps ## roll a release of the case service over the lab's app hosts, one at a time behind a drain at the site balancers (REF=<commit>, default HEAD)
+	cd infra/ansible && ../../.venv/bin/ansible-playbook -i inventories/lab release_app.yml -e app_git_ref=$${REF:-HEAD}
+
+release-rehearsal: lab-deps ## a rolling release, a failing one that rolls back by itself and a return, under officers reading through the balancers
+	.venv/bin/pytest -m lab tests/infra/test_release.py -s $(LAB_PYTEST_ARGS)
+
+.PHONY: lab-deps lab-up lab-down lab-status test-lab failover-trials upgrade-rehearsal release release-rehearsal

@@ -4,6 +4,7 @@ platform under them: every answer's status and time, for "no request failed, the
 from __future__ import annotations
 
 import itertools
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -48,7 +49,7 @@ class Reading:
 def officers_reading(apps: list[str] = DC_APP, port: int = 443, pace: float = PACE) -> Iterator[Reading]:
     """One officer per app host reading the inbox in a loop, from before the block to its end;
     through the host's nginx (443) or the site balancer on it (haproxy_web_port)."""
-    ctx = httpx.create_ssl_context(verify=str(CA))
+    ctx = ssl.create_default_context(cafile=str(CA))
     clients = []
     for app in apps:
         c = httpx.Client(base_url=f"https://{ADDR[app]}:{port}", verify=ctx, timeout=60)

@@ -34,6 +34,8 @@ PATHS = [
     ("dr-db1", "dc-backup1", 8432, True),   # each cluster archives into both sites' repositories
     ("dc-db1", "dc-app1", 443, True),       # HTTPS is public
     ("dr-db1", "dr-app1", 443, True),
+    ("dc-db1", "dc-app1", 4443, True),      # the site balancer's HTTPS entry is public too
+    ("dr-db1", "dr-app1", 4443, True),
     ("dc-db1", "dc-app1", 8443, False),     # the exchange API: connected bodies' addresses only
     ("dc-backup1", "dr-app1", 8443, False),
     # Monitoring: each site's monitoring host scrapes every host of both sites, no one else does.
