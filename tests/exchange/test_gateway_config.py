@@ -29,6 +29,10 @@ def render(tls_dir: Path) -> str:
         app_nginx_server_name="app.test",
         inventory_hostname="app1",
         kntc_address="127.0.0.1",
+        # As Ansible has them: the site's balancers, whose forwarded client address nginx takes.
+        kntc_site="site1",
+        groups={"balancer": ["app1"], "app": ["app1"], "site1": ["app1"]},
+        hostvars={"app1": {"kntc_address": "127.0.0.1"}},
         app_metrics_port=free_port(),
         app_nginx_status_port=free_port(),
     )
@@ -46,6 +50,9 @@ def test_the_production_template_is_valid_nginx_and_asks_for_the_client_certific
     servers = site.split("\nserver {")
     officers = next(s for s in servers if "listen 443" in s)
     exchange = next(s for s in servers if "listen 8443" in s)
+    # A forwarded client address counts only from the site's balancers, never on the exchange port.
+    assert "set_real_ip_from 127.0.0.1;" in officers and "real_ip_header X-Forwarded-For;" in officers
+    assert "real_ip" not in exchange
     # The monitoring hosts' listener asks for a certificate of the platform's CA and passes no client
     # address, so the case service's /metrics answers it and nothing that came through the entry.
     metrics = next(s for s in servers if "location = /metrics" in s)
