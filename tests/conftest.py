@@ -60,18 +60,23 @@ def _listened(port: int) -> bool:
         return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
-def pytest_configure(config: pytest.Config) -> None:
+def _choose_test_port() -> None:
     """Choose the test clusters' ports (the session's on KNTC_TEST_PG_PORT, the DR tests' on the next
     four) unless they are given: the first block of five that no one else listens on, so that a
-    cluster another checkout left running does not make every database test error."""
+    cluster another checkout left running does not make every database test error. At import, not
+    in a hook: pytest imports the conftest of a folder named on its command line (tests/dr) before
+    any hook runs, and that one reads the port as it is imported."""
     if "KNTC_TEST_PG_PORT" in os.environ:
         return
     for base in range(55433, 55633, 10):
         if all(_ours(p) or not _listened(p) for p in range(base, base + 5)):
             os.environ["KNTC_TEST_PG_PORT"] = str(base)
             return
-    raise pytest.UsageError("no free block of ports for the test clusters between 55433 and 55632: "
-                            "set KNTC_TEST_PG_PORT to a free one")
+    pytest.exit("no free block of ports for the test clusters between 55433 and 55632: "
+                "set KNTC_TEST_PG_PORT to a free one", returncode=4)
+
+
+_choose_test_port()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

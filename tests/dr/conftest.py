@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 RESTORE_MD = ROOT / "runbooks" / "restore.md"
 PITR_MD = ROOT / "runbooks" / "dr-pitr.md"
-BASE_PORT = int(os.environ.get("KNTC_TEST_PG_PORT", "55433"))
+BASE_PORT = int(os.environ["KNTC_TEST_PG_PORT"])
 
 RunStep = Callable[..., runbook.StepResult]
 

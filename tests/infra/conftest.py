@@ -19,6 +19,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 
 from dr.errors import NotInTime
 from dr.sites.state import wait_until
@@ -35,17 +36,23 @@ os.environ["PATH"] = f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}"
 
 
 
-def _lab_hosts() -> dict[str, tuple[str, str, tuple[str, ...]]]:
-    """The lab's hosts as infra/lab/lab.py declares them (site, address, tiers): the one table
-    that builds the containers and writes the inventory, read here rather than copied."""
+def _lab_module():
+    """infra/lab/lab.py, whose tables (hosts: site, address, tiers; sites: network, gateway) build
+    the containers and write the inventory: read here rather than copied."""
     spec = importlib.util.spec_from_file_location("kntc_lab", LAB)
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.HOSTS
+    return module
 
 
-HOSTS = _lab_hosts()
+_LAB_MODULE = _lab_module()
+HOSTS: dict[str, tuple[str, str, tuple[str, ...]]] = _LAB_MODULE.HOSTS
+# Where the tests connect from: the control node's address on each site's network.
+CONTROL_NODE = {site: gateway for site, (_, _, gateway) in _LAB_MODULE.SITES.items()}
+# The site balancer's HTTPS entry, as the haproxy role sets it.
+WEB_PORT = int(yaml.safe_load((ANSIBLE_DIR / "roles" / "haproxy" / "defaults" / "main.yml").read_text())
+               ["haproxy_web_port"])
 
 
 def _named(site: str, tier: str) -> list[str]:

@@ -11,12 +11,10 @@ import time
 import httpx
 import pytest
 
-from .conftest import ADDR, CA, DC_APP
+from .conftest import ADDR, CA, CONTROL_NODE, DC_APP, WEB_PORT
 
 pytestmark = pytest.mark.lab
 
-WEB_PORT = 4443  # haproxy_web_port
-CONTROL_NODE = "10.231.1.254"  # the lab's gateway on the DC network: where the tests connect from
 
 
 def through(balancer: str, path: str, **headers: str) -> httpx.Response:
@@ -42,7 +40,7 @@ def test_a_client_cannot_name_the_address_its_requests_are_counted_by(hosts):
         assert r.status_code == 401
     time.sleep(1)
     lines = "".join(hosts(h).check_output(f"grep {agent} /var/log/nginx/access.log || true") for h in DC_APP)
-    assert lines.count(CONTROL_NODE) == len(DC_APP), lines
+    assert lines.count(CONTROL_NODE["dc"]) == len(DC_APP), lines
     assert "203.0.113" not in lines
 
 

@@ -15,12 +15,10 @@ import time
 
 import pytest
 
-from .conftest import DC_APP, REPO, run_playbook, wait_for
+from .conftest import DC_APP, REPO, WEB_PORT, run_playbook, wait_for
 from .officers import officers_reading
 
 pytestmark = pytest.mark.lab
-
-WEB_PORT = 4443  # haproxy_web_port
 
 
 def git(*args: str, env: dict[str, str] | None = None, stdin: str | None = None) -> str:

@@ -17,7 +17,7 @@ BIN = Path(sys.executable).parent
 ROOT = Path(__file__).resolve().parent.parent.parent
 
 
-PORT = os.environ.get("KNTC_TEST_PG_PORT", "55433")
+PORT = os.environ["KNTC_TEST_PG_PORT"]
 CLUSTER = ROOT / ".data" / f"test-{PORT}"
 # The runs' folders, and so their test data (loadtests/run.py keeps it beside them), live with the
 # cluster whose database holds the accounts: the test run again finds them, as `make load` does.

@@ -16,7 +16,7 @@ KEY_TABLES = ["kntc.unit", "kntc.account", "kntc.case_file", "kntc.petition", "k
 
 @pytest.fixture(scope="module")
 def superuser(pg_env: dict[str, str]) -> str:
-    port = os.environ.get("KNTC_TEST_PG_PORT", "55433")
+    port = os.environ["KNTC_TEST_PG_PORT"]
     return f"host={pg_env['_superuser_hint']} port={port} user=postgres dbname=kntc_test"
 
 
@@ -25,7 +25,7 @@ def backup_role(superuser: str, pg_env: dict[str, str]) -> str:
     """A role made as the patroni role makes kntc_backup: reads everything, bypasses RLS, may
     create restore points and call kntc.hold_writers; a password login over TCP."""
     password = secrets.token_urlsafe(24)
-    port = os.environ.get("KNTC_TEST_PG_PORT", "55433")
+    port = os.environ["KNTC_TEST_PG_PORT"]
     with psycopg.connect(superuser, autocommit=True) as c:
         c.execute("DROP ROLE IF EXISTS kntc_backup_probe")
         c.execute(f"CREATE ROLE kntc_backup_probe LOGIN BYPASSRLS PASSWORD '{password}' "
