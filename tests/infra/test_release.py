@@ -62,7 +62,7 @@ def test_a_release_drains_each_host_and_one_that_fails_rolls_back_by_itself(host
     for b in DC_APP:
         wait_for(lambda b=b: set(web_state(hosts, b).values()) == {"UP"}, 60, f"both app hosts up at {b}")
 
-    with officers_reading(port=WEB_PORT, pace=0.2) as reading:
+    with officers_reading(port=WEB_PORT, rate=5.0) as reading:
         started = time.monotonic()
         r = release(good)
         took = time.monotonic() - started
