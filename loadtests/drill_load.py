@@ -48,6 +48,12 @@ class Answers:
     def failed(self) -> list[tuple[int, float]]:
         return [a for a in self.answers if a[0] != 200]
 
+    def first_answer_after(self, t: float) -> float | None:
+        """When the first request started after `t` was answered (200): service back, as officers see it."""
+        ends = [at + took for at, (status, took) in zip(self.started, self.answers, strict=True)
+                if at > t and status == 200]
+        return min(ends, default=None)
+
     @property
     def slowest(self) -> float:
         return max((seconds for _, seconds in self.answers), default=float("nan"))
@@ -118,9 +124,12 @@ def _wait(check: Callable[[], bool], timeout: float) -> bool:
 
 @contextlib.contextmanager
 def fixed_rate(targets: list[str], *, username: str, password: str, ca: Path, rate: float, folder: Path,
-               users: int = 4, start_timeout: float = START_TIMEOUT) -> Iterator[Answers]:
+               users: int = 4, start_timeout: float = START_TIMEOUT, answered_first: bool = True) -> Iterator[Answers]:
     """Officers at `rate` requests a second on each target, from before the block to its end; the
-    Answers are filled in when the block ends (and the Locust report is left in `folder`)."""
+    Answers are filled in when the block ends (and the Locust report is left in `folder`).
+
+    The block starts once every target has answered (`answered_first`), or at once for a target that
+    cannot answer yet (the DR's app hosts before a promotion)."""
     folder.mkdir(parents=True, exist_ok=True)
     epoch_to_monotonic = time.time() - time.monotonic()
     procs: list[tuple[str, subprocess.Popen[bytes], Path, Path]] = []
@@ -139,7 +148,7 @@ def fixed_rate(targets: list[str], *, username: str, password: str, ca: Path, ra
             with out.open("wb") as sink:
                 procs.append((target, subprocess.Popen(cmd, stdout=sink, stderr=subprocess.STDOUT, env=env,
                                                        start_new_session=True), log, out))
-        for target, proc, log, out in procs:
+        for target, proc, log, out in procs if answered_first else []:
             def answered(log: Path = log) -> bool:
                 return log.exists() and sum(1 for line in log.read_text().splitlines() if " 200 1 " in line) >= 5
             if not _wait(answered, start_timeout):

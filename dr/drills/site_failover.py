@@ -118,6 +118,9 @@ def run_site_failover(inventory: Path | None = None, report_dir: Path = Path(".d
             "site_failover_rto_write_seconds": round(t_writes - t_cut, 2),
             "site_failover_rto_app_seconds": round(t_app - t_cut, 2) if not math.isnan(t_app) else NO_APP,
             "fence_to_write_seconds": round(t_writes - t_fence, 2),
+            # when the DC was lost and when the decision to fence was taken (epoch): for a load
+            # running beside the drill to say what its officers saw from then
+            "cut_at": round(t_cut, 3), "fence_at": round(t_fence, 3),
             "site_failover_rpo_lost_commits": lost, "site_failover_rpo_seconds": round(span, 3),
             "commits_acknowledged_by_dc": len(acks_dc),
             "rejoin_seconds": round(t_following - t_rejoin, 1),

@@ -21,6 +21,9 @@ test-lab: lab-deps ## infrastructure tests against the lab (brings it up if need
 failover-trials: lab-deps ## ten unplanned failovers and ten planned switchovers in the DC under a writer (median, p95; test-output/lab-figures.json)
 	KNTC_LAB_TRIALS=$${KNTC_LAB_TRIALS:-10} .venv/bin/pytest -m lab tests/infra/test_failover.py $(LAB_PYTEST_ARGS)
 
+dc-loss-trials: lab-deps ## ten unplanned losses of the DC site, each failed over to the DR and switched back, under a writer and officers at the DR (RTO, RPO: median, p95; test-output/lab-figures.json)
+	KNTC_LAB_TRIALS=$${KNTC_LAB_TRIALS:-10} .venv/bin/pytest -m lab tests/drills/test_site_failover.py $(LAB_PYTEST_ARGS)
+
 upgrade-rehearsal: lab-deps ## a rolling minor upgrade and a PgBouncer-paused switchover in the DC under officers and a writer (write gap, failed requests)
 	.venv/bin/pytest -m lab tests/infra/test_upgrade.py tests/infra/test_pgbouncer.py -s $(LAB_PYTEST_ARGS)
 
@@ -30,4 +33,4 @@ release: lab-deps ## roll a release of the case service over the lab's app hosts
 release-rehearsal: lab-deps ## a rolling release, a failing one that rolls back by itself and a return, under officers reading through the balancers
 	.venv/bin/pytest -m lab tests/infra/test_release.py -s $(LAB_PYTEST_ARGS)
 
-.PHONY: lab-deps lab-up lab-down lab-status test-lab failover-trials upgrade-rehearsal release release-rehearsal
+.PHONY: lab-deps lab-up lab-down lab-status test-lab failover-trials dc-loss-trials upgrade-rehearsal release release-rehearsal

@@ -67,8 +67,21 @@ ETCD = _named("dc", "etcd") + _named("dr", "etcd")
 ADDR = {name: address for name, (_, address, _) in HOSTS.items()}
 ALL_HOSTS = list(ADDR)
 
-# Figures measured by the failover/switchover tests, printed at the end of the session.
+# Figures measured by the failover/switchover tests and the drills, printed at the end of the session.
 FIGURES: dict[str, list[float]] = {}
+UNITS: dict[str, str] = {}
+
+
+def record(name: str, value: float, unit: str = "s") -> None:
+    """One trial's figure: kept for the session's summary (median, p95) and in test-output/lab-figures.json."""
+    import statistics
+
+    FIGURES.setdefault(name, []).append(value)
+    UNITS[name] = unit
+    out = REPO / "test-output"
+    out.mkdir(exist_ok=True)
+    summary = {k: {"trials": v, "median": statistics.median(v)} for k, v in FIGURES.items()}
+    (out / "lab-figures.json").write_text(json.dumps(summary, indent=2))
 
 
 def secret(name: str) -> str:
@@ -242,5 +255,6 @@ def pytest_terminal_summary(terminalreporter) -> None:
         vals = ", ".join(f"{v:.2f}" for v in values)
         # The 95th percentile by the nearest-rank rule (of ten trials, the highest).
         p95 = sorted(values)[max(0, -(-len(values) * 95 // 100) - 1)]
-        terminalreporter.write_line(f"{name}: median {statistics.median(values):.2f} s, p95 {p95:.2f} s, "
-                                    f"max {max(values):.2f} s over {len(values)} trial(s)  ({vals})")
+        u = UNITS.get(name, "s")
+        terminalreporter.write_line(f"{name}: median {statistics.median(values):.2f} {u}, p95 {p95:.2f} {u}, "
+                                    f"max {max(values):.2f} {u} over {len(values)} trial(s)  ({vals})")

@@ -19,11 +19,13 @@ REPORTS = Path(__file__).resolve().parents[2] / "test-output" / "drill-load"
 
 
 @contextmanager
-def officers_reading(apps: list[str] = DC_APP, port: int = 443, rate: float = RATE) -> Iterator[Answers]:
+def officers_reading(apps: list[str] = DC_APP, port: int = 443, rate: float = RATE,
+                     answered_first: bool = True) -> Iterator[Answers]:
     """Four officers per app host reading their inbox, case files and searches at `rate` requests a
     second in all, from before the block to its end; through the host's nginx (443) or the site
     balancer on it (haproxy_web_port). The Locust report is kept under test-output/drill-load/."""
     folder = REPORTS / time.strftime("%Y%m%dT%H%M%S")
     with fixed_rate([f"https://{ADDR[app]}:{port}" for app in apps], username=DEMO_OFFICER,
-                    password=secret("demo_password"), ca=CA, rate=rate, folder=folder) as answers:
+                    password=secret("demo_password"), ca=CA, rate=rate, folder=folder,
+                    answered_first=answered_first) as answers:
         yield answers

@@ -6,17 +6,15 @@ planned switchover runs; no acknowledged commit may be lost, and the time until 
 again is measured three ways: by the writer (kill to its first acknowledgement after the
 outage), in the database as CloudNativePG's end-to-end tests do (the gap between the last row
 committed on the old timeline and the first on the new one, from the rows' own commit times), and
-as an officer sees it (the longest time in which the case service gave no answer through nginx:
-each of its requests goes through PgBouncer to the site's primary). The figures are printed
+as an officer sees it (the longest time in which the officers of a Locust load at a fixed rate got no
+answer through nginx: each of their requests goes through PgBouncer to the site's primary). The figures are printed
 at the end of the session and written to test-output/lab-figures.json.
 """
 
 from __future__ import annotations
 
 import itertools
-import json
 import os
-import statistics
 import threading
 import time
 
@@ -27,12 +25,11 @@ from .conftest import (
     ADDR,
     CA,
     DC_APP,
-    FIGURES,
-    REPO,
     active_alerts,
     dc_healthy,
     dc_leader,
     podman,
+    record,
     run_playbook,
     secret,
     wait_for,
@@ -105,12 +102,6 @@ def lost_commits(trial: str, acked: list[tuple[int, float]]) -> list[int]:
     return [n for n, _ in acked if n not in have]
 
 
-def record(name: str, value: float) -> None:
-    FIGURES.setdefault(name, []).append(value)
-    out = REPO / "test-output"
-    out.mkdir(exist_ok=True)
-    summary = {k: {"trials": v, "median": statistics.median(v)} for k, v in FIGURES.items()}
-    (out / "lab-figures.json").write_text(json.dumps(summary, indent=2))
 
 
 @pytest.fixture(scope="module")

@@ -9,9 +9,8 @@ import time
 
 import pytest
 
-from .conftest import ADDR, DC_APP, dc_healthy, dc_leader, query, run_playbook, wait_for
+from .conftest import ADDR, DC_APP, dc_healthy, dc_leader, query, record, run_playbook, wait_for
 from .officers import officers_reading
-from .test_failover import record
 
 pytestmark = pytest.mark.lab
 

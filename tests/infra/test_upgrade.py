@@ -12,9 +12,9 @@ import time
 
 import pytest
 
-from .conftest import DC_DB, dc_healthy, dc_leader, run_playbook, wait_for
+from .conftest import DC_DB, dc_healthy, dc_leader, record, run_playbook, wait_for
 from .officers import officers_reading
-from .test_failover import Writer, lost_commits, probe_table, record  # noqa: F401 - probe_table is a fixture
+from .test_failover import Writer, lost_commits, probe_table  # noqa: F401 - probe_table is a fixture
 
 pytestmark = pytest.mark.lab
 
