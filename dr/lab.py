@@ -79,7 +79,8 @@ class Inventory:
         return self.select(site, "database")
 
     def etcd(self, site: str) -> list[Host]:
-        return self.select(site, "etcd")
+        """The site's etcd members: group etcd less the hosts leaving it (infra/ansible/move_etcd.yml)."""
+        return [h for h in self.select(site, "etcd") if "etcd_leaving" not in h.groups]
 
     def balancers(self, site: str) -> list[Host]:
         return self.select(site, "balancer")
