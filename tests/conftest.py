@@ -302,3 +302,10 @@ def petition_body(**over: object) -> dict[str, object]:
     }
     body.update(over)
     return body
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    # The lab tests' and drills' figures, when a lab test ran (tests/infra/conftest.py keeps them).
+    infra = sys.modules.get("tests.infra.conftest")
+    if infra is not None:
+        infra.print_figures(terminalreporter)

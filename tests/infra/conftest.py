@@ -243,9 +243,9 @@ def podman(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(["podman", *args], check=True, capture_output=True, text=True, env=env)
 
 
-
-
-def pytest_terminal_summary(terminalreporter) -> None:
+def print_figures(terminalreporter) -> None:
+    """The session's lab figures (median, p95, max of each), called by the root conftest: the drills
+    record here too, and a run of tests/drills alone does not load this file as a conftest."""
     if not FIGURES:
         return
     import statistics
