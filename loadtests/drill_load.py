@@ -138,6 +138,7 @@ def fixed_rate(targets: list[str], *, username: str, password: str, ca: Path, ra
         for i, target in enumerate(targets):
             log, out = folder / f"answers-{i}.log", folder / f"locust-{i}.log"
             log.unlink(missing_ok=True)
+            # The password in the environment, not on the command line, which every local user can read.
             env = {**os.environ, "KNTC_DRILL_LOAD": json.dumps(
                 {"username": username, "password": password, "rate_per_user": rate / users, "ca": str(ca),
                  "answers": str(log)})}
