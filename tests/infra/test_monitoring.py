@@ -30,11 +30,18 @@ def up(monitor: str) -> dict[tuple[str, str], float]:
 
 @pytest.mark.parametrize("monitor", MONITORS)
 def test_each_sites_prometheus_scrapes_every_host_of_both_sites(lab, monitor):
+    last: dict[str, list] = {}
+
     def all_up() -> bool:
         got = up(monitor)
-        return set(got) == EXPECTED and all(v == 1 for v in got.values())
+        last.update(missing=sorted(EXPECTED - set(got)), extra=sorted(set(got) - EXPECTED),
+                    down=sorted(k for k, v in got.items() if v != 1))
+        return not any(last.values())
 
-    wait_for(all_up, 120, f"every target up in {monitor}'s Prometheus")
+    try:
+        wait_for(all_up, 120, f"every target up in {monitor}'s Prometheus")
+    except pytest.fail.Exception:
+        pytest.fail(f"{monitor}'s Prometheus after 120 s: {last}")
 
 
 @pytest.mark.parametrize("monitor", MONITORS)
