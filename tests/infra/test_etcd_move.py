@@ -17,7 +17,7 @@ import pytest
 
 from dr.runbook import steps
 
-from .conftest import ANSIBLE_DIR, INVENTORY, REPO, VENV_BIN, run_playbook, wait_for
+from .conftest import ADDR, ANSIBLE_DIR, INVENTORY, REPO, VENV_BIN, run_playbook, wait_for
 
 pytestmark = pytest.mark.lab
 
@@ -111,7 +111,7 @@ def test_etcd_moves_off_the_database_hosts_and_back_while_the_standby_leader_sta
             assert not hosts(h).file("/etc/kntc/tls/etcd-peer.key").exists
             # Patroni (and patronictl) now name the new members only
             conf = hosts(h).file("/etc/patroni/config.yml").content_string
-            assert "10.231.2.21:2379" in conf and "10.231.2.11:2379" not in conf, conf
+            assert f"{ADDR['dr-app1']}:2379" in conf and f"{ADDR['dr-db1']}:2379" not in conf, conf
         # a second run changes no membership
         r = move(inventory(tmp_path / "off", add=NEW, leaving=DR_DB))
         assert r.returncode == 0, r.stdout[-4000:]
