@@ -28,7 +28,9 @@ def open_as(browser, server: str, make_account: Callable[..., str]) -> Iterator[
                                   extra_http_headers={"X-Real-IP": own_address()})
         contexts.append(ctx)
         page = ctx.new_page()
-        page.set_default_timeout(15_000)
+        # generous: in `make test` the lab is built beside these tests on the same two cores, and a
+        # login (argon2) then takes seconds; a wait, not a measure
+        page.set_default_timeout(60_000)
         if lang != "vi":
             page.goto(f"/lang/{lang}?next=/login")
         if unit:
