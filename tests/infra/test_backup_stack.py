@@ -1,6 +1,9 @@
 """One backup stack on the lab: the repository hosts back up with `kntc-dr` on systemd timers, each
 full and differential backup is restored into a scratch instance and verified there, and the results
-reach Prometheus; a failed backup and a failed verification each page, and clear when put right."""
+reach Prometheus; a failed backup and a failed verification each page, and clear when put right.
+
+Threat rows (runbooks/security.md): T101.
+"""
 
 from __future__ import annotations
 

@@ -1,6 +1,9 @@
 """The site balancer (HAProxy `web` on every app host, port 4443) as an outsider meets it: both app
 hosts answer through either balancer, a client cannot choose the address the limits count by
-sending forwarding headers, and a secret in a URL's query string is not written to the journal."""
+sending forwarding headers, and a secret in a URL's query string is not written to the journal.
+
+Threat rows (runbooks/security.md): T106.
+"""
 
 from __future__ import annotations
 

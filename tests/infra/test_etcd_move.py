@@ -2,7 +2,10 @@
 the app and monitoring hosts, then back, one member at a time, as runbooks/move-etcd.md tells an
 operator to do. Throughout, the DR's standby cluster keeps its standby leader (its postmaster is
 never restarted) and the site's etcd keeps its quorum; afterwards Patroni and etcdctl use the new
-members, the old ones run no etcd and hold no member certificate or data."""
+members, the old ones run no etcd and hold no member certificate or data.
+
+Threat rows (runbooks/security.md): T107.
+"""
 
 from __future__ import annotations
 

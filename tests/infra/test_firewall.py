@@ -1,4 +1,7 @@
-"""Each tier's ports are open only to the hosts that need them (nftables on every host)."""
+"""Each tier's ports are open only to the hosts that need them (nftables on every host).
+
+Threat rows (runbooks/security.md): T91, T101, T102, T105, T106.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,8 @@
 """Every host's journal reaches its site's monitoring host, searchable by host and unit, and only
-hosts with a certificate of the platform's CA may send."""
+hosts with a certificate of the platform's CA may send.
+
+Threat rows (runbooks/security.md): T102.
+"""
 
 from __future__ import annotations
 

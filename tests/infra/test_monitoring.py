@@ -1,6 +1,9 @@
 """Each site's monitoring host: Prometheus scrapes every host of both sites over TLS with its own
 client certificate, the exporters answer no one else, and a fault becomes an alert in Alertmanager
-and a mail in the on-call mailbox, then a resolved one."""
+and a mail in the on-call mailbox, then a resolved one.
+
+Threat rows (runbooks/security.md): T91.
+"""
 
 from __future__ import annotations
 

@@ -1,6 +1,9 @@
 """PgBouncer on the lab's app hosts (role pgbouncer): the case service reaches PostgreSQL only
 through it, in transaction mode over verified TLS; its figures reach both Prometheus; and a planned
-switchover, which pauses it, is a short wait for the officers and not an error."""
+switchover, which pauses it, is a short wait for the officers and not an error.
+
+Threat rows (runbooks/security.md): T103, T104.
+"""
 
 from __future__ import annotations
 

@@ -1,7 +1,10 @@
 """The case service through a real PgBouncer (Debian's 1.18) in transaction mode, as the app hosts
 run it (role pgbouncer): one server connection shared by every officer still shows each only what
 is theirs, a PAUSE is a wait and not an error, and a pooler that does not bound the waits is
-refused before the service answers anyone."""
+refused before the service answers anyone.
+
+Threat rows (runbooks/security.md): T103.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,8 @@
 """The backup role of a repository host takes its manifest through kntc.hold_writers, which holds
-writers to tables of schema kntc only; nobody else may call it (runbooks/security.md)."""
+writers to tables of schema kntc only; nobody else may call it (runbooks/security.md).
+
+Threat rows (runbooks/security.md): T101.
+"""
 
 from __future__ import annotations
 

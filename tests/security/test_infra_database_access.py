@@ -5,7 +5,7 @@ the balancer's address: pg_hba alone cannot tell the app from an intruder there.
 logs in only from the migrating host; the replication and rewind roles need, besides their
 password, a client certificate that only database hosts hold.
 
-Threat rows (runbooks/security.md): T37, T38, T39, T40.
+Threat rows (runbooks/security.md): T37, T38, T39, T40, T105.
 """
 
 from __future__ import annotations

@@ -1,5 +1,8 @@
 """`/metrics` on the real server (granian, two workers sharing their figures): requests counted per
-route template and status, latency, the pools; and nothing of it through the public entry."""
+route template and status, latency, the pools; and nothing of it through the public entry.
+
+Threat rows (runbooks/security.md): T91.
+"""
 
 from __future__ import annotations
 
