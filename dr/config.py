@@ -9,6 +9,7 @@ be overridden by `KNTC_DR_<KEY>` (upper case), e.g. `KNTC_DR_SCRATCH_PORT=55479`
 stanza = "kntc-dc1"                      # one stanza and repository per site (lab notes)
 repo_path = "/var/lib/pgbackrest"
 pg_path = "/var/lib/postgresql/15/main"
+pg_bin = "/usr/lib/postgresql/15/bin"        # the same major version as pg_path's
 pg_port = 5432
 pg_socket = "/var/run/postgresql"
 database = "kntc"

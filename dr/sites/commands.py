@@ -34,8 +34,10 @@ class RemoteExit(DrError):
 
 SiteArg = Annotated[str, typer.Argument(help="dc | dr")]
 FENCE_TABLE = "kntc_fence"
-PG_BIN = "/usr/lib/postgresql/15/bin"
-PGDATA = "/var/lib/postgresql/15/main"  # patroni_data_dir
+# Each database host's own PGDATA and PGBIN, as the patroni role wrote them (patroni_postgres_env):
+# during a major upgrade the sites run different versions, so nothing here names one.
+PG_ENV = ". /etc/kntc/postgres.env"
+PG_CTL = f'{PG_ENV} && runuser -u postgres -- "$PGBIN/pg_ctl" -D "$PGDATA"'
 FENCE_DROPIN = "/etc/systemd/system/patroni.service.d/kntc-fence.conf"
 
 
@@ -161,8 +163,7 @@ def demote(site: SiteArg, follow: Annotated[str, typer.Option(help="site đượ
             # The clean stop comes before the configuration change: once Patroni reads standby_cluster,
             # its /primary check answers 503, HAProxy marks the primary down within a second and cuts
             # the other site's replication session, and the shutdown checkpoint would never reach it.
-            lab.run(lead["Member"], f"cd /tmp && runuser -u postgres -- {PG_BIN}/pg_ctl stop -D {PGDATA} -m fast -w "
-                                    f"-t {int(timeout)}", timeout=timeout + 10)
+            lab.run(lead["Member"], f"cd /tmp && {PG_CTL} stop -m fast -w -t {int(timeout)}", timeout=timeout + 10)
             lab.edit_config(site, *state.standby_cluster_settings(inv, follow), "synchronous_mode=false")
         finally:
             lab.run(first, f"{PATRONICTL} resume {scope} --wait")
@@ -321,7 +322,7 @@ def fence(site: SiteArg, timeout: Annotated[float, typer.Option(help="giây / se
                         "systemctl disable patroni && { systemctl kill -s SIGKILL patroni || true; } && "
                         "systemctl stop patroni; systemctl reset-failed patroni 2>/dev/null; "
                         "for i in $(seq 30); do pgrep -u postgres -x postgres >/dev/null || exit 0; sleep 1; done; "
-                        f"runuser -u postgres -- {PG_BIN}/pg_ctl -D {PGDATA} stop -m immediate", timeout=timeout)
+                        f"{PG_CTL} stop -m immediate", timeout=timeout)
         for b in inv.balancers(site):
             lab.run(b, f"nft add table inet {FENCE_TABLE} && nft add chain inet {FENCE_TABLE} input "
                        "'{ type filter hook input priority -5; policy accept; }' && "
@@ -374,8 +375,10 @@ def rejoin(site: SiteArg, follow: Annotated[str, typer.Option(help="site primary
         for key in ("initialize", "leader", "sync", "failsafe", "status"):
             _etcd_del(lab, inv, site, key)
         for db in dbs:
-            lab.run(db, f"test ! -d {PGDATA} || mv -T {PGDATA} {PGDATA}.diverged-{stamp}")
-            print(f"{db.name}: diverged data kept in {PGDATA}.diverged-{stamp}")
+            aside = f'"$PGDATA.diverged-{stamp}"'
+            kept = lab.out(db, f'{PG_ENV} && if test -d "$PGDATA"; then mv -T "$PGDATA" {aside} && echo {aside}; fi')
+            if kept:
+                print(f"{db.name}: diverged data kept in {kept}")
         for b in inv.balancers(site):
             lab.run(b, f"nft delete table inet {FENCE_TABLE} 2>/dev/null || true")
         unfence = f"rm -f {FENCE_DROPIN} && systemctl daemon-reload && systemctl enable --now patroni"

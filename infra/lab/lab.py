@@ -18,6 +18,7 @@ import argparse
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -63,9 +64,13 @@ HOSTS: dict[str, tuple[str, str, tuple[str, ...]]] = {
 }
 LABEL = "kntc-lab=1"
 
+# The database hosts' PostgreSQL major version: the inventory's (group_vars/all.yml) is the only say.
+PG_VERSION = int(re.search(r"^kntc_postgres_version: (\d+)$", (ANSIBLE_DIR / "group_vars" / "all.yml").read_text(),
+                           re.MULTILINE).group(1))
+
 # Everything the hosts need is installed into the image, so that lab hosts need no internet.
 IMAGE_PACKAGES = [
-    "postgresql-15", "postgresql-client-15", "patroni", "python3-etcd", "python3-psycopg2",
+    f"postgresql-{PG_VERSION}", f"postgresql-client-{PG_VERSION}", "patroni", "python3-etcd", "python3-psycopg2",
     "etcd-server", "etcd-client", "haproxy", "pgbackrest", "nginx", "python3-venv",
     "nftables", "chrony", "openssl", "curl", "acl", "python3-apt", "less", "netcat-openbsd", "iputils-ping",
     "prometheus", "prometheus-alertmanager", "prometheus-node-exporter", "prometheus-postgres-exporter",

@@ -16,7 +16,7 @@ import pytest
 
 from dr import runbook
 
-from .conftest import ADDR, DC_DB, FIGURES, active_alerts, dc_leader, query, wait_for
+from .conftest import ADDR, DC_DB, FIGURES, PG_BIN, active_alerts, dc_leader, query, wait_for
 
 pytestmark = pytest.mark.lab
 
@@ -239,12 +239,12 @@ def test_the_restore_runbooks_steps_run_as_written_on_a_backup_host(lab, hosts):
     h = hosts("dc-backup1")
     env = {"KNTC_DR_STATE": "/var/lib/kntc-dr", "SCRATCH": "/var/lib/kntc-dr/scratch/manual",
            "SCRATCH_PORT": "55478", "PATH": "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"}
-    h.run(f"runuser -u postgres -- /usr/lib/postgresql/15/bin/pg_ctl stop -D {env['SCRATCH']} -m immediate; "
+    h.run(f"runuser -u postgres -- {PG_BIN}/pg_ctl stop -D {env['SCRATCH']} -m immediate; "
           f"rm -rf {env['SCRATCH']}")
     try:
         for step in ("info", "backup-incr", "restore-scratch", "inspect", "stop-scratch", "verify-restore"):
             res = run_remote_step(h, step, env)
             assert res.ok, res.explain()
     finally:
-        h.run(f"runuser -u postgres -- /usr/lib/postgresql/15/bin/pg_ctl stop -D {env['SCRATCH']} -m immediate; "
+        h.run(f"runuser -u postgres -- {PG_BIN}/pg_ctl stop -D {env['SCRATCH']} -m immediate; "
               f"rm -rf {env['SCRATCH']}")
