@@ -36,7 +36,8 @@ SiteArg = Annotated[str, typer.Argument(help="dc | dr")]
 FENCE_TABLE = "kntc_fence"
 # Each database host's own PGDATA and PGBIN, as the patroni role wrote them (patroni_postgres_env):
 # during a major upgrade the sites run different versions, so nothing here names one.
-PG_ENV = ". /etc/kntc/postgres.env"
+PG_ENV = ("test -r /etc/kntc/postgres.env || { echo '/etc/kntc/postgres.env is missing: run site.yml "
+          "(role patroni) on this host first' >&2; exit 3; }; . /etc/kntc/postgres.env")
 PG_CTL = f'{PG_ENV} && runuser -u postgres -- "$PGBIN/pg_ctl" -D "$PGDATA"'
 FENCE_DROPIN = "/etc/systemd/system/patroni.service.d/kntc-fence.conf"
 

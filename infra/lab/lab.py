@@ -64,9 +64,18 @@ HOSTS: dict[str, tuple[str, str, tuple[str, ...]]] = {
 }
 LABEL = "kntc-lab=1"
 
-# The database hosts' PostgreSQL major version: the inventory's (group_vars/all.yml) is the only say.
-PG_VERSION = int(re.search(r"^kntc_postgres_version: (\d+)$", (ANSIBLE_DIR / "group_vars" / "all.yml").read_text(),
-                           re.MULTILINE).group(1))
+
+
+def postgres_version() -> int:
+    """The database hosts' PostgreSQL major version: the inventory's (group_vars/all.yml) is the only say."""
+    found = re.search(r"^kntc_postgres_version: (\d+)$", (ANSIBLE_DIR / "group_vars" / "all.yml").read_text(),
+                      re.MULTILINE)
+    if not found:
+        sys.exit("lab: infra/ansible/group_vars/all.yml has no line `kntc_postgres_version: <major version>`")
+    return int(found.group(1))
+
+
+PG_VERSION = postgres_version()
 
 # Everything the hosts need is installed into the image, so that lab hosts need no internet.
 IMAGE_PACKAGES = [

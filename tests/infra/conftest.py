@@ -50,10 +50,9 @@ _LAB_MODULE = _lab_module()
 HOSTS: dict[str, tuple[str, str, tuple[str, ...]]] = _LAB_MODULE.HOSTS
 # Where the tests connect from: the control node's address on each site's network.
 CONTROL_NODE = {site: gateway for site, (_, _, gateway) in _LAB_MODULE.SITES.items()}
+# The lab's PostgreSQL binaries, of the major version the inventory names (read once, by lab.py).
+PG_BIN = f"/usr/lib/postgresql/{_LAB_MODULE.PG_VERSION}/bin"
 # The site balancer's HTTPS entry, as the haproxy role sets it.
-# The lab's PostgreSQL binaries, of the major version the inventory names.
-PG_BIN = "/usr/lib/postgresql/{}/bin".format(
-    yaml.safe_load((ANSIBLE_DIR / "group_vars" / "all.yml").read_text())["kntc_postgres_version"])
 WEB_PORT = int(yaml.safe_load((ANSIBLE_DIR / "roles" / "haproxy" / "defaults" / "main.yml").read_text())
                ["haproxy_web_port"])
 
