@@ -6,8 +6,10 @@ then forks off before the DR's replay position. The drill makes that happen on p
 leader drops its replicas' packets, commits a few rows with `synchronous_commit = local` (which
 only the DR receives), and its host is killed. The DR's standby leader must then rewind onto the
 new timeline (pg_rewind through the DC's balancers as `rewinder`) and stream again, with no one
-touching it; the rows only the DR had are gone from it, and a row committed on the new DC leader
-reaches it (runbooks/failover-in-dc.md, "The DR site may have received WAL…").
+touching it; the DR's replica, which received the same WAL through the standby leader, is
+restarted by kntc-follow-guard and rewound by Patroni; the rows only the DR had are gone, and a
+row committed on the new DC leader reaches every DR member (runbooks/failover-in-dc.md, "The DR
+site may have received WAL…").
 """
 
 from __future__ import annotations
@@ -71,8 +73,10 @@ def test_the_dr_rewinds_when_it_was_ahead_of_the_new_dc_leader(lab, hosts):
         psql(leader, f"SET synchronous_commit = local; INSERT INTO {DRILL_TABLE} "
                      f"SELECT '{run}', g FROM generate_series(1, 200) g")
         ahead = lsn(psql(leader, "SELECT pg_current_wal_lsn()"))
-        wait_for(lambda: lsn(psql(dr, "SELECT pg_last_wal_replay_lsn()")) >= ahead, 60,
-                 "the DR replays the rows the DC's replicas never received")
+        # Every DR member, the standby leader's replicas too: each must then leave that WAL behind.
+        for name in DR_DB:
+            wait_for(lambda n=name: lsn(psql(hosts(n), "SELECT pg_last_wal_replay_lsn()")) >= ahead, 60,
+                     f"{name} replays the rows the DC's replicas never received")
         behind = max(lsn(psql(hosts(n), "SELECT pg_last_wal_receive_lsn()")) for n in replicas)
         assert behind < ahead, "the DC's replicas received the rows: the cut did not hold"
         tl_before = timeline(dr)
@@ -90,15 +94,41 @@ def test_the_dr_rewinds_when_it_was_ahead_of_the_new_dc_leader(lab, hosts):
         rewound = time.monotonic() - t_kill
         assert psql(dr, f"SELECT count(*) FROM {DRILL_TABLE} WHERE run = '{run}'") == "0", \
             "the rows only the DR had are still there: it did not rewind"
+        # The DR's replicas received the same lost WAL through the standby leader; Patroni does not
+        # look at their timeline while they follow the same member, kntc-follow-guard restarts them
+        # through it, and its divergence check rewinds them.
+        # A rewound standby accepts reads only once it has replayed past the primary's WAL position
+        # at the end of the rewind; an idle primary may not flush that far until its next
+        # checkpoint. The case service never leaves it idle: a commit every poll stands for it.
+        beats = iter(range(1_000_000, 2_000_000))
+
+        def follows(name: str) -> bool:
+            psql(hosts(new), f"INSERT INTO {DRILL_TABLE} VALUES ('{run}-beat', {next(beats)})")
+            return timeline(hosts(name)) == new_tl
+
+        leader_name = dr_standby_leader(hosts)
+        others = [n for n in DR_DB if n != leader_name]
+        for name in others:
+            wait_for(lambda n=name: follows(n), 300, f"{name} follows the DC's new timeline {new_tl}", interval=2)
+        everyone = time.monotonic() - t_kill
         psql(hosts(new), f"INSERT INTO {DRILL_TABLE} VALUES ('{run}', 0)")
-        wait_for(lambda: psql(dr, f"SELECT count(*) FROM {DRILL_TABLE} WHERE run = '{run}'") == "1", 60,
-                 "a row committed on the new DC leader reaches the DR")
+        for name in (leader_name, *others):
+            wait_for(lambda n=name: psql(hosts(n), f"SELECT count(*) FROM {DRILL_TABLE} WHERE run = '{run}'") == "1",
+                     60, f"a row committed on the new DC leader reaches {name}")
+            # Only that row: the 200 that the DR alone had received are gone from every member.
+            assert psql(hosts(name), f"SELECT count(*) FROM {DRILL_TABLE} WHERE run = '{run}' AND n > 0") == "0", \
+                f"{name} still holds the rows only the DR had: it did not rewind"
         log = dr.check_output("journalctl -u patroni --since '-10 min' --no-pager | grep -ci rewind || true")
+        guard = " ".join(hosts(n).check_output("journalctl -u kntc-follow-guard --since '-10 min' --no-pager "
+                                        "| grep -c 'restarting it through Patroni' || true").strip() for n in others)
         FIGURES.setdefault("DR ahead of the new DC leader: kill to the DR following the new timeline (s)",
                            []).append(rewound)
+        FIGURES.setdefault("DR ahead of the new DC leader: kill to every DR member on the new timeline (s)",
+                           []).append(everyone)
         print(f"\nDR rewind drill: {old} killed with the DR {ahead - behind} bytes ahead of the DC's replicas; "
-              f"{new} leads timeline {new_tl}; the DR followed it after {rewound:.1f} s "
-              f"({log.strip()} lines of its Patroni log name the rewind)")
+              f"{new} leads timeline {new_tl}; the DR's standby leader followed it after {rewound:.1f} s "
+              f"({log.strip()} lines of its Patroni log name the rewind), every DR member after {everyone:.1f} s "
+              f"(follow-guard restarts: {guard})")
     finally:
         if t_kill is None:
             leader.run(f"nft delete table inet {NFT}")

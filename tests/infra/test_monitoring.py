@@ -60,6 +60,11 @@ def test_what_the_alerts_read_is_there(lab, monitor):
         "nginx exporters that reach nginx": ("sum(nginx_up)", len(APPS)),
         "HTTPS entries answering": ('sum(probe_success{job="https"})', len(APPS)),
         "TLS certificates with an expiry": ('count(probe_ssl_earliest_cert_expiry{job="tls"} > time())', len(DATABASES)),
+        # Every member but the DC's primary is a standby, and each streams.
+        "standbys whose WAL receiver streams": ("sum(pg_wal_receiver_streaming)", len(DATABASES) - 1),
+        # A slot per replica, on each site's leader: the standby leader's too, which the
+        # exporter's own query (pg_current_wal_lsn() during recovery) could not read.
+        "replication slots in use": ("count(pg_replication_slots_active == 1)", len(DATABASES) - 2),
     }
 
     def values() -> dict[str, float]:

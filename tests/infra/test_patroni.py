@@ -45,6 +45,15 @@ def test_dr_member_receives_wal_by_streaming(hosts, member):
     assert out.strip() == "streaming"
 
 
+@pytest.mark.parametrize("member", DC_DB + DR_DB)
+def test_the_follow_guard_reports_every_member_streaming_or_leading(hosts, member):
+    """kntc-follow-guard runs on its timer and writes its metrics; on a healthy cluster none waits."""
+    prom = hosts(member).file("/var/lib/prometheus/node-exporter/kntc_follow_guard.prom")
+    assert prom.exists, f"{member}: the follow guard has not written its metrics"
+    text = prom.content_string
+    assert f'kntc_follow_guard_not_streaming_seconds{{member="{member}"}} 0' in text, text
+
+
 def test_dr_standby_leader_streams_from_the_dc_balancers(hosts):
     leader = next(m["Member"] for m in patroni_members(hosts("dr-db1")) if m["Role"] == "Standby Leader")
     out = hosts(leader).check_output("sudo -u postgres psql -XAtc 'select sender_host, sender_port from pg_stat_wal_receiver'")

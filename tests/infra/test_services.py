@@ -12,7 +12,7 @@ BACKUP = ["dc-backup1", "dr-backup1"]
 CASES = (
     [(h, s) for h in ALL_HOSTS for s in ("ssh", "chrony", "nftables")]
     + [(h, "etcd") for h in ETCD]
-    + [(h, "patroni") for h in DC_DB + DR_DB]
+    + [(h, s) for h in DC_DB + DR_DB for s in ("patroni", "kntc-follow-guard.timer")]
     + [(h, s) for h in DC_APP + DR_APP for s in ("haproxy", "kntc", "nginx")]
     + [(h, "pgbackrest-server") for h in DC_DB + DR_DB + BACKUP]
 )
