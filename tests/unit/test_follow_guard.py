@@ -23,11 +23,12 @@ class Patroni:
 
     def __init__(self) -> None:
         self.members: list[dict] = []
+        self.paused = False
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
-                body = json.dumps({"members": owner.members}).encode()
+                body = json.dumps({"members": owner.members, **({"pause": True} if owner.paused else {})}).encode()
                 self.send_response(200 if self.path == "/cluster" else 404)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
@@ -121,6 +122,12 @@ def test_nothing_is_restarted_that_a_restart_would_not_mend(tmp_path, patroni, m
     if me_role != "replica":
         patroni.members[0]["role"] = "replica"
     guard(tmp_path, patroni.url, receiver, grace=0)
+    assert restarts(tmp_path) == []
+
+
+def test_a_paused_cluster_is_left_to_the_operator(tmp_path, patroni):
+    patroni.members, patroni.paused = members(), True
+    guard(tmp_path, patroni.url, "f", grace=0)
     assert restarts(tmp_path) == []
 
 
