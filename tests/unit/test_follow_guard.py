@@ -135,3 +135,11 @@ def test_patroni_not_answering_is_said_and_nothing_is_done(tmp_path):
     out = guard(tmp_path, "http://127.0.0.1:9", "f", grace=0)
     assert "Patroni does not answer" in out
     assert restarts(tmp_path) == []
+
+
+def test_a_grace_that_is_no_number_is_refused_in_one_line(tmp_path, patroni):
+    env = dict(os.environ, KNTC_FOLLOW_SCOPE="kntc-dr", KNTC_FOLLOW_MEMBER="dr-db2", KNTC_FOLLOW_PATRONI=patroni.url,
+               KNTC_FOLLOW_GRACE="1m", KNTC_FOLLOW_STATE=str(tmp_path / "state"))
+    done = subprocess.run([sys.executable, str(GUARD)], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0
+    assert done.stderr.strip() == "kntc-follow-guard: KNTC_FOLLOW_GRACE must be a number of seconds, not '1m'"
