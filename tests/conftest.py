@@ -8,6 +8,7 @@ also copes with whatever an interrupted earlier run left behind.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 import shutil
@@ -105,8 +106,9 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 def own_address() -> str:
     """An address of the documentation range for one test client: the server trusts X-Real-IP from the
     loopback proxy, so each test's failed logins spend its own budget (kntc.throttle), not the
-    budget every other test shares on 127.0.0.1."""
-    return f"2001:db8::{secrets.token_hex(2)}:{secrets.token_hex(2)}"
+    budget every other test shares on 127.0.0.1. In the form the server counts it under (no leading
+    zeros), so that a test reading the counter finds it."""
+    return str(ipaddress.ip_address(f"2001:db8::{secrets.token_hex(2)}:{secrets.token_hex(2)}"))
 
 
 def free_port() -> int:
