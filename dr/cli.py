@@ -28,6 +28,7 @@ from dr.errors import DrError, VerificationFailed, one_line
 from dr.pgbackrest import BackupType, PgBackRest, ProgressFn, RestoreTarget, archive_settings, write_conf
 from dr.report import Report
 from dr.sites.commands import app as site_app
+from dr.upgrade_commands import app as upgrade_app
 
 app = typer.Typer(help="Sao lưu, khôi phục và diễn tập DR của KNTC / KNTC backup, restore and DR drills.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -37,6 +38,7 @@ sandbox_app = typer.Typer(help="Cụm nguồn cục bộ để thử runbook / a
 app.add_typer(drill, name="drill")
 app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(site_app, name="site")
+app.add_typer(upgrade_app, name="upgrade")
 out = Console(width=None if sys.stdout.isatty() else 200, soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 _state: dict[str, Path | int | None] = {"config": None, "repo": None}

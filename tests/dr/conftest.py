@@ -23,6 +23,7 @@ import pytest
 
 from core_app.localdb import make_server_dir, server_dir
 from dr import runbook
+from tests.upgrade_support import newer_postgres  # noqa: F401  (the 17 of the major upgrade's tests)
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent

@@ -9,96 +9,20 @@ Threat rows (runbooks/security.md): T103.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
-import pwd
-import shutil
 import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
-from pathlib import Path
-from urllib.parse import urlsplit
 
-import psycopg
 import pytest
 
 from core_app.localdb import LocalCluster
 from core_app.waits import APP_WAITS, WaitsNotSet
-from tests.conftest import BIN, TEST_PASSWORD, Officer, free_port, petition_body, running_server, stop
+from tests.conftest import BIN, TEST_PASSWORD, Officer, free_port, petition_body, running_server
+from tests.pgbouncer_support import Bouncer, pgbouncer, users_of
 
-PGBOUNCER = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
 WAITS = {"statement_timeout": 15_000, "lock_timeout": 5_000, "idle_in_transaction_session_timeout": 30_000}
-
-
-@dataclass
-class Bouncer:
-    port: int
-    admin: str  # DSN of its admin console
-    log: Path
-
-    def dsn(self, url: str) -> str:
-        """`url` (a DSN of the test cluster) through this PgBouncer."""
-        parts = urlsplit(url)
-        return parts._replace(netloc=f"{parts.username}:{parts.password}@127.0.0.1:{self.port}").geturl()
-
-    def console(self, command: str) -> None:
-        with psycopg.connect(self.admin, autocommit=True, connect_timeout=5) as conn:
-            conn.execute(command)
-
-
-@contextmanager
-def pgbouncer(cluster: LocalCluster, pg_env: dict[str, str], connect_query: str | None) -> Iterator[Bouncer]:
-    """PgBouncer on a free loopback port in front of the test cluster, run as postgres (it will
-    not run as root), one server connection per role: every transaction shares it."""
-    if not Path(PGBOUNCER).exists():
-        pytest.fail("Debian's pgbouncer is not installed: infra/host/install-deps.sh (make deps)")
-    port = free_port()
-    home = cluster.server / f"pgbouncer-{port}"
-    home.mkdir(mode=0o700)
-    users = {}
-    for key in ("KNTC_DATABASE_URL", "KNTC_AUTH_DATABASE_URL"):
-        parts = urlsplit(pg_env[key])
-        users[parts.username] = parts.password
-    admin_password = "admin-" + os.urandom(8).hex()
-    (home / "userlist.txt").write_text("".join(f'"{u}" "{p}"\n' for u, p in {**users, "bouncer": admin_password}
-                                               .items()))
-    query = f" connect_query='{connect_query}'" if connect_query else ""
-    (home / "pgbouncer.ini").write_text(
-        "[databases]\n"
-        f"kntc_test = host=127.0.0.1 port={cluster.port} dbname=kntc_test{query}\n"
-        "[pgbouncer]\n"
-        f"listen_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n"
-        f"auth_type = scram-sha-256\nauth_file = {home / 'userlist.txt'}\n"
-        "admin_users = bouncer\npool_mode = transaction\ndefault_pool_size = 1\nmax_client_conn = 100\n"
-        f"query_wait_timeout = 20\nlogfile = {home / 'pgbouncer.log'}\npidfile = {home / 'pgbouncer.pid'}\n")
-    pg = pwd.getpwnam("postgres")
-    for path in (home, *home.iterdir()):
-        os.chown(path, pg.pw_uid, pg.pw_gid)
-    proc = subprocess.Popen(["runuser", "-u", "postgres", "--", PGBOUNCER, str(home / "pgbouncer.ini")],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    bouncer = Bouncer(port, f"postgresql://bouncer:{admin_password}@127.0.0.1:{port}/pgbouncer",
-                      home / "pgbouncer.log")
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                bouncer.console("SHOW VERSION")
-                break
-            except psycopg.OperationalError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"pgbouncer did not start: {bouncer.log.read_text()[-2000:]}") from None
-                time.sleep(0.2)
-        yield bouncer
-    finally:
-        stop(proc)
-        # Shown with a failing test's output: what PgBouncer said about its clients and servers.
-        with contextlib.suppress(OSError):
-            print("pgbouncer.log:", *[ln for ln in bouncer.log.read_text().splitlines()
-                                      if "WARNING" in ln or "ERROR" in ln or "closing because" in ln][-40:], sep="\n")
-        shutil.rmtree(home, ignore_errors=True)
 
 
 def through(bouncer: Bouncer, pg_env: dict[str, str]) -> dict[str, str]:
@@ -113,7 +37,7 @@ def through(bouncer: Bouncer, pg_env: dict[str, str]) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def bouncer(cluster: LocalCluster, pg_env: dict[str, str]) -> Iterator[Bouncer]:
     waits = "; ".join(f"SET {name} = {WAITS[name]}" for name in APP_WAITS)
-    with pgbouncer(cluster, pg_env, waits) as b:
+    with pgbouncer(cluster.server, cluster.port, "kntc_test", users_of(pg_env), waits) as b:
         yield b
 
 
@@ -203,7 +127,7 @@ def test_a_pooler_that_does_not_bound_the_waits_is_refused(cluster: LocalCluster
     from core_app.db import Database
     from core_app.settings import Settings
 
-    with pgbouncer(cluster, pg_env, connect_query=None) as loose:
+    with pgbouncer(cluster.server, cluster.port, "kntc_test", users_of(pg_env), connect_query=None) as loose:
         for key, value in through(loose, pg_env).items():
             if key.startswith("KNTC_"):
                 monkeypatch.setenv(key, value)

@@ -1,0 +1,66 @@
+"""A PostgreSQL 17 cluster from a Debian 13 root (dr.newer_postgres) for the tests of the 15 → 17
+upgrade: the new site's version, on this Debian 12 host that carries 15 only.
+
+A test module takes the `newer_postgres` fixture by importing it (fixtures of one folder cannot be
+shared with another's without a plugin); each importing module gets a cluster of its own. The root
+is built once into .data/cache (about a minute) and reused by every later session.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import pytest
+
+from dr.newer_postgres import Cluster, ensure_root
+from tests.conftest import ROOT, free_port
+
+CACHE = ROOT / ".data" / "cache"
+# wal_level = logical: the way back after a cut-over is the 17 publishing to the 15.
+SETTINGS = {"wal_level": "logical", "shared_buffers": "64MB", "log_line_prefix": "%m [%p] "}
+
+
+@dataclass(frozen=True)
+class NewerPostgres:
+    """A running 17 cluster and its superuser's password."""
+
+    cluster: Cluster
+    password: str
+
+    @property
+    def port(self) -> int:
+        return self.cluster.port
+
+    def superuser(self, dbname: str = "postgres") -> str:
+        return self.cluster.dsn("postgres", self.password, dbname)
+
+    def run(self, program: str, args: list[str], *, stdin: str | None = None, env: Mapping[str, str] | None = None,
+            timeout: float) -> subprocess.CompletedProcess[str]:
+        """One of 17's client programs (as `dr.upgrade.Tools` calls them), run in the root."""
+        return self.cluster.run(program, *args, input=stdin, env=env, timeout=timeout)
+
+
+@contextmanager
+def newer_cluster(settings: Mapping[str, str] | None = None) -> Iterator[NewerPostgres]:
+    """A fresh 17 cluster on a free loopback port, stopped and deleted afterwards."""
+    port = free_port()
+    cluster = Cluster(ensure_root(CACHE), f"test-{port}", port)
+    password = "newer-" + os.urandom(12).hex()
+    cluster.remove()  # what an interrupted session left under that name
+    try:
+        cluster.init(password, {**SETTINGS, **(settings or {})})
+        cluster.start()
+        yield NewerPostgres(cluster, password)
+    finally:
+        cluster.stop()
+        cluster.remove()
+
+
+@pytest.fixture(scope="module")
+def newer_postgres() -> Iterator[NewerPostgres]:
+    with newer_cluster() as newer:
+        yield newer
