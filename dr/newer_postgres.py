@@ -399,6 +399,27 @@ class Cluster:
             raise ValueError(f"{binary!r} is not a program of PostgreSQL {PG_MAJOR}")
         return self._in_root([f"{PG_BIN}/{binary}", *args], timeout=timeout, what=binary, input=input, env=env)
 
+    def programs(self, folder: Path, names: Sequence[str]) -> Path:
+        """Scripts in `folder`, one per program of 17 named, each running it in the root as `run`
+        does (a clean environment but for PGPASSWORD): a command written for a host with 17
+        installed (`kntc-dr upgrade prepare --pg-bin`) runs here as written."""
+        uid, gid = _postgres_ids(self.root)
+        folder.mkdir(parents=True, exist_ok=True)
+        namespace = folder / ".newer-postgres-namespace.sh"
+        namespace.write_text(_SERVER_NAMESPACE)
+        for name in names:
+            if "/" in name or not (self.root / PG_BIN.lstrip("/") / name).is_file():
+                raise ValueError(f"{name!r} is not a program of PostgreSQL {PG_MAJOR}")
+            script = folder / name
+            script.write_text(
+                "#!/bin/sh\n"
+                f"exec env -i PATH={PG_BIN}:{_ROOT_PATH} LANG=C.UTF-8 HOME=/var/lib/postgresql "
+                '${PGPASSWORD:+PGPASSWORD="$PGPASSWORD"} '
+                f'{" ".join(_PRIVATE)} sh -e {namespace} {self.root} {uid} {gid} '
+                f'{PG_BIN}/{name} "$@"\n')
+            script.chmod(0o755)
+        return folder
+
     def dsn(self, user: str, password: str, dbname: str = "postgres") -> str:
         """Over loopback TCP with a password, as another host (or the 15 cluster) reaches this one."""
         return make_conninfo(host="127.0.0.1", port=str(self.port), user=user, password=password, dbname=dbname)

@@ -134,7 +134,13 @@ def _session(conninfo: str, **kw: Any) -> Iterator[psycopg.Connection[Any]]:
         raise PostgresError(f"không kết nối được / cannot connect to {_where(conninfo)}: "
                             f"{one_line(str(exc).replace(conninfo, ''))}") from exc
     try:
+        # Some statements carry the replication role's password (CREATE SUBSCRIPTION, the role's
+        # verifier): none of this session's statements may reach the server's log, failing or slow.
+        # (Only a superuser may; `check` refuses any other before a secret is sent.)
         conn.execute("SET statement_timeout = '5min'; SET lock_timeout = '30s'")
+        if _value(conn, "SELECT rolsuper FROM pg_roles WHERE rolname = current_user"):
+            conn.execute("SET log_statement = 'none'; SET log_min_duration_statement = -1; "
+                         "SET log_min_error_statement = 'panic'")
         yield conn
     except psycopg.Error as exc:
         raise PostgresError(f"{_where(conninfo)}: {one_line(str(exc))}") from exc
@@ -308,8 +314,9 @@ def _replication_role(conn: psycopg.Connection[Any], password: str) -> None:
     """The role a subscription logs in as: replication, every row (past RLS) read, nothing written."""
     exists = _value(conn, "SELECT count(*) FROM pg_roles WHERE rolname = %s", (ROLE,))
     verb = "ALTER" if exists else "CREATE"
+    verifier = conn.pgconn.encrypt_password(password.encode(), ROLE.encode(), b"scram-sha-256").decode()
     conn.execute(sql.SQL(verb + " ROLE {} LOGIN REPLICATION BYPASSRLS PASSWORD {}").format(
-        sql.Identifier(ROLE), sql.Literal(password)))
+        sql.Identifier(ROLE), sql.Literal(verifier)))
     conn.execute(sql.SQL("GRANT pg_read_all_data TO {}").format(sql.Identifier(ROLE)))
     conn.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(
         sql.Identifier(_value(conn, "SELECT current_database()")), sql.Identifier(ROLE)))
@@ -387,7 +394,7 @@ def unfence(conninfo: str) -> None:
                 sql.Identifier(r), sql.Identifier(db)))
 
 
-def _caught_up(publisher: str, name: str, timeout: float) -> float:
+def caught_up(publisher: str, name: str, timeout: float) -> float:
     """Until the subscriber has confirmed everything the publisher wrote so far; the seconds it took."""
     t0 = time.monotonic()
     with _session(publisher) as src:
@@ -420,7 +427,7 @@ def _hand_over(old: str, new: str, following: str, timeout: float) -> dict[str, 
     sequences, and stop `new` following. When `new` cannot catch up, `old` takes writes again."""
     roles = fence(old)
     try:
-        waited = _caught_up(old, following, timeout)
+        waited = caught_up(old, following, timeout)
         sequences = _carry_sequences(old, new)
     except Exception:
         unfence(old)

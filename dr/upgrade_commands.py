@@ -52,7 +52,8 @@ def check(source: Source, target: Target) -> None:
 
 @app.command()
 def prepare(source: Source, target: Target, source_seen: SourceSeen = None,
-            pg_bin: Annotated[Path, typer.Option(help="chương trình của phiên bản mới / the new version's programs")]
+            pg_bin: Annotated[Path, typer.Option(envvar="KNTC_UPGRADE_PG_BIN", show_envvar=True,
+                                                 help="chương trình của phiên bản mới / the new version's programs")]
             = Path("/usr/lib/postgresql/17/bin")) -> None:
     """Chép lược đồ, bắt đầu sao chép logic / copy the schema, publish, subscribe (copies every row)."""
     _print(upgrade.prepare(_ends(source, target, source_seen, None), upgrade.local_tools(pg_bin)))

@@ -9,6 +9,7 @@ Threat rows (runbooks/security.md): T108.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -24,8 +25,7 @@ import psycopg
 import pytest
 
 from core_app.localdb import LocalCluster
-from dr import upgrade
-from dr.errors import DrError
+from dr import runbook, upgrade
 from dr.sql import table_digests
 from loadtests.stack import with_database
 from tests.conftest import BIN, ROOT, TEST_PASSWORD, Officer, free_port, petition_body, running_server
@@ -33,6 +33,7 @@ from tests.pgbouncer_support import Bouncer, pgbouncer, users_of
 from tests.upgrade_support import NewerPostgres
 
 DATABASE = "kntc_upgrade"
+BOOK = ROOT / "runbooks" / "upgrade-postgres.md"
 UNIT = "X00004"
 
 
@@ -59,6 +60,7 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Source]:
     try:
         env = cluster.ensure()
         cluster.superuser_psql("ALTER SYSTEM SET wal_level = logical", "postgres")
+        cluster.superuser_psql("ALTER SYSTEM SET log_statement = 'all'", "postgres")  # see test_no_password_…
         cluster.superuser_psql(f"ALTER ROLE postgres PASSWORD '{SUPERUSER_PASSWORD}'", "postgres")
         cluster.stop()
         env = cluster.ensure()
@@ -96,15 +98,33 @@ def provision(target: NewerPostgres, source: Source) -> None:
 @pytest.fixture(scope="module")
 def target(newer_postgres: NewerPostgres, source: Source) -> NewerPostgres:
     provision(newer_postgres, source)
+    with psycopg.connect(newer_postgres.superuser(), autocommit=True) as conn:
+        conn.execute("ALTER SYSTEM SET log_statement = 'all'")  # see test_no_password_…
+        conn.execute("SELECT pg_reload_conf()")
     return newer_postgres
 
 
-def ends(source: Source, target: NewerPostgres) -> upgrade.Endpoints:
-    return upgrade.Endpoints(source.superuser(), target.superuser(DATABASE))
+@pytest.fixture(scope="module")
+def book_env(source: Source, target: NewerPostgres, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """What the operator exports before the runbook's steps; 17's pg_dump and psql are the Debian 13
+    root's, through scripts that stand where a Debian 13 host has them."""
+    pg_bin = target.cluster.programs(tmp_path_factory.mktemp("pg17-bin"), ["pg_dump", "psql"])
+    return {**os.environ, "PATH": f"{BIN}:{os.environ.get('PATH', '/usr/bin:/bin')}",
+            "KNTC_UPGRADE_SOURCE": source.superuser(), "KNTC_UPGRADE_TARGET": target.superuser(DATABASE),
+            "KNTC_UPGRADE_PG_BIN": str(pg_bin)}
 
 
-def tools(target: NewerPostgres) -> upgrade.Tools:
-    return lambda program, args, stdin, env: target.run(program, args, stdin=stdin, env=env, timeout=600)
+def step(name: str, env: dict[str, str], exit_code: int | None = None) -> dict[str, Any]:
+    """Run a step of runbooks/upgrade-postgres.md as written; its JSON line, or {"error": …} when it
+    was expected to refuse."""
+    res = runbook.run(BOOK, name, env, timeout=900)
+    out = res.stdout + res.stderr
+    assert SUPERUSER_PASSWORD not in out and env["KNTC_UPGRADE_TARGET"].split("password=")[1].split()[0] not in out
+    if exit_code is not None:
+        assert res.returncode == exit_code and len(res.stderr.strip().splitlines()) == 1, res.explain()
+        return {"error": res.stderr.strip()}
+    assert res.ok, res.explain()
+    return json.loads(res.stdout.strip().splitlines()[-1])
 
 
 @dataclass(eq=False)  # a thread is hashed by identity
@@ -194,32 +214,31 @@ def an_officer(admin_dsn: str, url: str) -> Officer:
 
 
 def test_the_service_moves_to_17_and_back_with_no_error_and_no_petition_lost(
-        source: Source, target: NewerPostgres, service: tuple[str, Bouncer]) -> None:
+        source: Source, target: NewerPostgres, service: tuple[str, Bouncer], book_env: dict[str, str]) -> None:
     url, bouncer = service
-    e = ends(source, target)
-    checked = upgrade.check(e)
-    assert checked.facts["source_version"] // 10000 == 15 and checked.facts["target_version"] // 10000 == 17
-    assert checked.facts["not_carried"] == ["kntc.throttle"]
+    checked = step("upgrade-check", book_env)["facts"]
+    assert checked["source_version"] // 10000 == 15 and checked["target_version"] // 10000 == 17
     recorder = Recorder(an_officer(source.env["KNTC_ADMIN_DATABASE_URL"], url))
     recorder.start()
     try:
-        prepared = upgrade.prepare(e, tools(target))
-        ready = upgrade.wait_ready(e.source, e.target, timeout=300)
+        prepared = step("upgrade-prepare", book_env)
+        ready = step("upgrade-wait", book_env)
         copied = time.monotonic() - recorder.answers[0][0] if recorder.answers else 0.0
-        assert ready["tables"] == len(tables(e.source)), ready
+        assert ready["tables"] == len(tables(source.superuser())), ready
         time.sleep(1)
 
         bouncer.console(f"PAUSE {DATABASE}")
         paused = time.monotonic()
         acknowledged_before = recorder.acknowledged()
-        cut = upgrade.cutover(e, timeout=30)
+        cut = step("upgrade-cutover", book_env)
         bouncer.point_at(target.port)
         bouncer.console(f"RESUME {DATABASE}")
         cut_window = time.monotonic() - paused
         time.sleep(3)
         on_17 = recorder.acknowledged() - acknowledged_before
         # What officers recorded on 17 reaches 15 by the way back.
-        wait_until(lambda: recorder.acknowledged() <= codes(e.source), 30, "the way back carries 17's petitions")
+        wait_until(lambda: recorder.acknowledged() <= codes(source.superuser()), 30,
+                   "the way back carries 17's petitions")
         audit = subprocess.run([str(BIN / "kntc"), "audit", "verify"], capture_output=True, text=True, timeout=300,
                                env={**os.environ, **{k: on_port(v, target.port) for k, v in source.env.items()
                                                      if k.endswith("DATABASE_URL")}})
@@ -227,7 +246,7 @@ def test_the_service_moves_to_17_and_back_with_no_error_and_no_petition_lost(
 
         bouncer.console(f"PAUSE {DATABASE}")
         paused = time.monotonic()
-        back = upgrade.rollback(e, timeout=30)
+        back = step("upgrade-rollback", book_env)
         bouncer.point_at(source.cluster.port)
         bouncer.console(f"RESUME {DATABASE}")
         back_window = time.monotonic() - paused
@@ -236,12 +255,13 @@ def test_the_service_moves_to_17_and_back_with_no_error_and_no_petition_lost(
         recorder.stop.set()
         recorder.join(60)
     assert not recorder.failed(), recorder.failed()[:5]
-    assert recorder.acknowledged() <= codes(e.source), "a petition acknowledged is missing on the primary"
+    assert recorder.acknowledged() <= codes(source.superuser()), "a petition acknowledged is missing on the primary"
     assert on_17, "no petition was recorded while 17 held the primary role"
-    print(f"\nmajor upgrade 15 -> 17: schema copied and subscribed in {prepared.seconds:.1f} s, "
+    print(f"\nmajor upgrade 15 -> 17: schema copied and subscribed in {prepared['seconds']:.1f} s, "
           f"{ready['tables']} tables copied and following within {copied:.1f} s; "
-          f"cut-over behind the pool's pause {cut_window:.2f} s (fence to following {cut.seconds:.2f} s, "
-          f"catch-up {cut.facts['catch_up_s']:.2f} s), way back {back_window:.2f} s (fence to done {back.seconds:.2f} s); "
+          f"cut-over behind the pool's pause {cut_window:.2f} s (fence to following {cut['seconds']:.2f} s, "
+          f"catch-up {cut['facts']['catch_up_s']:.2f} s), way back {back_window:.2f} s "
+          f"(fence to done {back['seconds']:.2f} s); "
           f"{len(recorder.answers)} petitions, 0 errors, longest wait {recorder.longest_wait(0):.2f} s")
 
 
@@ -256,14 +276,14 @@ def catalogue(conninfo: str) -> dict[str, list[str]]:
 
 
 def test_a_second_attempt_copies_every_row_alike_and_finish_retires_the_old_cluster(
-        source: Source, target: NewerPostgres, service: tuple[str, Bouncer]) -> None:
+        source: Source, target: NewerPostgres, service: tuple[str, Bouncer], book_env: dict[str, str]) -> None:
     url, bouncer = service
-    e = ends(source, target)
-    with pytest.raises(DrError, match="already holds"):
-        upgrade.prepare(e, tools(target))  # the way back left 17's copy behind: it is not reused
+    e = upgrade.Endpoints(source.superuser(), target.superuser(DATABASE))
+    # The way back left 17's copy behind: it is not reused.
+    assert "already holds" in step("upgrade-prepare", book_env, exit_code=1)["error"]
     provision(target, source)
-    upgrade.prepare(e, tools(target))
-    upgrade.wait_ready(e.source, e.target, timeout=300)
+    step("upgrade-prepare", book_env)
+    step("upgrade-wait", book_env)
     # The replication role's password is in the new cluster's catalogue alone, which the service's
     # roles cannot read.
     with psycopg.connect(on_port(source.env["KNTC_DATABASE_URL"], target.port)) as app, \
@@ -272,13 +292,13 @@ def test_a_second_attempt_copies_every_row_alike_and_finish_retires_the_old_clus
     bouncer.console(f"PAUSE {DATABASE}")
     try:
         every = tables(e.source)
-        upgrade._caught_up(e.source, upgrade.FORWARD, 30)
+        upgrade.caught_up(e.source, upgrade.FORWARD, 30)
         assert table_digests(e.source, every) == table_digests(e.target, every)
-        upgrade.cutover(e, timeout=30)
+        step("upgrade-cutover", book_env)
         bouncer.point_at(target.port)
     finally:
         bouncer.console(f"RESUME {DATABASE}")
-    upgrade.finish(e)
+    step("upgrade-finish", book_env)
     assert catalogue(e.source) == catalogue(e.target) == {"slots": [], "publications": [], "subscriptions": [],
                                                           "roles": []}
     # The old cluster is read-only for the service's roles; the new one serves the officers.
@@ -303,3 +323,12 @@ def test_a_cluster_not_ready_is_refused_in_one_line_and_nothing_is_created(
     assert "wal_level" in res.stderr and "superuser" in res.stderr and "Traceback" not in res.stderr
     assert "password" not in res.stderr.lower()
     assert catalogue(owner) == before
+
+
+def test_no_password_reaches_either_clusters_log(source: Source, target: NewerPostgres) -> None:
+    """Both clusters log every statement here (log_statement = all): the subscriptions' conninfo and
+    the replication role's password are sent, but never logged, failing or not."""
+    for log in (source.cluster.log_file, target.cluster.log_file):
+        text = log.read_text(errors="replace")
+        assert "CREATE SUBSCRIPTION" not in text and "password=" not in text.lower(), log
+        assert "kntc_upgrade" in text or log == source.cluster.log_file  # the log is the one written to
