@@ -12,7 +12,9 @@ APT_PACKAGES=(postgresql-15 postgresql-contrib postgresql-client-15 python3-venv
   # The app hosts' connection pool: the case service's tests run through a real one.
   pgbouncer
   # The Unicode font the periodic reports' PDF embeds (Vietnamese), read from /usr/share/fonts/truetype/dejavu.
-  fonts-dejavu-core)
+  fonts-dejavu-core
+  # The major upgrade's tests run Debian 13's PostgreSQL 17 from a root this builds (dr/newer_postgres.py).
+  debootstrap util-linux)
 if [ "${KNTC_WITH_LAB:-0}" = 1 ]; then
   APT_PACKAGES+=(podman runc debootstrap nftables openssh-client uidmap slirp4netns fuse-overlayfs)
 fi
