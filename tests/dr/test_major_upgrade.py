@@ -9,6 +9,7 @@ Threat rows (runbooks/security.md): T108.
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import re
@@ -332,3 +333,32 @@ def test_no_password_reaches_either_clusters_log(source: Source, target: NewerPo
         text = log.read_text(errors="replace")
         assert "CREATE SUBSCRIPTION" not in text and "password=" not in text.lower(), log
         assert "kntc_upgrade" in text or log == source.cluster.log_file  # the log is the one written to
+
+
+def _schema(target: NewerPostgres, conninfo: str) -> list[str]:
+    """A database's schema as 17's pg_dump writes it, without what names the dump rather than the
+    schema (comments, session settings, psql's \\restrict guard)."""
+    dump = target.run("pg_dump", ["--schema-only", "--no-owner", "--no-privileges", "-d", conninfo], timeout=120)
+    assert dump.returncode == 0, dump.stderr
+    return [ln for ln in dump.stdout.splitlines()
+            if ln and not ln.startswith(("--", "SET ", "SELECT pg_catalog.set_config", "\\restrict", "\\unrestrict"))]
+
+
+def test_a_new_deployment_on_17_migrates_from_nothing_to_the_schema_15_has(
+        source: Source, target: NewerPostgres) -> None:
+    """Debian 13 for new deployments: the migrations run on 17 as they do on 15, to the same schema."""
+    fresh = "kntc_fresh_17"
+    with psycopg.connect(target.superuser(), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{fresh}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{fresh}" OWNER kntc_owner')
+        conn.execute(f'REVOKE ALL ON DATABASE "{fresh}" FROM PUBLIC')
+        conn.execute(f'GRANT CONNECT ON DATABASE "{fresh}" TO kntc_app, kntc_readonly, kntc_auth')
+    env = with_database({k: on_port(v, target.port) if k.endswith("DATABASE_URL") else v
+                         for k, v in source.env.items()}, fresh)
+    for command in (["migrate"], ["seed-units"]):
+        res = subprocess.run([str(BIN / "kntc"), *command], env={**os.environ, **env}, capture_output=True,
+                             text=True, timeout=600)
+        assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
+    on_17 = _schema(target, target.superuser(fresh))
+    on_15 = _schema(target, source.superuser())
+    assert on_17 == on_15, "\n".join(difflib.unified_diff(on_15, on_17, "15", "17", lineterm="", n=1))
