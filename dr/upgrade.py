@@ -474,6 +474,25 @@ def rollback(ends: Endpoints, timeout: float = 60) -> Step:
     return Step("rollback", facts, time.monotonic() - t0)
 
 
+def abandon(ends: Endpoints) -> Step:
+    """Give up before the cut-over: the new cluster stops following and the old one keeps no
+    publication, role or slot (a slot left behind would hold the old primary's WAL without end).
+    The new database keeps what was copied: make it anew before another `prepare`."""
+    t0 = time.monotonic()
+    with _session(ends.source) as o:
+        if _value(o, "SELECT count(*) FROM pg_subscription WHERE subname = %s", (BACK,)):
+            raise DrError("đã chuyển sang cụm mới / a cut-over was made: `rollback` goes back, `finish` keeps "
+                          "the new cluster")
+    with _session(ends.target) as n:
+        if _value(n, "SELECT count(*) FROM pg_subscription WHERE subname = %s", (FORWARD,)):
+            n.execute(sql.SQL("DROP SUBSCRIPTION {}").format(sql.Identifier(FORWARD)))  # and its slot on old
+    with _session(ends.source) as o:
+        o.execute("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
+                  "WHERE slot_name = %s AND NOT active", (FORWARD,))  # when the target could not drop it
+        _drop_replication_side(o, FORWARD)
+    return Step("abandon", {}, time.monotonic() - t0)
+
+
 def finish(ends: Endpoints) -> Step:
     """Keep the new cluster: the old one stops following it and stays read-only, to be retired."""
     t0 = time.monotonic()

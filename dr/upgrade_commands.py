@@ -86,6 +86,12 @@ def rollback(source: Source, target: Target, timeout: Timeout = 60) -> None:
 
 
 @app.command()
+def abandon(source: Source, target: Target) -> None:
+    """Bỏ dở trước khi chuyển / give up before the cut-over: nothing follows, no slot is left behind."""
+    _print(upgrade.abandon(_ends(source, target, None, None)))
+
+
+@app.command()
 def finish(source: Source, target: Target) -> None:
     """Giữ cụm mới / keep the new cluster: the old one stops following and stays read-only."""
     _print(upgrade.finish(_ends(source, target, None, None)))

@@ -276,6 +276,21 @@ def catalogue(conninfo: str) -> dict[str, list[str]]:
                                                      (upgrade.ROLE,))]}
 
 
+def test_an_upgrade_given_up_before_the_cut_over_leaves_nothing_behind(
+        source: Source, target: NewerPostgres, service: tuple[str, Bouncer], book_env: dict[str, str]) -> None:
+    url, _ = service
+    provision(target, source)
+    step("upgrade-prepare", book_env)
+    step("upgrade-wait", book_env)
+    step("upgrade-abandon", book_env)
+    nothing = {"slots": [], "publications": [], "subscriptions": [], "roles": []}
+    assert catalogue(source.superuser()) == catalogue(target.superuser(DATABASE)) == nothing
+    # The old cluster never stopped serving.
+    r = an_officer(source.env["KNTC_ADMIN_DATABASE_URL"], url).post("/api/cases", json=petition_body())
+    assert r.status_code in (200, 201), r.text
+    assert step("upgrade-abandon", book_env)["name"] == "abandon"  # again: nothing to do, no error
+
+
 def test_a_second_attempt_copies_every_row_alike_and_finish_retires_the_old_cluster(
         source: Source, target: NewerPostgres, service: tuple[str, Bouncer], book_env: dict[str, str]) -> None:
     url, bouncer = service
@@ -299,6 +314,7 @@ def test_a_second_attempt_copies_every_row_alike_and_finish_retires_the_old_clus
         bouncer.point_at(target.port)
     finally:
         bouncer.console(f"RESUME {DATABASE}")
+    assert "rollback" in step("upgrade-abandon", book_env, exit_code=1)["error"]  # too late to give up
     step("upgrade-finish", book_env)
     assert catalogue(e.source) == catalogue(e.target) == {"slots": [], "publications": [], "subscriptions": [],
                                                           "roles": []}
