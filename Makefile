@@ -42,6 +42,9 @@ UV_COMPILE := $(BIN)/uv pip compile pyproject.toml --generate-hashes --python-ve
 test-security: deps ## the adversarial suite (tests/security, tests/exchange) without the lab: every attack of runbooks/security.md
 	$(BIN)/pytest tests/security tests/exchange -m 'not lab' $(PYTEST_ARGS)
 
+major-upgrade-rehearsal: deps ## PostgreSQL 15 -> 17 (Debian 13's) by logical replication and back, under officers behind PgBouncer, KNTC_UPGRADE_TRIALS times (default 5; test-output/figures.json)
+	KNTC_UPGRADE_TRIALS=$${KNTC_UPGRADE_TRIALS:-5} $(BIN)/pytest tests/dr/test_major_upgrade.py -p no:cacheprovider $(PYTEST_ARGS)
+
 lock: deps ## regenerate requirements/*.lock (pinned, with hashes) from pyproject.toml
 	$(UV_COMPILE) --extra app --extra ops --extra load --extra test -o requirements/all.lock
 	$(UV_COMPILE) --extra app -c requirements/all.lock -o requirements/app.lock
@@ -52,7 +55,7 @@ audit: deps ## audit the locks for known vulnerabilities (pip-audit; says when t
 lint: deps ## ruff over the Python code
 	$(BIN)/ruff check core_app dr loadtests tests connect_client
 
-.PHONY: help deps app up down stop-local test test-fast test-security lock audit lint
+.PHONY: help deps app up down stop-local test test-fast test-security major-upgrade-rehearsal lock audit lint
 
 -include infra/lab/lab.mk
 -include loadtests/load.mk

@@ -307,7 +307,7 @@ def petition_body(**over: object) -> dict[str, object]:
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    # The lab tests' and drills' figures, when a lab test ran (tests/infra/conftest.py keeps them).
-    infra = sys.modules.get("tests.infra.conftest")
-    if infra is not None:
-        infra.print_figures(terminalreporter)
+    # What the drills and rehearsals measured (tests/figures.py).
+    from tests.figures import print_figures
+
+    print_figures(terminalreporter)

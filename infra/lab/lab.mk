@@ -18,10 +18,10 @@ lab-status: ## show the lab's hosts, the app addresses and the memory in use
 test-lab: lab-deps ## infrastructure tests against the lab (brings it up if needed)
 	.venv/bin/pytest -m lab tests/infra $(LAB_PYTEST_ARGS)
 
-failover-trials: lab-deps ## ten unplanned failovers and ten planned switchovers in the DC under a writer (median, p95; test-output/lab-figures.json)
+failover-trials: lab-deps ## ten unplanned failovers and ten planned switchovers in the DC under a writer (median, p95; test-output/figures.json)
 	KNTC_LAB_TRIALS=$${KNTC_LAB_TRIALS:-10} .venv/bin/pytest -m lab tests/infra/test_failover.py $(LAB_PYTEST_ARGS)
 
-dc-loss-trials: lab-deps ## ten unplanned losses of the DC site, each failed over to the DR and switched back, under a writer and officers at the DR (RTO, RPO: median, p95; test-output/lab-figures.json)
+dc-loss-trials: lab-deps ## ten unplanned losses of the DC site, each failed over to the DR and switched back, under a writer and officers at the DR (RTO, RPO: median, p95; test-output/figures.json)
 	KNTC_LAB_TRIALS=$${KNTC_LAB_TRIALS:-10} .venv/bin/pytest -m lab tests/drills/test_site_failover.py $(LAB_PYTEST_ARGS)
 
 upgrade-rehearsal: lab-deps ## a rolling minor upgrade and a PgBouncer-paused switchover in the DC under officers and a writer (write gap, failed requests)

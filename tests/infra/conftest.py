@@ -23,6 +23,7 @@ import yaml
 
 from dr.errors import NotInTime
 from dr.sites.state import wait_until
+from tests.figures import FIGURES, record  # noqa: F401  (the lab tests import them from here)
 
 REPO = Path(__file__).resolve().parents[2]
 LAB = REPO / "infra" / "lab" / "lab.py"
@@ -68,23 +69,6 @@ DR_APP = _named("dr", "app")
 ETCD = _named("dc", "etcd") + _named("dr", "etcd")
 ADDR = {name: address for name, (_, address, _) in HOSTS.items()}
 ALL_HOSTS = list(ADDR)
-
-# Figures measured by the failover/switchover tests and the drills, printed at the end of the session.
-FIGURES: dict[str, list[float]] = {}
-UNITS: dict[str, str] = {}
-
-
-def record(name: str, value: float, unit: str = "s") -> None:
-    """One trial's figure: kept for the session's summary (median, p95) and in test-output/lab-figures.json."""
-    import statistics
-
-    FIGURES.setdefault(name, []).append(value)
-    UNITS[name] = unit
-    out = REPO / "test-output"
-    out.mkdir(exist_ok=True)
-    summary = {k: {"trials": v, "median": statistics.median(v)} for k, v in FIGURES.items()}
-    (out / "lab-figures.json").write_text(json.dumps(summary, indent=2))
-
 
 def secret(name: str) -> str:
     return (STATE / "secrets" / name).read_text().strip()
@@ -243,20 +227,3 @@ def podman(*args: str) -> subprocess.CompletedProcess:
     """Podman with the lab's own settings (the containers' stop timeout, the lab's storage)."""
     env = dict(os.environ, CONTAINERS_CONF=str(STATE / "containers.conf"))
     return subprocess.run(["podman", *args], check=True, capture_output=True, text=True, env=env)
-
-
-def print_figures(terminalreporter) -> None:
-    """The session's lab figures (median, p95, max of each), called by the root conftest: the drills
-    record here too, and a run of tests/drills alone does not load this file as a conftest."""
-    if not FIGURES:
-        return
-    import statistics
-
-    terminalreporter.section("lab figures")
-    for name, values in FIGURES.items():
-        vals = ", ".join(f"{v:.2f}" for v in values)
-        # The 95th percentile by the nearest-rank rule (of ten trials, the highest).
-        p95 = sorted(values)[max(0, -(-len(values) * 95 // 100) - 1)]
-        u = UNITS.get(name, "s")
-        terminalreporter.write_line(f"{name}: median {statistics.median(values):.2f} {u}, p95 {p95:.2f} {u}, "
-                                    f"max {max(values):.2f} {u} over {len(values)} trial(s)  ({vals})")

@@ -1,5 +1,5 @@
 """Faults made on purpose in the lab, and the alert each must raise in Alertmanager, with the time
-from the fault to the alert (printed with the lab figures and kept in test-output/lab-figures.json).
+from the fault to the alert (printed with the session's figures and kept in test-output/figures.json).
 The leader-change alert is proved by the DC failover trials (test_failover.py)."""
 
 from __future__ import annotations
