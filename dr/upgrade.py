@@ -450,16 +450,26 @@ def cutover(ends: Endpoints, timeout: float = 60) -> Step:
     facts = _hand_over(ends.source, ends.target, FORWARD, timeout)
     # Before any writer reaches the new cluster: the old one's subscription starts from here.
     password = secrets.token_urlsafe(32)
-    with _session(ends.target) as n:
-        _replication_role(n, password)
-        n.execute(sql.SQL("DROP PUBLICATION IF EXISTS {}").format(sql.Identifier(BACK)))
-        n.execute(sql.SQL("CREATE PUBLICATION {} FOR ALL TABLES").format(sql.Identifier(BACK)))
-    with _session(ends.source) as o:
-        o.execute(sql.SQL("CREATE SUBSCRIPTION {} CONNECTION {} PUBLICATION {} "
-                          "WITH (copy_data = false, disable_on_error = true)").format(
-            sql.Identifier(BACK), sql.Literal(_subscriber_conninfo(ends.target_seen_from_source or ends.target,
-                                                                    password)),
-            sql.Identifier(BACK)))
+    try:
+        with _session(ends.target) as n:
+            _replication_role(n, password)
+            n.execute(sql.SQL("DROP PUBLICATION IF EXISTS {}").format(sql.Identifier(BACK)))
+            n.execute(sql.SQL("CREATE PUBLICATION {} FOR ALL TABLES").format(sql.Identifier(BACK)))
+        with _session(ends.source) as o:
+            o.execute(sql.SQL("CREATE SUBSCRIPTION {} CONNECTION {} PUBLICATION {} "
+                              "WITH (copy_data = false, disable_on_error = true)").format(
+                sql.Identifier(BACK), sql.Literal(_subscriber_conninfo(ends.target_seen_from_source or ends.target,
+                                                                        password)),
+                sql.Identifier(BACK)))
+    except DrError as exc:
+        # Without a way back there is no cut-over. Nothing was written since the fence, so the old
+        # cluster takes writes again, whole; the new one no longer follows it.
+        unfence(ends.source)
+        with _session(ends.target) as n:
+            _drop_replication_side(n, BACK)
+        raise DrError(f"không lập được đường quay lại, chưa chuyển / no way back could be made, so nothing "
+                      f"moved: the old cluster takes writes again; resume the pools on it, make the new "
+                      f"database anew and start from `prepare` ({exc})") from exc
     unfence(ends.target)
     return Step("cutover", facts, time.monotonic() - t0)
 

@@ -27,6 +27,7 @@ import pytest
 
 from core_app.localdb import LocalCluster
 from dr import runbook, upgrade
+from dr.errors import DrError
 from dr.sql import table_digests
 from loadtests.stack import with_database
 from tests.conftest import BIN, ROOT, TEST_PASSWORD, Officer, free_port, petition_body, running_server
@@ -300,6 +301,24 @@ def test_an_upgrade_given_up_before_the_cut_over_leaves_nothing_behind(
     r = an_officer(source.env["KNTC_ADMIN_DATABASE_URL"], url).post("/api/cases", json=petition_body())
     assert r.status_code in (200, 201), r.text
     assert step("upgrade-abandon", book_env)["name"] == "abandon"  # again: nothing to do, no error
+
+
+def test_a_cut_over_that_cannot_make_its_way_back_does_not_happen(
+        source: Source, target: NewerPostgres, service: tuple[str, Bouncer], book_env: dict[str, str]) -> None:
+    """The old cluster cannot reach the new one (a pg_hba or firewall line missing on the way back):
+    the cut-over stops before any writer moves, and the old cluster takes writes again."""
+    url, _ = service
+    provision(target, source)
+    step("upgrade-prepare", book_env)
+    step("upgrade-wait", book_env)
+    unreachable = f"host=127.0.0.1 port={free_port()} dbname={DATABASE}"
+    with pytest.raises(DrError, match="no way back"):
+        upgrade.cutover(upgrade.Endpoints(source.superuser(), target.superuser(DATABASE),
+                                          target_seen_from_source=unreachable), timeout=30)
+    nothing = {"slots": [], "publications": [], "subscriptions": [], "roles": []}
+    assert catalogue(source.superuser()) == catalogue(target.superuser(DATABASE)) == nothing
+    r = an_officer(source.env["KNTC_ADMIN_DATABASE_URL"], url).post("/api/cases", json=petition_body())
+    assert r.status_code in (200, 201), r.text
 
 
 def test_a_second_attempt_copies_every_row_alike_and_finish_retires_the_old_cluster(
