@@ -31,8 +31,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from psycopg.conninfo import make_conninfo
-
 from dr.errors import DrError, PostgresError, one_line
 
 SUITE = "trixie"
@@ -88,7 +86,8 @@ def say(message: str) -> None:
 
 
 def debian_mirror() -> str:
-    """The Debian mirror this host's apt uses (the first URIs of debian.sources), as the lab reads it."""
+    """The Debian mirror this host's apt uses (the first URIs of debian.sources): the lab's image and
+    this root are built from it."""
     src = Path("/etc/apt/sources.list.d/debian.sources")
     if src.exists():
         for line in src.read_text().splitlines():
@@ -422,6 +421,9 @@ class Cluster:
 
     def dsn(self, user: str, password: str, dbname: str = "postgres") -> str:
         """Over loopback TCP with a password, as another host (or the 15 cluster) reaches this one."""
+        # Imported here: infra/lab/lab.py, a standard-library script, imports this module's mirror.
+        from psycopg.conninfo import make_conninfo
+
         return make_conninfo(host="127.0.0.1", port=str(self.port), user=user, password=password, dbname=dbname)
 
     def remove(self) -> None:

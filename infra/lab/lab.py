@@ -32,6 +32,10 @@ ANSIBLE_DIR = REPO / "infra" / "ansible"
 INVENTORY = ANSIBLE_DIR / "inventories" / "lab" / "hosts.yml"
 VENV_BIN = REPO / ".venv" / "bin"
 
+# The Debian mirror this host's apt uses: one reading of it for the lab's image and dr's Debian 13 root.
+sys.path.insert(0, str(REPO))
+from dr.newer_postgres import debian_mirror  # noqa: E402
+
 LAB_RANGE = "10.231.0.0/16"
 SITES = {
     # site: (podman network, subnet, host-side gateway address)
@@ -144,15 +148,6 @@ def ensure_state() -> None:
 
 
 # ---------------------------------------------------------------- image
-def debian_mirror() -> str:
-    src = Path("/etc/apt/sources.list.d/debian.sources")
-    if src.exists():
-        for line in src.read_text().splitlines():
-            if line.startswith("URIs:"):
-                return line.split()[1]
-    return "http://deb.debian.org/debian"
-
-
 def build_image() -> None:
     if podman("image", "exists", IMAGE, check=False).returncode == 0:
         log(f"image {IMAGE} cached")

@@ -28,6 +28,7 @@ import pytest
 from core_app.localdb import LocalCluster
 from dr import runbook, upgrade
 from dr.errors import DrError
+from dr.sites.state import wait_until
 from dr.sql import table_digests
 from loadtests.stack import with_database
 from tests.conftest import BIN, ROOT, TEST_PASSWORD, Officer, free_port, petition_body, running_server
@@ -168,17 +169,6 @@ def codes(conninfo: str) -> set[str]:
         return {r[0] for r in conn.execute("SELECT code FROM kntc.case_file")}
 
 
-def wait_until(check: Any, seconds: float, what: str) -> Any:
-    deadline = time.monotonic() + seconds
-    while True:
-        got = check()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {seconds:.0f} s: {what}")
-        time.sleep(0.2)
-
-
 def tables(conninfo: str) -> list[str]:
     with psycopg.connect(conninfo) as conn:
         return [r[0] for r in conn.execute(
@@ -246,7 +236,7 @@ def test_the_service_moves_to_17_and_back_with_no_error_and_no_petition_lost(
         on_17 = recorder.acknowledged() - acknowledged_before
         # What officers recorded on 17 reaches 15 by the way back.
         wait_until(lambda: recorder.acknowledged() <= codes(source.superuser()), 30,
-                   "the way back carries 17's petitions")
+                   "the way back carries 17's petitions", interval=0.2)
         audit = subprocess.run([str(BIN / "kntc"), "audit", "verify"], capture_output=True, text=True, timeout=300,
                                env={**os.environ, **{k: on_port(v, target.port) for k, v in source.env.items()
                                                      if k.endswith("DATABASE_URL")}})
