@@ -8,11 +8,13 @@ is built once into .data/cache (about a minute) and reused by every later sessio
 
 from __future__ import annotations
 
+import fcntl
 import os
 import subprocess
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -44,12 +46,43 @@ class NewerPostgres:
         return self.cluster.run(program, *args, input=stdin, env=env, timeout=timeout)
 
 
+def _owned(root: Path, name: str) -> int | None:
+    """Hold the lock that says a live session owns cluster `name`; None when another holds it."""
+    fd = os.open(root / "srv" / f".{name}.owner", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def _sweep(root: Path) -> None:
+    """Stop and delete the clusters of sessions that ended without doing so (killed, interrupted):
+    each live session holds its cluster's lock, a dead one's lock is free."""
+    for home in (root / "srv").glob("test-*"):
+        fd = _owned(root, home.name)
+        if fd is None:
+            continue
+        try:
+            stale = Cluster(root, home.name, 0)
+            stale.stop()
+            stale.remove()
+            (root / "srv" / f".{home.name}.owner").unlink(missing_ok=True)
+        finally:
+            os.close(fd)
+
+
 @contextmanager
 def newer_cluster(settings: Mapping[str, str] | None = None) -> Iterator[NewerPostgres]:
     """A fresh 17 cluster on a free loopback port, stopped and deleted afterwards."""
+    root = ensure_root(CACHE)
+    _sweep(root)
     port = free_port()
-    cluster = Cluster(ensure_root(CACHE), f"test-{port}", port)
+    cluster = Cluster(root, f"test-{port}", port)
     password = "newer-" + os.urandom(12).hex()
+    owner = _owned(root, cluster.name)
+    assert owner is not None, f"another session holds {cluster.name}"
     cluster.remove()  # what an interrupted session left under that name
     try:
         cluster.init(password, {**SETTINGS, **(settings or {})})
@@ -58,6 +91,8 @@ def newer_cluster(settings: Mapping[str, str] | None = None) -> Iterator[NewerPo
     finally:
         cluster.stop()
         cluster.remove()
+        (root / "srv" / f".{cluster.name}.owner").unlink(missing_ok=True)
+        os.close(owner)
 
 
 @pytest.fixture(scope="module")
