@@ -3,7 +3,8 @@ upgrade: the new site's version, on this Debian 12 host that carries 15 only.
 
 A test module takes the `newer_postgres` fixture by importing it (fixtures of one folder cannot be
 shared with another's without a plugin); each importing module gets a cluster of its own. The root
-is built once into .data/cache (about a minute) and reused by every later session.
+is built once (about a minute) into the machine's cache, $KNTC_CACHE_DIR or /var/cache/kntc, and
+reused by every later session of any checkout, as the lab's image is.
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ from pathlib import Path
 import pytest
 
 from dr.newer_postgres import Cluster, ensure_root
-from tests.conftest import ROOT, free_port
+from tests.conftest import free_port
 
-CACHE = ROOT / ".data" / "cache"
+CACHE = Path(os.environ.get("KNTC_CACHE_DIR", "/var/cache/kntc"))
 # wal_level = logical: the way back after a cut-over is the 17 publishing to the 15.
 SETTINGS = {"wal_level": "logical", "shared_buffers": "64MB", "log_line_prefix": "%m [%p] "}
 
