@@ -38,7 +38,7 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from dr.errors import DrError, NotInTime, PostgresError, one_line
+from dr.errors import ConfigError, DrError, NotInTime, PostgresError, one_line
 
 FORWARD = "kntc_upgrade"
 BACK = "kntc_upgrade_back"
@@ -122,7 +122,10 @@ class Step:
 
 def _where(conninfo: str) -> str:
     """host:port/db of a conninfo, for messages: never its password."""
-    d = conninfo_to_dict(conninfo)
+    try:
+        d = conninfo_to_dict(conninfo)
+    except psycopg.Error:
+        return "?"
     return f"{d.get('host', 'local')}:{d.get('port', '5432')}/{d.get('dbname', '?')}"
 
 
@@ -158,9 +161,15 @@ def _value(conn: psycopg.Connection[Any], query: str, params: tuple[Any, ...] = 
 
 
 def _database(conninfo: str) -> str:
-    db = conninfo_to_dict(conninfo).get("dbname")
+    """The database a conninfo names; a conninfo that cannot be read, or names none, is refused
+    (without one, libpq would pick the user's name and the upgrade another database)."""
+    try:
+        db = conninfo_to_dict(conninfo).get("dbname")
+    except psycopg.Error:
+        raise ConfigError("conninfo không đọc được / a conninfo that libpq cannot read: write it as "
+                          "'host=… port=… dbname=… user=…'") from None
     if not db:
-        raise DrError(f"thiếu tên CSDL / the conninfo of {_where(conninfo)} names no dbname")
+        raise ConfigError(f"thiếu tên CSDL / the conninfo of {_where(conninfo)} names no dbname")
     return str(db)
 
 
@@ -177,6 +186,8 @@ def check(ends: Endpoints) -> Step:
     """Whether both clusters are ready for `prepare`; raises with every problem found, in one line."""
     problems: list[str] = []
     facts: dict[str, Any] = {}
+    for conninfo in (ends.source, ends.target):
+        _database(conninfo)
     with _session(ends.source) as src:
         facts["source_version"] = int(_value(src, "SHOW server_version_num"))
         if _value(src, "SHOW wal_level") != "logical":

@@ -360,6 +360,15 @@ def test_a_cluster_not_ready_is_refused_in_one_line_and_nothing_is_created(
     assert "wal_level" in res.stderr and "superuser" in res.stderr and "Traceback" not in res.stderr
     assert "password" not in res.stderr.lower()
     assert catalogue(owner) == before
+    # A conninfo that names no database, or that libpq cannot read: refused before connecting.
+    no_database = {k: v for k, v in psycopg.conninfo.conninfo_to_dict(owner).items() if k != "dbname"}
+    for bad, says in ((psycopg.conninfo.make_conninfo(**no_database), "names no dbname"),
+                      ("host=127.0.0.1 password=s3cret-value nonsense", "cannot read")):
+        res = subprocess.run([str(BIN / "kntc-dr"), "upgrade", "check"], capture_output=True, text=True,
+                             timeout=60, env={**os.environ, "KNTC_UPGRADE_SOURCE": bad,
+                                              "KNTC_UPGRADE_TARGET": target.superuser("postgres")})
+        assert res.returncode == 2 and says in res.stderr and len(res.stderr.strip().splitlines()) == 1, res.stderr
+        assert "s3cret" not in res.stderr and "Traceback" not in res.stderr
 
 
 def test_no_password_reaches_either_clusters_log(source: Source, target: NewerPostgres) -> None:
