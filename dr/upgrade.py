@@ -93,6 +93,14 @@ _SEQUENCES = """
 SELECT format('%I.%I', schemaname, sequencename), last_value FROM pg_sequences
  WHERE schemaname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1
 """
+# Who holds what on the current database, but its owner; a database never granted on holds the
+# defaults (CONNECT and TEMPORARY to PUBLIC), which `datacl` leaves NULL.
+_DATABASE_GRANTS = """
+SELECT coalesce(r.rolname, 'PUBLIC'), a.privilege_type
+  FROM pg_database d, aclexplode(coalesce(d.datacl, acldefault('d', d.datdba))) a
+  LEFT JOIN pg_roles r ON r.oid = a.grantee
+ WHERE d.datname = current_database() AND a.grantee <> d.datdba
+"""
 _TABLE_STATES = "SELECT srsubstate, count(*) FROM pg_subscription_rel r JOIN pg_subscription s ON s.oid = r.srsubid " \
                 "WHERE s.subname = %s GROUP BY 1"
 
@@ -261,7 +269,13 @@ def copy_schema(ends: Endpoints, tools: Tools) -> None:
         raise PostgresError(f"chép lược đồ thất bại / loading the schema failed: {one_line(load.stderr)}")
     with _session(ends.source) as a:
         statements = _database_settings(a, _database(ends.target))
-    with _session(ends.target) as b:
+    with _session(ends.target) as b, b.transaction():
+        # The grants become the old database's exactly: what the new one's creation gave (CONNECT
+        # and TEMPORARY to PUBLIC by default) is taken back first.
+        for grantee in sorted({grantee for grantee, _ in b.execute(_DATABASE_GRANTS).fetchall()}):
+            who = sql.SQL("PUBLIC") if grantee == "PUBLIC" else sql.Identifier(grantee)
+            b.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM {}").format(sql.Identifier(_database(ends.target)),
+                                                                       who))
         for st in statements:
             b.execute(st)
 
@@ -286,10 +300,9 @@ def _database_settings(conn: psycopg.Connection[Any], target_db: str) -> list[sq
             head = (sql.SQL("ALTER ROLE {} IN DATABASE {}").format(sql.Identifier(role), sql.Identifier(target_db))
                     if role else sql.SQL("ALTER DATABASE {}").format(sql.Identifier(target_db)))
             out.append(sql.SQL("{} SET {} TO {}").format(head, sql.Identifier(name), values))
-    for grantee, privilege in conn.execute(
-            "SELECT coalesce(r.rolname, 'PUBLIC'), a.privilege_type FROM pg_database d, aclexplode(d.datacl) a "
-            "LEFT JOIN pg_roles r ON r.oid = a.grantee WHERE d.datname = current_database() "
-            "AND a.grantee <> d.datdba").fetchall():
+    for grantee, privilege in conn.execute(_DATABASE_GRANTS).fetchall():
+        if grantee == ROLE:
+            continue  # the upgrade's own, made per direction
         who = sql.SQL("PUBLIC") if grantee == "PUBLIC" else sql.Identifier(grantee)
         out.append(sql.SQL("GRANT {} ON DATABASE {} TO {}").format(sql.SQL(privilege), sql.Identifier(target_db), who))
     return out

@@ -268,6 +268,20 @@ def test_the_service_moves_to_17_and_back_with_no_error_and_no_petition_lost(
           f"{len(recorder.answers)} petitions, 0 errors, longest wait {recorder.longest_wait(0):.2f} s")
 
 
+def database_level(conninfo: str) -> dict[str, Any]:
+    """The database's settings (but a cut-over's fence) and its grants, by role name."""
+    with psycopg.connect(conninfo) as conn:
+        settings = sorted((role or "", item) for role, config in conn.execute(
+            "SELECT r.rolname, s.setconfig FROM pg_db_role_setting s LEFT JOIN pg_roles r ON r.oid = s.setrole "
+            "WHERE s.setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database())")
+            for item in config if not item.startswith("default_transaction_read_only="))
+        grants = sorted(conn.execute(
+            "SELECT coalesce(r.rolname, 'PUBLIC'), a.privilege_type FROM pg_database d, "
+            "aclexplode(coalesce(d.datacl, acldefault('d', d.datdba))) a LEFT JOIN pg_roles r ON r.oid = a.grantee "
+            "WHERE d.datname = current_database() AND r.rolname IS DISTINCT FROM %s", (upgrade.ROLE,)).fetchall())
+    return {"settings": settings, "grants": grants}
+
+
 def catalogue(conninfo: str) -> dict[str, list[str]]:
     """What replication objects a cluster holds."""
     with psycopg.connect(conninfo) as conn:
@@ -320,6 +334,8 @@ def test_a_second_attempt_copies_every_row_alike_and_finish_retires_the_old_clus
     provision(target, source)
     step("upgrade-prepare", book_env)
     step("upgrade-wait", book_env)
+    # What pg_dump leaves to --create came too: the database's own settings and grants.
+    assert database_level(source.superuser()) == database_level(target.superuser(DATABASE))
     # The replication role's password is in the new cluster's catalogue alone, which the service's
     # roles cannot read.
     with psycopg.connect(on_port(source.env["KNTC_DATABASE_URL"], target.port)) as app, \
@@ -383,7 +399,8 @@ def test_no_password_reaches_either_clusters_log(source: Source, target: NewerPo
 def _schema(target: NewerPostgres, conninfo: str) -> list[str]:
     """A database's schema as 17's pg_dump writes it, without what names the dump rather than the
     schema (comments, session settings, psql's \\restrict guard)."""
-    dump = target.run("pg_dump", ["--schema-only", "--no-owner", "--no-privileges", "-d", conninfo], timeout=120)
+    dump = target.run("pg_dump", ["--schema-only", "--no-owner", "--no-privileges", "--no-publications",
+                                  "--no-subscriptions", "-d", conninfo], timeout=120)
     assert dump.returncode == 0, dump.stderr
     return [ln for ln in dump.stdout.splitlines()
             if ln and not ln.startswith(("--", "SET ", "SELECT pg_catalog.set_config", "\\restrict", "\\unrestrict"))]
