@@ -10,13 +10,14 @@ on one host) is not the route, and physical replication does not cross major ver
    carried over, and replication is turned round: the old cluster now subscribes to the new one,
    so that going back loses nothing written after the cut-over.
 3. `rollback` is the same cut-over in the other direction; `finish` removes the way back once the
-   new cluster is kept.
+   new cluster is kept; `abandon` gives up before a cut-over. None leaves a slot behind.
 
 Every step names what it found in one line when it refuses, and changes nothing then. The
 replication role the clusters use between them (`kntc_upgrade`) gets a password generated for
 each direction, held only in the subscriber's catalogue (readable by superusers alone); it reads
 past row-level security (BYPASSRLS, pg_read_all_data) because the initial copy must carry every
-row, and it is dropped by `finish` and `rollback`.
+row, and it is dropped by `abandon`, `finish` and `rollback`. No statement of these sessions reaches
+the server's log, since some carry that password.
 
 Tables PostgreSQL does not carry: unlogged ones (the throttle counters, which are transient and
 start empty on the new cluster). Large objects are refused (the schema has none).
