@@ -241,10 +241,19 @@ Tools = Callable[[str, list[str], str | None, dict[str, str]], subprocess.Comple
 
 
 def local_tools(pg_bin: Path) -> Tools:
-    """The target version's programs installed on this host (the new site's database host)."""
+    """The target version's programs installed on this host (the new site's database host); refused
+    in one line, before anything is touched, when they are not there."""
+    missing = [p for p in ("pg_dump", "psql") if not os.access(pg_bin / p, os.X_OK)]
+    if missing:
+        raise ConfigError(f"không có {', '.join(missing)} trong / not found in --pg-bin {pg_bin}: install the new "
+                          "version's client (postgresql-client-17) or point --pg-bin at its programs")
+
     def run(program: str, args: list[str], stdin: str | None, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([str(pg_bin / program), *args], input=stdin, capture_output=True, text=True,
-                              env={**os.environ, **env}, timeout=3600, check=False)
+        try:
+            return subprocess.run([str(pg_bin / program), *args], input=stdin, capture_output=True, text=True,
+                                  env={**os.environ, **env}, timeout=3600, check=False)
+        except subprocess.TimeoutExpired:
+            raise NotInTime(f"{program} chưa xong sau 1 giờ / did not finish within an hour") from None
     return run
 
 
