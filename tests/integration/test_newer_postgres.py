@@ -30,15 +30,22 @@ def mounts_into(root: Path) -> list[str]:
     return found
 
 
-def in_namespace(ns: str) -> list[int]:
-    pids = []
+def in_namespace(ns: str) -> set[tuple[int, int]]:
+    """The processes in mount namespace `ns`, each as (pid, start time in clock ticks since boot).
+
+    A namespace's number is given again to the next namespace made once it ends (a container or a
+    build beside the tests makes them all the time), so "nothing is in `ns` any more" is asked of
+    the processes that were in it, not of whatever holds the number now."""
+    found = set()
     for entry in Path("/proc").iterdir():
         try:
             if entry.name.isdigit() and os.readlink(entry / "ns" / "mnt") == ns:
-                pids.append(int(entry.name))
-        except OSError:  # a process that ended while we looked
+                # The command may hold spaces and parentheses; the fields after its last ")" do not.
+                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                found.add((int(entry.name), int(stat[19])))
+        except (OSError, IndexError, ValueError):  # a process that ended while we looked
             continue
-    return pids
+    return found
 
 
 def test_17_answers_over_loopback_tcp_to_the_superuser_password_only(newer_postgres: NewerPostgres) -> None:
@@ -66,9 +73,11 @@ def test_the_server_outlives_its_caller_in_a_namespace_that_ends_with_it(newer_p
     owner = (cluster.datadir / "PG_VERSION").stat().st_uid
     assert owner != 0 and f"Uid:\t{owner}\t" in Path(f"/proc/{pid}/status").read_text()
 
+    members = in_namespace(ns)
+    assert pid in {p for p, _ in members}
     cluster.stop()
     assert not cluster.is_running()
-    assert in_namespace(ns) == [] and mounts_into(cluster.root) == []
+    assert members & in_namespace(ns) == set() and mounts_into(cluster.root) == []
 
     # Started by a Python process that then ends: the server stays (the fixture stops it).
     starter = (f"from pathlib import Path; from dr.newer_postgres import Cluster; "
