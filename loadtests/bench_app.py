@@ -35,6 +35,7 @@ from geventhttpclient import URL, HTTPClient
 from loadtests.officers import Journal, Officer, set_up
 from loadtests.stack import REPORTS, ROOT, AppServer, StackError, kntc, local_env, prepare_database
 from loadtests.testdata import Api, ensure_admin, petition_body, record_case
+from loadtests.tiers import tree_cpu
 
 PGBENCH = Path(os.environ.get("KNTC_PGBENCH", "/usr/lib/postgresql/15/bin/pgbench"))
 SCRIPTS = Path(__file__).resolve().parent / "pgbench"
@@ -68,37 +69,6 @@ def pct(sorted_ms: list[float], q: float) -> float:
     if not sorted_ms:
         return float("nan")
     return sorted_ms[min(len(sorted_ms) - 1, int(q * len(sorted_ms)))]
-
-
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def tree_cpu(root: int | None) -> float:
-    """CPU seconds (user + system) used so far by a process and all its descendants, living or reaped."""
-    if root is None:
-        return 0.0
-    parent: dict[int, int] = {}
-    cpu: dict[int, float] = {}
-    for d in Path("/proc").iterdir():
-        if not d.name.isdigit():
-            continue
-        try:
-            fields = (d / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        parent[int(d.name)] = int(fields[1])
-        # utime + stime, plus cutime + cstime: the time of children already reaped (pgbench's backends
-        # have exited by the time it is read, and their time went to the postmaster).
-        cpu[int(d.name)] = sum(int(x) for x in fields[11:15]) / TICK
-    total, todo = 0.0, [root]
-    children: dict[int, list[int]] = {}
-    for pid, ppid in parent.items():
-        children.setdefault(ppid, []).append(pid)
-    while todo:
-        pid = todo.pop()
-        total += cpu.get(pid, 0.0)
-        todo += children.get(pid, [])
-    return total
 
 
 Body = bytes | Callable[[Any, dict[str, str]], bytes] | None

@@ -54,6 +54,7 @@ import psycopg
 
 from loadtests.gateway import TRUSTED_PROXIES, Pki, make_pki, running_gateway, self_signed
 from loadtests.stack import BIN, REPORTS, ROOT, AppServer, StackError, kntc, local_env
+from loadtests.tiers import tree_cpu
 
 # Bodies of the kinds the documents name (courts, procuracies, the Front, the Party's inspection),
 # in two provinces: each is one connected system in a unit of its own.
@@ -217,25 +218,6 @@ class Api:
 
 
 # -- CPU of the processes ------------------------------------------------------------------------------
-def tree_cpu(pid: int | None) -> float:
-    """CPU seconds of a process and its descendants, those already reaped included."""
-    if pid is None:
-        return 0.0
-    try:
-        root = psutil.Process(pid)
-        procs = [root, *root.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return 0.0
-    total = 0.0
-    for p in procs:
-        try:
-            t = p.cpu_times()
-        except psutil.NoSuchProcess:
-            continue
-        total += t.user + t.system + t.children_user + t.children_system
-    return total
-
-
 def postmaster_pid(dsn: str) -> int:
     """The cluster's postmaster: the parent of a backend of ours."""
     with psycopg.connect(dsn) as conn:

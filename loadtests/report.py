@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from loadtests import capacity
+from loadtests import capacity, tiers
 from loadtests.stack import REPORTS
 
 
@@ -101,6 +101,7 @@ def summarise(folder: Path, app_workers: int, workers_per_node: int, db_cores: i
     verdict = stages_doc.get("verdict", {})
     officers = json.loads((folder / "officers.json").read_text()) if (folder / "officers.json").exists() else {}
     generator = json.loads((folder / "generator.json").read_text()) if (folder / "generator.json").exists() else {}
+    tier_cpu = json.loads((folder / "tiers.json").read_text()) if (folder / "tiers.json").exists() else {}
     hist = read_history(folder)
     pngs = charts(folder, hist, stages_doc.get("stages", []))
     best = verdict.get("last_good")
@@ -138,7 +139,7 @@ def summarise(folder: Path, app_workers: int, workers_per_node: int, db_cores: i
         "workers_per_node": workers_per_node, "db_tps_per_core": db_per_core,
         "cpu_bound_rps_per_worker": cpu_per_worker, "sizing_basis": basis,
         "endpoints": read_endpoints(folder), "national": national, "national_cpu_bound": national_cpu,
-        "charts": pngs, "officers": officers, "generator": generator,
+        "charts": pngs, "officers": officers, "generator": generator, "tiers": tier_cpu,
     }
     (folder / "summary.json").write_text(json.dumps(summary, indent=1))
     (folder / "summary.md").write_text(markdown(summary, model))
@@ -190,6 +191,8 @@ def markdown(s: dict[str, Any], model: dict[str, Any]) -> str:
                  f"{g['processes']} process(es); peak memory {g['rss_mb_peak_sum']:,.0f} MiB (sum of each process's "
                  f"peak{per}); CPU {g['cpu_s']:,.0f} s in {g['wall_s']:,.0f} s ({g['cores_used']:.2f} cores).")
         L.append("")
+    if s.get("tiers"):
+        L += tiers.markdown(s["tiers"])
     L.append("## Năng lực đo được / Measured capacity")
     if s["last_good"]:
         qual = "" if s["saturated"] else "at least (the limit was never crossed: the rig ran out first) "

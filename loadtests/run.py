@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from loadtests import report, shapes, testdata
+from loadtests import report, shapes, testdata, tiers
 from loadtests.stack import BIN, REPORTS, ROOT, AppServer, StackError, local_env, prepare_database
 
 LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
@@ -98,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
     # Each mode keeps its own officers (and their passwords) from run to run.
     data = folder.parent / ("testdata-roster.json" if args.roster_key else "testdata.json")
 
-    def go(host: str, target: str) -> int:
+    def go(host: str, target: str, meter: tiers.Meter | None) -> int:
         if args.roster_key:
             # A class with few users goes through its officers more slowly than the others: with a
             # pool a little larger than the target, the run reaches the target without waiting for it.
@@ -116,9 +116,12 @@ def run(args: argparse.Namespace) -> int:
                              admin_password=os.environ.get("KNTC_LOAD_ADMIN_PASSWORD"),
                              admin_totp=os.environ.get("KNTC_LOAD_ADMIN_TOTP"), target=target)
         print(f"locust: shape {args.shape}, scale {args.scale}, pace {args.pace}, report in {folder}", flush=True)
-        with (folder / "locust.log").open("w") as log:
+        with (folder / "locust.log").open("w") as log, tiers.Sampler(meter or (lambda: {})) as sampler:
             code = subprocess.run(locust_command(host, folder, args, data), stdout=log, stderr=subprocess.STDOUT,
                                   cwd=ROOT).returncode
+        if meter:
+            tiers.write(folder, sampler, "the lab's control groups, per service" if args.host
+                        else "the local app server's and cluster's process trees")
         summary = report.summarise(folder, args.app_workers, args.workers_per_node, args.db_cores)
         print((folder / "summary.md").read_text())
         print(f"report: {folder}/summary.md, report.html, throughput.png, latency.png", flush=True)
@@ -133,12 +136,27 @@ def run(args: argparse.Namespace) -> int:
         return int(v["exit_code"])
 
     if args.host:
-        return go(args.host.rstrip("/"), args.host.rstrip("/"))
+        return go(args.host.rstrip("/"), args.host.rstrip("/"), lab_meter(args))
     env = {**os.environ, **local_env(args.pg_root, args.pg_port)}
     prepare_database(env)
     os.environ.update(env)  # testdata uses the operator's commands with these DSNs
     with AppServer(env, workers=args.app_workers, log=folder / "server.log") as app:
-        return go(app.url, local_target(args.pg_root, args.pg_port, env["KNTC_DATABASE_URL"]))
+        pid_file = args.pg_root.resolve() / "pg" / "postmaster.pid"
+        db_pid = int(pid_file.read_text().split()[0]) if pid_file.exists() else None
+        meter = tiers.local_meter(app.proc.pid if app.proc else None, db_pid) if args.tier_cpu != "none" else None
+        return go(app.url, local_target(args.pg_root, args.pg_port, env["KNTC_DATABASE_URL"]), meter)
+
+
+def lab_meter(args: argparse.Namespace) -> tiers.Meter | None:
+    """The lab's tiers when the run targets one of the lab's hosts (or --tier-cpu lab says so)."""
+    if args.tier_cpu == "none":
+        return None
+    try:
+        return tiers.lab_meter(address=None if args.tier_cpu == "lab" else urlsplit(args.host).hostname)
+    except tiers.NotTheLab as exc:
+        if args.tier_cpu == "lab":
+            raise StackError(str(exc)) from exc
+        return None
 
 
 def local_target(root: Path, port: int, dsn: str) -> str:
@@ -180,6 +198,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--connections", type=int, default=0,
                    help="connections per Locust process shared by its users (0: one pool per user)")
     p.add_argument("--spawn-rate", type=float, default=1000, help="national: users started per second")
+    p.add_argument("--tier-cpu", choices=["auto", "lab", "none"], default="auto",
+                   help="CPU per tier during the run (tiers.json, the summary): auto reads the lab's hosts when "
+                        "--host is one of them, and the local stack's processes without --host")
     p.add_argument("--thresholds", type=Path, default=Path(__file__).resolve().parent / "thresholds.toml")
     p.add_argument("--out", type=Path, help="run folder (default loadtests/reports/<shape>-<time>)")
     return p

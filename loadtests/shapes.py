@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,8 @@ class Stage:
 class Snapshot:
     at: float
     endpoints: dict[str, Requests]
+    # The wall clock too: what is measured beside the run (each tier's CPU) is matched to a stage by it.
+    wall: float = field(default_factory=time.time)
 
 
 def snapshot(stats: Any, at: float) -> Snapshot:
@@ -96,6 +99,7 @@ class Staged:
             now = snapshot(self.env.runner.stats, self.shape.get_run_time())
             res = verdict.judge_stage(StageStats(stage.label, stage.kind, stage.users, stage.target_rps,
                                                  max(now.at - snap.at, 1e-6), window(snap, now)), self.limits)
+            res["window"] = [round(snap.wall, 3), round(now.wall, 3)]
         self.results.append(res)
         log.info("stage %-14s %-6s users %5d  %7.1f req/s (target %.1f)  p95 %6.0f ms  errors %.2f%%  %s",
                  res["label"], res["kind"], res["users"], res["rps"], res["target_rps"], res["p95_ms"],
