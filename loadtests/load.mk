@@ -42,6 +42,10 @@ national-data: deps ## national-size data (N=5,000,000 case files, 162,318 accou
 	$(BIN)/python -m loadtests.national --cases $(NATIONAL_CASES) --pg-root $(LOAD_PG_ROOT) --pg-port $(LOAD_PG_PORT) \
 		$(NATIONAL_ARGS)
 
+# The lab's own database (both sites, five copies on this disk): N=300000 fits beside a CI run's lab.
+national-data-lab: deps ## national roster and N case files into the lab's database through the migrate host, timed
+	$(BIN)/python -m loadtests.national --lab --cases $(or $(N),300000) $(NATIONAL_ARGS)
+
 bench-login: deps ## logins at the chosen argon2id cost vs the library default: logins/s, p50/p95/p99, CPU, memory
 	$(BIN)/python -m loadtests.bench_login --pg-root $(LOAD_PG_ROOT) --pg-port $(LOAD_PG_PORT) $(BENCH_ARGS)
 
@@ -108,7 +112,7 @@ load-smoke: deps ## the load suite's smoke test against the local app (about a m
 capacity: ## print the capacity model (national users, req/s, sizing with CAPACITY_ARGS)
 	$(BIN)/python -m loadtests.capacity $(CAPACITY_ARGS)
 
-.PHONY: national-data load bench-app bench-login bench-audit bench-notify bench-exchange bench-reports load-smoke capacity accounts-national load-roster lab-capacity-window
+.PHONY: national-data national-data-lab load bench-app bench-login bench-audit bench-notify bench-exchange bench-reports load-smoke capacity accounts-national load-roster lab-capacity-window
 
 # The whole national population at once (loadtests/CAPACITY.md §10): every officer of the roster that
 # `make accounts-national IMPORT_INTO=local` imported (same ACCOUNTS and ROSTER_SEED), one Locust user

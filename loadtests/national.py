@@ -18,6 +18,14 @@
 Each step is skipped when done; run again after a stop and the load resumes. Then
 `make load LOAD_DATABASE=kntc_national_<N>`, `make bench-app LOAD_DATABASE=…` and
 `make bench-reports LOAD_DATABASE=…` run against it.
+
+`--lab` (`make national-data-lab N=…`) loads the lab's own database instead, through the path a
+site's data takes: the roster by `loadtests.accounts_import --lab`, the case files by
+`kntc generate --national` on the migrate host with its admin.env (the owner's DSN through the
+site's balancer), so every row is replicated to the DC's members and the DR's standby cluster and
+archived by pgBackRest as production data would be. The lab holds five copies of the database
+(three DC members, two DR members) on this machine's disk: N is what five copies leave room for.
+Then `make load HOST=https://10.231.1.21` (after `make lab-capacity-window`) runs on it.
 """
 
 from __future__ import annotations
@@ -25,13 +33,14 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import shlex
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from loadtests.accounts_import import merge_credentials
+from loadtests.accounts_import import Remote, merge_credentials, migrate_host
 from loadtests.bench_dedup import bench_env
 from loadtests.stack import BIN, REPORTS, ROOT, StackError, kntc, prepare_database
 
@@ -132,6 +141,82 @@ def sizes(env: dict[str, str]) -> dict[str, Any]:
     return {"rows": {t: rows.get(t, 0) for t in TABLES}, "bytes": size}
 
 
+# Sizes as the owner sees them, printed by the migrate host's Python (the release's, with psycopg).
+_LAB_SIZES = """
+import json, os, psycopg
+with psycopg.connect(os.environ["KNTC_ADMIN_DATABASE_URL"], connect_timeout=10) as conn:
+    rows = dict(conn.execute("SELECT relname, greatest(reltuples, 0)::bigint FROM pg_class "
+                             "WHERE relnamespace = 'kntc'::regnamespace AND relkind = 'r'").fetchall())
+    for t in ("case_file", "account"):
+        rows[t] = conn.execute(f"SELECT count(*) FROM kntc.{t}").fetchone()[0]
+    size = conn.execute("SELECT pg_database_size(current_database())").fetchone()[0]
+print(json.dumps({"rows": rows, "bytes": size}))
+"""
+
+
+def on_lab(remote: Remote, command: str, *, stream: bool = False, timeout: float = 600) -> str:
+    """`command` as root on the migrate host with the owner's DSN (admin.env) in its environment."""
+    script = f"set -a && . /etc/kntc/admin.env && set +a && cd /tmp && {command}"
+    if not stream:
+        res = subprocess.run(remote.ssh(script, root=True), capture_output=True, text=True, timeout=timeout)
+        if res.returncode != 0:
+            raise StackError(f"{remote.name}: {(res.stderr or res.stdout).strip()[-300:]}")
+        return res.stdout
+    proc = subprocess.Popen(remote.ssh(script, root=True), stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    out = []
+    for line in proc.stdout:
+        sys.stdout.write(line)
+        sys.stdout.flush()
+        out.append(line)
+    if proc.wait() != 0:
+        raise StackError(f"{remote.name}: the command failed (above); run the same command again to resume")
+    return "".join(out)
+
+
+def lab_sizes(remote: Remote) -> dict[str, Any]:
+    python = remote.kntc.rsplit("/", 1)[0] + "/python"
+    doc = json.loads(on_lab(remote, f"{python} -c {shlex.quote(_LAB_SIZES)}", timeout=120).strip().splitlines()[-1])
+    return {"rows": {t: int(doc["rows"].get(t, 0)) for t in TABLES}, "bytes": int(doc["bytes"])}
+
+
+def lab_main(args: argparse.Namespace) -> int:
+    """The national data set in the lab's database (see the module's text)."""
+    t_all = time.monotonic()
+    try:
+        remote = migrate_host(None, None)
+        before = lab_sizes(remote)
+        print(f"the lab's database on {remote.name}: {before['rows']['case_file']:,} case files, "
+              f"{before['rows']['account']:,} accounts, {before['bytes'] / 2**30:.1f} GiB", flush=True)
+        roster_s = 0.0
+        if before["rows"]["account"] < args.accounts * 0.99:
+            roster = ROOT / "loadtests" / "reports" / "roster" / f"roster-{args.accounts}-seed{args.roster_seed}.csv"
+            roster.parent.mkdir(parents=True, exist_ok=True)
+            if not roster.exists():
+                subprocess.run([sys.executable, "-m", "loadtests.roster", "--accounts", str(args.accounts), "--seed",
+                                str(args.roster_seed), "--out", str(roster)], cwd=ROOT, check=True, timeout=600)
+            t0 = time.monotonic()
+            subprocess.run([sys.executable, "-m", "loadtests.accounts_import", str(roster), "--lab", "--credentials",
+                            str(roster.parent / "credentials-lab.csv")], cwd=ROOT, check=True, timeout=7200)
+            roster_s = time.monotonic() - t0
+        out = on_lab(remote, f"{shlex.quote(remote.kntc)} generate --national --cases {args.cases} --seed {args.seed} "
+                             f"--writers {args.writers}", stream=True)
+        figures = {k: float(v) for line in out.splitlines() if line.startswith("national_load ")
+                   for k, v in (kv.split("=", 1) for kv in line.split()[1:])}
+        size = lab_sizes(remote)
+    except (StackError, OSError, subprocess.SubprocessError, ValueError) as exc:
+        print(f"national-data: {exc}", file=sys.stderr)
+        return 1
+    wall = time.monotonic() - t_all
+    print(f"\nthe lab: {size['rows']['case_file']:,} case files, {size['rows']['account']:,} accounts; "
+          f"database {size['bytes'] / 2**30:.1f} GiB (×5 copies in the lab); whole command {wall:.0f} s")
+    REPORTS.mkdir(parents=True, exist_ok=True)
+    (REPORTS / f"national-lab-{args.cases}.json").write_text(json.dumps({
+        "target": f"lab ({remote.name})", "cases": args.cases, "seed": args.seed, "accounts": args.accounts,
+        "wall_seconds": wall, "roster_import_seconds": roster_s, "generate": figures, **size}, indent=1))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--cases", type=int, default=5_000_000)
@@ -144,9 +229,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pg-root", type=Path, default=ROOT / ".data" / "local")
     p.add_argument("--pg-port", type=int, default=55432)
     p.add_argument("--state", type=Path, help="rosters and initial passwords (default: <pg-root>/national)")
+    p.add_argument("--lab", action="store_true", help="into the lab's own database, through the migrate host")
     args = p.parse_args(argv)
     if args.cases < 1 or args.accounts < 1:
         p.error("--cases and --accounts must be positive")
+    if args.lab:
+        if args.province or args.database:
+            p.error("--lab loads the lab's own database with the national roster: no --province or --database")
+        return lab_main(args)
     database = args.database or f"kntc_national_{args.cases}"
     state: Path = args.state or args.pg_root / "national"
     t_all = time.monotonic()

@@ -51,7 +51,9 @@ def locust_command(host: str, folder: Path, args: argparse.Namespace, data: Path
            "--kntc-step-seconds", str(args.step_seconds), "--kntc-probe-steps", str(args.probe_steps),
            "--kntc-report-dir", str(folder), "--kntc-thresholds", str(args.thresholds),
            "--kntc-app-workers", str(args.app_workers), "--kntc-session-seconds", str(args.session_seconds),
-           "--kntc-stop-after-officers", str(args.officers if args.roster_key and not args.national else 0),
+           # A fixed crowd of roster officers runs until that many distinct officers came (load-roster);
+           # a shape with stages runs its stages, the officers handing on to one another.
+           "--kntc-stop-after-officers", str(args.officers if args.roster_key and args.shape == "fixed" else 0),
            "--kntc-connections", str(args.connections), "--kntc-spawn-rate", str(args.spawn_rate),
            "--loglevel", "INFO"]
     if args.processes:

@@ -187,3 +187,11 @@ def test_an_imported_officer_logs_in_and_sees_the_units_inbox(national: dict[str
         if hidden:
             case = http.get(f"{base}/api/cases/{hidden['code']}", timeout=60).json()
             assert case["hidden_parties"] and all(p["role"] != "denouncer" for p in case["parties"])
+
+
+@pytest.mark.parametrize("extra", [["--province", "T01"], ["--database", "kntc_other"]])
+def test_the_lab_load_refuses_what_only_a_database_of_its_own_can_take(extra: list[str]) -> None:
+    # The lab's database is the sites' own: one roster (the national one) and no second database.
+    res = subprocess.run([sys.executable, "-m", "loadtests.national", "--lab", "--cases", "10", *extra],
+                         cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert res.returncode == 2 and "--lab loads the lab's own database" in res.stderr.splitlines()[-1]
