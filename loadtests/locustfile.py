@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import random
 import re
 import time
@@ -33,6 +34,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import gevent
+import gevent.ssl
 import requests
 from geventhttpclient.client import HTTPClientPool
 from locust import FastHttpUser, LoadTestShape, events, runners, task
@@ -189,13 +191,24 @@ def _placement(environment: Environment, workers: list[str]) -> list[dict[str, i
     return [{keys[name]: n for name, n in on_workers.get(w, {}).items()} for w in workers]
 
 
+# The CA of the system under test (loadtests/run.py names the lab's): every connection is verified
+# against it. Without one the certificate is not checked, FastHttpUser's default: a local run is
+# plain HTTP on loopback.
+LOAD_CA = os.environ.get("KNTC_LOAD_CA") or None
+
+
+def _verified_context(**_kw: Any) -> gevent.ssl.SSLContext:
+    return gevent.ssl.create_default_context(cafile=LOAD_CA)
+
+
 def _share_connections(environment: Environment) -> None:
     """One connection pool for all the users of this process (made here, in the process that uses it)."""
     n = opt(environment, "kntc_connections", 0) or 0
     if n > 0:
         # The pool's clients take its own timeouts, not the users' (geventhttpclient's default is 5 s).
+        tls = {"insecure": False, "ssl_context_factory": _verified_context} if LOAD_CA else {}
         KntcUser.client_pool = HTTPClientPool(concurrency=n, network_timeout=KntcUser.network_timeout,
-                                              connection_timeout=KntcUser.connection_timeout)
+                                              connection_timeout=KntcUser.connection_timeout, **tls)
 
 
 def national(environment: Environment) -> bool:
@@ -237,6 +250,8 @@ def skip_once(what: str) -> None:
 # -- users --------------------------------------------------------------------------------------------
 class KntcUser(FastHttpUser):
     abstract = True
+    insecure = LOAD_CA is None
+    ssl_context_factory = staticmethod(_verified_context) if LOAD_CA else None
     key: ClassVar[str] = ""
     think_s: ClassVar[float] = 15.0
 

@@ -138,6 +138,7 @@ def run(args: argparse.Namespace) -> int:
         return int(v["exit_code"])
 
     if args.host:
+        trust_lab_ca(args.host)
         return go(args.host.rstrip("/"), args.host.rstrip("/"), lab_meter(args))
     env = {**os.environ, **local_env(args.pg_root, args.pg_port)}
     prepare_database(env)
@@ -147,6 +148,25 @@ def run(args: argparse.Namespace) -> int:
         db_pid = int(pid_file.read_text().split()[0]) if pid_file.exists() else None
         meter = tiers.local_meter(app.proc.pid if app.proc else None, db_pid) if args.tier_cpu != "none" else None
         return go(app.url, local_target(args.pg_root, args.pg_port, env["KNTC_DATABASE_URL"]), meter)
+
+
+def trust_lab_ca(host: str) -> None:
+    """The CA a run verifies the target's certificates with, for the test data's calls (requests) and
+    Locust's (KNTC_LOAD_CA): KNTC_LOAD_CA when given; for one of the lab's hosts the lab's own CA,
+    which alone signs them (a REQUESTS_CA_BUNDLE of the machine's public CAs would refuse them)."""
+    ca = os.environ.get("KNTC_LOAD_CA")
+    if not ca:
+        from dr.errors import DrError
+        from dr.lab import load_inventory
+
+        try:
+            inv = load_inventory()
+        except (DrError, OSError):
+            return
+        if urlsplit(host).hostname not in {h.address for h in inv.hosts.values()} or not inv.ca_file.exists():
+            return
+        ca = str(inv.ca_file)
+    os.environ["REQUESTS_CA_BUNDLE"] = os.environ["KNTC_LOAD_CA"] = ca
 
 
 def lab_meter(args: argparse.Namespace) -> tiers.Meter | None:

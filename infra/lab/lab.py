@@ -104,6 +104,11 @@ IMAGE = "localhost/kntc-lab:bookworm-" + hashlib.sha256(IMAGE_SPEC.encode()).hex
 # NET_ADMIN (scoped to the container's own network namespace) lets each host load its nftables
 # firewall; this host's forward chain still drops any lab packet that is not for the lab range.
 CAPS = "SYS_ADMIN,NET_ADMIN,NET_RAW,AUDIT_WRITE,SYS_NICE,IPC_LOCK"
+# PostgreSQL's parallel workers and parallel VACUUM share memory through /dev/shm (dynamic shared
+# memory, posix): Podman's 64 MB fails a VACUUM or a parallel report of a national-size table
+# ("could not resize shared memory segment"), where a Debian host gives /dev/shm half its memory.
+# A size, not a reservation: tmpfs uses memory only for what is written.
+SHM_SIZE = "2g"
 
 CONTAINERS_CONF = """\
 [containers]
@@ -308,7 +313,7 @@ def start_host(name: str) -> None:
     # A host made by another checkout (another state folder, another SSH key, CA and secrets)
     # cannot be provisioned by this one: recreate it rather than reuse it.
     owner = f"{STATE.resolve()} {(STATE / 'id_ed25519.pub').read_text().strip()}"
-    spec = hashlib.sha256(f"{IMAGE} {CAPS} {site} {addr} {sorted(HOSTS)} {owner}".encode()).hexdigest()[:12]
+    spec = hashlib.sha256(f"{IMAGE} {CAPS} {SHM_SIZE} {site} {addr} {sorted(HOSTS)} {owner}".encode()).hexdigest()[:12]
     if state is not None:
         have = podman("container", "inspect", "--format", '{{index .Config.Labels "kntc-lab-spec"}}',
                       name).stdout.strip()
@@ -329,7 +334,7 @@ def start_host(name: str) -> None:
     podman(
         "run", "-d", "--name", name, "--hostname", name, "--label", LABEL, "--label", f"kntc-lab-spec={spec}",
         "--network", SITES[site][0], "--ip", addr, *add_hosts,
-        "--systemd=always", "--cap-add", CAPS, "--stop-timeout", "5",
+        "--systemd=always", "--cap-add", CAPS, "--shm-size", SHM_SIZE, "--stop-timeout", "5",
         "-v", f"{STATE / 'authorized_keys'}:/root/.ssh/authorized_keys:ro",
         IMAGE, "/sbin/init",
     )

@@ -70,3 +70,10 @@ def test_a_second_run_on_the_same_cluster_logs_the_same_officers_in_without_a_re
         assert seen.get("POST /api/auth/login", (0, 0))[0] > 0, seen
         assert all(failed == 0 for _, failed in seen.values()), (seen, (RUNS / run / "locust_failures.csv")
                                                                   .read_text())
+    # Each tier's CPU in the measured stage: the app server's process tree and the cluster's.
+    doc = json.loads((RUNS / "second" / "tiers.json").read_text())
+    [fixed] = doc["stages"]
+    used = {r["tier"]: r for r in fixed["tiers"]}
+    assert used["app"]["cpu_s"] > 0 and used["PostgreSQL"]["cpu_s"] > 0, used
+    assert 0 < used["app"]["ms_per_request"] < 10_000, used
+    assert "## CPU theo tầng / CPU per tier" in (RUNS / "second" / "summary.md").read_text()
