@@ -114,6 +114,8 @@ class State:
         if path.exists():
             data = json.loads(path.read_text())
             if target_of(data) == host:  # another target's officers are other accounts
+                for a in data.get("set_up_before", []):
+                    state.officers[a["username"]] = Officer.from_json(a)
                 for group in data.get("accounts", {}).values():
                     for a in group:
                         state.officers[a["username"]] = Officer.from_json(a)

@@ -107,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
             prepared = testdata.prepare_roster(host, data, args.roster_key, args.roster_credentials,
                                                math.ceil(args.officers * POOL_MARGIN), threads=args.threads,
                                                cases_per_unit=args.cases_per_unit, target=target,
-                                               lazy=args.national)
+                                               lazy=args.national, seed=args.sample_seed)
             if prepared["failures"]:
                 raise StackError(f"{len(prepared['failures'])} officer(s) could not be set up: "
                                  f"{prepared['failures'][0]} (rerun to resume)")
@@ -214,6 +214,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--officers", type=int, default=10_000,
                    help="distinct roster officers to log in: the run ends when they have (5 %% more are set up)")
     p.add_argument("--threads", type=int, default=8, help="first logins at once")
+    p.add_argument("--sample-seed", type=int, default=1,
+                   help="which officers of the roster are simulated (the same seed, the same officers)")
     p.add_argument("--national", action="store_true",
                    help="every officer of the roster at once (shape national, stress scenario, pace "
                         f"{NATIONAL_PACE} unless given, one worker process per core)")

@@ -329,10 +329,15 @@ def prepare_roster(host: str, out: Path, key: Path, credentials: list[Path], wan
     accounts: dict[str, list[dict[str, Any]]] = {}
     for o in ready:
         accounts.setdefault(o.key, []).append(o.as_json())
+    # Officers earlier runs set up that this one did not log in (a smaller run, or a preparation that
+    # stopped at a refused login) are kept aside, not used: they no longer have their initial
+    # passwords, and a later run that picks them again needs the ones they were given.
+    using = {o.username for o in ready}
+    kept = [o.as_json() for o in state.officers.values() if o.username not in using and o.ready]
     homes = sorted({o.unit for o in ready if COMMUNE.match(o.unit)}) or sorted({o.unit for o in ready})
     data: dict[str, Any] = {"host": host, "target": target, "mode": "roster", "accounts": accounts,
                             "units": {"commune": homes[:20]}, "cases": [], "officers": len(ready),
-                            "failures": failures}
+                            "failures": failures, "set_up_before": kept}
     write_private(out, data)  # the officers set up so far, before anything else can fail
     if ready and not failures:
         by_name = {o.username: o for o in ready}
