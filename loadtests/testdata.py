@@ -28,6 +28,7 @@ import argparse
 import json
 import logging
 import os
+import random
 import re
 import secrets
 import sys
@@ -280,13 +281,16 @@ def write_private(path: Path, data: dict[str, Any]) -> None:
 COMMUNE = re.compile(r"^X[0-9]{5}$")
 
 
-def roster_teams(officers: list[Officer], n: int) -> list[dict[str, Officer]]:
+def roster_teams(officers: list[Officer], n: int, seed: int = 1) -> list[dict[str, Officer]]:
     """Up to `n` units whose officers can take a case from reception to verification (reception
-    and handling at least; units with a resolution officer first), one team each."""
+    and handling at least; units with a resolution officer first), one team each; another seed
+    than 1 takes other units."""
     by_unit: dict[str, dict[str, Officer]] = {}
     for o in sorted(officers, key=lambda o: o.username):
         by_unit.setdefault(o.unit, {}).setdefault(o.key.rsplit(".", 1)[-1], o)
     able = [u for u, t in sorted(by_unit.items()) if {"reception", "handling"} <= set(t)]
+    if seed != 1:
+        random.Random(seed).shuffle(able)  # noqa: S311 - which simulated officers, not a secret
     able.sort(key=lambda u: "resolution" not in by_unit[u])
     return [{r: by_unit[u][r] for r in ("reception", "handling", "resolution") if r in by_unit[u]}
             for u in able[:n]]
@@ -309,7 +313,7 @@ def prepare_roster(host: str, out: Path, key: Path, credentials: list[Path], wan
                          "import the roster first (make accounts-national)")
     # The teams that make the case files come first (a sample of a large roster rarely holds a
     # reception and a handling officer of one unit), then the sample of the rest.
-    teams_of = roster_teams([o for group in by_class.values() for o in group], teams)
+    teams_of = roster_teams([o for group in by_class.values() for o in group], teams, seed)
     members = {o.username: o for t in teams_of for o in t.values()}
     rest = {k: [o for o in v if o.username not in members] for k, v in by_class.items()}
     chosen = [*members.values(), *pool.pick(rest, max(0, wanted - len(members)), seed)]
