@@ -191,9 +191,8 @@ def _placement(environment: Environment, workers: list[str]) -> list[dict[str, i
     return [{keys[name]: n for name, n in on_workers.get(w, {}).items()} for w in workers]
 
 
-# The CA of the system under test (loadtests/run.py names the lab's): every connection is verified
-# against it. Without one the certificate is not checked, FastHttpUser's default: a local run is
-# plain HTTP on loopback.
+# Every HTTPS connection is verified (FastHttpUser's default is not to): against the CA of the
+# system under test when one is named (loadtests/run.py names the lab's), else the machine's.
 LOAD_CA = os.environ.get("KNTC_LOAD_CA") or None
 
 
@@ -206,9 +205,9 @@ def _share_connections(environment: Environment) -> None:
     n = opt(environment, "kntc_connections", 0) or 0
     if n > 0:
         # The pool's clients take its own timeouts, not the users' (geventhttpclient's default is 5 s).
-        tls = {"insecure": False, "ssl_context_factory": _verified_context} if LOAD_CA else {}
         KntcUser.client_pool = HTTPClientPool(concurrency=n, network_timeout=KntcUser.network_timeout,
-                                              connection_timeout=KntcUser.connection_timeout, **tls)
+                                              connection_timeout=KntcUser.connection_timeout, insecure=False,
+                                              ssl_context_factory=_verified_context)
 
 
 def national(environment: Environment) -> bool:
@@ -250,8 +249,8 @@ def skip_once(what: str) -> None:
 # -- users --------------------------------------------------------------------------------------------
 class KntcUser(FastHttpUser):
     abstract = True
-    insecure = LOAD_CA is None
-    ssl_context_factory = staticmethod(_verified_context) if LOAD_CA else None
+    insecure = False
+    ssl_context_factory = staticmethod(_verified_context)
     key: ClassVar[str] = ""
     think_s: ClassVar[float] = 15.0
 
