@@ -212,7 +212,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--roster-key", type=Path, help="officers of an imported roster (its <roster>.key.csv) ...")
     p.add_argument("--roster-credentials", type=Path, nargs="+", help="... with the import's initial passwords")
     p.add_argument("--officers", type=int, default=10_000,
-                   help="distinct roster officers to log in: the run ends when they have (5 %% more are set up)")
+                   help="distinct roster officers to log in (5 %% more are set up); the fixed shape ends when "
+                        "they have")
     p.add_argument("--threads", type=int, default=8, help="first logins at once")
     p.add_argument("--sample-seed", type=int, default=1,
                    help="which officers of the roster are simulated (the same seed, the same officers)")
