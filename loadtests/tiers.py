@@ -16,9 +16,11 @@ the cluster's process trees, their reaped children included.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -261,8 +263,15 @@ def markdown(doc: dict[str, Any]) -> list[str]:
     return L
 
 
-def main() -> int:
-    reading = lab_meter()()
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description="One reading of the lab's CPU per site and tier.")
+    p.add_argument("--inventory", type=Path, help="Ansible inventory (default: the lab's)")
+    args = p.parse_args(argv)
+    try:
+        reading = lab_meter(args.inventory)()
+    except NotTheLab as exc:
+        print(f"tiers: {exc}", file=sys.stderr)
+        return 2
     rows = per_tier({}, reading, 0, 0)
     for r in rows:
         print(f"{r['site']:4} {r['tier']:11} {r['cpu_s']:10.1f} s  " +
