@@ -2,7 +2,9 @@
 
 Every request that acts for an officer runs in one transaction whose first statement hands
 the officer's session token to PostgreSQL (`kntc.session_token`), so row-level security sees
-the same person the API does, and nothing at all without a live session.
+the same person the API does, and nothing at all without a live session. The same statement counts
+an API call against its session's budget: one transaction per request, not one for the budget and
+one for the work.
 
 Logging in goes through a second, small pool of the login role (kntc_auth), the only role that may
 open a session. Every connection, of either pool and of the operator commands, bounds its waits:
@@ -23,19 +25,25 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from core_app.settings import Settings
+from core_app.throttle import Budget
 from core_app.waits import app_connection, check_waits
 
-# set_config, the idle check and the actor lookup in one round trip. kntc.actor() is STABLE and
-# sees the statement's snapshot, so it runs only when kntc.session_begin() found the session live.
-# OFFSET 0 keeps the subqueries whole: flattened, kntc.actor() was evaluated once per column read
-# from it (three calls per request instead of one).
+# set_config, the idle check, the actor lookup and the call's API budget in one round trip.
+# kntc.actor() is STABLE and sees the statement's snapshot, so it runs only when
+# kntc.session_begin() found the session live. OFFSET 0 keeps the subqueries whole: flattened,
+# kntc.actor() was evaluated once per column read from it (three calls per request instead of one).
+# The budget's hit runs only when a purpose is given (a one-time filter on the parameter); its row
+# stays locked until the transaction ends, so one session's calls run one after another, each
+# waiting at most lock_timeout. kntc.throttle is unlogged: a read still commits without a WAL flush.
 BEGIN_AS_ACTOR = """
 SELECT s.state, (x.a).account_id, (x.a).unit_id, (x.a).roles, (x.a).clearance, u.code AS unit_code,
-       u.name AS unit_name, u.level AS unit_level
+       u.name AS unit_name, u.level AS unit_level, b.allowed, b.retry_after_s
   FROM (SELECT set_config('kntc.session_token', %(token)s, true) AS cfg,
                kntc.session_begin(%(token)s, %(idle)s) AS state OFFSET 0) s
   LEFT JOIN LATERAL (SELECT kntc.actor() AS a WHERE s.state = 'live' AND s.cfg IS NOT NULL OFFSET 0) x ON true
   LEFT JOIN kntc.unit u ON u.id = (x.a).unit_id
+  LEFT JOIN LATERAL (SELECT h.allowed, h.retry_after_s FROM kntc.throttle_hit(%(purpose)s, %(key)s) h
+                      WHERE %(purpose)s::text IS NOT NULL OFFSET 0) b ON true
 """
 
 
@@ -154,12 +162,15 @@ class Database:
             yield conn
 
     @asynccontextmanager
-    async def acting(self, token: str, idle_seconds: int
+    async def acting(self, token: str, idle_seconds: int, budget: Budget | None = None,
                      ) -> AsyncIterator[tuple[AsyncConnection[Any], dict[str, Any] | None]]:
         """A transaction in which the database knows the officer; yields (conn, the session's row).
 
         The row's `state` is 'live', 'idle' or 'expired'; its actor columns are set only when live.
         Use it through `core_app.gate.acting`, which turns the row into an Actor or a refusal.
+        With an API `budget` not yet counted, the first statement counts the call too (the row's
+        `allowed`, `retry_after_s`); should the transaction roll back, the budget says so
+        (`counted` false again) and the caller counts the call on its own.
 
         The request runs in pipeline mode (not through PgBouncer: see `pipeline`): BEGIN travels
         with the actor lookup, and statements whose results nobody reads (an event row, a
@@ -167,6 +178,17 @@ class Database:
         result it needs, not one per statement. An error still surfaces inside this block, at the
         next read or at COMMIT.
         """
-        async with self.connection() as conn, pipeline(conn), conn.transaction():
-            cur = await conn.execute(BEGIN_AS_ACTOR, {"token": token, "idle": idle_seconds})
-            yield conn, await cur.fetchone()
+        counting = budget is not None and not budget.counted
+        params = {"token": token, "idle": idle_seconds, "purpose": budget.purpose if counting else None,
+                  "key": budget.key if counting else None}
+        try:
+            async with self.connection() as conn, pipeline(conn), conn.transaction():
+                cur = await conn.execute(BEGIN_AS_ACTOR, params)
+                row = await cur.fetchone()
+                if counting:
+                    budget.counted = True  # type: ignore[union-attr]
+                yield conn, row
+        except BaseException:
+            if counting:
+                budget.counted = False  # type: ignore[union-attr]
+            raise

@@ -16,6 +16,7 @@ from typing import Any, Literal
 from fastapi import Request
 from psycopg import AsyncConnection
 
+from core_app import throttle
 from core_app.domain import workflow
 
 SESSION_COOKIE = "kntc_session"
@@ -81,7 +82,10 @@ async def acting(request: Request, *roles: str) -> AsyncIterator[tuple[AsyncConn
     if not token:
         raise Refused("login_required")
     db = request.app.state.db
-    async with db.acting(token, request.app.state.settings.idle_seconds) as (conn, row):
+    budget = getattr(request.state, throttle.BUDGET_STATE, None)
+    async with db.acting(token, request.app.state.settings.idle_seconds, budget) as (conn, row):
+        if row is not None and row["allowed"] is not None:
+            throttle.refuse_over(row)
         state = row["state"] if row else "expired"
         if state == "live" and row and row["account_id"] is not None:
             actor = Actor.from_row(row)

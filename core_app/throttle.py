@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import ipaddress
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -101,23 +102,53 @@ async def lookup_failed(conn: AsyncConnection[Any], address: str) -> None:
     await hit(conn, "lookup_fail", address)
 
 
-async def api_call(db: Any, token: str | None, address: str) -> None:
-    """Count an API call against its session (or, without one, its address).
+TOO_MANY = ("Quá nhiều yêu cầu trong thời gian ngắn; hãy thử lại sau ít phút.",
+            "too many requests in a short time: try again in a few minutes")
+
+
+# Where the API budget middleware leaves an officer's call for the officer's transaction to count.
+BUDGET_STATE = "kntc_api_budget"
+
+
+@dataclass
+class Budget:
+    """One API call's count against its session (or, without one, its address).
+
+    An officer's call is counted by the officer's own transaction, in its first statement
+    (`core_app.db.Database.acting`): one transaction per request instead of two. `counted` says
+    whether a committed transaction holds the hit; a call whose transaction rolled back, or that
+    never opened one, is counted on its own afterwards (`api_call`), so an error is no free call."""
+
+    purpose: str
+    key: str
+    counted: bool = False
+
+
+def budget_of(token: str | None, address: str) -> Budget:
+    if token:
+        return Budget("api_session", hashlib.sha256(token.encode()).hexdigest())
+    return Budget("api_address", address)
+
+
+def refuse_over(row: dict[str, Any] | None) -> None:
+    """Throttled when a hit's answer (kntc.throttle_hit's row) is over the budget."""
+    if row is None or not row["allowed"]:
+        raise Throttled(row["retry_after_s"] if row else 60, *TOO_MANY)
+
+
+async def api_call(db: Any, budget: Budget, *, refuse: bool = True) -> None:
+    """Count a call in a transaction of its own: a call without a session before it runs, a
+    session's call that no committed transaction counted after it ran.
 
     BEGIN, the hit and COMMIT travel in one round trip (`Database.counting`): the counter's row is
-    locked only while the server runs them, never across a round trip to a busy worker, so the
-    calls of one session do not queue behind each other. A call over the budget is counted too."""
-    if token:
-        purpose, key = "api_session", hashlib.sha256(token.encode()).hexdigest()
-    else:
-        purpose, key = "api_address", address
+    locked only while the server runs them, never across a round trip to a busy worker. A call over
+    the budget is counted too."""
     async with db.counting() as conn:
-        cur = await conn.execute("SELECT * FROM kntc.throttle_hit(%s, %s)", (purpose, key))
+        cur = await conn.execute("SELECT * FROM kntc.throttle_hit(%s, %s)", (budget.purpose, budget.key))
     row = await cur.fetchone()
-    if row is None or not row["allowed"]:
-        raise Throttled(row["retry_after_s"] if row else 60,
-                        "Quá nhiều yêu cầu trong thời gian ngắn; hãy thử lại sau ít phút.",
-                        "too many requests in a short time: try again in a few minutes")
+    budget.counted = True
+    if refuse:
+        refuse_over(row)
 
 
 async def lookup_guarded(db: Any, address: str, run: Any) -> Any:

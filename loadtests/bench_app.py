@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import re
 import subprocess
 import sys
@@ -34,7 +35,7 @@ from geventhttpclient import URL, HTTPClient
 
 from loadtests.officers import Journal, Officer, set_up
 from loadtests.stack import REPORTS, ROOT, AppServer, StackError, kntc, local_env, prepare_database
-from loadtests.testdata import Api, ensure_admin, petition_body, record_case
+from loadtests.testdata import Api, ensure_admin, new_person_petition, petition_body, record_case
 from loadtests.tiers import tree_cpu
 
 PGBENCH = Path(os.environ.get("KNTC_PGBENCH", "/usr/lib/postgresql/15/bin/pgbench"))
@@ -211,19 +212,29 @@ def run(base: str, dsn: str, env: dict[str, str] | None, concurrency: int, secon
 def _run(base: str, dsn: str, env: dict[str, str] | None, concurrency: int, seconds: float, cases: int,
          password: str, app_pid: int | None, db_pid: int | None) -> list[Result]:
     data = prepare(base, env, cases, password)
+    if env is not None:
+        # The bench's own ward grows with every run (its intakes and pgbench's): the duplicate check and
+        # search are measured against this many case files there, so say it.
+        import psycopg
+
+        with psycopg.connect(env["KNTC_ADMIN_DATABASE_URL"], connect_timeout=10) as c:
+            held = c.execute("SELECT count(*) FROM kntc.case_file f JOIN kntc.unit u ON u.id = f.handling_unit_id "
+                             "WHERE u.code = %s", (BENCH_UNIT,)).fetchone()
+        print(f"  the bench's ward {BENCH_UNIT} holds {held[0] if held else 0} case files", flush=True)
     rec_token = data["reception"].s.headers["Authorization"][7:]
     hnd_token = data["handling"].s.headers["Authorization"][7:]
     rec_tokens = sessions(base, data["reception"], data["who"]["reception"], concurrency)
     hnd_tokens = sessions(base, data["handling"], data["who"]["handling"], concurrency)
     prefix, lo, hi = data["prefix"], data["lo"], data["hi"]
     span = hi - lo + 1
-    petition = petition_body(BENCH_UNIT, 7)
-    check = json.dumps({"parties": [{k: p[k] for k in ("full_name", "id_number", "address_unit")}
-                                    for p in petition["parties"]], "subject": petition["subject"]},
-                       ensure_ascii=False).encode()
+    people = random.Random()  # noqa: S311 - test data, not a secret
 
     def record(client: Any, headers: dict[str, str]) -> bytes:
-        # An intake is the duplicate check, then the petition recorded under it.
+        # An intake is the duplicate check, then the petition recorded under it; each from a new person.
+        petition = new_person_petition(BENCH_UNIT, people)
+        check = json.dumps({"parties": [{k: p[k] for k in ("full_name", "id_number", "address_unit")}
+                                        for p in petition["parties"]], "subject": petition["subject"]},
+                           ensure_ascii=False).encode()
         r = client.request("POST", "/api/dedup/check", body=check, headers=headers)
         got = json.loads(r.read())
         r.release()

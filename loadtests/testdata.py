@@ -39,6 +39,7 @@ from typing import Any
 
 import requests
 
+from core_app.dedup import vocabulary as V
 from loadtests import officers, pool
 from loadtests.officers import STEP_SECONDS, Officer
 from loadtests.stack import REPORTS, StackError, kntc
@@ -68,6 +69,23 @@ def petition_body(address_unit: str, i: int) -> dict[str, Any]:
                      "full_name": f"Công dân Kiểm Thử {i}", "id_number": f"{900000000000 + i:012d}",
                      "address": "Tổ dân phố 3", "address_unit": address_unit}],
     }
+
+
+def new_person_petition(address_unit: str, rng: random.Random) -> dict[str, Any]:
+    """A petition from someone who has written none before: a name as common as Vietnamese names are
+    (core_app.dedup.vocabulary), an identity number of their own, and one of the usual subjects. An
+    intake benchmark that sent the same complainant every time measured a duplicate check scoring
+    thousands of that one person's earlier cases, a cost that grew with every run."""
+    body = petition_body(address_unit, rng.randrange(1_000_000))
+    female = rng.random() < 0.48
+    surname = rng.choices([s for s, _ in V.SURNAMES], [w for _, w in V.SURNAMES])[0]
+    middle = rng.choice(V.MIDDLE_FEMALE if female else V.MIDDLE_MALE)
+    given = rng.choice(V.GIVEN_FEMALE if female else V.GIVEN_MALE)
+    body["parties"][0].update(full_name=f"{surname} {middle} {given}", id_number=f"{rng.randrange(10**12):012d}")
+    respondent = rng.choice(V.COMPANIES)
+    body.update(subject=rng.choice(V.SUBJECTS[body["kind"]]).format(resp=respondent, place=f"đơn vị {address_unit}"),
+                respondent=respondent)
+    return body
 
 
 class Api:

@@ -5,19 +5,21 @@ Each test speaks for its own client addresses (X-Real-IP from the loopback proxy
 it, or a loopback source address of its own), so the addresses the rest of the suite uses keep
 their budgets.
 
-Threat rows (runbooks/security.md): T8, T9, T10, T11, T12, T13.
+Threat rows (runbooks/security.md): T8, T9, T10, T11, T12, T13, T109.
 """
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
 
-from tests.conftest import TEST_PASSWORD, running_server
+from tests.conftest import TEST_PASSWORD, petition_body, running_server
 
 
 def address() -> str:
@@ -103,3 +105,67 @@ def test_a_session_flooding_the_api_is_stopped(officer, owner_conn):
         owner_conn.execute("UPDATE kntc.throttle_rule SET max_hits = 600 WHERE purpose = 'api_session'")
     assert statuses[:5] == [200] * 5 and set(statuses[5:]) == {429}, statuses
     assert other == 200  # another session has its own budget
+
+
+def _hits(owner_conn, token: str) -> int:
+    key = hashlib.sha256(token.encode()).hexdigest()
+    row = owner_conn.execute("SELECT hits FROM kntc.throttle WHERE purpose = 'api_session' AND key = %s",
+                             (key,)).fetchone()
+    return row["hits"] if row else 0
+
+
+def test_every_call_of_a_session_counts_once_whatever_became_of_it(officer, owner_conn):
+    """An officer's call is counted by the officer's own transaction; a call whose transaction rolled
+    back (a case that is not there, a refused transition) or that never opened one (a body the
+    route refused) is counted on its own, so errors are no free calls."""
+    o = officer("X00004", ["reception"])
+    calls = [
+        ("read a list", lambda: o.get("/api/cases?scope=unit"), 200),
+        ("a case that is not there", lambda: o.get("/api/cases/X00004-2026-999999"), 404),
+        ("a body the route refuses", lambda: o.client.post("/api/cases", json={"kind": 7}), 422),
+        ("a transition on nothing", lambda: o.post("/api/cases/X00004-2026-999998/transitions",
+                                                   json={"action": "submit", "version": 1}), 404),
+        ("who am I (the login routes)", lambda: o.get("/api/auth/me"), 200),
+    ]
+    for what, call, status in calls:
+        before = _hits(owner_conn, o.token)
+        got = call()
+        assert got.status_code == status, (what, got.text)
+        assert _hits(owner_conn, o.token) == before + 1, what
+
+
+def test_a_write_over_the_budget_is_refused_and_leaves_nothing(officer, owner_conn):
+    """The budget is spent in the write's own transaction: the call past it gets 429, counts, and
+    the case it would have recorded does not exist."""
+    o = officer("X00004", ["reception"])
+    body = petition_body(subject=f"Vượt ngân sách {secrets.token_hex(4)}")
+    check = o.check_for(body)
+    assert check
+    spent = _hits(owner_conn, o.token)
+    owner_conn.execute("UPDATE kntc.throttle_rule SET max_hits = %s WHERE purpose = 'api_session'", (spent,))
+    try:
+        got = o.client.post("/api/cases", json={**body, "dedup_check_id": check})
+        after = _hits(owner_conn, o.token)
+    finally:
+        owner_conn.execute("UPDATE kntc.throttle_rule SET max_hits = 600 WHERE purpose = 'api_session'")
+    assert got.status_code == 429, got.text
+    assert int(got.headers["Retry-After"]) >= 1 and got.json()["error"] == "too_many_requests"
+    assert after == spent + 1
+    assert owner_conn.execute("SELECT count(*) FROM kntc.case_file WHERE subject = %s",
+                              (body["subject"],)).fetchone()["count"] == 0
+
+
+def test_calls_of_one_session_at_once_wait_for_each_other_and_all_count(officer, owner_conn, server):
+    """Each call holds its session's counter until its transaction ends: calls sent together run one
+    after another, none is refused for it, and each counts."""
+    o = officer("X00004", ["reception"])
+    before = _hits(owner_conn, o.token)
+
+    def call(_: int) -> int:
+        with httpx.Client(base_url=server, timeout=30, headers={"Authorization": f"Bearer {o.token}"}) as c:
+            return c.get("/api/cases?scope=unit").status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        statuses = list(pool.map(call, range(24)))
+    assert statuses == [200] * 24
+    assert _hits(owner_conn, o.token) == before + 24
