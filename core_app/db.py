@@ -178,17 +178,17 @@ class Database:
         result it needs, not one per statement. An error still surfaces inside this block, at the
         next read or at COMMIT.
         """
-        counting = budget is not None and not budget.counted
-        params = {"token": token, "idle": idle_seconds, "purpose": budget.purpose if counting else None,
-                  "key": budget.key if counting else None}
+        counting = budget if budget is not None and not budget.counted else None
+        params = {"token": token, "idle": idle_seconds, "purpose": counting.purpose if counting else None,
+                  "key": counting.key if counting else None}
         try:
             async with self.connection() as conn, pipeline(conn), conn.transaction():
                 cur = await conn.execute(BEGIN_AS_ACTOR, params)
                 row = await cur.fetchone()
                 if counting:
-                    budget.counted = True  # type: ignore[union-attr]
+                    counting.counted = True
                 yield conn, row
         except BaseException:
             if counting:
-                budget.counted = False  # type: ignore[union-attr]
+                counting.counted = False
             raise
