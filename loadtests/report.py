@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from loadtests import capacity, tiers
+from loadtests import capacity, statements, tiers
 from loadtests.stack import REPORTS
 
 
@@ -102,6 +102,7 @@ def summarise(folder: Path, app_workers: int, workers_per_node: int, db_cores: i
     officers = json.loads((folder / "officers.json").read_text()) if (folder / "officers.json").exists() else {}
     generator = json.loads((folder / "generator.json").read_text()) if (folder / "generator.json").exists() else {}
     tier_cpu = json.loads((folder / "tiers.json").read_text()) if (folder / "tiers.json").exists() else {}
+    stmts = json.loads((folder / "statements.json").read_text()) if (folder / "statements.json").exists() else {}
     hist = read_history(folder)
     pngs = charts(folder, hist, stages_doc.get("stages", []))
     best = verdict.get("last_good")
@@ -140,6 +141,7 @@ def summarise(folder: Path, app_workers: int, workers_per_node: int, db_cores: i
         "cpu_bound_rps_per_worker": cpu_per_worker, "sizing_basis": basis,
         "endpoints": read_endpoints(folder), "national": national, "national_cpu_bound": national_cpu,
         "charts": pngs, "officers": officers, "generator": generator, "tiers": tier_cpu,
+        "statements": stmts,
     }
     (folder / "summary.json").write_text(json.dumps(summary, indent=1))
     (folder / "summary.md").write_text(markdown(summary, model))
@@ -193,6 +195,9 @@ def markdown(s: dict[str, Any], model: dict[str, Any]) -> str:
         L.append("")
     if s.get("tiers"):
         L += tiers.markdown(s["tiers"])
+    if s.get("statements"):
+        every = next((e["requests"] for e in s["endpoints"] if e["name"].endswith("Aggregated")), None)
+        L += statements.markdown(s["statements"], every)
     L.append("## Năng lực đo được / Measured capacity")
     if s["last_good"]:
         qual = "" if s["saturated"] else "at least (the limit was never crossed: the rig ran out first) "

@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from loadtests import report, shapes, testdata, tiers
+from loadtests import report, shapes, statements, testdata, tiers
 from loadtests.stack import BIN, REPORTS, ROOT, AppServer, StackError, local_env, prepare_database
 
 LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
@@ -118,12 +118,18 @@ def run(args: argparse.Namespace) -> int:
                              admin_password=os.environ.get("KNTC_LOAD_ADMIN_PASSWORD"),
                              admin_totp=os.environ.get("KNTC_LOAD_ADMIN_TOTP"), target=target)
         print(f"locust: shape {args.shape}, scale {args.scale}, pace {args.pace}, report in {folder}", flush=True)
+        leader = lab_statements(meter) if args.host else None
         with (folder / "locust.log").open("w") as log, tiers.Sampler(meter or (lambda: {})) as sampler:
             code = subprocess.run(locust_command(host, folder, args, data), stdout=log, stderr=subprocess.STDOUT,
                                   cwd=ROOT).returncode
         if meter:
             tiers.write(folder, sampler, "the lab's control groups, per service" if args.host
                         else "the local app server's and cluster's process trees")
+        if leader:
+            try:
+                statements.write(folder, statements.top(leader, 40), "the lab's DC leader")
+            except Exception as exc:  # the run's figures stand without this section
+                print(f"statements: not read from the leader: {exc}", file=sys.stderr)
         summary = report.summarise(folder, args.app_workers, args.workers_per_node, args.db_cores)
         print((folder / "summary.md").read_text())
         print(f"report: {folder}/summary.md, report.html, throughput.png, latency.png", flush=True)
@@ -167,6 +173,20 @@ def trust_lab_ca(host: str) -> None:
             return
         ca = str(inv.ca_file)
     os.environ["REQUESTS_CA_BUNDLE"] = os.environ["KNTC_LOAD_CA"] = ca
+
+
+def lab_statements(meter: tiers.Meter | None) -> statements.Query | None:
+    """The lab's DC leader, its `pg_stat_statements` reset, when the run targets the lab (the tiers are
+    read there); None, with a line saying why, when it cannot be read."""
+    if meter is None:
+        return None
+    try:
+        query = statements.lab_query()
+        statements.reset(query)
+        return query
+    except Exception as exc:  # the run goes on without this section
+        print(f"statements: not read from the leader: {exc}", file=sys.stderr)
+        return None
 
 
 def lab_meter(args: argparse.Namespace) -> tiers.Meter | None:

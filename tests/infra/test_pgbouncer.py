@@ -2,18 +2,21 @@
 through it, in transaction mode over verified TLS; its figures reach both Prometheus; and a planned
 switchover, which pauses it, is a short wait for the officers and not an error.
 
-Threat rows (runbooks/security.md): T103, T104.
+Threat rows (runbooks/security.md): T103, T104, T110.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import time
 
 import pytest
 
-from .conftest import ADDR, DC_APP, dc_healthy, dc_leader, query, record, run_playbook, wait_for
-from .officers import officers_reading
+from loadtests import statements
+
+from .conftest import ADDR, DC_APP, dc_healthy, dc_leader, query, record, run_playbook, secret, wait_for
+from .officers import DEMO_OFFICER, officers_reading
 
 pytestmark = pytest.mark.lab
 
@@ -68,3 +71,25 @@ def test_a_planned_switchover_is_a_short_wait_for_the_officers_not_an_error(lab,
     print(f"\nswitchover {before} -> {after} through PgBouncer: {reading.summary()}")
     assert after != before
     assert not reading.failed, f"{len(reading.failed)} of {len(reading.answers)} requests failed: {reading.failed[:5]}"
+
+
+def test_the_leaders_costliest_statements_are_the_case_services_and_carry_no_secret(lab, hosts):
+    """What `loadtests.statements` reads on the DC leader after officers worked (the load report's
+    "costliest statements"): the case service's own statements, with their calls and times, and
+    nothing an officer sent or held: no username, password or session token in the texts, which a
+    capacity tester copies into reports."""
+    wait_for(lambda: dc_healthy(hosts), 180, "DC cluster healthy")
+    leader = statements.lab_query()
+    statements.reset(leader)
+    with officers_reading() as reading:
+        time.sleep(8)
+    assert reading.answers and not reading.failed
+    rows = statements.top(leader, 200)
+    assert rows and {r["role"] for r in rows} <= set(statements.ROLES), {r["role"] for r in rows}
+    assert any("kntc.session_begin" in r["query"] for r in rows), [r["query"][:80] for r in rows]
+    assert sum(int(r["calls"]) for r in rows) >= len(reading.answers)
+    text = json.dumps(rows, ensure_ascii=False)
+    for held in (DEMO_OFFICER, secret("demo_password")):
+        assert held not in text
+    # A session token or any other long value would be a literal of its own; the app binds them all.
+    assert not re.findall(r"'[A-Za-z0-9_\-+/=.]{24,}'", text), re.findall(r"'[^']{24,}'", text)[:3]

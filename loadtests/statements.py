@@ -1,0 +1,130 @@
+"""Where the database's time went during a load run: `pg_stat_statements` on the site's leader,
+reset before the run and read after it, the costliest statements first.
+
+Per tier, `tiers` says how much CPU PostgreSQL used per request; this says on what. The figures
+are the server's own (execution time per statement, waits on locks and I/O included, planning not
+counted unless `pg_stat_statements.track_planning` is on), for the statements of the case
+service's roles only: Patroni's, the exporters' and the backups' own queries are left out.
+
+On the lab the leader is the DC's Patroni leader, reached as the `postgres` user on its host
+(`dr.lab`); the extension is created in the case service's database when it is missing (the
+library is preloaded by the patroni role).
+
+    python -m loadtests.statements reset           # before a run
+    python -m loadtests.statements top --limit 15  # after it
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+DATABASE = "kntc"
+# The roles of the case service's requests (the app's officers and the login and set-up routes).
+ROLES = ("kntc_app", "kntc_login")
+
+RESET = ("CREATE EXTENSION IF NOT EXISTS pg_stat_statements; "
+         "SELECT pg_stat_statements_reset();")
+TOP = f"""
+SELECT coalesce(json_agg(t ORDER BY t.total_ms DESC), '[]')
+  FROM (SELECT r.rolname AS role, s.calls,
+               round((s.total_exec_time + s.total_plan_time)::numeric, 1) AS total_ms,
+               round(((s.total_exec_time + s.total_plan_time) / greatest(s.calls, 1))::numeric, 3) AS ms_per_call,
+               s.rows,
+               s.shared_blks_hit + s.shared_blks_read AS blocks,
+               s.shared_blks_read AS blocks_read,
+               left(regexp_replace(s.query, '\\s+', ' ', 'g'), 400) AS query
+          FROM pg_stat_statements s
+          JOIN pg_roles r ON r.oid = s.userid
+          JOIN pg_database d ON d.oid = s.dbid
+         WHERE d.datname = '{DATABASE}' AND r.rolname IN ({", ".join(f"'{r}'" for r in ROLES)})
+         ORDER BY s.total_exec_time + s.total_plan_time DESC
+         LIMIT %(limit)s) t
+"""
+Query = Callable[[str], str]  # one SQL text -> psql's unaligned output, as the superuser, in DATABASE
+
+
+class NoLeader(RuntimeError):
+    """No database to read the statements from."""
+
+
+def lab_query(site: str = "dc") -> Query:
+    """SQL as `postgres` on the site's Patroni leader (found now; a failover during the run moves it)."""
+    from dr.errors import DrError
+    from dr.lab import Lab, load_inventory
+
+    try:
+        lab = Lab(load_inventory())
+        leader = next(m["Member"] for m in lab.patroni_members(site) if m.get("Role") == "Leader")
+    except (DrError, OSError, StopIteration) as exc:
+        raise NoLeader(f"no leader of site {site} to read the statements from: {exc}") from exc
+    return lambda sql: lab.sql(leader, sql, db=DATABASE)
+
+
+def reset(query: Query) -> None:
+    query(RESET)
+
+
+def top(query: Query, limit: int = 20) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = json.loads(query(TOP % {"limit": int(limit)}) or "[]")
+    total = sum(float(r["total_ms"]) for r in rows) or 1.0
+    for r in rows:
+        r["share_of_listed"] = round(float(r["total_ms"]) / total, 3)
+    return rows
+
+
+def write(folder: Path, rows: list[dict[str, Any]], source: str) -> dict[str, Any]:
+    doc = {"source": source, "statements": rows}
+    (folder / "statements.json").write_text(json.dumps(doc, indent=1, ensure_ascii=False))
+    return doc
+
+
+def markdown(doc: dict[str, Any], requests: int | None = None, shown: int = 12) -> list[str]:
+    """The summary's section: the costliest statements, with their time per request of the run."""
+    L = ["## Câu lệnh tốn nhất / Costliest statements",
+         f"Source: {doc['source']}; `pg_stat_statements` reset before the run; execution time (waits "
+         "included) of the case service's roles.", "",
+         "| role | calls | ms / call | total s | ms per request | statement |", "|---|---:|---:|---:|---:|---|"]
+    for r in doc["statements"][:shown]:
+        per = f"{float(r['total_ms']) / requests:.3f}" if requests else "–"
+        text = r["query"][:140].replace("|", "\\|")
+        L.append(f"| {r['role']} | {r['calls']} | {float(r['ms_per_call']):.3f} | "
+                 f"{float(r['total_ms']) / 1000:.1f} | {per} | `{text}` |")
+    L.append("")
+    return L
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description="pg_stat_statements on the lab's DC leader: reset, or the top.")
+    p.add_argument("action", choices=("reset", "top"))
+    p.add_argument("--site", default="dc", help="the site whose leader is read (default dc)")
+    p.add_argument("--limit", type=int, default=20, help="how many statements (default 20)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    args = p.parse_args(argv)
+    from dr.errors import DrError
+
+    try:
+        query = lab_query(args.site)
+        if args.action == "reset":
+            reset(query)
+            print(f"statements: pg_stat_statements reset on the {args.site} leader")
+            return 0
+        rows = top(query, args.limit)
+    except (NoLeader, DrError) as exc:
+        print(f"statements: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(rows, indent=1, ensure_ascii=False))
+        return 0
+    for r in rows:
+        print(f"{r['calls']:>9} {float(r['ms_per_call']):9.3f} ms {float(r['total_ms']) / 1000:8.1f} s "
+              f"{r['role']:10} {r['query'][:110]}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,31 @@
+"""The load report's costliest statements (loadtests/statements.py): what it reads from the leader
+and how the summary shows it. The reading itself, on the lab's leader after officers worked, is
+tests/infra/test_pgbouncer.py's."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from loadtests import statements
+
+
+def test_the_statements_are_read_costliest_first_and_shown_per_request(tmp_path: Path) -> None:
+    sent: list[str] = []
+    rows = [{"role": "kntc_app", "calls": 300, "total_ms": 900.0, "ms_per_call": 3.0, "rows": 300, "blocks": 10,
+             "blocks_read": 0, "query": "SELECT kntc.search_ids($1, $2) | x"},
+            {"role": "kntc_app", "calls": 300, "total_ms": 100.0, "ms_per_call": 0.333, "rows": 300, "blocks": 5,
+             "blocks_read": 0, "query": "SELECT s.state FROM kntc.session_begin($1, $2)"}]
+
+    def leader(sql: str) -> str:
+        sent.append(sql)
+        return json.dumps(rows)
+
+    top = statements.top(leader, 2)
+    assert "LIMIT 2" in sent[0] and "'kntc_app', 'kntc_login'" in sent[0]
+    assert [r["share_of_listed"] for r in top] == [0.9, 0.1]
+    doc = statements.write(tmp_path, top, "test")
+    assert json.loads((tmp_path / "statements.json").read_text())["statements"][0]["calls"] == 300
+    text = "\n".join(statements.markdown(doc, requests=600))
+    # 900 ms over the run's 600 requests: 1.5 ms of each request went to search
+    assert "| kntc_app | 300 | 3.000 | 0.9 | 1.500 | `SELECT kntc.search_ids($1, $2) \\| x` |" in text
