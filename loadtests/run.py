@@ -127,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
                         else "the local app server's and cluster's process trees")
         if leader:
             try:
-                statements.write(folder, statements.top(leader, 40), "the lab's DC leader")
+                statements.write(folder, statements.top(leader, 40), "the lab's DC leader", statements.totals(leader))
             except Exception as exc:  # the run's figures stand without this section
                 print(f"statements: not read from the leader: {exc}", file=sys.stderr)
         summary = report.summarise(folder, args.app_workers, args.workers_per_node, args.db_cores)

@@ -45,6 +45,20 @@ SELECT coalesce(json_agg(t ORDER BY t.total_ms DESC), '[]')
          ORDER BY s.total_exec_time + s.total_plan_time DESC
          LIMIT %(limit)s) t
 """
+# Every statement of the database since the reset, the case service's and the others' (Patroni,
+# the exporters, the backups): how much of the leader's time the listed statements explain.
+_OURS = f"r.rolname IN ({', '.join(repr(r) for r in ROLES)})"
+TOTALS = f"""
+SELECT json_build_object(
+         'case_service_ms', round(coalesce(sum(s.total_exec_time + s.total_plan_time) FILTER (WHERE {_OURS}),
+                                           0)::numeric, 1),
+         'case_service_calls', coalesce(sum(s.calls) FILTER (WHERE {_OURS}), 0),
+         'every_role_ms', round(coalesce(sum(s.total_exec_time + s.total_plan_time), 0)::numeric, 1))
+  FROM pg_stat_statements s
+  JOIN pg_roles r ON r.oid = s.userid
+  JOIN pg_database d ON d.oid = s.dbid
+ WHERE d.datname = '{DATABASE}'
+"""
 Query = Callable[[str], str]  # one SQL text -> psql's unaligned output, as the superuser, in DATABASE
 
 
@@ -77,8 +91,16 @@ def top(query: Query, limit: int = 20) -> list[dict[str, Any]]:
     return rows
 
 
-def write(folder: Path, rows: list[dict[str, Any]], source: str) -> dict[str, Any]:
-    doc = {"source": source, "statements": rows}
+def totals(query: Query) -> dict[str, float]:
+    """The time of every statement since the reset: the case service's roles', and every role's."""
+    return {k: float(v) for k, v in json.loads(query(TOTALS) or "{}").items()}
+
+
+def write(folder: Path, rows: list[dict[str, Any]], source: str,
+          total: dict[str, float] | None = None) -> dict[str, Any]:
+    doc: dict[str, Any] = {"source": source, "statements": rows}
+    if total:
+        doc["totals"] = total
     (folder / "statements.json").write_text(json.dumps(doc, indent=1, ensure_ascii=False))
     return doc
 
@@ -88,7 +110,14 @@ def markdown(doc: dict[str, Any], requests: int | None = None, shown: int = 12) 
     L = ["## Câu lệnh tốn nhất / Costliest statements",
          f"Source: {doc['source']}; `pg_stat_statements` reset before the run; execution time (waits "
          "included) of the case service's roles.", "",
-         "| role | calls | ms / call | total s | ms per request | statement |", "|---|---:|---:|---:|---:|---|"]
+         ]
+    t = doc.get("totals")
+    if t and requests:
+        L += [f"Every statement of the case service: {t['case_service_ms'] / requests:.3f} ms per request "
+              f"({t['case_service_calls'] / requests:.1f} statements per request); every role's, Patroni's and the "
+              f"exporters' included: {t['every_role_ms'] / requests:.3f} ms per request. Beside the leader's CPU per "
+              "request (tiers above), the rest is the server's own work: WAL, replication, archiving, vacuum.", ""]
+    L += ["| role | calls | ms / call | total s | ms per request | statement |", "|---|---:|---:|---:|---:|---|"]
     for r in doc["statements"][:shown]:
         per = f"{float(r['total_ms']) / requests:.3f}" if requests else "–"
         text = r["query"][:140].replace("|", "\\|")
@@ -114,15 +143,18 @@ def main(argv: list[str] | None = None) -> int:
             print(f"statements: pg_stat_statements reset on the {args.site} leader")
             return 0
         rows = top(query, args.limit)
+        total = totals(query)
     except (NoLeader, DrError) as exc:
         print(f"statements: {exc}", file=sys.stderr)
         return 2
     if args.json:
-        print(json.dumps(rows, indent=1, ensure_ascii=False))
+        print(json.dumps({"statements": rows, "totals": total}, indent=1, ensure_ascii=False))
         return 0
     for r in rows:
         print(f"{r['calls']:>9} {float(r['ms_per_call']):9.3f} ms {float(r['total_ms']) / 1000:8.1f} s "
               f"{r['role']:10} {r['query'][:110]}")
+    print(f"every statement: the case service's {total['case_service_ms'] / 1000:.1f} s in "
+          f"{total['case_service_calls']:.0f} calls; every role's {total['every_role_ms'] / 1000:.1f} s")
     return 0
 
 

@@ -29,3 +29,20 @@ def test_the_statements_are_read_costliest_first_and_shown_per_request(tmp_path:
     text = "\n".join(statements.markdown(doc, requests=600))
     # 900 ms over the run's 600 requests: 1.5 ms of each request went to search
     assert "| kntc_app | 300 | 3.000 | 0.9 | 1.500 | `SELECT kntc.search_ids($1, $2) \\| x` |" in text
+
+
+def test_the_summary_says_how_much_of_each_request_every_statement_took(tmp_path: Path) -> None:
+    sent: list[str] = []
+
+    def leader(sql: str) -> str:
+        sent.append(sql)
+        return json.dumps({"case_service_ms": 1200.0, "case_service_calls": 4800, "every_role_ms": 1500.0})
+
+    total = statements.totals(leader)
+    # the case service's share is the statements of its roles; the other roles' count only in the whole
+    assert "FILTER (WHERE r.rolname IN ('kntc_app', 'kntc_login'))" in sent[0]
+    doc = statements.write(tmp_path, [], "test", total)
+    assert json.loads((tmp_path / "statements.json").read_text())["totals"]["every_role_ms"] == 1500.0
+    text = "\n".join(statements.markdown(doc, requests=600))
+    assert "Every statement of the case service: 2.000 ms per request (8.0 statements per request)" in text
+    assert "included: 2.500 ms per request" in text
