@@ -66,13 +66,13 @@ class NoLeader(RuntimeError):
     """No database to read the statements from."""
 
 
-def lab_query(site: str = "dc") -> Query:
+def lab_query(site: str = "dc", inventory: Path | None = None) -> Query:
     """SQL as `postgres` on the site's Patroni leader (found now; a failover during the run moves it)."""
     from dr.errors import DrError
     from dr.lab import Lab, load_inventory
 
     try:
-        lab = Lab(load_inventory())
+        lab = Lab(load_inventory(inventory))
         leader = next(m["Member"] for m in lab.patroni_members(site) if m.get("Role") == "Leader")
     except (DrError, OSError, StopIteration) as exc:
         raise NoLeader(f"no leader of site {site} to read the statements from: {exc}") from exc
@@ -133,11 +133,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--site", default="dc", help="the site whose leader is read (default dc)")
     p.add_argument("--limit", type=int, default=20, help="how many statements (default 20)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--inventory", type=Path, help="the lab's Ansible inventory (default: the lab's own)")
     args = p.parse_args(argv)
     from dr.errors import DrError
 
     try:
-        query = lab_query(args.site)
+        query = lab_query(args.site, args.inventory)
         if args.action == "reset":
             reset(query)
             print(f"statements: pg_stat_statements reset on the {args.site} leader")

@@ -5,6 +5,8 @@ tests/infra/test_pgbouncer.py's."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 from loadtests import statements
@@ -46,3 +48,12 @@ def test_the_summary_says_how_much_of_each_request_every_statement_took(tmp_path
     text = "\n".join(statements.markdown(doc, requests=600))
     assert "Every statement of the case service: 2.000 ms per request (8.0 statements per request)" in text
     assert "included: 2.500 ms per request" in text
+
+
+def test_the_command_without_a_lab_says_so_in_one_line(tmp_path: Path) -> None:
+    for action in ("reset", "top"):
+        res = subprocess.run([sys.executable, "-m", "loadtests.statements", action, "--inventory", str(tmp_path / "none.yml")],
+                             capture_output=True, text=True, timeout=60)
+        assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
+        lines = res.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("statements: no leader of site dc"), lines
