@@ -3,8 +3,9 @@ reset before the run and read after it, the costliest statements first.
 
 Per tier, `tiers` says how much CPU PostgreSQL used per request; this says on what. The figures
 are the server's own (execution time per statement, waits on locks and I/O included, planning not
-counted unless `pg_stat_statements.track_planning` is on), for the statements of the case
-service's roles only: Patroni's, the exporters' and the backups' own queries are left out.
+counted unless `pg_stat_statements.track_planning` is on). The list holds the statements of the
+case service's roles only; Patroni's, the exporters' and the backups' own queries count only in the
+totals, which say how much of the leader's time the case service's statements explain.
 
 On the lab the leader is the DC's Patroni leader, reached as the `postgres` user on its host
 (`dr.lab`); the extension is created in the case service's database when it is missing (the
@@ -27,6 +28,8 @@ DATABASE = "kntc"
 # The roles of the case service's requests (the app's officers and the login and set-up routes).
 ROLES = ("kntc_app", "kntc_login")
 
+_OURS = f"r.rolname IN ({', '.join(repr(r) for r in ROLES)})"
+
 RESET = ("CREATE EXTENSION IF NOT EXISTS pg_stat_statements; "
          "SELECT pg_stat_statements_reset();")
 TOP = f"""
@@ -41,13 +44,12 @@ SELECT coalesce(json_agg(t ORDER BY t.total_ms DESC), '[]')
           FROM pg_stat_statements s
           JOIN pg_roles r ON r.oid = s.userid
           JOIN pg_database d ON d.oid = s.dbid
-         WHERE d.datname = '{DATABASE}' AND r.rolname IN ({", ".join(f"'{r}'" for r in ROLES)})
+         WHERE d.datname = '{DATABASE}' AND {_OURS}
          ORDER BY s.total_exec_time + s.total_plan_time DESC
          LIMIT %(limit)s) t
 """
 # Every statement of the database since the reset, the case service's and the others' (Patroni,
 # the exporters, the backups): how much of the leader's time the listed statements explain.
-_OURS = f"r.rolname IN ({', '.join(repr(r) for r in ROLES)})"
 TOTALS = f"""
 SELECT json_build_object(
          'case_service_ms', round(coalesce(sum(s.total_exec_time + s.total_plan_time) FILTER (WHERE {_OURS}),
@@ -127,11 +129,18 @@ def markdown(doc: dict[str, Any], requests: int | None = None, shown: int = 12) 
     return L
 
 
+def _count(text: str) -> int:
+    n = int(text) if text.isdigit() else 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of statements, at least 1: {text!r}")
+    return n
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="pg_stat_statements on the lab's DC leader: reset, or the top.")
     p.add_argument("action", choices=("reset", "top"))
     p.add_argument("--site", default="dc", help="the site whose leader is read (default dc)")
-    p.add_argument("--limit", type=int, default=20, help="how many statements (default 20)")
+    p.add_argument("--limit", type=_count, default=20, help="how many statements (default 20)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--inventory", type=Path, help="the lab's Ansible inventory (default: the lab's own)")
     args = p.parse_args(argv)

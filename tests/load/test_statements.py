@@ -57,3 +57,11 @@ def test_the_command_without_a_lab_says_so_in_one_line(tmp_path: Path) -> None:
         assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
         lines = res.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("statements: no leader of site dc"), lines
+
+
+def test_a_limit_that_is_no_count_of_statements_is_refused_in_one_line() -> None:
+    for bad in ("0", "-3", "ten"):
+        res = subprocess.run([sys.executable, "-m", "loadtests.statements", "top", "--limit", bad],
+                             capture_output=True, text=True, timeout=60)
+        assert res.returncode == 2 and "Traceback" not in res.stderr
+        assert "expected a whole number of statements, at least 1" in res.stderr.strip().splitlines()[-1]
