@@ -2,10 +2,13 @@
 reset before the run and read after it, the costliest statements first.
 
 Per tier, `tiers` says how much CPU PostgreSQL used per request; this says on what. The figures
-are the server's own (execution time per statement, waits on locks and I/O included, planning not
-counted unless `pg_stat_statements.track_planning` is on). The list holds the statements of the
-case service's roles only; Patroni's, the exporters' and the backups' own queries count only in the
-totals, which say how much of the leader's time the case service's statements explain.
+are the server's own: execution time per statement, waits on locks and I/O included, and planning
+time, which the reset turns on (`pg_stat_statements.track_planning`, kept on the leader from then:
+through PgBouncer 1.18 in transaction mode no statement is prepared, every call is planned again).
+
+The list holds the statements of the case service's roles only; Patroni's, the exporters' and the
+backups' own queries count only in the totals, which say how much of the leader's time the case
+service's statements explain.
 
 On the lab the leader is the DC's Patroni leader, reached as the `postgres` user on its host
 (`dr.lab`); the extension is created in the case service's database when it is missing (the
@@ -30,13 +33,17 @@ ROLES = ("kntc_app", "kntc_login")
 
 _OURS = f"r.rolname IN ({', '.join(repr(r) for r in ROLES)})"
 
-RESET = ("CREATE EXTENSION IF NOT EXISTS pg_stat_statements; "
-         "SELECT pg_stat_statements_reset();")
+# ALTER SYSTEM runs outside a transaction block, so alone; the reload reaches every backend before
+# its next statement.
+RESET = ("ALTER SYSTEM SET pg_stat_statements.track_planning = on",
+         "SELECT pg_reload_conf()",
+         "CREATE EXTENSION IF NOT EXISTS pg_stat_statements; SELECT pg_stat_statements_reset();")
 TOP = f"""
 SELECT coalesce(json_agg(t ORDER BY t.total_ms DESC), '[]')
   FROM (SELECT r.rolname AS role, s.calls,
                round((s.total_exec_time + s.total_plan_time)::numeric, 1) AS total_ms,
                round(((s.total_exec_time + s.total_plan_time) / greatest(s.calls, 1))::numeric, 3) AS ms_per_call,
+               round((s.total_plan_time / greatest(s.calls, 1))::numeric, 3) AS plan_ms_per_call,
                s.rows,
                s.shared_blks_hit + s.shared_blks_read AS blocks,
                s.shared_blks_read AS blocks_read,
@@ -55,6 +62,7 @@ SELECT json_build_object(
          'case_service_ms', round(coalesce(sum(s.total_exec_time + s.total_plan_time) FILTER (WHERE {_OURS}),
                                            0)::numeric, 1),
          'case_service_calls', coalesce(sum(s.calls) FILTER (WHERE {_OURS}), 0),
+         'case_service_plan_ms', round(coalesce(sum(s.total_plan_time) FILTER (WHERE {_OURS}), 0)::numeric, 1),
          'every_role_ms', round(coalesce(sum(s.total_exec_time + s.total_plan_time), 0)::numeric, 1))
   FROM pg_stat_statements s
   JOIN pg_roles r ON r.oid = s.userid
@@ -82,7 +90,8 @@ def lab_query(site: str = "dc", inventory: Path | None = None) -> Query:
 
 
 def reset(query: Query) -> None:
-    query(RESET)
+    for sql in RESET:
+        query(sql)
 
 
 def top(query: Query, limit: int = 20) -> list[dict[str, Any]]:
@@ -110,20 +119,24 @@ def write(folder: Path, rows: list[dict[str, Any]], source: str,
 def markdown(doc: dict[str, Any], requests: int | None = None, shown: int = 12) -> list[str]:
     """The summary's section: the costliest statements, with their time per request of the run."""
     L = ["## Câu lệnh tốn nhất / Costliest statements",
-         f"Source: {doc['source']}; `pg_stat_statements` reset before the run; execution time (waits "
-         "included) of the case service's roles.", "",
+         f"Source: {doc['source']}; `pg_stat_statements` reset before the run; planning and execution time "
+         "(waits included) of the case service's roles.", "",
          ]
     t = doc.get("totals")
     if t and requests:
-        L += [f"Every statement of the case service: {t['case_service_ms'] / requests:.3f} ms per request "
+        planned = (f", of which planning {t['case_service_plan_ms'] / requests:.3f} ms"
+                   if "case_service_plan_ms" in t else "")
+        L += [f"Every statement of the case service: {t['case_service_ms'] / requests:.3f} ms per request{planned} "
               f"({t['case_service_calls'] / requests:.1f} statements per request); every role's, Patroni's and the "
               f"exporters' included: {t['every_role_ms'] / requests:.3f} ms per request. Beside the leader's CPU per "
               "request (tiers above), the rest is the server's own work: WAL, replication, archiving, vacuum.", ""]
-    L += ["| role | calls | ms / call | total s | ms per request | statement |", "|---|---:|---:|---:|---:|---|"]
+    L += ["| role | calls | ms / call | planning ms / call | total s | ms per request | statement |",
+          "|---|---:|---:|---:|---:|---:|---|"]
     for r in doc["statements"][:shown]:
         per = f"{float(r['total_ms']) / requests:.3f}" if requests else "–"
+        plan = f"{float(r['plan_ms_per_call']):.3f}" if "plan_ms_per_call" in r else "–"
         text = r["query"][:140].replace("|", "\\|")
-        L.append(f"| {r['role']} | {r['calls']} | {float(r['ms_per_call']):.3f} | "
+        L.append(f"| {r['role']} | {r['calls']} | {float(r['ms_per_call']):.3f} | {plan} | "
                  f"{float(r['total_ms']) / 1000:.1f} | {per} | `{text}` |")
     L.append("")
     return L
@@ -161,10 +174,11 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"statements": rows, "totals": total}, indent=1, ensure_ascii=False))
         return 0
     for r in rows:
-        print(f"{r['calls']:>9} {float(r['ms_per_call']):9.3f} ms {float(r['total_ms']) / 1000:8.1f} s "
-              f"{r['role']:10} {r['query'][:110]}")
+        print(f"{r['calls']:>9} {float(r['ms_per_call']):9.3f} ms (planning {float(r['plan_ms_per_call']):.3f}) "
+              f"{float(r['total_ms']) / 1000:8.1f} s {r['role']:10} {r['query'][:100]}")
     print(f"every statement: the case service's {total['case_service_ms'] / 1000:.1f} s in "
-          f"{total['case_service_calls']:.0f} calls; every role's {total['every_role_ms'] / 1000:.1f} s")
+          f"{total['case_service_calls']:.0f} calls, of which planning {total['case_service_plan_ms'] / 1000:.1f} s; "
+          f"every role's {total['every_role_ms'] / 1000:.1f} s")
     return 0
 
 

@@ -13,6 +13,7 @@ import json
 import os
 import ssl
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -91,7 +92,8 @@ _early: dict[str, object] = {}
 
 
 def start_early() -> None:
-    """Start `lab.py up` now, its output in test-output/lab-up.log, if the lab is not ready.
+    """Bring the lab up now (`lab.py up`, its output in test-output/lab-up.log), then run site.yml on
+    it once more for the idempotence test, if the lab is not ready.
 
     Provisioning waits on fifteen hosts and the unit, integration and browser tests leave much of
     the machine idle, so the two overlap; the `lab` fixture waits for the bring-up when the first
@@ -100,15 +102,27 @@ def start_early() -> None:
     if _early or os.environ.get("KNTC_LAB_EARLY", "1") == "0" or lab_ready():
         return
     EARLY_LOG.parent.mkdir(exist_ok=True)
-    with EARLY_LOG.open("w") as out:
-        _early["proc"] = subprocess.Popen([str(LAB), "up"], stdout=out, stderr=subprocess.STDOUT,
-                                          stdin=subprocess.DEVNULL, cwd=REPO)
     _early["started"] = time.monotonic()
+    thread = threading.Thread(target=_bring_up, name="lab-early", daemon=True)
+    _early["thread"] = thread
+    thread.start()
     # A session that ends before any lab test (-x, an interrupt) leaves no provisioning behind it.
     atexit.register(_stop_early)
 
 
+def _bring_up() -> None:
+    with EARLY_LOG.open("w") as out:
+        proc = subprocess.Popen([str(LAB), "up"], stdout=out, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, cwd=REPO)
+        _early["proc"] = proc
+        _early["rc"] = proc.wait()
+    _early["ready"] = time.monotonic()
+    if _early["rc"] == 0 and not _early.get("stopping"):
+        _early["second_run"] = second_site_run(background=True)
+
+
 def _stop_early() -> None:
+    _early["stopping"] = True
     proc = _early.get("proc")
     if isinstance(proc, subprocess.Popen) and proc.poll() is None:
         proc.terminate()
@@ -119,21 +133,49 @@ def _stop_early() -> None:
 
 
 def _wait_for_early() -> None:
-    proc = _early.get("proc")
-    if not isinstance(proc, subprocess.Popen):
+    thread = _early.get("thread")
+    if not isinstance(thread, threading.Thread) or _early.get("waited"):
         return
-    try:
-        rc = proc.wait(timeout=max(1.0, EARLY_TIMEOUT - (time.monotonic() - float(_early["started"]))))
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        rc = -1
-    took = time.monotonic() - float(_early["started"])
+    _early["waited"] = True
+    thread.join(max(1.0, EARLY_TIMEOUT - (time.monotonic() - float(_early["started"]))))
+    if thread.is_alive():
+        _stop_early()
+        thread.join(60)
+    rc = _early.get("rc", -1)
+    took = float(_early.get("ready", time.monotonic())) - float(_early["started"])
     if rc == 0:
         FIGURES.setdefault("lab brought up in the background, beside the other tests (s)", []).append(took)
     tail = EARLY_LOG.read_text(errors="replace").splitlines()[-25:]
     print(f"\nlab: brought up in the background, exit {rc} after {took:.0f} s (log: {EARLY_LOG})\n"
           + "\n".join(tail))
     _early["proc"] = None
+
+
+def second_site_run(background: bool = False) -> subprocess.CompletedProcess:
+    """site.yml once more over the provisioned lab, with the same inputs as the run that provisioned
+    it: the release deployed now, not a newer commit someone made since (that would be a legitimate
+    change). In the background right after the bring-up, or by the idempotence test itself."""
+    deployed = subprocess.run(["podman", "exec", "dc-app1", "readlink", "/opt/kntc/current"],
+                              capture_output=True, text=True, timeout=60, check=True).stdout.strip()
+    args = [str(VENV_BIN / "ansible-playbook"), "-i", "inventories/lab", "site.yml",
+            "-e", f"app_release={deployed.rsplit('/', 1)[-1]}"]
+    proc = subprocess.Popen(args, cwd=ANSIBLE_DIR, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            stdin=subprocess.DEVNULL, text=True)
+    if background:
+        _early["proc"] = proc
+    try:
+        out, err = proc.communicate(timeout=1800)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+    return subprocess.CompletedProcess(args, proc.returncode, out, err)
+
+
+def early_second_run() -> subprocess.CompletedProcess | None:
+    """The second site.yml run made in the background after this session's bring-up, if there was one."""
+    _wait_for_early()
+    run = _early.pop("second_run", None)
+    return run if isinstance(run, subprocess.CompletedProcess) else None
 
 
 @pytest.fixture(scope="session")
