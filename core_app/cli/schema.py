@@ -27,6 +27,21 @@ def migrate() -> None:
     except Exception as exc:  # alembic raises many kinds; one line is what the operator needs
         fail(f"migration failed: {first_line(exc)}")
     console.print("schema is at the newest revision")
+    install_planned()
+
+
+def install_planned() -> None:
+    """The planned statements of this release (core_app/repo/planned.py), after the migrations."""
+    import psycopg
+
+    from core_app.repo import planned
+
+    with connect("owner") as conn:
+        try:
+            names = planned.install(conn)
+        except psycopg.Error as exc:
+            fail(f"installing the planned statements failed: {first_line(exc)}")
+    console.print(f"planned statements installed: {len(names)}")
 
 
 @app.command("seed-units")

@@ -1,0 +1,108 @@
+"""Statements the database plans once per server connection instead of once per call.
+
+Through PgBouncer in transaction mode (Debian 12's 1.18, the pooler of every app host) the case
+service cannot prepare a statement: one prepared on a server connection is unknown on the next, so
+each statement goes as text and PostgreSQL parses and plans it on every call. For a statement of
+many parts, each under row-level security, planning costs more than running it: the case file as
+one JSON document (fourteen subqueries) took 3.4 ms to plan and 3.5 ms to run on the local cluster,
+and 6-8 ms a call against 1.7 ms once the plan was kept (pgbench, simple protocol, one officer).
+
+PL/pgSQL keeps the plan of each statement it runs for the life of the server connection, and
+PgBouncer keeps server connections open across its clients. So the statements called most are also
+functions of the schema, `kntc.planned_<name>`, whose body is the statement as written here (one
+home for its SQL). `kntc migrate` installs them after the migrations, on every run: each release's
+functions carry that release's statements. They run with the caller's rights (security invoker),
+so row-level security sees the officer exactly as it sees the statement sent as text, and only the
+application role may call them.
+
+A statement taken out of PLANNED keeps its function until a migration drops it: during a rolling
+release the hosts not yet upgraded still call it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg import sql as pgsql
+
+SCHEMA = "kntc"
+CALLER = "kntc_app"
+_PLACEHOLDER = re.compile(r"%(s|%)")
+
+
+@dataclass(frozen=True)
+class Planned:
+    """A statement with `%s` placeholders, bound to `params` in order, and the columns it returns."""
+
+    name: str
+    params: tuple[tuple[str, str], ...]  # (name, SQL type) of each placeholder, in order
+    returns: tuple[tuple[str, str], ...]  # (column, SQL type) of each column, in order
+    sql: str
+    volatility: str = "STABLE"  # STABLE for statements that only read
+
+    @property
+    def function(self) -> str:
+        return f"{SCHEMA}.planned_{self.name}"
+
+    @property
+    def signature(self) -> str:
+        return f"{self.function}({', '.join(t for _, t in self.params)})"
+
+    @property
+    def call(self) -> str:
+        """The statement the case service sends: the function's rows, bound as the statement's were."""
+        return f"SELECT * FROM {self.function}({', '.join('%s' for _ in self.params)})"
+
+    def body(self) -> str:
+        """The statement with each `%s` as the function's positional parameter ($1, $2, ...)."""
+        counter = iter(range(1, len(self.params) + 1))
+
+        def replace(m: re.Match[str]) -> str:
+            if m.group(1) == "%":
+                return "%"
+            n = next(counter, None)
+            if n is None:
+                raise ValueError(f"{self.name}: more placeholders than parameters")
+            return f"${n}"
+
+        text = _PLACEHOLDER.sub(replace, self.sql)
+        if next(counter, None) is not None:
+            raise ValueError(f"{self.name}: fewer placeholders than parameters")
+        return text.strip().rstrip(";")
+
+    def definition(self) -> str:
+        params = ", ".join(f"p_{n} {t}" for n, t in self.params)
+        columns = ", ".join(f"{c} {t}" for c, t in self.returns)
+        # The returned columns are variables of the function too; the statement means its tables'.
+        return (f"CREATE OR REPLACE FUNCTION {self.function}({params}) RETURNS TABLE ({columns})\n"
+                f"LANGUAGE plpgsql {self.volatility} SECURITY INVOKER AS $planned$\n"
+                f"#variable_conflict use_column\nBEGIN\n    RETURN QUERY\n{self.body()};\nEND $planned$")
+
+
+def registry() -> tuple[Planned, ...]:
+    """Every planned statement of the case service (imported here: the modules use this one)."""
+    from core_app.repo import cases
+
+    return (cases.CASE_FILE,)
+
+
+def install(conn: psycopg.Connection[Any], statements: tuple[Planned, ...] | None = None) -> list[str]:
+    """(Re)create each statement's function as the schema's owner, in the caller's transaction;
+    the functions' names. A function whose columns changed is dropped and made again."""
+    done = []
+    for p in registry() if statements is None else statements:
+        try:
+            with conn.transaction():
+                conn.execute(p.definition())
+        except (psycopg.errors.InvalidFunctionDefinition, psycopg.errors.DuplicateFunction):
+            # another return type (or parameter names): CREATE OR REPLACE cannot change those
+            conn.execute(f"DROP FUNCTION IF EXISTS {p.signature}")
+            conn.execute(p.definition())
+        conn.execute(pgsql.SQL("REVOKE ALL ON FUNCTION {} FROM PUBLIC").format(pgsql.SQL(p.signature)))
+        conn.execute(pgsql.SQL("GRANT EXECUTE ON FUNCTION {} TO {}").format(pgsql.SQL(p.signature),
+                                                                          pgsql.Identifier(CALLER)))
+        done.append(p.function)
+    return done

@@ -1,0 +1,88 @@
+"""The statements the database plans once per server connection (core_app/repo/planned.py): installed
+by `kntc migrate`, callable by the application role alone, and answering exactly what the statement
+sent as text answers, to each officer under the same row-level security.
+
+Threat rows (runbooks/security.md): T111.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg.rows import dict_row
+
+from core_app.repo import cases, planned
+from core_app.repo.planned import Planned
+from tests.conftest import Officer, petition_body
+
+HOME = "X00004"
+ELSEWHERE = "X26704"
+
+
+def test_migrate_installs_each_statement_for_the_application_role_alone(owner_conn: psycopg.Connection) -> None:
+    for p in planned.registry():
+        row = owner_conn.execute(
+            "SELECT f.prosecdef AS definer, has_function_privilege('kntc_app', f.oid, 'EXECUTE') AS app, "
+            "has_function_privilege('kntc_readonly', f.oid, 'EXECUTE') AS readonly, "
+            "has_function_privilege('kntc_auth', f.oid, 'EXECUTE') AS login "
+            "FROM pg_proc f WHERE f.oid = %s::regprocedure", (p.signature,)).fetchone()
+        # the caller's rights, so the caller's row-level security; no one else may call it
+        assert row == {"definer": False, "app": True, "readonly": False, "login": False}, (p.signature, row)
+
+
+def _as_officer(pg_env: dict[str, str], token: str | None) -> Iterator[psycopg.Connection]:
+    with psycopg.connect(pg_env["KNTC_DATABASE_URL"], row_factory=dict_row) as conn:
+        if token:
+            conn.execute("SELECT set_config('kntc.session_token', %s, true)", (token,))
+        yield conn
+        conn.rollback()
+
+
+def test_the_case_file_planned_is_the_statement_sent_as_text_for_every_officer(
+        pg_env: dict[str, str], officer: Callable[..., Officer]) -> None:
+    own = officer(HOME, ["reception"])
+    r = own.post("/api/cases", json=petition_body())
+    assert r.status_code == 201, r.text
+    code = r.json()["code"]
+    far = officer(ELSEWHERE, ["reception", "handling", "resolution"])
+    seen: dict[str, list[dict[str, Any]]] = {}
+    for who, token in (("own unit", own.token), ("another province", far.token), ("no session", None)):
+        for conn in _as_officer(pg_env, token):
+            as_text = conn.execute(cases.CASE_FILE_JSON, (code,)).fetchall()
+            as_planned = conn.execute(cases.CASE_FILE.call, (code,)).fetchall()
+            # called again on the same connection: the kept plan, the same answer
+            again = conn.execute(cases.CASE_FILE.call, (code,)).fetchall()
+            assert as_planned == as_text == again, who
+            seen[who] = as_planned
+    assert len(seen["own unit"]) == 1 and code in seen["own unit"][0]["body"]
+    assert seen["another province"] == [] and seen["no session"] == []
+
+
+@pytest.fixture
+def probe(owner_conn: psycopg.Connection) -> Iterator[str]:
+    yield "kntc.planned_test_probe(integer)"
+    owner_conn.execute("DROP FUNCTION IF EXISTS kntc.planned_test_probe(integer)")
+
+
+def test_a_statement_whose_columns_changed_is_installed_again(
+        pg_env: dict[str, str], owner_conn: psycopg.Connection, probe: str) -> None:
+    first = Planned("test_probe", params=(("n", "integer"),), returns=(("n", "integer"),), sql="SELECT %s + 1")
+    assert planned.install(owner_conn, (first,)) == ["kntc.planned_test_probe"]
+    # the next release returns another column: CREATE OR REPLACE alone would refuse it
+    changed = Planned("test_probe", params=(("n", "integer"),), returns=(("n", "integer"), ("label", "text")),
+                      sql="SELECT %s + 1, '100%%'")
+    planned.install(owner_conn, (changed,))
+    with psycopg.connect(pg_env["KNTC_DATABASE_URL"], row_factory=dict_row) as conn:
+        assert conn.execute(changed.call, (1,)).fetchall() == [{"n": 2, "label": "100%"}]
+    with psycopg.connect(pg_env["KNTC_READONLY_DATABASE_URL"]) as conn, pytest.raises(
+            psycopg.errors.InsufficientPrivilege):
+        conn.execute(changed.call, (1,))
+
+
+def test_a_statement_whose_placeholders_do_not_match_its_parameters_is_refused() -> None:
+    for params in ((), (("a", "integer"), ("b", "integer"))):
+        with pytest.raises(ValueError, match="placeholders"):
+            Planned("x", params=params, returns=(("n", "integer"),), sql="SELECT %s").body()
