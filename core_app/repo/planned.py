@@ -30,15 +30,16 @@ from psycopg import sql as pgsql
 
 SCHEMA = "kntc"
 CALLER = "kntc_app"
-_PLACEHOLDER = re.compile(r"%(s|%)")
+_PLACEHOLDER = re.compile(r"%(?:\((\w+)\)s|(s)|(%))")
 
 
 @dataclass(frozen=True)
 class Planned:
-    """A statement with `%s` placeholders, bound to `params` in order, and the columns it returns."""
+    """A statement with psycopg's placeholders, all `%s` (bound to `params` in order) or all
+    `%(name)s` (bound by name), and the columns it returns."""
 
     name: str
-    params: tuple[tuple[str, str], ...]  # (name, SQL type) of each placeholder, in order
+    params: tuple[tuple[str, str], ...]  # (name, SQL type) of each parameter, in the function's order
     returns: tuple[tuple[str, str], ...]  # (column, SQL type) of each column, in order
     sql: str
     volatility: str = "STABLE"  # STABLE for statements that only read
@@ -52,24 +53,38 @@ class Planned:
         return f"{self.function}({', '.join(t for _, t in self.params)})"
 
     @property
+    def named(self) -> bool:
+        return any(m.group(1) for m in _PLACEHOLDER.finditer(self.sql))
+
+    @property
     def call(self) -> str:
         """The statement the case service sends: the function's rows, bound as the statement's were."""
-        return f"SELECT * FROM {self.function}({', '.join('%s' for _ in self.params)})"
+        args = (f"%({n})s" for n, _ in self.params) if self.named else ("%s" for _ in self.params)
+        return f"SELECT * FROM {self.function}({', '.join(args)})"
 
     def body(self) -> str:
-        """The statement with each `%s` as the function's positional parameter ($1, $2, ...)."""
-        counter = iter(range(1, len(self.params) + 1))
+        """The statement with each placeholder as the function's positional parameter ($1, $2, ...)."""
+        names = [n for n, _ in self.params]
+        used: set[int] = set()
+        counter = iter(range(1, len(names) + 1))
 
         def replace(m: re.Match[str]) -> str:
-            if m.group(1) == "%":
+            name, positional, percent = m.groups()
+            if percent:
                 return "%"
-            n = next(counter, None)
-            if n is None:
-                raise ValueError(f"{self.name}: more placeholders than parameters")
+            if positional:
+                n = next(counter, None)
+                if n is None:
+                    raise ValueError(f"{self.name}: more placeholders than parameters")
+            elif name in names:
+                n = names.index(name) + 1
+            else:
+                raise ValueError(f"{self.name}: placeholder {name!r} names no parameter")
+            used.add(n)
             return f"${n}"
 
         text = _PLACEHOLDER.sub(replace, self.sql)
-        if next(counter, None) is not None:
+        if len(used) != len(names):
             raise ValueError(f"{self.name}: fewer placeholders than parameters")
         return text.strip().rstrip(";")
 

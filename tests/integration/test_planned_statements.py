@@ -86,3 +86,15 @@ def test_a_statement_whose_placeholders_do_not_match_its_parameters_is_refused()
     for params in ((), (("a", "integer"), ("b", "integer"))):
         with pytest.raises(ValueError, match="placeholders"):
             Planned("x", params=params, returns=(("n", "integer"),), sql="SELECT %s").body()
+    with pytest.raises(ValueError, match="names no parameter"):
+        Planned("x", params=(("a", "integer"),), returns=(("n", "integer"),), sql="SELECT %(b)s").body()
+    with pytest.raises(ValueError, match="fewer placeholders"):
+        Planned("x", params=(("a", "integer"), ("b", "text")), returns=(("n", "integer"),),
+                sql="SELECT %(a)s + %(a)s").body()
+
+
+def test_named_placeholders_are_bound_by_name_and_may_repeat() -> None:
+    p = Planned("x", params=(("b", "text"), ("a", "integer")), returns=(("n", "integer"),),
+                sql="SELECT %(a)s + length(%(b)s) + %(a)s WHERE '%%' <> %(b)s")
+    assert p.body() == "SELECT $2 + length($1) + $2 WHERE '%' <> $1"
+    assert p.call == "SELECT * FROM kntc.planned_x(%(b)s, %(a)s)"
