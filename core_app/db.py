@@ -24,6 +24,7 @@ from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
+from core_app.repo.planned import Planned
 from core_app.settings import Settings
 from core_app.throttle import Budget
 from core_app.waits import app_connection, check_waits
@@ -35,7 +36,15 @@ from core_app.waits import app_connection, check_waits
 # The budget's hit runs only when a purpose is given (a one-time filter on the parameter); its row
 # stays locked until the transaction ends, so one session's calls run one after another, each
 # waiting at most lock_timeout. kntc.throttle is unlogged: a read still commits without a WAL flush.
-BEGIN_AS_ACTOR = """
+# Every request runs it: planned once per server connection (core_app/repo/planned.py).
+BEGIN_AS_ACTOR = Planned(
+    "begin_as_actor",
+    params=(("token", "text"), ("idle", "integer"), ("purpose", "text"), ("key", "text")),
+    returns=(("state", "text"), ("account_id", "integer"), ("unit_id", "integer"), ("roles", "text[]"),
+             ("clearance", "smallint"), ("unit_code", "text"), ("unit_name", "text"), ("unit_level", "text"),
+             ("allowed", "boolean"), ("retry_after_s", "integer")),
+    volatility="VOLATILE",
+    sql="""
 SELECT s.state, (x.a).account_id, (x.a).unit_id, (x.a).roles, (x.a).clearance, u.code AS unit_code,
        u.name AS unit_name, u.level AS unit_level, b.allowed, b.retry_after_s
   FROM (SELECT set_config('kntc.session_token', %(token)s, true) AS cfg,
@@ -44,7 +53,7 @@ SELECT s.state, (x.a).account_id, (x.a).unit_id, (x.a).roles, (x.a).clearance, u
   LEFT JOIN kntc.unit u ON u.id = (x.a).unit_id
   LEFT JOIN LATERAL (SELECT h.allowed, h.retry_after_s FROM kntc.throttle_hit(%(purpose)s, %(key)s) h
                       WHERE %(purpose)s::text IS NOT NULL OFFSET 0) b ON true
-"""
+""")
 
 
 # After a failover HAProxy closes every session (on-marked-down shutdown-sessions); a pooled
@@ -183,7 +192,7 @@ class Database:
                   "key": counting.key if counting else None}
         try:
             async with self.connection() as conn, pipeline(conn), conn.transaction():
-                cur = await conn.execute(BEGIN_AS_ACTOR, params)
+                cur = await conn.execute(BEGIN_AS_ACTOR.call, params)
                 row = await cur.fetchone()
                 if counting:
                     counting.counted = True

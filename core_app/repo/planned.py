@@ -99,9 +99,10 @@ class Planned:
 
 def registry() -> tuple[Planned, ...]:
     """Every planned statement of the case service (imported here: the modules use this one)."""
+    from core_app import db
     from core_app.repo import cases
 
-    return (cases.CASE_FILE,)
+    return (db.BEGIN_AS_ACTOR, cases.CASE_FILE)
 
 
 def install(conn: psycopg.Connection[Any], statements: tuple[Planned, ...] | None = None) -> list[str]:

@@ -14,6 +14,7 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
+from core_app.db import BEGIN_AS_ACTOR
 from core_app.repo import cases, planned
 from core_app.repo.planned import Planned
 from tests.conftest import Officer, petition_body
@@ -59,6 +60,30 @@ def test_the_case_file_planned_is_the_statement_sent_as_text_for_every_officer(
             seen[who] = as_planned
     assert len(seen["own unit"]) == 1 and code in seen["own unit"][0]["body"]
     assert seen["another province"] == [] and seen["no session"] == []
+
+
+def test_the_session_statement_planned_is_the_statement_sent_as_text(
+        pg_env: dict[str, str], owner_conn: psycopg.Connection, officer: Callable[..., Officer]) -> None:
+    own = officer(HOME, ["reception"])
+    for token in (own.token, "not-a-session"):
+        params = {"token": token, "idle": 1800, "purpose": None, "key": None}
+        with psycopg.connect(pg_env["KNTC_DATABASE_URL"], row_factory=dict_row) as conn:
+            as_text = conn.execute(BEGIN_AS_ACTOR.sql, params).fetchall()
+        with psycopg.connect(pg_env["KNTC_DATABASE_URL"], row_factory=dict_row) as conn:
+            as_planned = conn.execute(BEGIN_AS_ACTOR.call, params).fetchall()
+            # the session it set is the transaction's: row-level security sees the officer after it
+            actor = conn.execute("SELECT (kntc.actor()).account_id AS id").fetchone()
+        assert as_planned == as_text, token
+        assert actor == {"id": as_planned[0]["account_id"]}
+    assert as_text[0]["state"] == "expired"  # the made-up token, last
+    # with a budget's purpose the call is counted, in the officer's transaction
+    key = f"planned-{own.token[:6]}"
+    with psycopg.connect(pg_env["KNTC_DATABASE_URL"], row_factory=dict_row) as conn:
+        [row] = conn.execute(BEGIN_AS_ACTOR.call, {"token": own.token, "idle": 1800, "purpose": "api_session",
+                                                   "key": key}).fetchall()
+    assert row["state"] == "live" and row["allowed"] is True
+    assert owner_conn.execute("SELECT hits FROM kntc.throttle WHERE purpose = 'api_session' AND key = %s",
+                              (key,)).fetchone() == {"hits": 1}
 
 
 @pytest.fixture
