@@ -15,8 +15,15 @@ functions carry that release's statements. They run with the caller's rights (se
 so row-level security sees the officer exactly as it sees the statement sent as text, and only the
 application role may call them.
 
-A statement taken out of PLANNED keeps its function until a migration drops it: during a rolling
-release the hosts not yet upgraded still call it.
+A statement taken out of the registry keeps its function until a migration drops it: during a
+rolling release the hosts not yet upgraded still call it. For the same reason a changed statement
+keeps its parameters and columns meaningful to the release before it, which calls the new body
+until its hosts are upgraded (and after a rollback, until that release is migrated again).
+
+PL/pgSQL plans a statement's first five calls on a connection for their values, then keeps one plan
+for all values if it costs no more: right for statements read by a key (a case's code, a session's
+token), whose best plan does not depend on the values; wrong for lists and counts whose best plan
+does (a commune's inbox and the whole country's), which stay statements sent as text.
 """
 
 from __future__ import annotations
