@@ -154,17 +154,23 @@ def target_of(data: dict[str, Any]) -> str | None:
     return data.get("target") or data.get("host")
 
 
-def resume(officer: Officer, state: State) -> tuple[Officer, list[str]]:
-    """The officer as an earlier run left it, and the passwords to try, most likely first."""
+def resume(officer: Officer, state: State, spent_step: int | None = None) -> tuple[Officer, list[str]]:
+    """The officer as an earlier run left it, and the passwords to try, most likely first.
+
+    `spent_step`: the TOTP step under way when this preparation began (default: now), the last one
+    an earlier run can have used."""
     before = state.officers.get(officer.username)
     if before is None or (officer.initial and before.initial and before.initial != officer.initial):
         return officer, [p for p in (officer.initial,) if p]  # new, or made anew since (a new initial password)
     before.unit, before.key = officer.unit, officer.key
     before.initial = officer.initial or before.initial
     if before.totp:
-        # The run that left it may have spent this very step at its end (Locust does not write its
-        # logins' steps back): the next login waits for the next step rather than replay it.
-        before.last_step = max(before.last_step, int(time.time() // STEP_SECONDS))
+        # The run that left it may have spent the step under way at its end (Locust does not write
+        # its logins' steps back): the next login waits for a later step rather than replay it. The
+        # step is the one under way when the preparation began, not when the officer's turn came:
+        # otherwise every officer waited for a step of its own, 16 logins a minute over 8 threads.
+        now = int(time.time() // STEP_SECONDS)
+        before.last_step = max(before.last_step, now if spent_step is None else min(spent_step, now))
     # Set up before: its own password alone (a wrong guess is a failed login, and those are budgeted).
     if before.ready and before.password:
         return before, [before.password]
@@ -175,6 +181,7 @@ def set_up_all(host: str, officers: list[Officer], state: State, threads: int = 
                target: str | None = None) -> tuple[list[Officer], list[str]]:
     """First login (or a login, for those done before) of every officer; (ready, failures)."""
     journal = state.journal(target or host)
+    spent = int(time.time() // STEP_SECONDS)
     failures: list[str] = []
     stop = threading.Event()
     local = threading.local()
@@ -186,7 +193,7 @@ def set_up_all(host: str, officers: list[Officer], state: State, threads: int = 
             return None
         if not hasattr(local, "http"):
             local.http = requests.Session()
-        o, candidates = resume(officer, state)
+        o, candidates = resume(officer, state, spent)
         journal.note(o, unit=o.unit, key=o.key, initial=o.initial)
         try:
             if not candidates:

@@ -116,6 +116,12 @@ def test_an_interrupted_preparation_resumes_from_its_journal(tmp_path: Path) -> 
     assert tries_b == ["Lt-new-b-9"] and resumed_b.totp == "SECRETB"
     # The last run may have spent the step under way at its end (Locust keeps no record): not replayed.
     assert resumed_b.last_step >= now_step
+    # Resumed minutes into a preparation, it waits only for the step after the one under way when
+    # the preparation began, as every officer resumed with it does: one wait for all, not one each.
+    again = pool.State.load(out, "http://h")
+    resumed_b, _ = pool.resume(Officer("b.x1", "X1", "INIT-B", "commune.head", initial="INIT-B"), again,
+                               spent_step=now_step - 20)
+    assert resumed_b.last_step == max(77, now_step - 20)
     # Made anew since (another initial password): what was known of it no longer holds.
     _, tries = pool.resume(Officer("b.x1", "X1", "INIT-B2", "commune.head", initial="INIT-B2"), again)
     assert tries == ["INIT-B2"]
