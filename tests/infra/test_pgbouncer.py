@@ -86,7 +86,7 @@ def test_the_leaders_costliest_statements_are_the_case_services_and_carry_no_sec
     assert reading.answers and not reading.failed
     rows = statements.top(leader, 200)
     assert rows and {r["role"] for r in rows} <= set(statements.ROLES), {r["role"] for r in rows}
-    assert any("kntc.session_begin" in r["query"] for r in rows), [r["query"][:80] for r in rows]
+    assert any("kntc.planned_begin_as_actor" in r["query"] for r in rows), [r["query"][:80] for r in rows]
     assert sum(int(r["calls"]) for r in rows) >= len(reading.answers)
     # Through PgBouncer no statement is prepared: the reset turned planning time on, and it counts.
     assert any(float(r["plan_ms_per_call"]) > 0 for r in rows), rows[:3]
