@@ -169,8 +169,8 @@ def resume(officer: Officer, state: State, spent_step: int | None = None) -> tup
         # its logins' steps back): the next login waits for a later step rather than replay it. The
         # step is the one under way when the preparation began, not when the officer's turn came:
         # otherwise every officer waited for a step of its own, 16 logins a minute over 8 threads.
-        now = int(time.time() // STEP_SECONDS)
-        before.last_step = max(before.last_step, now if spent_step is None else min(spent_step, now))
+        spent = int(time.time() // STEP_SECONDS) if spent_step is None else spent_step
+        before.last_step = max(before.last_step, spent)
     # Set up before: its own password alone (a wrong guess is a failed login, and those are budgeted).
     if before.ready and before.password:
         return before, [before.password]

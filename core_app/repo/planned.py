@@ -4,8 +4,8 @@ Through PgBouncer in transaction mode (Debian 12's 1.18, the pooler of every app
 service cannot prepare a statement: one prepared on a server connection is unknown on the next, so
 each statement goes as text and PostgreSQL parses and plans it on every call. For a statement of
 many parts, each under row-level security, planning costs more than running it: the case file as
-one JSON document (fourteen subqueries) took 3.4 ms to plan and 3.5 ms to run on the local cluster,
-and 6-8 ms a call against 1.7 ms once the plan was kept (pgbench, simple protocol, one officer).
+one JSON document (fourteen subqueries) spent six sevenths of each call planning on the lab's
+leader (loadtests/CAPACITY.md §12, "Planned at every call").
 
 PL/pgSQL keeps the plan of each statement it runs for the life of the server connection, and
 PgBouncer keeps server connections open across its clients. So the statements called most are also
@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import psycopg
 from psycopg import sql as pgsql
@@ -49,7 +49,7 @@ class Planned:
     params: tuple[tuple[str, str], ...]  # (name, SQL type) of each parameter, in the function's order
     returns: tuple[tuple[str, str], ...]  # (column, SQL type) of each column, in order
     sql: str
-    volatility: str = "STABLE"  # STABLE for statements that only read
+    volatility: Literal["STABLE", "VOLATILE"] = "STABLE"  # STABLE for statements that only read
 
     @property
     def function(self) -> str:
@@ -120,8 +120,8 @@ def install(conn: psycopg.Connection[Any], statements: tuple[Planned, ...] | Non
         try:
             with conn.transaction():
                 conn.execute(p.definition())
-        except (psycopg.errors.InvalidFunctionDefinition, psycopg.errors.DuplicateFunction):
-            # another return type (or parameter names): CREATE OR REPLACE cannot change those
+        except psycopg.errors.InvalidFunctionDefinition:
+            # another return type or parameter names: CREATE OR REPLACE cannot change those
             conn.execute(f"DROP FUNCTION IF EXISTS {p.signature}")
             conn.execute(p.definition())
         conn.execute(pgsql.SQL("REVOKE ALL ON FUNCTION {} FROM PUBLIC").format(pgsql.SQL(p.signature)))

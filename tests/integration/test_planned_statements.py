@@ -8,6 +8,7 @@ Threat rows (runbooks/security.md): T111.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import psycopg
@@ -34,6 +35,7 @@ def test_migrate_installs_each_statement_for_the_application_role_alone(owner_co
         assert row == {"definer": False, "app": True, "readonly": False, "login": False}, (p.signature, row)
 
 
+@contextmanager
 def _as_officer(pg_env: dict[str, str], token: str | None) -> Iterator[psycopg.Connection]:
     with psycopg.connect(pg_env["KNTC_DATABASE_URL"], row_factory=dict_row) as conn:
         if token:
@@ -51,10 +53,11 @@ def test_the_case_file_planned_is_the_statement_sent_as_text_for_every_officer(
     far = officer(ELSEWHERE, ["reception", "handling", "resolution"])
     seen: dict[str, list[dict[str, Any]]] = {}
     for who, token in (("own unit", own.token), ("another province", far.token), ("no session", None)):
-        for conn in _as_officer(pg_env, token):
+        with _as_officer(pg_env, token) as conn:
             as_text = conn.execute(cases.CASE_FILE_JSON, (code,)).fetchall()
             as_planned = conn.execute(cases.CASE_FILE.call, (code,)).fetchall()
-            # called again on the same connection: the kept plan, the same answer
+            # called again on the same connection, the same answer (that the plan is kept is
+            # PostgreSQL's; loadtests/CAPACITY.md §12 measures it)
             again = conn.execute(cases.CASE_FILE.call, (code,)).fetchall()
             assert as_planned == as_text == again, who
             seen[who] = as_planned
