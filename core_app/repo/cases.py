@@ -582,16 +582,17 @@ async def get_attachment(conn: AsyncConnection[Any], code: str, attachment_id: s
     return row
 
 
+# kntc.overdue_steps picks the page's steps with the officer's area written in (migration 0023 says
+# why); the rows are read here through row-level security, which stays the guard.
 OVERDUE = """
 SELECT c.code, c.kind, c.status, c.subject, hu.code AS handling_unit, hu.name AS handling_unit_name,
        d.step, d.rule_code, d.due_on, %(today)s::date - d.due_on AS days_late, d.overdue_cause
-  FROM kntc.case_deadline d
+  FROM kntc.overdue_steps(%(today)s, %(unit)s, %(limit)s) o
+  JOIN kntc.case_deadline d ON d.case_id = o.case_id AND d.step = o.step
   JOIN kntc.case_file c ON c.id = d.case_id
   JOIN kntc.unit hu ON hu.id = c.handling_unit_id
  WHERE d.met_on IS NULL AND d.due_on < %(today)s
-   AND (%(unit)s::text IS NULL OR hu.path <@ (SELECT path FROM kntc.unit WHERE code = %(unit)s))
  ORDER BY d.due_on, c.code
- LIMIT %(limit)s
 """
 
 

@@ -1,7 +1,10 @@
 """Scope and clearance are enforced by PostgreSQL itself: an officer sees their unit's cases and
 those of the units below, classified cases only with enough clearance, and a confidential
 denouncer's identity only when handling the case. Checked through the API and directly in SQL
-as the application's database role, for officers drawn at random (hypothesis)."""
+as the application's database role, for officers drawn at random (hypothesis); the overdue list too.
+
+Threat rows (runbooks/security.md): T112.
+"""
 
 from __future__ import annotations
 
@@ -127,3 +130,45 @@ def test_external_reader_reads_but_never_writes(officer):
     assert court.post("/api/cases", json=petition_body()).status_code == 403
     r = court.post(f"/api/cases/{code}/transitions", json={"action": "submit", "version": 1})
     assert r.status_code == 403
+
+
+@pytest.fixture(scope="module")
+def overdue_world(officer):
+    """Steps long overdue: a case received in 2025 in each unit and classification, never accepted."""
+    cases = []
+    for unit in CASE_UNITS:
+        recorder = officer(unit, ["reception", "handling"], 2)
+        for classification in (0, 2):
+            r = recorder.post("/api/cases", json=petition_body(classification=classification, received_on="2025-01-02"))
+            assert r.status_code == 201, r.text
+            cases.append({"code": r.json()["code"], "unit": unit, "classification": classification})
+    return cases
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(unit=st.sampled_from(OFFICER_UNITS), clearance=st.sampled_from([0, 2]))
+def test_the_overdue_list_names_only_the_cases_the_officer_may_read(world, overdue_world, server, make_account,
+                                                                    pg_env, owner_conn, unit, clearance):
+    roles = ["external_reader"] if unit in ("T01-TAND", "X00004-MTTQ") else ["handling"]
+    off = Officer(server, make_account(unit, roles, clearance))
+    ours = {c["code"] for c in overdue_world}
+    expected = expected_visible({"cases": overdue_world, "paths": world["paths"]}, unit, clearance)
+    listed = {r["code"] for r in off.get("/api/deadlines/overdue", params={"limit": 5000}).json()["data"]}
+    assert listed & ours == expected
+    # Asked for a unit of another area, or one that does not exist: nothing of it, and no error.
+    for other in ("X25747", "X00004", "NO-SUCH-UNIT"):
+        r = off.get("/api/deadlines/overdue", params={"unit": other, "limit": 5000})
+        assert r.status_code == 200
+        assert {row["code"] for row in r.json()["data"]} & ours <= expected
+    # The step picker called directly with the application role's password names no case the
+    # officer may not read (its ids are turned into codes here as the owner), and none at all
+    # without a session or with a made-up token.
+    picked = "SELECT case_id FROM kntc.overdue_steps(current_date, NULL, 5000)"
+    with psycopg.connect(pg_env["KNTC_DATABASE_URL"]) as conn:
+        assert conn.execute(picked).fetchall() == []
+        conn.execute("SELECT set_config('kntc.session_token', 'forged-token', false)")
+        assert conn.execute(picked).fetchall() == []
+        conn.execute("SELECT set_config('kntc.session_token', %s, false)", (off.token,))
+        ids = [r[0] for r in conn.execute(picked)]
+    codes = {r["code"] for r in owner_conn.execute("SELECT code FROM kntc.case_file WHERE id = ANY (%s)", (ids,))}
+    assert codes & ours == expected

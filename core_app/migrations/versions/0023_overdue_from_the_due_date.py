@@ -1,0 +1,77 @@
+"""The overdue list starts from the due dates, not from every case of the officer's area.
+
+Why: the list (the API's, and the ten on every officer's home page) read overdue steps through
+row-level security, where the officer's area is a run-time value the planner cannot see. It took
+the area's every case and probed each for an open step, so its cost grew with the area's cases,
+not with the rows shown. On the lab's 300,000 case files (`EXPLAIN (ANALYZE)` on the DC leader as
+`kntc_app` with a live session, warm caches, fifty rows):
+
+| head of | before | after |
+|---|---:|---:|
+| a commune | 1.3 ms | 1.4–1.7 ms |
+| a province | 84 ms | 11–13 ms |
+| the country | 1,883 ms | 3.7 ms |
+
+(loadtests/CAPACITY.md, "The overdue list"). At 5 million case files the country's would have
+taken half a minute.
+
+`kntc.overdue_steps` picks the steps as `kntc.search_ids` picks the search's cases: it writes the
+officer's area, clearance and the unit asked for into the query as constants, so the planner sees
+how much of the country they are. For a wide area it walks the open steps from the oldest due
+date and stops at the page's last row; for a commune it starts from the commune's cases. It
+applies the case-reading policy's own test (clearance, the handling or receiving unit under the
+area); the rows are then read through row-level security as everywhere else, which stays the
+guard.
+
+Revision ID: 0023_overdue_from_the_due_date
+Revises: 0022_scope_indexes_with_status
+"""
+
+from alembic import op
+
+revision = "0023_overdue_from_the_due_date"
+down_revision = "0022_scope_indexes_with_status"
+branch_labels = None
+depends_on = None
+
+SQL = r"""
+CREATE FUNCTION kntc.overdue_steps(p_today date, p_unit text, p_limit integer)
+RETURNS TABLE (case_id uuid, step text)
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
+DECLARE
+    a kntc.actor := kntc.actor();
+    w text[];
+    unit_path ltree;
+BEGIN
+    IF a.account_id IS NULL OR p_today IS NULL OR coalesce(p_limit, 0) <= 0 THEN
+        RETURN;
+    END IF;
+    -- case_read's test, with the officer's values written in.
+    w := ARRAY[format('c.classification <= %s', a.clearance),
+               format('(c.handling_unit_path <@ %L::ltree OR c.receiving_unit_path <@ %L::ltree)',
+                      a.scope_path, a.scope_path),
+               format('d.due_on < %L::date', p_today)];
+    IF p_unit IS NOT NULL THEN
+        SELECT u.path INTO unit_path FROM kntc.unit u WHERE u.code = p_unit;
+        IF unit_path IS NULL THEN
+            RETURN;  -- no such unit
+        END IF;
+        w := w || format('c.handling_unit_path <@ %L::ltree', unit_path);
+    END IF;
+    RETURN QUERY EXECUTE format(
+        'SELECT d.case_id, d.step FROM kntc.case_deadline d JOIN kntc.case_file c ON c.id = d.case_id '
+        'WHERE d.met_on IS NULL AND %s ORDER BY d.due_on, c.code LIMIT %s',
+        array_to_string(w, ' AND '), p_limit);
+END $$;
+
+REVOKE ALL ON FUNCTION kntc.overdue_steps(date, text, integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION kntc.overdue_steps(date, text, integer) TO kntc_app;
+"""
+
+
+def upgrade() -> None:
+    op.execute(SQL)
+
+
+def downgrade() -> None:
+    raise NotImplementedError("forward-only: restore from backup to go back")
