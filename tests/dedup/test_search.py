@@ -36,6 +36,12 @@ def test_search_by_each_filter_within_scope(officer, commune):
 
     province_head = officer(province, ["head"])
     assert code in found(province_head, id_number=idn)
+    # A province is tested by its path, a commune by its units: both ways find it, and another
+    # province's head, whose area is tested the same way, does not.
+    assert code in found(province_head, q="lấn chiếm đất công")
+    assert code in found(province_head, q="lấn chiếm đất công", unit=province)
+    assert code not in found(officer(other_province, ["head"]), q="lấn chiếm đất công")
+    assert code not in found(province_head, q="lấn chiếm đất công", unit=other_province)
     stranger = officer(other, ["reception"])
     assert found(stranger, id_number=idn) == []
     assert code not in found(stranger, q="lấn chiếm đất công")
