@@ -42,15 +42,26 @@ DECLARE
     a kntc.actor := kntc.actor();
     w text[];
     unit_path ltree;
+    units integer[];
+    small_scope constant integer := 20;  -- units: a commune with the communes merged into it
 BEGIN
     IF a.account_id IS NULL OR p_today IS NULL OR coalesce(p_limit, 0) <= 0 THEN
         RETURN;
     END IF;
     -- case_read's test, with the officer's values written in.
-    w := ARRAY[format('c.classification <= %s', a.clearance),
-               format('(c.handling_unit_path <@ %L::ltree OR c.receiving_unit_path <@ %L::ltree)',
-                      a.scope_path, a.scope_path),
-               format('d.due_on < %L::date', p_today)];
+    w := ARRAY[format('c.classification <= %s', a.clearance), format('d.due_on < %L::date', p_today)];
+    units := ARRAY(SELECT u.id FROM kntc.unit u WHERE u.path <@ a.scope_path ORDER BY u.id LIMIT small_scope + 1);
+    IF cardinality(units) <= small_scope THEN
+        -- A commune: start from its cases. Left to choose, the planner overestimates a commune's
+        -- share a hundredfold and reads the nation's late steps for it.
+        w := w || format('d.case_id = ANY (ARRAY(SELECT c.id FROM kntc.case_file c WHERE c.handling_unit_id = ANY (%L::integer[]) '
+                         'UNION SELECT c.id FROM kntc.case_file c WHERE c.receiving_unit_id = ANY (%L::integer[])))',
+                         units, units);
+    ELSE
+        -- A wider area by its path: one comparison per case, where its list of units is hundreds.
+        w := w || format('(c.handling_unit_path <@ %L::ltree OR c.receiving_unit_path <@ %L::ltree)',
+                         a.scope_path, a.scope_path);
+    END IF;
     IF p_unit IS NOT NULL THEN
         SELECT u.path INTO unit_path FROM kntc.unit u WHERE u.code = p_unit;
         IF unit_path IS NULL THEN
