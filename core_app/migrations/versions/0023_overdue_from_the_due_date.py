@@ -18,8 +18,8 @@ taken half a minute.
 `kntc.overdue_steps` picks the steps as `kntc.search_ids` picks the search's cases: it writes the
 officer's area, clearance and the unit asked for into the query as constants, so the planner sees
 how much of the country they are. For a wide area it walks the open steps from the oldest due
-date and stops at the page's last row; for a commune (at most 20 units) it starts from the
-commune's cases, as the planner overestimates a commune's path and would walk the nation's late
+date and stops at the page's last row; for a commune (at most 20 units, `kntc.few_units`, which search
+uses too) it starts from the commune's cases, and from a commune asked for by a wider area's head, as the planner overestimates a commune's path and would walk the nation's late
 steps for it. It
 applies the case-reading policy's own test (clearance, the handling or receiving unit under the
 area); the rows are then read through row-level security as everywhere else, which stays the
@@ -37,6 +37,19 @@ branch_labels = None
 depends_on = None
 
 SQL = r"""
+-- The units under a path when few enough to list and start a query from (a commune with the
+-- communes merged into it, at most 20), else NULL: a wider area is tested by its path. Read only up
+-- to that bound, never built for a province. Search and the overdue list both decide by it.
+CREATE FUNCTION kntc.few_units(p_path ltree) RETURNS integer[]
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
+DECLARE
+    ids integer[] := ARRAY(SELECT u.id FROM kntc.unit u WHERE u.path <@ p_path ORDER BY u.id LIMIT 21);
+BEGIN
+    -- PL/pgSQL, not SQL: a SQL function with its own search_path is planned again at every call.
+    RETURN CASE WHEN cardinality(ids) <= 20 THEN ids END;
+END $$;
+REVOKE ALL ON FUNCTION kntc.few_units(ltree) FROM PUBLIC;
+
 CREATE FUNCTION kntc.overdue_steps(p_today date, p_unit text, p_limit integer)
 RETURNS TABLE (case_id uuid, step text)
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
@@ -45,15 +58,14 @@ DECLARE
     w text[];
     unit_path ltree;
     units integer[];
-    small_scope constant integer := 20;  -- units: a commune with the communes merged into it
 BEGIN
     IF a.account_id IS NULL OR p_today IS NULL OR coalesce(p_limit, 0) <= 0 THEN
         RETURN;
     END IF;
     -- case_read's test, with the officer's values written in.
     w := ARRAY[format('c.classification <= %s', a.clearance), format('d.due_on < %L::date', p_today)];
-    units := ARRAY(SELECT u.id FROM kntc.unit u WHERE u.path <@ a.scope_path ORDER BY u.id LIMIT small_scope + 1);
-    IF cardinality(units) <= small_scope THEN
+    units := kntc.few_units(a.scope_path);
+    IF units IS NOT NULL THEN
         -- A commune: start from its cases. Left to choose, the planner overestimates a commune's
         -- share a hundredfold and reads the nation's late steps for it.
         w := w || format('d.case_id = ANY (ARRAY(SELECT c.id FROM kntc.case_file c WHERE c.handling_unit_id = ANY (%L::integer[]) '
@@ -69,7 +81,14 @@ BEGIN
         IF unit_path IS NULL THEN
             RETURN;  -- no such unit
         END IF;
-        w := w || format('c.handling_unit_path <@ %L::ltree', unit_path);
+        units := kntc.few_units(unit_path);
+        IF units IS NOT NULL THEN
+            -- A province head asking for one commune: from that commune's cases, for the same reason.
+            w := w || format('d.case_id = ANY (ARRAY(SELECT c.id FROM kntc.case_file c '
+                             'WHERE c.handling_unit_id = ANY (%L::integer[])))', units);
+        ELSE
+            w := w || format('c.handling_unit_path <@ %L::ltree', unit_path);
+        END IF;
     END IF;
     RETURN QUERY EXECUTE format(
         'SELECT d.case_id, d.step FROM kntc.case_deadline d JOIN kntc.case_file c ON c.id = d.case_id '

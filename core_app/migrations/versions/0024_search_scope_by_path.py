@@ -7,8 +7,8 @@ search on the lab's 300,000 case files (`EXPLAIN (ANALYZE)` of the query the fun
 `kntc_app` with a live session, warm) took 6–165 ms by phrase; with the path (one `<@` per unit
 column, the reading policy's own test) 4–43 ms (loadtests/CAPACITY.md, "Search by the area's
 path"). A commune's few units are still listed, to start from their cases (migration 0005 says
-why), and tested by their ids, which the planner joins better than the path for so few; the list
-is read only up to that bound, never built for a province.
+why), and tested by their ids, which the planner joins better than the path for so few
+(`kntc.few_units` of migration 0023 says which areas are few).
 
 The rest of the function is unchanged from 0009.
 
@@ -42,7 +42,6 @@ DECLARE
     start_from text;
     n bigint;
     few constant integer := 5000;
-    small_scope constant integer := 20;  -- units: a commune with the communes merged into it
 BEGIN
     IF a.account_id IS NULL THEN
         RETURN;
@@ -57,8 +56,8 @@ BEGIN
         END IF;
         -- The whole country (the one root): nothing to test.
         CONTINUE WHEN nlevel(unit_path) = 1 AND (SELECT count(*) FROM kntc.unit u WHERE u.parent_id IS NULL) = 1;
-        units := ARRAY(SELECT u.id FROM kntc.unit u WHERE u.path <@ unit_path ORDER BY u.id LIMIT small_scope + 1);
-        IF cardinality(units) <= small_scope THEN
+        units := kntc.few_units(unit_path);
+        IF units IS NOT NULL THEN
             -- A commune with the communes merged into it: its few units, which the query can start from.
             w := w || format('(c.handling_unit_id = ANY (%L::integer[]) OR c.receiving_unit_id = ANY (%L::integer[]))',
                              units, units);
@@ -87,7 +86,7 @@ BEGIN
     END IF;
     -- Text in a commune: its cases are fewer than the trigram index's matches nationwide, which the
     -- planner underestimates (a bitmap of 165,000 rows for "khieu nai quyet dinh" at 1 M).
-    IF start_from IS NULL AND cardinality(narrowest) <= small_scope AND (p_q IS NOT NULL OR p_respondent IS NOT NULL)
+    IF start_from IS NULL AND narrowest IS NOT NULL AND (p_q IS NOT NULL OR p_respondent IS NOT NULL)
     THEN
         start_from := format('SELECT c.id FROM kntc.case_file c WHERE c.handling_unit_id = ANY (%L::integer[]) '
                              'UNION SELECT c.id FROM kntc.case_file c WHERE c.receiving_unit_id = ANY (%L::integer[])',
