@@ -348,20 +348,9 @@ LIST_FILTERS = {
 }
 
 
-async def list_cases(conn: AsyncConnection[Any], filters: dict[str, Any], per_page: int,
-                     *, after: str | None = None, mine_only_unit: int | None = None) -> dict[str, Any]:
-    """Newest first; `after` is the `next` cursor of the previous page (keyset paging)."""
-    from core_app.repo import keyset  # keyset reports a bad cursor with this module's Invalid
-
-    where = [LIST_FILTERS[k] for k, v in filters.items() if v is not None and k in LIST_FILTERS]
-    if mine_only_unit is not None:
-        where.append("c.handling_unit_id = %(mine)s")
-    key = keyset.decode(after, 2)
-    if key:
-        where.append("(c.received_on, c.code) < (%(after_on)s::date, %(after_code)s)")
-    params = {**filters, "mine": mine_only_unit, "limit": per_page + 1,
-              "after_on": key[0] if key else None, "after_code": key[1] if key else None}
-    sql = (
+def _list_sql(where: list[str]) -> str:
+    """The work list, newest first, with the conditions of `where` (psycopg placeholders by name)."""
+    return (
         "SELECT c.id, c.code, c.kind, c.subject, c.status, c.classification, c.received_on, c.version, "
         "hu.code AS handling_unit, hu.name AS handling_unit_name, "
         "(SELECT min(d.due_on) FROM kntc.case_deadline d WHERE d.case_id = c.id AND d.met_on IS NULL) AS next_due "
@@ -369,7 +358,39 @@ async def list_cases(conn: AsyncConnection[Any], filters: dict[str, Any], per_pa
         + ("WHERE " + " AND ".join(where) if where else "")
         + " ORDER BY c.received_on DESC, c.code DESC LIMIT %(limit)s"
     )
-    cur = await conn.execute(sql, params)
+
+
+# The first page of a unit's cases in one status: the officer's inbox and home page, the list the
+# busy day calls most. Its best plan is the same for every unit and status (the index on the
+# handling unit, status and date), so it is planned once per server connection; the other shapes
+# of the list (a whole area, a filter, a later page) are planned for their values at each call.
+UNIT_INBOX = Planned(
+    "unit_inbox", params=(("status", "text"), ("mine", "integer"), ("limit", "integer")),
+    returns=(("id", "uuid"), ("code", "text"), ("kind", "text"), ("subject", "text"), ("status", "text"),
+             ("classification", "smallint"), ("received_on", "date"), ("version", "integer"),
+             ("handling_unit", "text"), ("handling_unit_name", "text"), ("next_due", "date")),
+    sql=_list_sql([LIST_FILTERS["status"], "c.handling_unit_id = %(mine)s"]))
+
+
+async def list_cases(conn: AsyncConnection[Any], filters: dict[str, Any], per_page: int,
+                     *, after: str | None = None, mine_only_unit: int | None = None) -> dict[str, Any]:
+    """Newest first; `after` is the `next` cursor of the previous page (keyset paging)."""
+    from core_app.repo import keyset  # keyset reports a bad cursor with this module's Invalid
+
+    given = [k for k, v in filters.items() if v is not None and k in LIST_FILTERS]
+    key = keyset.decode(after, 2)
+    if given == ["status"] and mine_only_unit is not None and not key:
+        cur = await conn.execute(UNIT_INBOX.call, {"status": filters["status"], "mine": mine_only_unit,
+                                                   "limit": per_page + 1})
+        return keyset.page(await cur.fetchall(), per_page, "received_on", "code")
+    where = [LIST_FILTERS[k] for k in given]
+    if mine_only_unit is not None:
+        where.append("c.handling_unit_id = %(mine)s")
+    if key:
+        where.append("(c.received_on, c.code) < (%(after_on)s::date, %(after_code)s)")
+    params = {**filters, "mine": mine_only_unit, "limit": per_page + 1,
+              "after_on": key[0] if key else None, "after_code": key[1] if key else None}
+    cur = await conn.execute(_list_sql(where), params)
     return keyset.page(await cur.fetchall(), per_page, "received_on", "code")
 
 
@@ -583,8 +604,15 @@ async def get_attachment(conn: AsyncConnection[Any], code: str, attachment_id: s
 
 
 # kntc.overdue_steps picks the page's steps with the officer's area written in (migration 0023 says
-# why); the rows are read here through row-level security, which stays the guard.
-OVERDUE = """
+# why); the rows are read here through row-level security, which stays the guard. The statement's
+# plan does not depend on its values (the function hands it at most a page of steps), so it is
+# planned once per server connection.
+OVERDUE = Planned(
+    "overdue", params=(("today", "date"), ("unit", "text"), ("limit", "integer")),
+    returns=(("code", "text"), ("kind", "text"), ("status", "text"), ("subject", "text"),
+             ("handling_unit", "text"), ("handling_unit_name", "text"), ("step", "text"), ("rule_code", "text"),
+             ("due_on", "date"), ("days_late", "integer"), ("overdue_cause", "text")),
+    sql="""
 SELECT c.code, c.kind, c.status, c.subject, hu.code AS handling_unit, hu.name AS handling_unit_name,
        d.step, d.rule_code, d.due_on, %(today)s::date - d.due_on AS days_late, d.overdue_cause
   FROM kntc.overdue_steps(%(today)s, %(unit)s, %(limit)s) o
@@ -593,11 +621,11 @@ SELECT c.code, c.kind, c.status, c.subject, hu.code AS handling_unit, hu.name AS
   JOIN kntc.unit hu ON hu.id = c.handling_unit_id
  WHERE d.met_on IS NULL AND d.due_on < %(today)s
  ORDER BY d.due_on, c.code
-"""
+""")
 
 
 async def overdue(conn: AsyncConnection[Any], today: date, unit: str | None, limit: int = 500) -> list[dict[str, Any]]:
-    cur = await conn.execute(OVERDUE, {"today": today, "unit": unit, "limit": limit})
+    cur = await conn.execute(OVERDUE.call, {"today": today, "unit": unit, "limit": limit})
     return await cur.fetchall()
 
 

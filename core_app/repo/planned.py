@@ -22,8 +22,10 @@ until its hosts are upgraded (and after a rollback, until that release is migrat
 
 PL/pgSQL plans a statement's first five calls on a connection for their values, then keeps one plan
 for all values if it costs no more: right for statements read by a key (a case's code, a session's
-token), whose best plan does not depend on the values; wrong for lists and counts whose best plan
-does (a commune's inbox and the whole country's), which stay statements sent as text.
+token) and for lists whose best plan is the same for every value (a unit's inbox by its own index, a
+page of late steps the scope function has already picked); wrong for lists and counts whose best
+plan does depend on the values (a commune's whole area and the country's), which stay statements
+sent as text.
 """
 
 from __future__ import annotations
@@ -109,7 +111,7 @@ def registry() -> tuple[Planned, ...]:
     from core_app import db
     from core_app.repo import cases
 
-    return (db.BEGIN_AS_ACTOR, cases.CASE_FILE)
+    return (db.BEGIN_AS_ACTOR, cases.CASE_FILE, cases.UNIT_INBOX, cases.OVERDUE)
 
 
 def install(conn: psycopg.Connection[Any], statements: tuple[Planned, ...] | None = None) -> list[str]:

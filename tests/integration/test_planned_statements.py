@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import date, timedelta
 from typing import Any
 
 import psycopg
@@ -126,3 +127,36 @@ def test_named_placeholders_are_bound_by_name_and_may_repeat() -> None:
                 sql="SELECT %(a)s + length(%(b)s) + %(a)s WHERE '%%' <> %(b)s")
     assert p.body() == "SELECT $2 + length($1) + $2 WHERE '%' <> $1"
     assert p.call == "SELECT * FROM kntc.planned_x(%(b)s, %(a)s)"
+
+
+def test_the_unit_inbox_and_the_overdue_page_planned_are_the_statements_sent_as_text(
+        pg_env: dict[str, str], owner_conn: psycopg.Connection, officer: Callable[..., Officer]) -> None:
+    """Past the fifth call PL/pgSQL may keep one plan for every value: each of seven calls on one
+    connection still shows each officer only what row-level security shows them as text."""
+    cleared = officer(HOME, ["reception", "handling"], clearance=1)
+    codes = {}
+    for level in (0, 1):
+        r = cleared.post("/api/cases", json=petition_body(classification=level))
+        assert r.status_code == 201, r.text
+        codes[level] = r.json()["code"]
+    unit_id = owner_conn.execute("SELECT id FROM kntc.unit WHERE code = %s", (HOME,)).fetchone()["id"]
+    plain = officer(HOME, ["reception", "handling"])
+    far = officer(ELSEWHERE, ["reception", "handling", "head"], clearance=1)
+    later = date.today() + timedelta(days=400)  # every open step of the new cases is late by then
+    statements = ((cases.UNIT_INBOX, {"status": "received", "mine": unit_id, "limit": 500}),
+                  (cases.OVERDUE, {"today": later, "unit": None, "limit": 500}),
+                  (cases.OVERDUE, {"today": later, "unit": HOME, "limit": 500}))
+    seen: dict[tuple[str, str], set[str]] = {}
+    for who, token in (("cleared", cleared.token), ("not cleared", plain.token), ("another province", far.token),
+                       ("no session", None)):
+        with _as_officer(pg_env, token) as conn:
+            for statement, params in statements:
+                as_text = conn.execute(statement.sql, params).fetchall()
+                for _ in range(7):
+                    assert conn.execute(statement.call, params).fetchall() == as_text, (who, statement.name)
+                seen[who, statement.name] = {r["code"] for r in as_text}
+    for name in ("unit_inbox", "overdue"):
+        assert set(codes.values()) <= seen["cleared", name]
+        assert codes[0] in seen["not cleared", name] and codes[1] not in seen["not cleared", name]
+        assert not seen["another province", name] & set(codes.values())
+        assert seen["no session", name] == set()
