@@ -7,13 +7,14 @@ decides what exists: a case outside the officer's scope is simply not found.
 from __future__ import annotations
 
 import hashlib
-from datetime import date
+from datetime import date, datetime
 from typing import Any
+from uuid import UUID
 
+import orjson
 from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 
-from core_app.db import pipeline
 from core_app.dedup import decisions
 from core_app.dedup import units as unit_codes
 from core_app.domain import workflow
@@ -190,6 +191,19 @@ SELECT {CASE_COLUMNS}
   JOIN kntc.unit ru ON ru.id = c.receiving_unit_id
  WHERE c.code = %s
 """
+# The case row every change of a case reads first, by its code: planned once per server connection.
+CASE_ROW = Planned(
+    "case_row", params=(("code", "text"),),
+    returns=(("id", "uuid"), ("code", "text"), ("kind", "text"), ("subject", "text"), ("content", "text"),
+             ("respondent", "text"), ("classification", "smallint"), ("denouncer_confidential", "boolean"),
+             ("channel", "text"), ("status", "text"), ("complaint_round", "smallint"), ("is_complex", "boolean"),
+             ("is_remote_area", "boolean"), ("received_on", "date"), ("accepted_on", "date"),
+             ("resolved_on", "date"), ("closed_on", "date"), ("resolution_summary", "text"),
+             ("published_result", "text"), ("version", "integer"), ("created_at", "timestamptz"),
+             ("updated_at", "timestamptz"), ("decision_known_on", "date"), ("handling_unit_id", "integer"),
+             ("handling_unit", "text"), ("handling_unit_name", "text"), ("receiving_unit", "text"),
+             ("receiving_unit_name", "text")),
+    sql=GET_CASE)
 
 
 # The case file's parts, by the key the answer carries them under; each is read under row-level
@@ -294,22 +308,49 @@ async def _locked(conn: AsyncConnection[Any], code: str, version: int) -> dict[s
 
 
 async def get_case(conn: AsyncConnection[Any], code: str, *, details: bool = True) -> dict[str, Any]:
-    cur = await conn.execute(GET_CASE, (code,))
+    """The case row; with `details`, the whole case file as the pages use it: the API's document
+    (one planned statement), its values typed as psycopg types them when the parts are read apart."""
+    if details:
+        cur = await conn.execute(CASE_FILE.call, (code,))
+        row = await cur.fetchone()
+        if row is None:
+            raise NotFound(code)
+        await _record_access(conn, row["id"], row["classification"], row["protected"] or [])
+        return _from_document(row["body"])
+    cur = await conn.execute(CASE_ROW.call, (code,))
     case = await cur.fetchone()
     if case is None:
         raise NotFound(code)
-    if not details:
-        return case
-    cid = case["id"]
-    # Every part of the case file in one round trip: the statements go out together (pipeline
-    # mode) and their answers come back together.
-    async with pipeline(conn):
-        parts = {name: await conn.execute(sql, (cid,)) for name, sql in CASE_PARTS.items()}
-    for name, cur in parts.items():
-        case[name] = await cur.fetchall()
-    case["hidden_parties"] = case["denouncer_confidential"] and not any(
-        p["role"] == "denouncer" for p in case["parties"])
-    await _record_reads(conn, case)
+    return case
+
+
+# The document's values JSON carries as text, by the names the case file gives its columns; the
+# pages format the dates and count days with them.
+_DATE_COLUMNS = frozenset({"starts_before", "due_before", "starts_after", "due_after"})
+
+
+def _typed(column: str, value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    if column.endswith("_on") or column in _DATE_COLUMNS:
+        return date.fromisoformat(value)
+    if column == "at" or column.endswith("_at"):
+        return datetime.fromisoformat(value)
+    if column == "id" or column.endswith("_id"):
+        try:
+            return UUID(value)
+        except ValueError:
+            return value
+    return value
+
+
+def _from_document(body: str) -> dict[str, Any]:
+    """The case file's JSON document as get_case has always answered it: the case's columns and
+    each part's rows typed (values inside a row's own JSON, such as an event's data, stay JSON)."""
+    doc = orjson.loads(body)
+    case = {k: _typed(k, v) for k, v in doc.items()}
+    for name in CASE_PARTS:
+        case[name] = [{k: _typed(k, v) for k, v in r.items()} for r in doc[name]]
     return case
 
 
@@ -322,12 +363,6 @@ async def case_file_json(conn: AsyncConnection[Any], code: str) -> bytes:
         raise NotFound(code)
     await _record_access(conn, row["id"], row["classification"], row["protected"] or [])
     return row["body"].encode()
-
-
-async def _record_reads(conn: AsyncConnection[Any], case: dict[str, Any]) -> None:
-    """A classified case read, or a protected identity shown, is recorded (kntc.access_log)."""
-    await _record_access(conn, case["id"], case["classification"],
-                         [str(p["id"]) for p in case["parties"] if p["identity_protected"]])
 
 
 async def _record_access(conn: AsyncConnection[Any], case_id: Any, classification: int, protected: list[str]) -> None:

@@ -111,7 +111,8 @@ def registry() -> tuple[Planned, ...]:
     from core_app import db
     from core_app.repo import cases
 
-    return (db.BEGIN_AS_ACTOR, cases.CASE_FILE, cases.UNIT_INBOX, cases.OVERDUE)
+    return (db.BEGIN_AS_ACTOR, cases.CASE_FILE, cases.CASE_ROW, cases.UNIT_INBOX,
+            cases.OVERDUE)
 
 
 def install(conn: psycopg.Connection[Any], statements: tuple[Planned, ...] | None = None) -> list[str]:

@@ -7,10 +7,12 @@ Threat rows (runbooks/security.md): T111.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date, timedelta
 from typing import Any
+from uuid import UUID
 
 import psycopg
 import pytest
@@ -61,6 +63,10 @@ def test_the_case_file_planned_is_the_statement_sent_as_text_for_every_officer(
             # PostgreSQL's; loadtests/CAPACITY.md §12 measures it)
             again = conn.execute(cases.CASE_FILE.call, (code,)).fetchall()
             assert as_planned == as_text == again, who
+            # the case row every change reads first
+            row = conn.execute(cases.GET_CASE, (code,)).fetchall()
+            assert conn.execute(cases.CASE_ROW.call, (code,)).fetchall() == row, who
+            assert len(row) == len(as_text), who
             seen[who] = as_planned
     assert len(seen["own unit"]) == 1 and code in seen["own unit"][0]["body"]
     assert seen["another province"] == [] and seen["no session"] == []
@@ -160,3 +166,58 @@ def test_the_unit_inbox_and_the_overdue_page_planned_are_the_statements_sent_as_
         assert codes[0] in seen["not cleared", name] and codes[1] not in seen["not cleared", name]
         assert not seen["another province", name] & set(codes.values())
         assert seen["no session", name] == set()
+
+
+def test_the_pages_case_file_is_the_planned_document_typed_as_its_parts_read_apart(
+        pg_env: dict[str, str], owner_conn: psycopg.Connection, officer: Callable[..., Officer]) -> None:
+    """The web pages read the case file through the API's planned document: for each officer, the
+    same rows and values (dates, times, ids) as each part read apart under row-level security, a
+    protected denouncer only for the officer handling the case."""
+    recorder = officer(HOME, ["reception", "handling"])
+    r = recorder.post("/api/cases", json=petition_body(
+        kind="denunciation", denouncer_confidential=True,
+        parties=[{"role": "denouncer", "full_name": "Người Tố Cáo Bí Mật", "id_number": "079190000998"}]))
+    assert r.status_code == 201, r.text
+    code = r.json()["code"]
+    assert recorder.post(f"/api/cases/{code}/attachments", files={
+        "file": ("to-cao.pdf", b"%PDF-1.4 scan" * 50, "application/pdf")}).status_code == 201
+    version = recorder.get(f"/api/cases/{code}").json()["version"]
+    assert recorder.post(f"/api/cases/{code}/transitions",
+                         json={"action": "submit", "version": version}).status_code == 200
+    colleague = officer(HOME, ["handling"])
+    far = officer(ELSEWHERE, ["head"], clearance=2)
+
+    def apart(conn: psycopg.Connection) -> dict[str, Any] | None:
+        case = conn.execute(cases.GET_CASE, (code,)).fetchone()
+        if case is None:
+            return None
+        for name, statement in cases.CASE_PARTS.items():
+            case[name] = conn.execute(statement, (case["id"],)).fetchall()
+        case["hidden_parties"] = case["denouncer_confidential"] and not any(
+            p["role"] == "denouncer" for p in case["parties"])
+        return case
+
+    async def planned(token: str) -> dict[str, Any] | None:
+        async with await psycopg.AsyncConnection.connect(pg_env["KNTC_DATABASE_URL"], row_factory=dict_row) as conn:
+            await conn.execute("SELECT set_config('kntc.session_token', %s, true)", (token,))
+            try:
+                return await cases.get_case(conn, code)
+            except cases.NotFound:
+                return None
+            finally:
+                await conn.rollback()
+
+    seen = {}
+    for who, token in (("recorder", recorder.token), ("colleague", colleague.token), ("another province", far.token)):
+        with _as_officer(pg_env, token) as conn:
+            expected = apart(conn)
+        got = asyncio.run(planned(token))
+        assert got == expected, who
+        seen[who] = got
+    recorder_case = seen["recorder"]
+    assert recorder_case is not None and recorder_case["parties"][0]["id_number"] == "079190000998"
+    assert recorder_case["attachments"] and recorder_case["deadlines"] and len(recorder_case["timeline"]) >= 2
+    assert isinstance(recorder_case["received_on"], date) and isinstance(recorder_case["id"], UUID)
+    assert seen["colleague"] is not None and seen["colleague"]["parties"] == []
+    assert seen["colleague"]["hidden_parties"] is True
+    assert seen["another province"] is None
