@@ -311,12 +311,7 @@ async def get_case(conn: AsyncConnection[Any], code: str, *, details: bool = Tru
     """The case row; with `details`, the whole case file as the pages use it: the API's document
     (one planned statement), its values typed as psycopg types them when the parts are read apart."""
     if details:
-        cur = await conn.execute(CASE_FILE.call, (code,))
-        row = await cur.fetchone()
-        if row is None:
-            raise NotFound(code)
-        await _record_access(conn, row["id"], row["classification"], row["protected"] or [])
-        return _from_document(row["body"])
+        return _from_document(await _case_file_read(conn, code))
     cur = await conn.execute(CASE_ROW.call, (code,))
     case = await cur.fetchone()
     if case is None:
@@ -357,12 +352,18 @@ def _from_document(body: str) -> dict[str, Any]:
 async def case_file_json(conn: AsyncConnection[Any], code: str) -> bytes:
     """The case file as the API answers it, in one statement and as JSON text made by the database:
     no row is turned into Python objects and back. The same reads are recorded as get_case's."""
+    return (await _case_file_read(conn, code)).encode()
+
+
+async def _case_file_read(conn: AsyncConnection[Any], code: str) -> str:
+    """The case file's JSON document, its read recorded as a classified case or a protected
+    identity requires; NotFound when the officer may not read the case."""
     cur = await conn.execute(CASE_FILE.call, (code,))
     row = await cur.fetchone()
     if row is None:
         raise NotFound(code)
     await _record_access(conn, row["id"], row["classification"], row["protected"] or [])
-    return row["body"].encode()
+    return row["body"]
 
 
 async def _record_access(conn: AsyncConnection[Any], case_id: Any, classification: int, protected: list[str]) -> None:
