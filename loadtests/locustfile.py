@@ -94,6 +94,9 @@ def _options(parser: Any) -> None:
     g.add_argument("--kntc-connections", type=int, default=0,
                    help="connections per process shared by all its users (0: a pool per user, as browsers)")
     g.add_argument("--kntc-spawn-rate", type=float, default=1000, help="national: users started per second")
+    g.add_argument("--kntc-web-share", type=float, default=0.0,
+                   help="share of officers who work in the pages (their work list, the case page, a head's "
+                        "overview as HTML) instead of through the JSON API")
 
 
 def opt(env: Environment, name: str, default: Any = None) -> Any:
@@ -315,6 +318,8 @@ class Officer(KntcUser):
     def take_officer(self) -> None:
         self.officer, self.own = SEATS.take(self.key)
         self.web: bool | None = None
+        # Officers work in the pages or through a client of the API, each a whole session long.
+        self.in_pages = random.random() < float(opt(self.environment, "kntc_web_share", 0.0) or 0.0)
         if self.officer is not None:
             self.account = {"username": self.officer.username, "unit": self.officer.unit}
 
@@ -421,13 +426,27 @@ class Officer(KntcUser):
         if code is None:
             pool = [c for rows in self.cases.values() for c in rows] or DATA["cases"]
             code = random.choice(pool)["code"]
+        if self.in_pages:
+            self.page(f"/app/cases/{code}", "/app/cases/[code]", ok=(200, 404))
+            return None
         return self.api("GET", f"/api/cases/{code}", "/api/cases/[code]", ok=(200, 404))
+
+    def work_list(self, path: str, status: str, api_status: str | None = None) -> None:
+        """The officer's work list: the page (whose case links are what the officer opens next) or
+        the API's inbox in `api_status`."""
+        if not self.in_pages:
+            self.inbox(api_status or status)
+            return
+        text = self.page(path, path)
+        if text:
+            codes = sorted(set(re.findall(r'href="/app/cases/([A-Za-z0-9-]+)"', text)))
+            self.cases[status] = [{"code": c} for c in codes]
 
     def act(self, status: str, action: str, **extra: Any) -> None:
         """Take `action` on a case of the inbox in `status` (409: someone else got there first)."""
         if not self.in_session():
             return
-        rows = self.cases.get(status) or self.inbox(status)
+        rows = [c for c in self.cases.get(status, []) if "version" in c] or self.inbox(status)
         if not rows:
             return
         case = rows.pop(random.randrange(len(rows)))
@@ -462,20 +481,28 @@ class Officer(KntcUser):
             path = random.choice(paths)
             self.api("GET", path, path)
             return
-        if not self.web_session():
+        if self.page("/app/stats", "/app/stats", expect="<table") is None:
             return skip_once("statistics (no /api/stat* and no /app/stats page)")
+
+    def page(self, path: str, name: str, ok: tuple[int, ...] = (200,), expect: str = "</html>") -> str | None:
+        """One of the officer's pages with the officer's page session: its text ('' when the page
+        session had gone idle: the next page logs in again), None without a page session."""
+        if not self.web_session():
+            return None
         desk = SEATS.desk(self.officer)
-        with self.client.get("/app/stats", name="/app/stats", catch_response=True, allow_redirects=False,
+        with self.client.get(path, name=name, catch_response=True, allow_redirects=False,
                              headers={"Cookie": desk.cookie or ""}) as r:
-            if r.status_code == 200 and "<table" in (r.text or ""):
+            if r.status_code in ok and expect in (r.text or ""):
                 r.success()
-            elif r.status_code in (302, 303):
+                return r.text or ""
+            if r.status_code in (302, 303):
                 # The page session went idle (or a password change ended it): log in again next time.
                 self.web = None
                 desk.cookie = None
                 r.success()
-            else:
-                r.failure(f"{r.status_code}: {(r.text or '')[:200]}")
+                return ""
+            r.failure(f"{r.status_code}: {(r.text or '')[:200]}")
+            return ""
 
     def web_session(self) -> bool:
         """The officer's page session (form with CSRF, then a cookie), shared like its API session."""
@@ -563,7 +590,7 @@ class Reception(Officer):
 
     @task(3)
     def check_inbox(self) -> None:
-        self.inbox("received")
+        self.work_list("/app/inbox", "received")
 
     @task(3)
     def read_case(self) -> None:
@@ -599,7 +626,7 @@ class Handling(Officer):
 
     @task(4)
     def check_inbox(self) -> None:
-        self.inbox("in_handling")
+        self.work_list("/app/inbox", "in_handling")
 
     @task(4)
     def read_case(self) -> None:
@@ -631,7 +658,7 @@ class Resolution(Officer):
 
     @task(4)
     def check_inbox(self) -> None:
-        self.inbox(random.choice(["accepted", "verifying"]))
+        self.work_list("/app/work", random.choice(["accepted", "verifying"]))
 
     @task(4)
     def read_case(self) -> None:
@@ -667,7 +694,11 @@ class Head(Officer):
 
     @task(2)
     def late(self) -> None:
-        self.overdue()
+        # In the pages, the head's overview: the unit's counts, its overdue list and its work.
+        if self.in_pages:
+            self.page("/app/overview", "/app/overview")
+        else:
+            self.overdue()
 
     @task(2)
     def reports(self) -> None:

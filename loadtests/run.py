@@ -55,6 +55,7 @@ def locust_command(host: str, folder: Path, args: argparse.Namespace, data: Path
            # a shape with stages runs its stages, the officers handing on to one another.
            "--kntc-stop-after-officers", str(args.officers if args.roster_key and args.shape == "fixed" else 0),
            "--kntc-connections", str(args.connections), "--kntc-spawn-rate", str(args.spawn_rate),
+           "--kntc-web-share", str(args.web_share),
            "--loglevel", "INFO"]
     if args.processes:
         cmd += ["--processes", str(args.processes)]
@@ -243,6 +244,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--connections", type=int, default=0,
                    help="connections per Locust process shared by its users (0: one pool per user)")
     p.add_argument("--spawn-rate", type=float, default=1000, help="national: users started per second")
+    p.add_argument("--web-share", type=float, default=0.0,
+                   help="share of officers working in the pages (work lists, case page, overview) instead of the API")
     p.add_argument("--tier-cpu", choices=["auto", "lab", "none"], default="auto",
                    help="CPU per tier during the run (tiers.json, the summary): auto reads the lab's hosts when "
                         "--host is one of them, and the local stack's processes without --host")

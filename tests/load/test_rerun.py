@@ -28,7 +28,7 @@ def load_run(out: Path, limits: Path) -> subprocess.CompletedProcess[str]:
     port = PORT
     return subprocess.run(
         [str(BIN / "python"), "-m", "loadtests.run", "--pg-root", str(CLUSTER), "--pg-port",
-         port, "--shape", "fixed", "--users", "12", "--run-time", "25s", "--per-level", "1", "--cases-per-unit", "2",
+         port, "--shape", "fixed", "--users", "12", "--run-time", "18s", "--per-level", "1", "--cases-per-unit", "2",
          "--pace", "30", "--session-seconds", "8", "--thresholds", str(limits), "--out", str(out)],
         capture_output=True, text=True, timeout=900, cwd=ROOT)
 

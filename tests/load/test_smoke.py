@@ -67,12 +67,22 @@ def test_busy_day_shape_runs_with_every_request_accepted(server: str, testdata: 
     # Latency is not judged on a shared test machine; correctness is: not one request may fail.
     limits.write_text("[default]\np95_ms = 60000\nerror_ratio = 0.0\n[total]\nerror_ratio = 0.0\n")
     res = locust(server, testdata, tmp_path, limits, "--kntc-shape", "busy_day", "--kntc-step-seconds", "3",
-                 "--kntc-scale", "0.0002", "--kntc-pace", "30", "--kntc-probe-steps", "1")
+                 "--kntc-scale", "0.0002", "--kntc-pace", "30", "--kntc-probe-steps", "1",
+                 "--kntc-web-share", "0.5")
     assert res.returncode == 0, res.stderr[-3000:]
     assert "verdict: PASSED: every target stage held" in res.stderr
     with (tmp_path / "locust_stats.csv").open() as f:
-        names = {f"{r['Type']} {r['Name']}" for r in csv.DictReader(f)}
+        rows = {f"{r['Type']} {r['Name']}": r for r in csv.DictReader(f)}
+    names = set(rows)
     assert "POST /api/auth/login" in names and "GET /api/cases/[code]" in names, names
+    # Half the officers work in the pages: their work lists and case pages are requested as HTML,
+    # whole pages (a redirect to the login form would be a few bytes), not one of them failing.
+    for name in ("GET /app/cases/[code]", "POST /login [POST]"):
+        assert name in names, names
+    pages = [n for n in names if n.startswith("GET /app/")]
+    assert {"GET /app/inbox", "GET /app/work"} & set(pages), pages
+    for name in pages:
+        assert int(rows[name]["Failure Count"]) == 0 and float(rows[name]["Average Content Size"]) > 2000, rows[name]
     assert not any(n.startswith("GET /api/cases/") and "[code]" not in n and "?" not in n for n in names), \
         "case codes must not split the statistics"
     stages = json.loads((tmp_path / "stages.json").read_text())
