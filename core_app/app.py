@@ -27,6 +27,7 @@ from core_app import __version__, logsafe, metrics, web
 from core_app.api import errors as api_errors
 from core_app.api import main as api
 from core_app.bad_input import BadInput, reject_nul
+from core_app.call_counts import CallCounts
 from core_app.db import Database
 from core_app.gate import Refused
 from core_app.repo.rules import RulebookCache
@@ -49,9 +50,11 @@ def create_app(settings: Settings | None = None, clock: Callable[[], date] = vie
         db = Database(settings)
         await db.open()
         app.state.db = db
+        app.state.call_counts.start(db)
         try:
             yield
         finally:
+            await app.state.call_counts.stop(db)
             await db.close()
 
     app = FastAPI(
@@ -69,6 +72,7 @@ def create_app(settings: Settings | None = None, clock: Callable[[], date] = vie
     app.state.settings = settings
     app.state.clock = clock
     app.state.rulebooks = RulebookCache()
+    app.state.call_counts = CallCounts("api_session")
     api.install(app)   # the JSON API and its error answers
     web.install(app)   # the officer and citizen pages; on their paths errors are pages
 

@@ -33,13 +33,13 @@ from core_app.waits import app_connection, check_waits
 # kntc.actor() is STABLE and sees the statement's snapshot, so it runs only when
 # kntc.session_begin() found the session live. OFFSET 0 keeps the subqueries whole: flattened,
 # kntc.actor() was evaluated once per column read from it (three calls per request instead of one).
-# The budget's hit runs only when a purpose is given (a one-time filter on the parameter); its row
-# stays locked until the transaction ends, so one session's calls run one after another, each
-# waiting at most lock_timeout. kntc.throttle is unlogged: a read still commits without a WAL flush.
+# The budget is judged only when a purpose is given (a one-time filter on the parameter), by the
+# shared counter plus the calls this process counted and has not added yet (`more`,
+# core_app/call_counts.py): a read, so that reading a case takes no transaction id.
 # Every request runs it: planned once per server connection (core_app/repo/planned.py).
 BEGIN_AS_ACTOR = Planned(
     "begin_as_actor",
-    params=(("token", "text"), ("idle", "integer"), ("purpose", "text"), ("key", "text")),
+    params=(("token", "text"), ("idle", "integer"), ("purpose", "text"), ("key", "text"), ("more", "integer")),
     returns=(("state", "text"), ("account_id", "integer"), ("unit_id", "integer"), ("roles", "text[]"),
              ("clearance", "smallint"), ("unit_code", "text"), ("unit_name", "text"), ("unit_level", "text"),
              ("allowed", "boolean"), ("retry_after_s", "integer")),
@@ -51,7 +51,7 @@ SELECT s.state, (x.a).account_id, (x.a).unit_id, (x.a).roles, (x.a).clearance, u
                kntc.session_begin(%(token)s, %(idle)s) AS state OFFSET 0) s
   LEFT JOIN LATERAL (SELECT kntc.actor() AS a WHERE s.state = 'live' AND s.cfg IS NOT NULL OFFSET 0) x ON true
   LEFT JOIN kntc.unit u ON u.id = (x.a).unit_id
-  LEFT JOIN LATERAL (SELECT h.allowed, h.retry_after_s FROM kntc.throttle_hit(%(purpose)s, %(key)s) h
+  LEFT JOIN LATERAL (SELECT h.allowed, h.retry_after_s FROM kntc.throttle_allows(%(purpose)s, %(key)s, %(more)s) h
                       WHERE %(purpose)s::text IS NOT NULL OFFSET 0) b ON true
 """)
 
@@ -171,15 +171,15 @@ class Database:
             yield conn
 
     @asynccontextmanager
-    async def acting(self, token: str, idle_seconds: int, budget: Budget | None = None,
+    async def acting(self, token: str, idle_seconds: int, budget: Budget | None = None, unsent: int = 0,
                      ) -> AsyncIterator[tuple[AsyncConnection[Any], dict[str, Any] | None]]:
         """A transaction in which the database knows the officer; yields (conn, the session's row).
 
         The row's `state` is 'live', 'idle' or 'expired'; its actor columns are set only when live.
         Use it through `core_app.gate.acting`, which turns the row into an Actor or a refusal.
-        With an API `budget` not yet counted, the first statement counts the call too (the row's
-        `allowed`, `retry_after_s`); should the transaction roll back, the budget says so
-        (`counted` false again) and the caller counts the call on its own.
+        With an API `budget`, the first statement also judges the call (the row's `allowed`,
+        `retry_after_s`) by the shared counter plus the `unsent` calls this process counted
+        (core_app/call_counts.py), this one among them.
 
         The request runs in pipeline mode (not through PgBouncer: see `pipeline`): BEGIN travels
         with the actor lookup, and statements whose results nobody reads (an event row, a
@@ -187,17 +187,9 @@ class Database:
         result it needs, not one per statement. An error still surfaces inside this block, at the
         next read or at COMMIT.
         """
-        counting = budget if budget is not None and not budget.counted else None
-        params = {"token": token, "idle": idle_seconds, "purpose": counting.purpose if counting else None,
-                  "key": counting.key if counting else None}
-        try:
-            async with self.connection() as conn, pipeline(conn), conn.transaction():
-                cur = await conn.execute(BEGIN_AS_ACTOR.call, params)
-                row = await cur.fetchone()
-                if counting:
-                    counting.counted = True
-                yield conn, row
-        except BaseException:
-            if counting:
-                counting.counted = False
-            raise
+        params = {"token": token, "idle": idle_seconds, "purpose": budget.purpose if budget else None,
+                  "key": budget.key if budget else None, "more": unsent}
+        async with self.connection() as conn, pipeline(conn), conn.transaction():
+            cur = await conn.execute(BEGIN_AS_ACTOR.call, params)
+            row = await cur.fetchone()
+            yield conn, row

@@ -83,7 +83,8 @@ async def acting(request: Request, *roles: str) -> AsyncIterator[tuple[AsyncConn
         raise Refused("login_required")
     db = request.app.state.db
     budget = getattr(request.state, throttle.BUDGET_STATE, None)
-    async with db.acting(token, request.app.state.settings.idle_seconds, budget) as (conn, row):
+    unsent = request.app.state.call_counts.unsent(budget.key) if budget else 0
+    async with db.acting(token, request.app.state.settings.idle_seconds, budget, unsent) as (conn, row):
         if row is not None and row["allowed"] is not None:
             throttle.refuse_over(row)
         state = row["state"] if row else "expired"

@@ -114,14 +114,13 @@ BUDGET_STATE = "kntc_api_budget"
 class Budget:
     """One API call's count against its session (or, without one, its address).
 
-    An officer's call is counted by the officer's own transaction, in its first statement
-    (`core_app.db.Database.acting`): one transaction per request instead of two. `counted` says
-    whether a committed transaction holds the hit; a call whose transaction rolled back, or that
-    never opened one, is counted on its own afterwards (`api_call`), so an error is no free call."""
+    An officer's call is counted in this process as it arrives and added to the shared counter in
+    batches (core_app/call_counts.py); the officer's transaction judges it, in its first statement
+    (`core_app.db.Database.acting`). A call without a session is counted and judged on its own
+    before it runs (`api_call`)."""
 
     purpose: str
     key: str
-    counted: bool = False
 
 
 def budget_of(token: str | None, address: str) -> Budget:
@@ -136,19 +135,15 @@ def refuse_over(row: dict[str, Any] | None) -> None:
         raise Throttled(row["retry_after_s"] if row else 60, *TOO_MANY)
 
 
-async def api_call(db: Any, budget: Budget, *, refuse: bool = True) -> None:
-    """Count a call in a transaction of its own: a call without a session before it runs, a
-    session's call that no committed transaction counted after it ran.
+async def api_call(db: Any, budget: Budget) -> None:
+    """Count a call without an officer's transaction (no session, or the login routes) in a
+    transaction of its own, before it runs; over the budget, Throttled (the call counts too).
 
     BEGIN, the hit and COMMIT travel in one round trip (`Database.counting`): the counter's row is
-    locked only while the server runs them, never across a round trip to a busy worker. A call over
-    the budget is counted too."""
+    locked only while the server runs them, never across a round trip to a busy worker."""
     async with db.counting() as conn:
         cur = await conn.execute("SELECT * FROM kntc.throttle_hit(%s, %s)", (budget.purpose, budget.key))
-    row = await cur.fetchone()
-    budget.counted = True
-    if refuse:
-        refuse_over(row)
+    refuse_over(await cur.fetchone())
 
 
 async def lookup_guarded(db: Any, address: str, run: Any) -> Any:

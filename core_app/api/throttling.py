@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
-
 import psycopg
 from fastapi import FastAPI, Request
 from fastapi.responses import ORJSONResponse
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from core_app import throttle
 from core_app.api.errors import body
@@ -42,27 +40,15 @@ class ApiBudget:
             db = request.app.state.db
             budget = throttle.budget_of(token_of(request), throttle.client_address(request))
             if budget.purpose == "api_session" and not scope["path"].startswith("/api/auth/"):
-                # Counted by the officer's transaction (core_app.db.Database.acting); whatever it
-                # did not count (rolled back, or no transaction at all) is counted here, after.
-                # The login and set-up routes work through the login role, not an officer's
-                # transaction: their calls are counted before they run, as calls without a session.
+                # Counted now, in this process, and added to the shared counter with the next batch
+                # (core_app/call_counts.py); judged by the officer's transaction
+                # (core_app.db.Database.acting), before the route's work. A call that fails, rolls
+                # back or never opens a transaction has been counted all the same. The login and
+                # set-up routes work through the login role, not an officer's transaction: their
+                # calls are counted before they run, as calls without a session.
+                request.app.state.call_counts.add(budget.key)
                 scope.setdefault("state", {})[throttle.BUDGET_STATE] = budget
-
-                async def count() -> None:
-                    if not budget.counted:
-                        # The database does not answer: the route met the same and said so (503).
-                        with contextlib.suppress(psycopg.Error):
-                            await throttle.api_call(db, budget, refuse=False)
-
-                async def sending(message: Message) -> None:
-                    if message["type"] == "http.response.start":
-                        await count()  # before the client has its answer, so its next call sees it
-                    await send(message)
-
-                try:
-                    await self.app(scope, receive, sending)
-                finally:
-                    await count()
+                await self.app(scope, receive, send)
                 return
             try:
                 await throttle.api_call(db, budget)

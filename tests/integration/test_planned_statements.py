@@ -76,7 +76,7 @@ def test_the_session_statement_planned_is_the_statement_sent_as_text(
         pg_env: dict[str, str], owner_conn: psycopg.Connection, officer: Callable[..., Officer]) -> None:
     own = officer(HOME, ["reception"])
     for token in (own.token, "not-a-session"):
-        params = {"token": token, "idle": 1800, "purpose": None, "key": None}
+        params = {"token": token, "idle": 1800, "purpose": None, "key": None, "more": 0}
         with psycopg.connect(pg_env["KNTC_DATABASE_URL"], row_factory=dict_row) as conn:
             as_text = conn.execute(BEGIN_AS_ACTOR.sql, params).fetchall()
         with psycopg.connect(pg_env["KNTC_DATABASE_URL"], row_factory=dict_row) as conn:
@@ -86,14 +86,20 @@ def test_the_session_statement_planned_is_the_statement_sent_as_text(
         assert as_planned == as_text, token
         assert actor == {"id": as_planned[0]["account_id"]}
     assert as_text[0]["state"] == "expired"  # the made-up token, last
-    # with a budget's purpose the call is counted, in the officer's transaction
+    # with a budget's purpose the call is judged by the shared counter plus the calls this process
+    # has not added yet, and nothing is written: reading a case takes no transaction id
     key = f"planned-{own.token[:6]}"
-    with psycopg.connect(pg_env["KNTC_DATABASE_URL"], row_factory=dict_row) as conn:
-        [row] = conn.execute(BEGIN_AS_ACTOR.call, {"token": own.token, "idle": 1800, "purpose": "api_session",
-                                                   "key": key}).fetchall()
-    assert row["state"] == "live" and row["allowed"] is True
+    owner_conn.execute("SELECT kntc.throttle_add('api_session', %s, %s)", ([key], [598]))
+    for more, allowed in ((2, True), (3, False)):
+        with psycopg.connect(pg_env["KNTC_DATABASE_URL"], row_factory=dict_row) as conn:
+            [row] = conn.execute(BEGIN_AS_ACTOR.call, {"token": own.token, "idle": 1800, "purpose": "api_session",
+                                                       "key": key, "more": more}).fetchall()
+            xid = conn.execute("SELECT pg_current_xact_id_if_assigned() AS xid").fetchone()
+        assert row["state"] == "live" and row["allowed"] is allowed, (more, row)
+        assert (row["retry_after_s"] > 0) is not allowed
+        assert xid == {"xid": None}
     assert owner_conn.execute("SELECT hits FROM kntc.throttle WHERE purpose = 'api_session' AND key = %s",
-                              (key,)).fetchone() == {"hits": 1}
+                              (key,)).fetchone() == {"hits": 598}
 
 
 @pytest.fixture

@@ -13,12 +13,14 @@ from __future__ import annotations
 import hashlib
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
+import psycopg
 import pytest
 
+from core_app.call_counts import EVERY_S
 from tests.conftest import TEST_PASSWORD, petition_body, running_server
 
 
@@ -108,16 +110,58 @@ def test_a_session_flooding_the_api_is_stopped(officer, owner_conn):
 
 
 def _hits(owner_conn, token: str) -> int:
+    """The session's shared count once every app process has added the calls it counted (each
+    adds them every EVERY_S)."""
+    time.sleep(3 * EVERY_S)
     key = hashlib.sha256(token.encode()).hexdigest()
     row = owner_conn.execute("SELECT hits FROM kntc.throttle WHERE purpose = 'api_session' AND key = %s",
                              (key,)).fetchone()
     return row["hits"] if row else 0
 
 
+@pytest.fixture
+def api_session_budget(owner_conn) -> Iterator[Callable[[int], None]]:
+    """Lower the per-session budget for a test (it is data); 600 again after."""
+    def lower(hits: int) -> None:
+        owner_conn.execute("UPDATE kntc.throttle_rule SET max_hits = %s WHERE purpose = 'api_session'", (hits,))
+    yield lower
+    lower(600)
+
+
+def test_an_officer_session_flooding_the_api_is_stopped_whichever_process_serves_it(officer, owner_conn,
+                                                                                    api_session_budget, server,
+                                                                                    second_server):
+    """Each server process counts the calls it serves and adds them in batches. Served by one
+    process, the budget holds to the call; a flood that two processes serve at once passes it by at
+    most what the other process had not added yet (each process refuses once the calls it counted
+    and the shared counter reach the budget), every call counts, and once added all are refused."""
+    o = officer("X00004", ["reception"])
+    api_session_budget(_hits(owner_conn, o.token) + 5)
+    with httpx.Client(base_url=second_server, timeout=30, headers={"Authorization": f"Bearer {o.token}"}) as one:
+        statuses = [one.get("/api/cases?scope=unit").status_code for _ in range(8)]
+    assert statuses == [200] * 5 + [429] * 3, statuses
+
+    flooder = officer("X00004", ["reception"])
+    spent = _hits(owner_conn, flooder.token)
+    api_session_budget(spent + 5)
+
+    def call(_: int) -> int:
+        with httpx.Client(base_url=server, timeout=30, headers={"Authorization": f"Bearer {flooder.token}"}) as c:
+            return c.get("/api/cases?scope=unit").status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        flood = list(pool.map(call, range(40)))
+    assert set(flood) <= {200, 429} and flood.count(200) <= 2 * 5 and 429 in flood, flood
+    assert _hits(owner_conn, flooder.token) == spent + 40  # every call counted, the refused ones too
+    assert [flooder.get("/api/cases?scope=unit").status_code for _ in range(4)] == [429] * 4
+    # another session of the same officer has its own budget
+    assert officer("X00004", ["reception"]).get("/api/cases?scope=unit").status_code == 200
+
+
 def test_every_call_of_a_session_counts_once_whatever_became_of_it(officer, owner_conn):
-    """An officer's call is counted by the officer's own transaction; a call whose transaction rolled
-    back (a case that is not there, a refused transition) or that never opened one (a body the
-    route refused) is counted on its own, so errors are no free calls."""
+    """An officer's call is counted as it arrives, before anything else: a call whose transaction
+    rolled back (a case that is not there, a refused transition) or that never opened one (a body
+    the route refused) counts as one, so errors are no free calls."""
     o = officer("X00004", ["reception"])
     calls = [
         ("read a list", lambda: o.get("/api/cases?scope=unit"), 200),
@@ -134,30 +178,26 @@ def test_every_call_of_a_session_counts_once_whatever_became_of_it(officer, owne
         assert _hits(owner_conn, o.token) == before + 1, what
 
 
-def test_a_write_over_the_budget_is_refused_and_leaves_nothing(officer, owner_conn):
-    """The budget is spent in the write's own transaction: the call past it gets 429, counts, and
-    the case it would have recorded does not exist."""
+def test_a_write_over_the_budget_is_refused_and_leaves_nothing(officer, owner_conn, api_session_budget):
+    """The budget is judged in the write's own transaction, before its work: the call past it gets
+    429, counts, and the case it would have recorded does not exist."""
     o = officer("X00004", ["reception"])
     body = petition_body(subject=f"Vượt ngân sách {secrets.token_hex(4)}")
     check = o.check_for(body)
     assert check
     spent = _hits(owner_conn, o.token)
-    owner_conn.execute("UPDATE kntc.throttle_rule SET max_hits = %s WHERE purpose = 'api_session'", (spent,))
-    try:
-        got = o.client.post("/api/cases", json={**body, "dedup_check_id": check})
-        after = _hits(owner_conn, o.token)
-    finally:
-        owner_conn.execute("UPDATE kntc.throttle_rule SET max_hits = 600 WHERE purpose = 'api_session'")
+    api_session_budget(spent)
+    got = o.client.post("/api/cases", json={**body, "dedup_check_id": check})
     assert got.status_code == 429, got.text
     assert int(got.headers["Retry-After"]) >= 1 and got.json()["error"] == "too_many_requests"
-    assert after == spent + 1
+    assert _hits(owner_conn, o.token) == spent + 1
     assert owner_conn.execute("SELECT count(*) FROM kntc.case_file WHERE subject = %s",
                               (body["subject"],)).fetchone()["count"] == 0
 
 
-def test_calls_of_one_session_at_once_wait_for_each_other_and_all_count(officer, owner_conn, server):
-    """Each call holds its session's counter until its transaction ends: calls sent together run one
-    after another, none is refused for it, and each counts."""
+def test_calls_of_one_session_at_once_are_all_served_and_all_count(officer, owner_conn, server):
+    """No lock on the counter while a call runs: calls of one session sent together are all served,
+    none refused for it, and each counts."""
     o = officer("X00004", ["reception"])
     before = _hits(owner_conn, o.token)
 
@@ -169,3 +209,15 @@ def test_calls_of_one_session_at_once_wait_for_each_other_and_all_count(officer,
         statuses = list(pool.map(call, range(24)))
     assert statuses == [200] * 24
     assert _hits(owner_conn, o.token) == before + 24
+
+
+def test_the_app_role_adds_only_whole_api_calls(pg_env):
+    """Whoever holds the application's role may add calls to an API budget, not spend an officer's
+    login budget in one call nor give a session calls back."""
+    for purpose, counts, error in (("login_pair", [1000], psycopg.errors.InsufficientPrivilege),
+                                   ("login_account", [1], psycopg.errors.InsufficientPrivilege),
+                                   ("api_session", [-600], psycopg.errors.InvalidParameterValue),
+                                   ("api_session", [0], psycopg.errors.InvalidParameterValue),
+                                   ("api_session", [1, 1], psycopg.errors.InvalidParameterValue)):
+        with psycopg.connect(pg_env["KNTC_DATABASE_URL"]) as app, pytest.raises(error):
+            app.execute("SELECT kntc.throttle_add(%s, %s, %s)", (purpose, ["someone|198.18.0.1"], counts))
