@@ -3,7 +3,7 @@
 Why: every officer's call added one to its session's counter (`kntc.throttle_hit` beside the session
 check), an UPDATE of `kntc.throttle` that gave each read a transaction id of its own and made about
 half the cost of the statement every request runs first (`loadtests/CAPACITY.md` §12, "The API
-budget's counter"). Each app process now counts its calls in memory and adds them here every
+budget counted in batches"). Each app process now counts its calls in memory and adds them here every
 quarter of a second, one transaction for all its sessions (`kntc.throttle_add`); a call is judged
 by what the shared counter holds plus what this process has not yet added (`kntc.throttle_allows`),
 a read. Within one process the count is exact; a session whose calls several processes serve at
