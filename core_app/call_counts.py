@@ -6,8 +6,11 @@ own, about half the cost of the statement every request runs first. Here a call 
 memory as it arrives; every `EVERY_S` one transaction adds what each session called
 (`kntc.throttle_add`, the keys in one order), and a call is judged by the shared counter plus what
 this process has counted and not yet added (`kntc.throttle_allows`, in the officer's first
-statement). Within one process the count is exact; a session that several processes serve at once
-may pass its budget by what the others counted in the last `EVERY_S`. A batch the database refused
+statement). One process never lets a session past its budget: a call judged while the process is
+adding a batch may count that batch twice (between reading what is unsent and the statement's
+snapshot the batch may commit), so it is refused early by at most that batch, never let through. A
+session that several processes serve at once may pass its budget by what the others counted in the
+last `EVERY_S`. A batch the database refused
 (a failover) is kept and added with the next one: the counters are unlogged, a failover empties
 them anyway, and what matters is that no call is free for long.
 """

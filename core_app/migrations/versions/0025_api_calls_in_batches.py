@@ -6,8 +6,9 @@ half the cost of the statement every request runs first (`loadtests/CAPACITY.md`
 budget counted in batches"). Each app process now counts its calls in memory and adds them here every
 quarter of a second, one transaction for all its sessions (`kntc.throttle_add`); a call is judged
 by what the shared counter holds plus what this process has not yet added (`kntc.throttle_allows`),
-a read. Within one process the count is exact; a session whose calls several processes serve at
-once may pass its budget by what the others counted in the last quarter second.
+a read. One process never lets a session past its budget (a call judged while the process adds a
+batch may be refused that batch early); a session whose calls several processes serve at once may
+pass its budget by what the others counted in the last quarter second.
 
 Revision ID: 0025_api_calls_in_batches
 Revises: 0024_search_scope_by_path
