@@ -135,6 +135,16 @@ def _hits(owner_conn, token: str, expect: int | None = None) -> int:
     return now
 
 
+@pytest.fixture(scope="module", autouse=True)
+def api_session_window_of_a_day(owner_conn) -> Iterator[None]:
+    """The tests compare a session's count before and after calls that take seconds to settle; a
+    minute's window turning over between the two would start the count again. A day's window for
+    this module (the rule is data), the minute again after."""
+    owner_conn.execute("UPDATE kntc.throttle_rule SET window_s = 86400 WHERE purpose = 'api_session'")
+    yield
+    owner_conn.execute("UPDATE kntc.throttle_rule SET window_s = 60 WHERE purpose = 'api_session'")
+
+
 @pytest.fixture
 def api_session_budget(owner_conn) -> Iterator[Callable[[int], None]]:
     """Lower the per-session budget for a test (it is data); 600 again after."""
