@@ -431,11 +431,11 @@ class Officer(KntcUser):
             return None
         return self.api("GET", f"/api/cases/{code}", "/api/cases/[code]", ok=(200, 404))
 
-    def work_list(self, path: str, status: str, api_status: str | None = None) -> None:
-        """The officer's work list: the page (whose case links are what the officer opens next) or
-        the API's inbox in `api_status`."""
+    def work_list(self, path: str, status: str) -> None:
+        """The officer's work list: the page at `path` (whose case links are what the officer opens
+        next) or the API's inbox of the cases in `status`."""
         if not self.in_pages:
-            self.inbox(api_status or status)
+            self.inbox(status)
             return
         text = self.page(path, path)
         if text:

@@ -207,6 +207,17 @@ def local_target(root: Path, port: int, dsn: str) -> str:
     return f"local:{root.resolve()}:{port}/{urlsplit(dsn).path.lstrip('/')}"
 
 
+def share(text: str) -> float:
+    """A share from 0 to 1, or argparse's one-line error."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number from 0 to 1") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text} is not a share: give a number from 0 to 1")
+    return value
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--host", help="an app already running (default: the local cluster and `kntc serve`)")
@@ -244,7 +255,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--connections", type=int, default=0,
                    help="connections per Locust process shared by its users (0: one pool per user)")
     p.add_argument("--spawn-rate", type=float, default=1000, help="national: users started per second")
-    p.add_argument("--web-share", type=float, default=0.0,
+    p.add_argument("--web-share", type=share, default=0.0,
                    help="share of officers working in the pages (work lists, case page, overview) instead of the API")
     p.add_argument("--tier-cpu", choices=["auto", "lab", "none"], default="auto",
                    help="CPU per tier during the run (tiers.json, the summary): auto reads the lab's hosts when "
