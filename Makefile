@@ -29,7 +29,7 @@ stop-local: ## stop the embedded PostgreSQL started by `make app`
 test: ## run every test (unit, integration, lab, drills, browser) after auditing the lock
 	@KNTC_WITH_LAB=1 KNTC_WITH_BROWSER=1 infra/host/install-deps.sh
 	$(BIN)/python infra/host/audit-deps.py $(LOCKS)
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/python -m tests.run $(PYTEST_ARGS)
 
 test-fast: deps ## unit and integration tests only (no lab, no browser)
 	$(BIN)/pytest -m 'not lab and not drill and not browser' -x $(PYTEST_ARGS)

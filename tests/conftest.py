@@ -27,6 +27,7 @@ import pytest
 from psycopg.rows import dict_row
 
 from core_app.localdb import LocalCluster
+from tests.ports import FIRST, LAST, free_block
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_PASSWORD = "Test-password-2026"
@@ -46,21 +47,6 @@ def _rank(item: pytest.Item) -> int:
     return _ORDER.index(top) if top in _ORDER else len(_ORDER)
 
 
-def _ours(port: int) -> bool:
-    """Whether what listens on the port is this checkout's own test cluster of that port."""
-    pid = ROOT / ".data" / f"test-{port}" / "pg" / "postmaster.pid"
-    try:
-        return pid.read_text().splitlines()[3].strip() == str(port)
-    except (OSError, IndexError):
-        return False
-
-
-def _listened(port: int) -> bool:
-    with socket.socket() as probe:
-        probe.settimeout(1)
-        return probe.connect_ex(("127.0.0.1", port)) == 0
-
-
 def _choose_test_port() -> None:
     """Choose the test clusters' ports (the session's on KNTC_TEST_PG_PORT, the DR tests' on the next
     four) unless they are given: the first block of five that no one else listens on, so that a
@@ -69,12 +55,11 @@ def _choose_test_port() -> None:
     any hook runs, and that one reads the port as it is imported."""
     if "KNTC_TEST_PG_PORT" in os.environ:
         return
-    for base in range(55433, 55633, 10):
-        if all(_ours(p) or not _listened(p) for p in range(base, base + 5)):
-            os.environ["KNTC_TEST_PG_PORT"] = str(base)
-            return
-    pytest.exit("no free block of ports for the test clusters between 55433 and 55632: "
-                "set KNTC_TEST_PG_PORT to a free one", returncode=4)
+    base = free_block()
+    if base is None:
+        pytest.exit(f"no free block of ports for the test clusters between {FIRST} and {LAST}: "
+                    "set KNTC_TEST_PG_PORT to a free one", returncode=4)
+    os.environ["KNTC_TEST_PG_PORT"] = str(base)
 
 
 _choose_test_port()
@@ -95,9 +80,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    """With lab tests selected after others, start bringing the lab up now (tests/infra/conftest.py)."""
+    """With lab tests selected after others, or in a session of lab tests that another session of the
+    others runs beside (tests/run.py), start bringing the lab up now (tests/infra/conftest.py)."""
     lab = [i.get_closest_marker("lab") is not None for i in session.items]
-    if any(lab) and not all(lab):
+    if any(lab) and (not all(lab) or os.environ.get("KNTC_LAB_EARLY") == "beside"):
         from tests.infra.conftest import start_early
 
         start_early()
