@@ -1,6 +1,12 @@
-"""Officers' search within their scope: every filter, Vietnamese with or without diacritics."""
+"""Officers' search within their scope: every filter, Vietnamese with or without diacritics.
+
+Threat rows (runbooks/security.md): T113.
+"""
 
 from __future__ import annotations
+
+import psycopg
+import pytest
 
 from tests.conftest import petition_body
 from tests.dedup.conftest import fill_commune, id_number
@@ -118,3 +124,42 @@ def test_search_in_a_crowded_commune_and_nationwide(officer, commune, owner_conn
     assert newest in codes(centre, q="sửa chữa trạm bơm thủy lợi", unit=unit)
     assert newest in codes(officer(province, ["head"]), person="nguyễn văn sơn hà")
     assert codes(officer(province, ["head"]), unit="X99999999") == []
+
+
+def test_a_phrase_found_by_its_rare_words_is_found_as_the_substring_it_is(officer, commune, owner_conn):
+    """A province head's phrase with a rare whole word between its first and last is found through
+    the words' index (migration 0026), and the answers are those of the substring search: a first
+    and a last word cut short still match, a hyphenated or punctuated word is matched as written,
+    and the same words in another order or joined otherwise do not match."""
+    unit, province = commune()
+    clerk = officer(unit, ["reception"])
+    rare = "zq" + id_number()[-6:]
+    r = clerk.post("/api/cases", json=petition_body(
+        subject=f"Phản ánh việc san lấp ao {rare} thôn Quỳnh-Đôi, xã Kẻ Sặt", received_on="2025-03-03",
+        parties=[{"role": "petitioner", "full_name": "Trần Thị Lụa", "address_unit": unit}]))
+    assert r.status_code == 201, r.text
+    code = r.json()["code"]
+    head = officer(province, ["head"])
+
+    def found(q: str) -> bool:
+        res = head.get("/api/search", params={"q": q})
+        assert res.status_code == 200, res.text
+        return code in [row["code"] for row in res.json()["data"]]
+
+    # The phrases below reach the words' index: their rare word is among the inner ones.
+    inner = owner_conn.execute("SELECT kntc.rare_inner_words(%s) AS w", (f"%san lap ao {rare} thon%",)).fetchone()
+    assert inner is not None and rare in (inner["w"] or "").split()
+    for q in (f"san lap ao {rare} thon", f"n lap ao {rare} th", f"ao {rare} thôn Quỳnh-Đôi, xã",
+              f"ÁO {rare} THÔN", f"việc  san lấp ao {rare} thôn"):
+        assert found(q), q
+    for q in (f"lap ao {rare} thon quynh doi", f"san ao {rare} thon", f"ao {rare}thon", f"lap ao {rare} xa"):
+        assert not found(q), q
+    # A wildcard typed by the officer is a character, not a wildcard, on either path.
+    assert not found(f"san lap % {rare} thon") and not found(f"san lap ao_{rare} thon")
+
+
+def test_the_app_role_cannot_read_which_words_the_subjects_hold(pg_env):
+    """The helper reads the word statistics of every case's subject: only search, as the owner, may."""
+    with psycopg.connect(pg_env["KNTC_DATABASE_URL"], autocommit=True) as conn, \
+            pytest.raises(psycopg.errors.InsufficientPrivilege):
+        conn.execute("SELECT kntc.rare_inner_words('%a b c%')")
