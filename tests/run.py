@@ -51,6 +51,12 @@ def _merge_figures(side: Path) -> None:
     side.unlink()
 
 
+def early(environ: dict[str, str]) -> str:
+    """KNTC_LAB_EARLY for the lab's session: bring the lab up at collection, beside the other session,
+    unless whoever runs the tests asked for the bring-up at the first lab test (`KNTC_LAB_EARLY=0`)."""
+    return "0" if environ.get("KNTC_LAB_EARLY") == "0" else "beside"
+
+
 def combined(lab_rc: int, other_rc: int) -> int:
     """One exit status for the two sessions."""
     if lab_rc == other_rc == NO_TESTS:
@@ -74,7 +80,7 @@ def main(args: list[str]) -> int:
                                  env={**base, "KNTC_TEST_PG_PORT": str(first), "KNTC_FIGURES_FILE": side_figures})
     lab = subprocess.Popen([*PYTEST, "-m", "lab", *args], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                            stdin=subprocess.DEVNULL, text=True, errors="replace",
-                           env={**base, "KNTC_TEST_PG_PORT": str(second), "KNTC_LAB_EARLY": "beside"})
+                           env={**base, "KNTC_TEST_PG_PORT": str(second), "KNTC_LAB_EARLY": early(base)})
     print(f"tests/run.py: the lab's tests here (test clusters on port {second}); the others beside them "
           f"(port {first}), printed when they end (test-output/{log.name})", flush=True)
     other_done = threading.Event()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import socket
 
 from tests.ports import free_block
-from tests.run import NO_TESTS, combined
+from tests.run import NO_TESTS, combined, early
 
 
 def test_the_run_fails_when_either_session_fails_and_passes_when_one_had_nothing_to_run():
@@ -28,3 +28,9 @@ def test_a_block_with_a_port_someone_else_listens_on_is_passed_over():
         taken.listen()
         after = free_block(first)
     assert after is not None and after >= first + 10
+
+
+def test_the_lab_comes_up_beside_the_other_session_unless_asked_to_wait_for_the_first_lab_test():
+    assert early({}) == "beside"
+    assert early({"KNTC_LAB_EARLY": "1"}) == "beside"
+    assert early({"KNTC_LAB_EARLY": "0"}) == "0"
