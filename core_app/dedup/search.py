@@ -7,7 +7,8 @@ through row-level security as everywhere else, which stays the guard: an id the 
 not see does not come back.
 
 Text filters compare the stored kntc.norm() forms (subject_norm, respondent_norm, name_norm):
-subject and respondent anywhere in the text (trigram indexes), a person's name from its
+subject and respondent anywhere in the text (trigram indexes; a subject phrase with a rare whole
+word between its first and last starts from the words' index, migration 0026), a person's name from its
 beginning, surname first (a btree prefix range; see migration 0002 for why). Free text
 searches the subject (the summary an officer writes at intake), not the full content: a
 trigram index over every petition's full text doubles the cost of each insert at national
