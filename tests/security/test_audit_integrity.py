@@ -6,7 +6,7 @@ protection off, replace the functions that hash it and recompute every hash, or 
 `kntc audit verify` recomputes the chains itself, checks triggers and functions against the code,
 and compares the chains with heads signed earlier by a key the database never held.
 
-Threat rows (runbooks/security.md): T20, T21, T22, T23, T24.
+Threat rows (runbooks/security.md): T20, T21, T22, T23, T24, T114.
 """
 
 from __future__ import annotations
@@ -210,6 +210,32 @@ def test_a_forged_anchor_is_refused(kntc, anchors):
     forged.write_text(forged.read_text().replace('"id": ', '"id": 1', 1))
     code, out = _verify(kntc, anchors)
     assert code == 1 and "signature does not match" in out, out
+
+
+def test_the_api_case_file_records_a_protected_identity_read_and_nothing_for_a_plain_case(
+        officer, owner_conn, communes):
+    """The API reads most case files in one call with the session, which records nothing; a case with
+    a protected identity (not classified) is read again where the read is recorded, once per read."""
+    unit = next(communes)
+    clerk = officer(unit, ["reception", "handling"])
+    plain = clerk.post("/api/cases", json=petition_body()).json()
+    protected = clerk.post("/api/cases", json=petition_body(
+        kind="denunciation", denouncer_confidential=True,
+        parties=[{"role": "denouncer", "full_name": "Người Tố Cáo Kín", "id_number": id_number(),
+                  "address_unit": unit}])).json()
+
+    def reads(case_id: str) -> list[str]:
+        return [r["kind"] for r in owner_conn.execute(
+            "SELECT kind FROM kntc.access_log WHERE account_id = %s AND case_id = %s AND kind LIKE '%%_read' "
+            "ORDER BY id", (clerk.account["account_id"], case_id)).fetchall()]
+
+    before = reads(protected["id"])
+    for _ in range(2):
+        got = clerk.get(f"/api/cases/{protected['code']}")
+        assert got.status_code == 200 and "Người Tố Cáo Kín" in got.text
+        assert clerk.get(f"/api/cases/{plain['code']}").status_code == 200
+    assert reads(protected["id"]) == [*before, "identity_read", "identity_read"]
+    assert reads(plain["id"]) == []
 
 
 def test_classified_reads_protected_identities_exports_downloads_and_declassification_are_recorded(
