@@ -24,7 +24,7 @@ from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from core_app.repo.planned import OfficerRead, Planned
+from core_app.repo.planned import Planned
 from core_app.settings import Settings
 from core_app.throttle import Budget
 from core_app.waits import app_connection, check_waits
@@ -169,22 +169,6 @@ class Database:
         async with self.connection() as conn, pipeline(conn), conn.transaction():
             await conn.execute("SET LOCAL synchronous_commit = off")
             yield conn
-
-    async def read_as_officer(self, read: OfficerRead, token: str, idle_seconds: int, budget: Budget | None,
-                              unsent: int, params: dict[str, Any]) -> list[dict[str, Any]]:
-        """The rows of `read` (core_app/repo/planned.py: the session statement and a read in one
-        call), as a transaction of its own: one round trip, no BEGIN or COMMIT. The session's columns
-        come with every row; judge them as `acting`'s row (core_app.gate.reading)."""
-        args = {"token": token, "idle": idle_seconds, "purpose": budget.purpose if budget else None,
-                "key": budget.key if budget else None, "more": unsent, **params}
-        async with self.connection() as conn:
-            await conn.set_autocommit(True)
-            try:
-                cur = await conn.execute(read.call, args)
-                return await cur.fetchall()
-            finally:
-                if not conn.closed:
-                    await conn.set_autocommit(False)
 
     @asynccontextmanager
     async def acting(self, token: str, idle_seconds: int, budget: Budget | None = None, unsent: int = 0,

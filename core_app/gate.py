@@ -11,14 +11,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, Literal, NoReturn
+from typing import Any, Literal
 
 from fastapi import Request
 from psycopg import AsyncConnection
 
 from core_app import throttle
 from core_app.domain import workflow
-from core_app.repo.planned import OfficerRead
 
 SESSION_COOKIE = "kntc_session"
 
@@ -76,70 +75,32 @@ def require(actor: Actor, *roles: str) -> None:
         raise Refused("role_not_allowed", roles)
 
 
-def _budget(request: Request) -> tuple[throttle.Budget | None, int]:
-    """The call's API budget (set by core_app.api.throttling) and the calls this process counted
-    against it and has not added to the shared counter yet."""
-    budget = getattr(request.state, throttle.BUDGET_STATE, None)
-    return budget, request.app.state.call_counts.unsent(budget.key) if budget else 0
-
-
-def _actor_of(request: Request, row: dict[str, Any] | None, roles: tuple[str, ...]) -> Actor | None:
-    """The officer of the session statement's row, or None when the session may not act; a call over
-    its budget is refused here, whatever the session's state."""
-    if row is not None and row["allowed"] is not None:
-        throttle.refuse_over(row)
-    if row is None or row["state"] != "live" or row["account_id"] is None:
-        return None
-    actor = Actor.from_row(row)
-    request.state.actor = actor
-    if roles:
-        require(actor, *roles)
-    return actor
-
-
-async def _refuse(request: Request, token: str, row: dict[str, Any] | None) -> NoReturn:
-    state = row["state"] if row else "expired"
-    if state == "setup":
-        # An initial password or a factor to enrol: the session may only finish its setup.
-        raise Refused("setup_required")
-    if state == "idle":
-        # Closed in a transaction of its own: the refusal must not roll the closing back.
-        async with request.app.state.db.transaction() as conn:
-            await conn.execute("SELECT kntc.session_close(%s)", (token,))
-        raise Refused("idle")
-    raise Refused("session_expired")
-
-
 @asynccontextmanager
 async def acting(request: Request, *roles: str) -> AsyncIterator[tuple[AsyncConnection[Any], Actor]]:
     """The officer's transaction (row-level security applies) and who they are; `roles`: any one of them."""
     token = token_of(request)
     if not token:
         raise Refused("login_required")
-    budget, unsent = _budget(request)
-    async with request.app.state.db.acting(token, request.app.state.settings.idle_seconds, budget,
-                                           unsent) as (conn, row):
-        actor = _actor_of(request, row, roles)
-        if actor is not None:
+    db = request.app.state.db
+    budget = getattr(request.state, throttle.BUDGET_STATE, None)
+    unsent = request.app.state.call_counts.unsent(budget.key) if budget else 0
+    async with db.acting(token, request.app.state.settings.idle_seconds, budget, unsent) as (conn, row):
+        if row is not None and row["allowed"] is not None:
+            throttle.refuse_over(row)
+        state = row["state"] if row else "expired"
+        if state == "live" and row and row["account_id"] is not None:
+            actor = Actor.from_row(row)
+            request.state.actor = actor
+            if roles:
+                require(actor, *roles)
             yield conn, actor
             return
-    await _refuse(request, token, row)
-
-
-async def reading(request: Request, read: OfficerRead, params: dict[str, Any], *roles: str
-                  ) -> tuple[list[dict[str, Any]], Actor]:
-    """The rows `read` found for the officer (the statement's columns), and who they are: the same
-    judgement as `acting`, made in one call with the read (core_app/repo/planned.py, OfficerRead),
-    for reads that write nothing."""
-    token = token_of(request)
-    if not token:
-        raise Refused("login_required")
-    budget, unsent = _budget(request)
-    rows = await request.app.state.db.read_as_officer(read, token, request.app.state.settings.idle_seconds,
-                                                      budget, unsent, params)
-    head = rows[0] if rows else None
-    actor = _actor_of(request, head, roles)
-    if actor is None:
-        await _refuse(request, token, head)
-    columns = [c for c, _ in read.statement.returns]
-    return [{c: r[c] for c in columns} for r in rows if r["found"]], actor
+    if state == "setup":
+        # An initial password or a factor to enrol: the session may only finish its setup.
+        raise Refused("setup_required")
+    if state == "idle":
+        # Closed in a transaction of its own: the refusal must not roll the closing back.
+        async with db.transaction() as conn:
+            await conn.execute("SELECT kntc.session_close(%s)", (token,))
+        raise Refused("idle")
+    raise Refused("session_expired")

@@ -33,7 +33,6 @@ import gevent
 import requests
 from geventhttpclient import URL, HTTPClient
 
-from core_app.throttle import budget_of
 from loadtests.officers import Journal, Officer, set_up
 from loadtests.stack import REPORTS, ROOT, AppServer, StackError, kntc, local_env, prepare_database
 from loadtests.testdata import Api, ensure_admin, new_person_petition, petition_body, record_case
@@ -224,7 +223,6 @@ def _run(base: str, dsn: str, env: dict[str, str] | None, concurrency: int, seco
         print(f"  the bench's ward {BENCH_UNIT} holds {held[0] if held else 0} case files", flush=True)
     rec_token = data["reception"].s.headers["Authorization"][7:]
     hnd_token = data["handling"].s.headers["Authorization"][7:]
-    hnd_key = budget_of(hnd_token, "").key  # the session's API budget, judged by the one-call reads
     rec_tokens = sessions(base, data["reception"], data["who"]["reception"], concurrency)
     hnd_tokens = sessions(base, data["handling"], data["who"]["handling"], concurrency)
     prefix, lo, hi = data["prefix"], data["lo"], data["hi"]
@@ -245,14 +243,14 @@ def _run(base: str, dsn: str, env: dict[str, str] | None, concurrency: int, seco
     plan: list[tuple[str, list[str], str, Callable[[int], str], Body, str, dict[str, str]]] = [
         ("case file   GET /api/cases/{code}", hnd_tokens, "GET",
          lambda i: f"/api/cases/{prefix}{lo + (i * 7919) % span:06d}", None,
-         "case_file.sql", {"token": hnd_token, "key": hnd_key, "prefix": prefix, "lo": str(lo), "hi": str(hi)}),
+         "case_file.sql", {"token": hnd_token, "prefix": prefix, "lo": str(lo), "hi": str(hi)}),
         ("inbox       GET /api/cases?scope=unit&status=in_handling", hnd_tokens, "GET",
-         lambda i: "/api/cases?scope=unit&status=in_handling", None, "inbox.sql", {"token": hnd_token, "key": hnd_key}),
+         lambda i: "/api/cases?scope=unit&status=in_handling", None, "inbox.sql", {"token": hnd_token}),
     ]
     if has_route(base, "/api/search") and (SCRIPTS / "search.sql").exists():
         plan.append(("search      GET /api/search?q=...", hnd_tokens, "GET",
                      lambda i: "/api/search?q=b%E1%BB%93i+th%C6%B0%E1%BB%9Dng", None, "search.sql",
-                     {"token": hnd_token, "key": hnd_key}))
+                     {"token": hnd_token}))
     elif not has_route(base, "/api/search"):
         print("search: GET /api/search is not in this app yet, skipped")
     plan.append(("intake      POST /api/dedup/check + POST /api/cases", rec_tokens, "POST",

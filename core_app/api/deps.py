@@ -14,7 +14,6 @@ from core_app.repo.cases import RuleBook
 
 # The gate decides who is acting, for the API as for the pages.
 acting = gate.acting
-reading = gate.reading
 require_role = gate.require
 token_of = gate.token_of
 

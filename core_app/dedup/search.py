@@ -4,8 +4,7 @@ Two steps. kntc.search_ids picks the ids: it writes the officer's scope into the
 constant so that PostgreSQL plans a commune's search differently from the nation's (behind
 row-level security the scope is a run-time value it cannot see). The rows are then read
 through row-level security as everywhere else, which stays the guard: an id the officer may
-not see does not come back. The API sends both steps in one call with the officer's session
-statement and has the database make the page's JSON (SEARCH_PAGE, SEARCH_AS_OFFICER).
+not see does not come back.
 
 Text filters compare the stored kntc.norm() forms (subject_norm, respondent_norm, name_norm):
 subject and respondent anywhere in the text (trigram indexes; a subject phrase with a rare whole
@@ -22,10 +21,8 @@ from typing import Any
 
 from psycopg import AsyncConnection
 
-from core_app.db import BEGIN_AS_ACTOR
 from core_app.dedup.normalise import norm
 from core_app.repo import keyset
-from core_app.repo.planned import OfficerRead, Planned
 
 
 def _like(text: str | None, *, prefix: bool = False) -> str | None:
@@ -48,34 +45,6 @@ SELECT c.code, c.kind, c.status, c.subject, c.respondent, c.classification, c.re
  WHERE c.id = ANY (%s)
  ORDER BY c.received_on DESC, c.code DESC
 """
-
-# A page as the API answers it, in one statement planned once per server connection: the ids, their
-# rows through row-level security, and the page's JSON made by the database, with the key of its last
-# row for the next page's cursor. Sent in one call with the officer's session (SEARCH_AS_OFFICER).
-SEARCH_PAGE = Planned(
-    "search_page",
-    params=(("q", "text"), ("code", "text"), ("person", "text"), ("id_number", "text"), ("respondent", "text"),
-            ("unit", "text"), ("kind", "text"), ("status", "text"), ("received_from", "date"),
-            ("received_to", "date"), ("after_received", "date"), ("after_code", "text"), ("per_page", "integer")),
-    returns=(("data", "text"), ("has_more", "boolean"), ("last_on", "date"), ("last_code", "text")),
-    sql=f"""
-WITH l AS MATERIALIZED (
-    SELECT row_number() OVER (ORDER BY r.received_on DESC, r.code DESC) AS n, to_json(r) AS j, r.received_on, r.code
-      FROM ({ROWS.replace("%s", f"ARRAY({IDS.replace('%(limit)s', '%(per_page)s + 1').strip()})").strip()}
-           ) r)
-SELECT coalesce((SELECT json_agg(j ORDER BY n) FROM l WHERE n <= %(per_page)s), '[]')::text AS data,
-       EXISTS (SELECT 1 FROM l WHERE n > %(per_page)s) AS has_more,
-       (SELECT received_on FROM l WHERE n = %(per_page)s) AS last_on,
-       (SELECT code FROM l WHERE n = %(per_page)s) AS last_code
-""")
-SEARCH_AS_OFFICER = OfficerRead(BEGIN_AS_ACTOR, SEARCH_PAGE)
-
-
-def page_params(filters: dict[str, Any], after: str | None, per_page: int) -> dict[str, Any]:
-    """SEARCH_AS_OFFICER's parameters (a tampered cursor is bad input)."""
-    given = params(filters, after, per_page)
-    del given["limit"]
-    return {**given, "per_page": per_page}
 
 
 def params(filters: dict[str, Any], after: str | None, per_page: int) -> dict[str, Any]:

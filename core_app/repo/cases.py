@@ -15,13 +15,12 @@ import orjson
 from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 
-from core_app.db import BEGIN_AS_ACTOR
 from core_app.dedup import decisions
 from core_app.dedup import units as unit_codes
 from core_app.domain import workflow
 from core_app.repo import deadline_steps as steps
 from core_app.repo import notifications
-from core_app.repo.planned import OfficerRead, Planned
+from core_app.repo.planned import Planned
 from core_app.repo.rules import RuleBook, load_rulebook
 from core_app.security import new_lookup_secret, normalise_lookup_secret
 
@@ -287,10 +286,6 @@ CASE_FILE = Planned("case_file", params=(("code", "text"),),
                              ("body", "text")),
                     sql=CASE_FILE_JSON)
 
-# The API's case file: the officer's session statement and the document in one call, one round trip
-# (most case files are read without a record of the read; the others go through `case_file_json`).
-CASE_FILE_AS_OFFICER = OfficerRead(BEGIN_AS_ACTOR, CASE_FILE)
-
 
 async def _locked(conn: AsyncConnection[Any], code: str, version: int) -> dict[str, Any]:
     """The case row, locked; refuses when it changed since the client read it.
@@ -413,61 +408,17 @@ UNIT_INBOX = Planned(
     sql=_list_sql([LIST_FILTERS["status"], "c.handling_unit_id = %(mine)s"]))
 
 
-# The same first page as the API answers it, one JSON text made by the database (no row turned into
-# Python objects and back), and the key of its last row for the next page's cursor.
-UNIT_INBOX_PAGE = Planned(
-    "unit_inbox_page", params=(("status", "text"), ("mine", "integer"), ("per_page", "integer")),
-    returns=(("data", "text"), ("has_more", "boolean"), ("last_on", "date"), ("last_code", "text")),
-    sql=f"""
-WITH l AS MATERIALIZED (
-    SELECT row_number() OVER () AS n, to_json(x) AS j, x.received_on, x.code
-      FROM {UNIT_INBOX.function}(%(status)s, %(mine)s, %(per_page)s + 1) x)
-SELECT coalesce((SELECT json_agg(j ORDER BY n) FROM l WHERE n <= %(per_page)s), '[]')::text AS data,
-       EXISTS (SELECT 1 FROM l WHERE n > %(per_page)s) AS has_more,
-       (SELECT received_on FROM l WHERE n = %(per_page)s) AS last_on,
-       (SELECT code FROM l WHERE n = %(per_page)s) AS last_code
-""")
-# That page in one call with the officer's session statement (OfficerRead): the unit is the
-# officer's own, taken from the session's row.
-UNIT_INBOX_AS_OFFICER = OfficerRead(BEGIN_AS_ACTOR, UNIT_INBOX_PAGE, from_session=(("mine", "unit_id"),))
-
-
-def unit_inbox_params(filters: dict[str, Any], per_page: int, after: str | None) -> dict[str, Any] | None:
-    """UNIT_INBOX_AS_OFFICER's parameters when the list asked of the officer's own unit is its
-    first page in one status; None for any other list (`list_cases` reads those)."""
-    given = [k for k, v in filters.items() if v is not None and k in LIST_FILTERS]
-    if given != ["status"] or after:
-        return None
-    return {"status": filters["status"], "per_page": per_page}
-
-
-def page_json(page: dict[str, Any], per_page: int) -> bytes:
-    """A page statement's row (its JSON `data`, `has_more`, the key of its last row) as the API's page:
-    what `keyset.page` answers, field for field."""
-    from core_app.repo import keyset  # keyset reports a bad cursor with this module's Invalid
-
-    nxt = keyset.encode(page["last_on"], page["last_code"]) if page["has_more"] else None
-    tail = orjson.dumps({"per_page": per_page, "has_more": page["has_more"], "next": nxt})
-    return b'{"data":' + page["data"].encode() + b"," + tail[1:]
-
-
-def list_page(rows: list[dict[str, Any]], per_page: int) -> dict[str, Any]:
-    from core_app.repo import keyset
-
-    return keyset.page(rows, per_page, "received_on", "code")
-
-
 async def list_cases(conn: AsyncConnection[Any], filters: dict[str, Any], per_page: int,
                      *, after: str | None = None, mine_only_unit: int | None = None) -> dict[str, Any]:
     """Newest first; `after` is the `next` cursor of the previous page (keyset paging)."""
-    from core_app.repo import keyset
+    from core_app.repo import keyset  # keyset reports a bad cursor with this module's Invalid
 
     given = [k for k, v in filters.items() if v is not None and k in LIST_FILTERS]
     key = keyset.decode(after, 2)
     if given == ["status"] and mine_only_unit is not None and not key:
         cur = await conn.execute(UNIT_INBOX.call, {"status": filters["status"], "mine": mine_only_unit,
                                                    "limit": per_page + 1})
-        return list_page(await cur.fetchall(), per_page)
+        return keyset.page(await cur.fetchall(), per_page, "received_on", "code")
     where = [LIST_FILTERS[k] for k in given]
     if mine_only_unit is not None:
         where.append("c.handling_unit_id = %(mine)s")
@@ -476,7 +427,7 @@ async def list_cases(conn: AsyncConnection[Any], filters: dict[str, Any], per_pa
     params = {**filters, "mine": mine_only_unit, "limit": per_page + 1,
               "after_on": key[0] if key else None, "after_code": key[1] if key else None}
     cur = await conn.execute(_list_sql(where), params)
-    return list_page(await cur.fetchall(), per_page)
+    return keyset.page(await cur.fetchall(), per_page, "received_on", "code")
 
 
 async def transition(conn: AsyncConnection[Any], actor: workflow.Actor, book: RuleBook, code: str,

@@ -41,28 +41,3 @@ def test_a_forged_cursor_is_bad_input(officer):
     for cursor in ("garbage", "WyJ4Il0", "WyIyMDI2LTAxLTAxIiwibm90LWEtdXVpZCJd"):
         r = clerk.get("/api/receptions", params={"after": cursor})
         assert r.status_code == 400 and r.json()["message_en"], (cursor, r.text)
-
-
-def test_the_first_page_of_the_units_inbox_is_the_page_any_list_answers(officer):
-    """The unit's first page in one status is read in one call with the session and made into JSON by
-    the database; it answers what the same list read in a transaction answers (a filter that keeps
-    every row sends it that way): the same rows and values, the same `has_more` and `next`, and the
-    next page follows on from it."""
-    clerk = officer("X25747", ["reception"])
-    made = {clerk.post("/api/cases", json=petition_body()).json()["code"] for _ in range(3)}
-    for per_page in (2, 200):
-        one_call = clerk.get("/api/cases", params={"scope": "unit", "status": "received", "per_page": per_page})
-        in_transaction = clerk.get("/api/cases", params={"scope": "unit", "status": "received", "per_page": per_page,
-                                                         "received_from": "1900-01-01"})
-        assert one_call.status_code == in_transaction.status_code == 200, one_call.text
-        assert one_call.headers["content-type"] == "application/json"
-        assert one_call.json() == in_transaction.json(), per_page
-    first = clerk.get("/api/cases", params={"scope": "unit", "status": "received", "per_page": 2}).json()
-    assert first["has_more"] and len(first["data"]) == 2
-    rest = clerk.get("/api/cases", params={"scope": "unit", "status": "received", "per_page": 200,
-                                           "after": first["next"]}).json()
-    codes = [c["code"] for c in first["data"] + rest["data"]]
-    assert len(codes) == len(set(codes)) and made <= set(codes)
-    # a status nobody's case is in: an empty page, not an error
-    empty = clerk.get("/api/cases", params={"scope": "unit", "status": "no-such-status"})
-    assert empty.status_code == 200 and empty.json() == {"data": [], "per_page": 50, "has_more": False, "next": None}

@@ -2,13 +2,12 @@
 by `kntc migrate`, callable by the application role alone, and answering exactly what the statement
 sent as text answers, to each officer under the same row-level security.
 
-Threat rows (runbooks/security.md): T111, T114.
+Threat rows (runbooks/security.md): T111.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date, timedelta
@@ -20,7 +19,6 @@ import pytest
 from psycopg.rows import dict_row
 
 from core_app.db import BEGIN_AS_ACTOR
-from core_app.dedup import search
 from core_app.repo import cases, planned
 from core_app.repo.planned import Planned
 from tests.conftest import Officer, petition_body
@@ -229,66 +227,3 @@ def test_the_pages_case_file_is_the_planned_document_typed_as_its_parts_read_apa
     assert seen["colleague"] is not None and seen["colleague"]["parties"] == []
     assert seen["colleague"]["hidden_parties"] is True
     assert seen["another province"] is None
-
-
-def test_a_read_in_one_call_with_the_session_answers_what_the_transaction_answers(
-        pg_env: dict[str, str], owner_conn: psycopg.Connection, officer: Callable[..., Officer]) -> None:
-    """The case file and the unit's inbox sent with the session statement as one call (OfficerRead):
-    for each officer the session's row and the rows the two statements give in one transaction; the
-    read runs only for a live session within its budget; and the session token it set is gone when
-    the call ends, so the next request on the same pooled connection starts with nobody."""
-    own = officer(HOME, ["reception", "handling"])
-    r = own.post("/api/cases", json=petition_body())
-    assert r.status_code == 201, r.text
-    code = r.json()["code"]
-    far = officer(ELSEWHERE, ["reception", "handling", "resolution"], clearance=2)
-    session = {"idle": 1800, "purpose": None, "key": None, "more": 0}
-    reads = ((cases.CASE_FILE_AS_OFFICER, cases.CASE_FILE, {"code": code}, {"code": code}),
-             (cases.UNIT_INBOX_AS_OFFICER, cases.UNIT_INBOX_PAGE, {"status": "received", "per_page": 500},
-              {"status": "received", "per_page": 500}),
-             (search.SEARCH_AS_OFFICER, search.SEARCH_PAGE, search.page_params({"code": code}, None, 20),
-              search.page_params({"code": code}, None, 20)))
-    head_columns = [c for c, _ in BEGIN_AS_ACTOR.returns]
-    for who, token in (("own unit", own.token), ("another province", far.token), ("no session", "not-a-session")):
-        for read, statement, params, statement_params in reads:
-            with psycopg.connect(pg_env["KNTC_DATABASE_URL"], row_factory=dict_row) as conn:
-                [head] = conn.execute(BEGIN_AS_ACTOR.call, {"token": token, **session}).fetchall()
-                if "mine" in dict(statement.params):
-                    statement_params = {**statement_params, "mine": head["unit_id"]}
-                bound = statement_params if statement.named else tuple(statement_params[n] for n, _ in statement.params)
-                rows = conn.execute(statement.call, bound).fetchall()
-                conn.rollback()
-            with psycopg.connect(pg_env["KNTC_DATABASE_URL"], row_factory=dict_row, autocommit=True) as conn:
-                got = conn.execute(read.call, {"token": token, **session, **params}).fetchall()
-                left = conn.execute("SELECT coalesce(current_setting('kntc.session_token', true), '') AS token, "
-                                    "(kntc.actor()).account_id AS actor").fetchone()
-            assert left == {"token": "", "actor": None}, (who, read.name)
-            assert all({c: g[c] for c in head_columns} == head for g in got), (who, read.name)
-            found = [{c: g[c] for c, _ in statement.returns} for g in got if g["found"]]
-            if head["state"] == "live":
-                assert found == rows, (who, read.name)
-            else:  # not run at all; run, it would have shown nothing either
-                assert found == [] and rows in ([], [{"data": "[]", "has_more": False, "last_on": None,
-                                                      "last_code": None}]), (who, read.name)
-            if not found:
-                assert len(got) == 1 and all(got[0][c] is None for c, _ in statement.returns), (who, read.name)
-    # the officer's own case, in both reads
-    with psycopg.connect(pg_env["KNTC_DATABASE_URL"], row_factory=dict_row, autocommit=True) as conn:
-        case = conn.execute(cases.CASE_FILE_AS_OFFICER.call, {"token": own.token, **session, "code": code}).fetchall()
-        [inbox] = conn.execute(cases.UNIT_INBOX_AS_OFFICER.call, {
-            "token": own.token, **session, "status": "received", "per_page": 500}).fetchall()
-        elsewhere = conn.execute(cases.CASE_FILE_AS_OFFICER.call, {"token": far.token, **session, "code": code}
-                                 ).fetchall()
-    assert [c["found"] for c in case] == [True] and code in case[0]["body"]
-    assert inbox["found"] and code in {r["code"] for r in json.loads(inbox["data"])}
-    assert [c["found"] for c in elsewhere] == [False] and elsewhere[0]["state"] == "live"
-    # over its budget the call reads nothing, whatever the session may see
-    key = f"one-call-{own.token[:6]}"
-    owner_conn.execute("SELECT kntc.throttle_add('api_session', %s, %s)", ([key], [598]))
-    with psycopg.connect(pg_env["KNTC_DATABASE_URL"], row_factory=dict_row, autocommit=True) as conn:
-        over = conn.execute(cases.CASE_FILE_AS_OFFICER.call, {
-            "token": own.token, "idle": 1800, "purpose": "api_session", "key": key, "more": 3, "code": code}).fetchall()
-        within = conn.execute(cases.CASE_FILE_AS_OFFICER.call, {
-            "token": own.token, "idle": 1800, "purpose": "api_session", "key": key, "more": 2, "code": code}).fetchall()
-    assert [(o["allowed"], o["found"], o["body"]) for o in over] == [(False, False, None)]
-    assert [(w["allowed"], w["found"]) for w in within] == [(True, True)]

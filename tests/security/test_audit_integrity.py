@@ -6,7 +6,7 @@ protection off, replace the functions that hash it and recompute every hash, or 
 `kntc audit verify` recomputes the chains itself, checks triggers and functions against the code,
 and compares the chains with heads signed earlier by a key the database never held.
 
-Threat rows (runbooks/security.md): T20, T21, T22, T23, T24, T114.
+Threat rows (runbooks/security.md): T20, T21, T22, T23, T24.
 """
 
 from __future__ import annotations
@@ -214,8 +214,8 @@ def test_a_forged_anchor_is_refused(kntc, anchors):
 
 def test_the_api_case_file_records_a_protected_identity_read_and_nothing_for_a_plain_case(
         officer, owner_conn, communes):
-    """The API reads most case files in one call with the session, which records nothing; a case with
-    a protected identity (not classified) is read again where the read is recorded, once per read."""
+    """Reading a case file through the API records each read of a protected identity (the case not
+    classified), once per read, and nothing for a case with nothing to protect."""
     unit = next(communes)
     clerk = officer(unit, ["reception", "handling"])
     plain = clerk.post("/api/cases", json=petition_body()).json()

@@ -183,9 +183,6 @@ def test_an_officer_session_flooding_the_api_is_stopped_whichever_process_serves
     assert set(flood) <= {200, 429} and flood.count(200) <= 2 * 5 and 429 in flood, flood
     assert _hits(owner_conn, flooder.token, spent + 40) == spent + 40  # every call counted, the refused ones too
     assert [flooder.get("/api/cases?scope=unit").status_code for _ in range(4)] == [429] * 4
-    # the reads sent in one call with the session statement too: refused before they read anything
-    assert [flooder.get(p).status_code for p in ("/api/cases?scope=unit&status=received",
-                                                 "/api/cases/X00004-2026-999999")] == [429, 429]
     # another session of the same officer has its own budget
     assert officer("X00004", ["reception"]).get("/api/cases?scope=unit").status_code == 200
 

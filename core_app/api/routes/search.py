@@ -4,16 +4,14 @@ from datetime import date
 from typing import Any, Literal
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import Response
 
-from core_app.api.deps import reading
+from core_app.api.deps import acting
 from core_app.dedup import search as finder
-from core_app.repo import cases
 
 router = APIRouter(prefix="/api/search", tags=["search"])
 
 
-@router.get("", response_model=dict[str, Any])
+@router.get("")
 async def search(
     request: Request,
     q: str | None = Query(None, max_length=200,
@@ -30,10 +28,10 @@ async def search(
     received_to: date | None = None,
     after: str | None = Query(None, max_length=200, description="the `next` cursor of the previous page"),
     per_page: int = Query(20, ge=1, le=100),
-) -> Response:
+) -> dict[str, Any]:
     """Cases you may see, newest first; every filter is optional and they combine."""
     filters = {"q": q, "code": code, "person": person, "id_number": id_number, "respondent": respondent,
                "unit": unit, "kind": kind, "status": status, "received_from": received_from,
                "received_to": received_to}
-    [page], _ = await reading(request, finder.SEARCH_AS_OFFICER, finder.page_params(filters, after, per_page))
-    return Response(cases.page_json(page, per_page), media_type="application/json")
+    async with acting(request) as (conn, _):
+        return await finder.search(conn, filters, after, per_page)
