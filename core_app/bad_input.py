@@ -39,9 +39,12 @@ def _has_nul(value: Any) -> bool:
 
 
 async def reject_nul(request: Request) -> None:
-    if NUL in request.url.path or NUL in unquote(request.scope.get("raw_path", b"").decode("latin-1")):
+    # Read from the scope: request.url builds a URL object (4 % of the samples of a profile of `/livez`).
+    scope = request.scope
+    path = scope.get("root_path", "") + scope["path"]
+    if NUL in path or NUL in unquote(scope.get("raw_path", b"").decode("latin-1")):
         raise _nul("path")
-    query = request.scope.get("query_string", b"")
+    query = scope.get("query_string", b"")
     if b"%00" in query or b"\x00" in query:  # %00 is a NUL however the string is parsed
         raise _nul("query")
     if request.method not in ("POST", "PUT", "PATCH"):
