@@ -38,6 +38,11 @@ load: deps ## load run (busy day by default; HOST=https://… for the lab); repo
 bench-app: deps ## case file, inbox, search, record: req/s and p50/p95/p99 vs pgbench of the same SQL
 	$(BIN)/python -m loadtests.bench_app $(LOAD_TARGET) $(BENCH_ARGS)
 
+# Two sides alternately on one bench cluster, reads only: OTHER=<source tree> (e.g. `git archive` of a
+# commit) against this tree, or MODES=1 for this tree's pipeline mode against the pooler's mode.
+bench-alternate: deps ## CPU per read of two apps (OTHER=<tree>) or of the two connection modes (MODES=1), round after round
+	$(BIN)/python -m loadtests.bench_alternate $(if $(MODES),--modes,--other-app $(OTHER)) $(BENCH_ARGS)
+
 national-data: deps ## national-size data (N=5,000,000 case files, 162,318 accounts) into kntc_national_<N>, timed
 	$(BIN)/python -m loadtests.national --cases $(NATIONAL_CASES) --pg-root $(LOAD_PG_ROOT) --pg-port $(LOAD_PG_PORT) \
 		$(NATIONAL_ARGS)
@@ -112,7 +117,7 @@ load-smoke: deps ## the load suite's smoke test against the local app (about a m
 capacity: ## print the capacity model (national users, req/s, sizing with CAPACITY_ARGS)
 	$(BIN)/python -m loadtests.capacity $(CAPACITY_ARGS)
 
-.PHONY: national-data national-data-lab load bench-app bench-login bench-audit bench-notify bench-exchange bench-reports load-smoke capacity accounts-national load-roster lab-capacity-window
+.PHONY: national-data national-data-lab load bench-app bench-alternate bench-login bench-audit bench-notify bench-exchange bench-reports load-smoke capacity accounts-national load-roster lab-capacity-window
 
 # The whole national population at once (loadtests/CAPACITY.md §10): every officer of the roster that
 # `make accounts-national IMPORT_INTO=local` imported (same ACCOUNTS and ROSTER_SEED), one Locust user
