@@ -26,7 +26,7 @@ from pathlib import Path
 from core_app.settings import OperatorSettings
 from core_app.waits import app_waits
 from loadtests import bench_app
-from loadtests.stack import ROOT, AppServer, StackError, local_env, prepare_database
+from loadtests.stack import REPORTS, ROOT, AppServer, StackError, local_env, prepare_database
 from loadtests.tiers import tree_cpu
 
 
@@ -65,17 +65,15 @@ def main(argv: list[str] | None = None) -> int:
         figures: dict[tuple[str, str], list[tuple[float, float, float]]] = {}
         for rnd in range(args.rounds):
             for label, extra in sides.items():
-                with AppServer(env, workers=2, log=ROOT / "loadtests" / "reports" / "bench-alternate-server.log",
+                with AppServer(env, workers=2, log=REPORTS / "bench-alternate-server.log",
                                extra_env=extra) as app:
                     data = bench_app.prepare(app.url, env, 20, os.environ.get("KNTC_LOAD_PASSWORD",
                                                                               "Bench-password-2026"))
                     tokens = bench_app.sessions(app.url, data["handling"], data["who"]["handling"], args.concurrency)
-                    prefix, lo, span = data["prefix"], data["lo"], data["hi"] - data["lo"] + 1
                     reads = {"/livez": lambda i: "/livez",
-                             "case file": lambda i, prefix=prefix, lo=lo, span=span:
-                                 f"/api/cases/{prefix}{lo + (i * 7919) % span:06d}",
-                             "inbox": lambda i: "/api/cases?scope=unit&status=in_handling",
-                             "search": lambda i: "/api/search?q=b%E1%BB%93i+th%C6%B0%E1%BB%9Dng"}
+                             "case file": bench_app.case_path(data["prefix"], data["lo"], data["hi"]),
+                             "inbox": lambda i: bench_app.INBOX_PATH,
+                             "search": lambda i: bench_app.SEARCH_PATH}
                     for name, path in reads.items():
                         rps, lat, _, (app_cpu, db_cpu) = bench_app.http_bench(
                             app.url, tokens, "GET", path, None, args.concurrency, args.seconds,

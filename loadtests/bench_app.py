@@ -66,6 +66,17 @@ class Result:
         return self.http_rps / self.db_tps if self.db_tps else None
 
 
+# The reads measured, as requested (bench_alternate serves the same).
+INBOX_PATH = "/api/cases?scope=unit&status=in_handling"
+SEARCH_PATH = "/api/search?q=b%E1%BB%93i+th%C6%B0%E1%BB%9Dng"  # "bồi thường"
+
+
+def case_path(prefix: str, lo: int, hi: int) -> Callable[[int], str]:
+    """The i-th request's case file: the bench's cases in a stride, so that each client reads others."""
+    span = hi - lo + 1
+    return lambda i: f"/api/cases/{prefix}{lo + (i * 7919) % span:06d}"
+
+
 def pct(sorted_ms: list[float], q: float) -> float:
     if not sorted_ms:
         return float("nan")
@@ -226,7 +237,6 @@ def _run(base: str, dsn: str, env: dict[str, str] | None, concurrency: int, seco
     rec_tokens = sessions(base, data["reception"], data["who"]["reception"], concurrency)
     hnd_tokens = sessions(base, data["handling"], data["who"]["handling"], concurrency)
     prefix, lo, hi = data["prefix"], data["lo"], data["hi"]
-    span = hi - lo + 1
     people = random.Random()  # noqa: S311 - test data, not a secret
 
     def record(client: Any, headers: dict[str, str]) -> bytes:
@@ -242,14 +252,14 @@ def _run(base: str, dsn: str, env: dict[str, str] | None, concurrency: int, seco
 
     plan: list[tuple[str, list[str], str, Callable[[int], str], Body, str, dict[str, str]]] = [
         ("case file   GET /api/cases/{code}", hnd_tokens, "GET",
-         lambda i: f"/api/cases/{prefix}{lo + (i * 7919) % span:06d}", None,
+         case_path(prefix, lo, hi), None,
          "case_file.sql", {"token": hnd_token, "prefix": prefix, "lo": str(lo), "hi": str(hi)}),
         ("inbox       GET /api/cases?scope=unit&status=in_handling", hnd_tokens, "GET",
-         lambda i: "/api/cases?scope=unit&status=in_handling", None, "inbox.sql", {"token": hnd_token}),
+         lambda i: INBOX_PATH, None, "inbox.sql", {"token": hnd_token}),
     ]
     if has_route(base, "/api/search") and (SCRIPTS / "search.sql").exists():
         plan.append(("search      GET /api/search?q=...", hnd_tokens, "GET",
-                     lambda i: "/api/search?q=b%E1%BB%93i+th%C6%B0%E1%BB%9Dng", None, "search.sql",
+                     lambda i: SEARCH_PATH, None, "search.sql",
                      {"token": hnd_token}))
     elif not has_route(base, "/api/search"):
         print("search: GET /api/search is not in this app yet, skipped")
