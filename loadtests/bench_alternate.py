@@ -23,20 +23,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from core_app.settings import OperatorSettings
-from core_app.waits import app_waits
 from loadtests import bench_app
 from loadtests.stack import REPORTS, ROOT, AppServer, StackError, local_env, prepare_database
 from loadtests.tiers import tree_cpu
-
-
-def pooler_waits(pg_root: Path, port: int) -> None:
-    """The waits the app checks behind PgBouncer (core_app/waits.py), set as its connect_query would."""
-    socket_dir = pg_root.resolve() / "socket"
-    sql = "".join(f"ALTER ROLE {role} SET {k} = {v};" for role in ("kntc_app", "kntc_auth")
-                  for k, v in app_waits(OperatorSettings()).items())
-    subprocess.run([str(bench_app.PGBIN / "psql"), f"host={socket_dir} port={port} user=postgres dbname=postgres",
-                    "-qc", sql], check=True, capture_output=True, timeout=60)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,13 +43,13 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"--other-app {args.other_app}: no core_app folder there")
     if args.rounds < 1:
         p.error("--rounds: at least 1")
-    sides = ({"this tree": {}, "pooler's mode": {"KNTC_DATABASE_POOLER": "pgbouncer"}} if args.modes else
+    sides = ({"this tree": bench_app.MODES["pipeline"], "pooler's mode": bench_app.MODES["pooler"]} if args.modes else
              {"this tree": {}, "other app": {"PYTHONPATH": str(args.other_app.resolve())}})
     try:
         env = {**os.environ, **local_env(args.pg_root, args.pg_port)}
         prepare_database(env)
         if args.modes:
-            pooler_waits(args.pg_root, args.pg_port)
+            bench_app.pooler_waits(args.pg_root, args.pg_port)
         db_pid = int((args.pg_root.resolve() / "pg" / "postmaster.pid").read_text().split()[0])
         figures: dict[tuple[str, str], list[tuple[float, float, float]]] = {}
         for rnd in range(args.rounds):

@@ -9,6 +9,11 @@ costs) and pgbench's built-in `-S` (a primary-key lookup on the same cluster). I
 prints figures and asserts nothing about them.
 
     python -m loadtests.bench_app                 # local cluster + `kntc serve`, 16 clients, 10 s each
+
+The local app is served in the app hosts' mode behind PgBouncer (`--mode pooler`, the default: one
+statement per round trip, nothing prepared, the waits PgBouncer's connect_query sets given to the
+roles), which is what production runs; `--mode pipeline` serves `kntc serve`'s own default straight
+to PostgreSQL (pipelined, prepared statements).
     python -m loadtests.bench_app --host URL      # an app already running (KNTC_DATABASE_URL for pgbench;
                                                   # KNTC_PGBENCH_SELECT_DSN: a database pgbench -i made, for -S)
 """
@@ -33,6 +38,8 @@ import gevent
 import requests
 from geventhttpclient import URL, HTTPClient
 
+from core_app.settings import OperatorSettings
+from core_app.waits import app_waits
 from loadtests.officers import Journal, Officer, set_up
 from loadtests.stack import REPORTS, ROOT, AppServer, StackError, kntc, local_env, prepare_database
 from loadtests.testdata import Api, ensure_admin, new_person_petition, petition_body, record_case
@@ -40,6 +47,8 @@ from loadtests.tiers import tree_cpu
 
 PGBENCH = Path(os.environ.get("KNTC_PGBENCH", "/usr/lib/postgresql/15/bin/pgbench"))
 SCRIPTS = Path(__file__).resolve().parent / "pgbench"
+# How the local app talks to PostgreSQL: as on the app hosts behind PgBouncer, or kntc serve's default.
+MODES: dict[str, dict[str, str]] = {"pooler": {"KNTC_DATABASE_POOLER": "pgbouncer"}, "pipeline": {}}
 PGBIN = PGBENCH.parent
 # pgbench -S's own tables live in a database of their own on the same cluster (scale 10: 1 M rows,
 # held in shared_buffers like the case files the bench reads).
@@ -338,11 +347,21 @@ def commit_measured() -> str:
     return head + ("+dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
 
 
-def print_summary(results: list[Result], select_tps: float | None, commit: str) -> str:
+def pooler_waits(pg_root: Path, port: int) -> None:
+    """The waits the app checks behind PgBouncer (core_app/waits.py), set on the roles as the pool's
+    connect_query sets them on each server connection."""
+    socket_dir = pg_root.resolve() / "socket"
+    sql = "".join(f"ALTER ROLE {role} SET {k} = {v};" for role in ("kntc_app", "kntc_auth")
+                  for k, v in app_waits(OperatorSettings()).items())
+    subprocess.run([str(PGBIN / "psql"), f"host={socket_dir} port={port} user=postgres dbname=postgres",
+                    "-qc", sql], check=True, capture_output=True, timeout=60)
+
+
+def print_summary(results: list[Result], select_tps: float | None, commit: str, mode: str = "") -> str:
     """The goals in one table: each endpoint as a share of the trivial answer, its CPU per request,
     and the case file's SQL against pgbench -S."""
     base = next((r for r in results if r.endpoint == TRIVIAL), None)
-    lines = [f"commit {commit}",
+    lines = [f"commit {commit}" + (f", app in {mode} mode" if mode else ""),
              f"{'endpoint':58} {'req/s':>8} {'of /livez':>9} {'app ms':>7} {'DB ms':>7} {'SQL tps':>9} {'of -S':>7}"]
     for r in results:
         share = f"{r.http_rps / base.http_rps:.1%}" if base and base.http_rps else "-"
@@ -387,6 +406,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seconds", type=float, default=10)
     p.add_argument("--cases", type=int, default=200, help="case files the bench creates for itself")
     p.add_argument("--label", default="", help="a note stored with the figures (e.g. 'before', 'after')")
+    p.add_argument("--mode", choices=sorted(MODES), default="pooler",
+                   help="the local app's connection mode: the app hosts' behind PgBouncer (default) or "
+                        "kntc serve's own pipeline mode")
     p.add_argument("--app-pythonpath", type=Path,
                    help="serve the app from another source tree (e.g. an export of the commit before an "
                         "optimisation) to compare before and after on the same database, minutes apart")
@@ -403,7 +425,11 @@ def main(argv: list[str] | None = None) -> int:
         else:
             env = {**os.environ, **local_env(args.pg_root, args.pg_port)}
             prepare_database(env)
-            extra = {"PYTHONPATH": str(args.app_pythonpath.resolve())} if args.app_pythonpath else {}
+            if args.mode == "pooler":
+                pooler_waits(args.pg_root, args.pg_port)
+            extra = dict(MODES[args.mode])
+            if args.app_pythonpath:
+                extra["PYTHONPATH"] = str(args.app_pythonpath.resolve())
             with AppServer(env, workers=args.workers, log=REPORTS / "bench-server.log", extra_env=extra) as app:
                 pid_file = args.pg_root.resolve() / "pg" / "postmaster.pid"
                 db_pid = int(pid_file.read_text().split()[0]) if pid_file.exists() else None
@@ -415,12 +441,14 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     text = print_table(results, args.concurrency, args.workers)
     commit = commit_measured()
-    summary = print_summary(results, select_tps, commit)
+    mode = "the running app's" if args.host else args.mode
+    summary = print_summary(results, select_tps, commit, mode)
     REPORTS.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     out = REPORTS / f"bench-app-{stamp}.json"
     out.write_text(json.dumps({"at": stamp, "label": args.label, "concurrency": args.concurrency,
-                               "workers": args.workers, "commit": commit, "pgbench_select_tps": select_tps,
+                               "workers": args.workers, "commit": commit, "mode": mode,
+                               "pgbench_select_tps": select_tps,
                                "results": [{**asdict(r), "ratio": r.ratio} for r in results],
                                "table": text, "summary": summary}, indent=1))
     print(f"figures saved to {out}")

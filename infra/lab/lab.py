@@ -1,11 +1,15 @@
 #!/usr/bin/env python3
-"""The two-site KNTC lab: Debian 12 hosts with systemd as Podman containers.
+"""The two-site KNTC lab: Debian hosts with systemd as Podman containers.
 
     infra/lab/lab.py up       build the image if missing, start both sites, provision with site.yml
     infra/lab/lab.py down     remove the lab containers and networks (keeps the image cache)
     infra/lab/lab.py status   show the hosts, their state and the app addresses
     infra/lab/lab.py cut dr   drop traffic between the DR site and the DC (nftables on this host)
     infra/lab/lab.py heal     remove the cut
+
+The hosts run Debian 12 (bookworm, PostgreSQL 15) unless KNTC_LAB_SUITE says otherwise: `trixie`
+for Debian 13 and its PostgreSQL 17 on both sites, or one suite per site (`dc=bookworm,dr=trixie`),
+the shape of the site-by-site move of runbooks/upgrade-postgres.md.
 
 Only the standard library is used, so that the script runs before the venv exists.
 Everything generated (SSH key, CA, secrets, inventory vars, containers.conf) lives under
@@ -34,6 +38,8 @@ VENV_BIN = REPO / ".venv" / "bin"
 
 # The Debian mirror this host's apt uses: one reading of it for the lab's image and dr's Debian 13 root.
 sys.path.insert(0, str(REPO))
+from dr.newer_postgres import PG_MAJOR as NEWER_PG_MAJOR  # noqa: E402
+from dr.newer_postgres import SUITE as NEWER_SUITE  # noqa: E402
 from dr.newer_postgres import debian_mirror  # noqa: E402
 
 LAB_RANGE = "10.231.0.0/16"
@@ -79,11 +85,42 @@ def postgres_version() -> int:
     return int(found.group(1))
 
 
-PG_VERSION = postgres_version()
+HOST_SUITE = "bookworm"
+# Each Debian release carries one PostgreSQL major version: the inventory's for this host's own
+# release, Debian 13's for trixie.
+SUITE_POSTGRES = {HOST_SUITE: postgres_version(), NEWER_SUITE: NEWER_PG_MAJOR}
+
+
+def site_suites(spec: str | None = None) -> dict[str, str]:
+    """The Debian suite of each site's hosts, from KNTC_LAB_SUITE (`trixie`, or `dc=bookworm,dr=trixie`)."""
+    spec = (os.environ.get("KNTC_LAB_SUITE", "") if spec is None else spec).strip()
+    suites = dict.fromkeys(SITES, HOST_SUITE)
+    if not spec:
+        return suites
+    if "=" not in spec:
+        spec = ",".join(f"{site}={spec}" for site in SITES)
+    for part in spec.split(","):
+        site, _, suite = part.strip().partition("=")
+        if site not in SITES or suite not in SUITE_POSTGRES:
+            sys.exit(f"lab: KNTC_LAB_SUITE={spec!r}: give one of {sorted(SUITE_POSTGRES)}, "
+                     f"or site=suite pairs for the sites {sorted(SITES)}")
+        suites[site] = suite
+    return suites
+
+
+SUITES = site_suites()
+# The DC's version: what the tests' PostgreSQL tools on the DC's hosts are.
+PG_VERSION = SUITE_POSTGRES[SUITES["dc"]]
+
+
+def image_packages(suite: str) -> list[str]:
+    pg = SUITE_POSTGRES[suite]
+    return [f"postgresql-{pg}", f"postgresql-client-{pg}", *IMAGE_PACKAGES]
+
 
 # Everything the hosts need is installed into the image, so that lab hosts need no internet.
 IMAGE_PACKAGES = [
-    f"postgresql-{PG_VERSION}", f"postgresql-client-{PG_VERSION}", "patroni", "python3-etcd", "python3-psycopg2",
+    "patroni", "python3-etcd", "python3-psycopg2",
     "etcd-server", "etcd-client", "haproxy", "pgbackrest", "nginx", "python3-venv",
     "nftables", "chrony", "openssl", "curl", "acl", "python3-apt", "less", "netcat-openbsd", "iputils-ping",
     "prometheus", "prometheus-alertmanager", "prometheus-node-exporter", "prometheus-postgres-exporter",
@@ -99,8 +136,14 @@ BASE_INCLUDE = "systemd,systemd-sysv,dbus,openssh-server,python3,sudo,iproute2,c
 SERVICES_OFF = ["etcd", "haproxy", "nginx", "patroni", "postgresql", "chrony", "pgbackrest", "prometheus",
                 "prometheus-alertmanager", "prometheus-node-exporter", "prometheus-postgres-exporter",
                 "prometheus-nginx-exporter", "prometheus-blackbox-exporter", "pgbouncer"]
-IMAGE_SPEC = json.dumps([IMAGE_PACKAGES, BASE_INCLUDE, SERVICES_OFF, 3], sort_keys=True)
-IMAGE = "localhost/kntc-lab:bookworm-" + hashlib.sha256(IMAGE_SPEC.encode()).hexdigest()[:10]
+
+
+def image_name(suite: str) -> str:
+    spec = json.dumps([image_packages(suite), BASE_INCLUDE, SERVICES_OFF, 3], sort_keys=True)
+    return f"localhost/kntc-lab:{suite}-" + hashlib.sha256(spec.encode()).hexdigest()[:10]
+
+
+IMAGES = {site: image_name(suite) for site, suite in SUITES.items()}
 # NET_ADMIN (scoped to the container's own network namespace) lets each host load its nftables
 # firewall; this host's forward chain still drops any lab packet that is not for the lab range.
 CAPS = "SYS_ADMIN,NET_ADMIN,NET_RAW,AUDIT_WRITE,SYS_NICE,IPC_LOCK"
@@ -153,13 +196,14 @@ def ensure_state() -> None:
 
 
 # ---------------------------------------------------------------- image
-def build_image() -> None:
-    if podman("image", "exists", IMAGE, check=False).returncode == 0:
-        log(f"image {IMAGE} cached")
+def build_image(suite: str) -> None:
+    image = image_name(suite)
+    if podman("image", "exists", image, check=False).returncode == 0:
+        log(f"image {image} cached")
         return
     t0 = time.monotonic()
     rootfs = STATE / "rootfs"
-    base_tar = STATE / "debootstrap-bookworm-minbase.tar"
+    base_tar = STATE / f"debootstrap-{suite}-minbase.tar"
     if rootfs.exists():
         unmount_chroot(rootfs)
         shutil.rmtree(rootfs)
@@ -168,14 +212,16 @@ def build_image() -> None:
         log(f"reusing {base_tar.name}")
         run(["tar", "-C", str(rootfs), "-xf", str(base_tar)])
     else:
-        log("debootstrap bookworm (minbase), about 80 s")
-        run(["debootstrap", "--variant=minbase", f"--include={BASE_INCLUDE}", "bookworm",
+        log(f"debootstrap {suite} (minbase), about 80 s")
+        run(["debootstrap", "--variant=minbase", f"--include={BASE_INCLUDE}", suite,
              str(rootfs), debian_mirror()], capture=True)
         run(["tar", "-C", str(rootfs), "-cf", str(base_tar), "."])
-    # apt inside the image: the same mirror and registry settings as this host
     (rootfs / "etc/apt/sources.list").unlink(missing_ok=True)
+    # apt inside the image: this host's mirrors, with the image's own suite
     for f in Path("/etc/apt/sources.list.d").glob("*.sources"):
-        shutil.copy(f, rootfs / "etc/apt/sources.list.d" / f.name)
+        text = "\n".join(re.sub(rf"\b{HOST_SUITE}\b", suite, ln) if ln.startswith("Suites:") else ln
+                         for ln in f.read_text().splitlines())
+        (rootfs / "etc/apt/sources.list.d" / f.name).write_text(text + "\n")
     for f in Path("/etc/apt/apt.conf.d").glob("99*"):
         shutil.copy(f, rootfs / "etc/apt/apt.conf.d" / f.name)
     (rootfs / "etc/postgresql-common").mkdir(parents=True, exist_ok=True)
@@ -191,7 +237,7 @@ def build_image() -> None:
         shutil.copy("/etc/resolv.conf", rootfs / "etc/resolv.conf")
         chroot = ["chroot", str(rootfs), "env", "DEBIAN_FRONTEND=noninteractive", "LC_ALL=C"]
         run([*chroot, "apt-get", "update", "-qq"], capture=True)
-        run([*chroot, "apt-get", "install", "-y", "-qq", "--no-install-recommends", *IMAGE_PACKAGES],
+        run([*chroot, "apt-get", "install", "-y", "-qq", "--no-install-recommends", *image_packages(suite)],
             capture=True)
         run([*chroot, "apt-get", "clean"])
     finally:
@@ -219,9 +265,9 @@ def build_image() -> None:
         "PermitRootLogin prohibit-password\nPasswordAuthentication no\nUseDNS no\n")
     (rootfs / "etc/machine-id").write_text("")
     log("importing the image")
-    run(f"tar -C {rootfs} -c . | podman import -q --change CMD=/sbin/init - {IMAGE} >/dev/null")
+    run(f"tar -C {rootfs} -c . | podman import -q --change CMD=/sbin/init - {image} >/dev/null")
     shutil.rmtree(rootfs)
-    log(f"image {IMAGE} built in {time.monotonic() - t0:.0f} s")
+    log(f"image {image} built in {time.monotonic() - t0:.0f} s")
 
 
 def unmount_chroot(rootfs: Path) -> None:
@@ -313,7 +359,8 @@ def start_host(name: str) -> None:
     # A host made by another checkout (another state folder, another SSH key, CA and secrets)
     # cannot be provisioned by this one: recreate it rather than reuse it.
     owner = f"{STATE.resolve()} {(STATE / 'id_ed25519.pub').read_text().strip()}"
-    spec = hashlib.sha256(f"{IMAGE} {CAPS} {SHM_SIZE} {site} {addr} {sorted(HOSTS)} {owner}".encode()).hexdigest()[:12]
+    made_of = f"{IMAGES[site]} {CAPS} {SHM_SIZE} {site} {addr} {sorted(HOSTS)} {owner}"
+    spec = hashlib.sha256(made_of.encode()).hexdigest()[:12]
     if state is not None:
         have = podman("container", "inspect", "--format", '{{index .Config.Labels "kntc-lab-spec"}}',
                       name).stdout.strip()
@@ -330,13 +377,16 @@ def start_host(name: str) -> None:
             log(f"{name}: {state}, starting again")
             podman("start", name)
             return
+    # Ansible's fact cache outlives a host: a host made anew (perhaps on another Debian release)
+    # must not be provisioned from the facts of the one before.
+    (STATE / "ansible-facts" / name).unlink(missing_ok=True)
     add_hosts = [f"--add-host={h}:{a}" for h, (_, a, _) in HOSTS.items() if h != name]
     podman(
         "run", "-d", "--name", name, "--hostname", name, "--label", LABEL, "--label", f"kntc-lab-spec={spec}",
         "--network", SITES[site][0], "--ip", addr, *add_hosts,
         "--systemd=always", "--cap-add", CAPS, "--shm-size", SHM_SIZE, "--stop-timeout", "5",
         "-v", f"{STATE / 'authorized_keys'}:/root/.ssh/authorized_keys:ro",
-        IMAGE, "/sbin/init",
+        IMAGES[site], "/sbin/init",
     )
 
 
@@ -403,8 +453,12 @@ def write_inventory() -> None:
         " -o LogLevel=ERROR",
         "  hosts:",
     ]
-    for name, (_, addr, _) in HOSTS.items():
+    for name, (site, addr, _) in HOSTS.items():
         lines += [f"    {name}:", f"      ansible_host: {addr}"]
+        # A host's own vars outrank the playbook's group_vars: a site on another Debian release
+        # runs that release's PostgreSQL.
+        if SUITES[site] != HOST_SUITE:
+            lines.append(f"      kntc_postgres_version: {SUITE_POSTGRES[SUITES[site]]}")
     lines.append("  children:")
     for g in ("dc", "dr", "etcd", "database", "balancer", "app", "backup", "monitoring"):
         lines.append(f"    {g}:")
@@ -450,7 +504,8 @@ def lab_memory_mib() -> float:
 def cmd_up(args: argparse.Namespace) -> None:
     t0 = time.monotonic()
     ensure_state()
-    build_image()
+    for suite in sorted(set(SUITES.values())):
+        build_image(suite)
     ensure_host_safety()
     for site in SITES:
         ensure_network(site)
@@ -489,7 +544,7 @@ def cmd_down(_: argparse.Namespace) -> None:
             sys.exit(f"lab: could not remove {', '.join(left)}: {last}")
     remove_networks()
     run(["nft", "delete", "table", "inet", NFT_TABLE], check=False, capture=True)
-    log(f"removed {len(names)} containers and the lab networks (image {IMAGE} kept)")
+    log(f"removed {len(names)} containers and the lab networks (images {', '.join(sorted(set(IMAGES.values())))} kept)")
 
 
 def cmd_status(_: argparse.Namespace) -> None:

@@ -1,0 +1,53 @@
+"""The lab's Debian release per site (`KNTC_LAB_SUITE`): the default lab is this machine's Debian 12
+with the inventory's PostgreSQL, `trixie` puts both sites on Debian 13 and its 17, a pair per site
+gives the site-by-site move's shape, and anything else is refused in one line before a host is made."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import sys
+
+import pytest
+
+from tests.conftest import ROOT
+
+_SPEC = importlib.util.spec_from_file_location("kntc_lab_suites", ROOT / "infra" / "lab" / "lab.py")
+assert _SPEC and _SPEC.loader
+lab = importlib.util.module_from_spec(_SPEC)
+sys.modules.setdefault("kntc_lab_suites", lab)
+_SPEC.loader.exec_module(lab)
+
+INVENTORY_VERSION = int(re.search(r"^kntc_postgres_version: (\d+)$",
+                                  (ROOT / "infra/ansible/group_vars/all.yml").read_text(), re.MULTILINE)[1])
+
+
+def test_without_a_choice_both_sites_run_this_machines_debian_and_the_inventorys_postgres():
+    assert lab.site_suites("") == {"dc": "bookworm", "dr": "bookworm"}
+    assert lab.SUITE_POSTGRES["bookworm"] == INVENTORY_VERSION
+
+
+def test_one_suite_names_both_sites_and_debian_13_carries_postgres_17():
+    assert lab.site_suites("trixie") == {"dc": "trixie", "dr": "trixie"}
+    assert lab.SUITE_POSTGRES["trixie"] == 17
+
+
+def test_a_pair_per_site_gives_the_dr_first_move():
+    assert lab.site_suites("dc=bookworm,dr=trixie") == {"dc": "bookworm", "dr": "trixie"}
+    assert lab.site_suites("dr=trixie") == {"dc": "bookworm", "dr": "trixie"}
+
+
+def test_each_suite_has_its_own_image_with_its_own_postgres():
+    old, new = lab.image_name("bookworm"), lab.image_name("trixie")
+    assert old.startswith("localhost/kntc-lab:bookworm-") and new.startswith("localhost/kntc-lab:trixie-")
+    assert f"postgresql-{INVENTORY_VERSION}" in lab.image_packages("bookworm")
+    assert "postgresql-17" in lab.image_packages("trixie")
+    assert f"postgresql-{INVENTORY_VERSION}" not in lab.image_packages("trixie")
+
+
+@pytest.mark.parametrize("spec", ["sid", "dc=trixie,dx=trixie", "dc=buster", "dc="])
+def test_an_unknown_suite_or_site_is_refused_in_one_line(spec):
+    with pytest.raises(SystemExit) as exc:
+        lab.site_suites(spec)
+    message = str(exc.value)
+    assert message.startswith("lab: KNTC_LAB_SUITE=") and "\n" not in message
