@@ -7,6 +7,7 @@ Threat rows (runbooks/security.md): T1, T2, T3.
 from __future__ import annotations
 
 import secrets
+import time
 
 import psycopg
 import pytest
@@ -122,12 +123,16 @@ def test_probing_the_duplicate_check_in_a_loop_is_stopped(officer, communes):
     unit, _ = communes[3]
     prober = officer(unit, ["reception"])
     statuses = []
+    started = time.time()
     for _ in range(25):
         r = prober.post("/api/dedup/check", json={"parties": [{"id_number": id_number()}]})
         statuses.append(r.status_code)
         if r.status_code == 429:
             break
-    assert statuses[-1] == 429 and len(statuses) <= 21, statuses
+    # The budget is a sliding estimate over two fixed minutes (kntc.throttle_hit, rounded down): a
+    # loop that crosses a minute's boundary may get one check more before it is stopped.
+    crossed = int(started // 60) != int(time.time() // 60)
+    assert statuses[-1] == 429 and len(statuses) <= (22 if crossed else 21), statuses
     assert r.json()["message"].startswith("Kiểm tra trùng quá nhiều") and "too many" in r.json()["message_en"]
     assert int(r.headers["retry-after"]) >= 1
     # The budget is the prober's own: a colleague still checks.
