@@ -96,6 +96,12 @@ def debian_mirror() -> str:
     return "http://deb.debian.org/debian"
 
 
+def sources_for(src: Path, suite: str) -> str:
+    """One of this host's apt sources files with its suites renamed for `suite` (same mirrors)."""
+    return "\n".join(_HOST_SUITE.sub(suite, ln) if ln.startswith("Suites:") else ln
+                     for ln in src.read_text().splitlines()) + "\n"
+
+
 def root_key() -> str:
     return hashlib.sha256(json.dumps([SUITE, sorted(PACKAGES), RECIPE]).encode()).hexdigest()[:12]
 
@@ -153,9 +159,7 @@ def _configure_apt(root: Path) -> None:
     started by the packages (the clusters are made by `Cluster.init`, in folders of our choosing)."""
     (root / "etc/apt/sources.list").unlink(missing_ok=True)  # debootstrap's one line; the .sources say it all
     for src in sorted(Path("/etc/apt/sources.list.d").glob("*.sources")):
-        text = "\n".join(_HOST_SUITE.sub(SUITE, ln) if ln.startswith("Suites:") else ln
-                         for ln in src.read_text().splitlines())
-        (root / "etc/apt/sources.list.d" / src.name).write_text(text + "\n")
+        (root / "etc/apt/sources.list.d" / src.name).write_text(sources_for(src, SUITE))
     for conf in sorted(Path("/etc/apt/apt.conf.d").glob("99*")):
         shutil.copyfile(conf, root / "etc/apt/apt.conf.d" / conf.name)
     common = root / "etc/postgresql-common"

@@ -9,13 +9,13 @@ costs) and pgbench's built-in `-S` (a primary-key lookup on the same cluster). I
 prints figures and asserts nothing about them.
 
     python -m loadtests.bench_app                 # local cluster + `kntc serve`, 16 clients, 10 s each
+    python -m loadtests.bench_app --host URL      # an app already running (KNTC_DATABASE_URL for pgbench;
+                                                  # KNTC_PGBENCH_SELECT_DSN: a database pgbench -i made, for -S)
 
 The local app is served in the app hosts' mode behind PgBouncer (`--mode pooler`, the default: one
 statement per round trip, nothing prepared, the waits PgBouncer's connect_query sets given to the
 roles), which is what production runs; `--mode pipeline` serves `kntc serve`'s own default straight
 to PostgreSQL (pipelined, prepared statements).
-    python -m loadtests.bench_app --host URL      # an app already running (KNTC_DATABASE_URL for pgbench;
-                                                  # KNTC_PGBENCH_SELECT_DSN: a database pgbench -i made, for -S)
 """
 
 from __future__ import annotations

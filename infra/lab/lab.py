@@ -40,7 +40,7 @@ VENV_BIN = REPO / ".venv" / "bin"
 sys.path.insert(0, str(REPO))
 from dr.newer_postgres import PG_MAJOR as NEWER_PG_MAJOR  # noqa: E402
 from dr.newer_postgres import SUITE as NEWER_SUITE  # noqa: E402
-from dr.newer_postgres import debian_mirror  # noqa: E402
+from dr.newer_postgres import debian_mirror, sources_for  # noqa: E402
 
 LAB_RANGE = "10.231.0.0/16"
 SITES = {
@@ -219,9 +219,7 @@ def build_image(suite: str) -> None:
     (rootfs / "etc/apt/sources.list").unlink(missing_ok=True)
     # apt inside the image: this host's mirrors, with the image's own suite
     for f in Path("/etc/apt/sources.list.d").glob("*.sources"):
-        text = "\n".join(re.sub(rf"\b{HOST_SUITE}\b", suite, ln) if ln.startswith("Suites:") else ln
-                         for ln in f.read_text().splitlines())
-        (rootfs / "etc/apt/sources.list.d" / f.name).write_text(text + "\n")
+        (rootfs / "etc/apt/sources.list.d" / f.name).write_text(sources_for(f, suite))
     for f in Path("/etc/apt/apt.conf.d").glob("99*"):
         shutil.copy(f, rootfs / "etc/apt/apt.conf.d" / f.name)
     (rootfs / "etc/postgresql-common").mkdir(parents=True, exist_ok=True)

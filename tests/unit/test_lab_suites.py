@@ -51,3 +51,12 @@ def test_an_unknown_suite_or_site_is_refused_in_one_line(spec):
         lab.site_suites(spec)
     message = str(exc.value)
     assert message.startswith("lab: KNTC_LAB_SUITE=") and "\n" not in message
+
+
+def test_an_images_apt_sources_are_this_hosts_mirrors_with_the_images_suite(tmp_path):
+    src = tmp_path / "debian.sources"
+    src.write_text("Types: deb\nURIs: http://mirror.example/debian\nSuites: bookworm bookworm-updates\n"
+                   "Components: main\n")
+    text = lab.sources_for(src, "trixie")
+    assert "Suites: trixie trixie-updates\n" in text and "URIs: http://mirror.example/debian\n" in text
+    assert lab.sources_for(src, "bookworm") == src.read_text()
