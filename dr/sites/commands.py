@@ -275,7 +275,7 @@ def wait_lost(site: SiteArg, from_: Annotated[str, typer.Option("--from", help="
 
     A cut link drops packets: the WAL receiver still says `streaming` until its timeout (60 s), and
     on a quiet primary nothing arrives for up to 30 s anyway. The sign used is the replication path
-    itself: the other site's HAProxy rw ports, unreachable from the standby leader in `rounds`
+    itself: the other site's balancers' replication ports, unreachable from the standby leader in `rounds`
     consecutive rounds (or a WAL receiver that has already given up)."""
     _check_site(site)
     _check_site(from_)
@@ -284,7 +284,7 @@ def wait_lost(site: SiteArg, from_: Annotated[str, typer.Option("--from", help="
         m = state.leader(lab, site)
         if not m:
             raise DrError(f"{site} không có standby leader / has no standby leader")
-        probes = " || ".join(f"timeout 2 bash -c '</dev/tcp/{b.address}/{state.RW_PORT}' 2>/dev/null"
+        probes = " || ".join(f"timeout 2 bash -c '</dev/tcp/{b.address}/{state.REPLICATION_PORT}' 2>/dev/null"
                              for b in inv.balancers(from_))
         failed = [0]
 
@@ -296,14 +296,16 @@ def wait_lost(site: SiteArg, from_: Annotated[str, typer.Option("--from", help="
 
         state.wait_until(lost, timeout, f"{m['Member']} mất liên lạc với {from_} / lost {from_}", interval=1)
         print(f"{site}: not streaming from {from_} ({m['Member']} replayed "
-              f"{_lsn(state.replay_lsn(lab, m['Member']))}; {from_}'s rw ports unreachable {failed[0]} times in a row)")
+              f"{_lsn(state.replay_lsn(lab, m['Member']))}; {from_}'s replication ports unreachable "
+              f"{failed[0]} times in a row)")
     finally:
         lab.close()
 
 
 @app.command()
 def fence(site: SiteArg, timeout: Annotated[float, typer.Option(help="giây / seconds")] = 60) -> None:
-    """Rào site: dừng và khóa Patroni, chặn cổng ghi / fence the site: stop and mask Patroni, drop its rw port."""
+    """Rào site: dừng và khóa Patroni, chặn cổng ghi và sao chép / fence the site: stop and mask Patroni,
+    drop its rw and replication ports."""
     _check_site(site)
     inv, lab = _open()
     try:
@@ -328,7 +330,8 @@ def fence(site: SiteArg, timeout: Annotated[float, typer.Option(help="giây / se
             lab.run(b, f"nft add table inet {FENCE_TABLE} && nft add chain inet {FENCE_TABLE} input "
                        "'{ type filter hook input priority -5; policy accept; }' && "
                        f"nft flush chain inet {FENCE_TABLE} input && "
-                       f"nft add rule inet {FENCE_TABLE} input tcp dport {state.RW_PORT} counter drop")
+                       f"nft add rule inet {FENCE_TABLE} input tcp dport "
+                       f"{{ {state.RW_PORT}, {state.REPLICATION_PORT} }} counter drop")
         # A killed leader leaves its key in etcd until the ttl ends: remove it, so that nobody (the
         # promote step's check among them) reads the fenced site as having a running primary.
         _etcd_del(lab, inv, site, "leader")
@@ -338,7 +341,7 @@ def fence(site: SiteArg, timeout: Annotated[float, typer.Option(help="giây / se
             print(f"{db.name}: patroni {lab.out(db, 'systemctl is-active patroni || true')}, postgres "
                   f"{'running' if lab.run(db, 'pgrep -u postgres -x postgres', check=False)[0] == 0 else 'stopped'}")
         for b in inv.balancers(site):
-            print(f"{b.name}: rw port {state.RW_PORT} dropped")
+            print(f"{b.name}: rw port {state.RW_PORT} and replication port {state.REPLICATION_PORT} dropped")
         print(f"{site}: fenced")
     finally:
         lab.close()

@@ -17,6 +17,8 @@ from dr.errors import NotInTime
 from dr.lab import Host, Inventory, Lab
 
 RW_PORT = 5000
+# The balancers' port for the other site's standby cluster (haproxy_replication_port).
+REPLICATION_PORT = 5002
 
 APP_ENV = "/etc/kntc/app.env"
 
@@ -79,10 +81,10 @@ def try_write(ep: Endpoint) -> bool:
 
 # ------------------------------------------------------------------ members and roles
 def standby_cluster_settings(inv: Inventory, follow_site: str) -> list[str]:
-    """edit-config settings that make a cluster follow `follow_site` through its HAProxy rw ports
-    (the same shape as the patroni role's patroni_standby_cluster)."""
+    """edit-config settings that make a cluster follow `follow_site` through its balancers' replication
+    port (the same shape as the patroni role's patroni_standby_cluster)."""
     hosts = ",".join(b.address for b in inv.balancers(follow_site))
-    return [f"standby_cluster.host={hosts}", f"standby_cluster.port={RW_PORT}",
+    return [f"standby_cluster.host={hosts}", f"standby_cluster.port={REPLICATION_PORT}",
             "standby_cluster.create_replica_methods=[basebackup]"]
 
 

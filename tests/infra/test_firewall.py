@@ -29,7 +29,9 @@ PATHS = [
     ("dc-backup1", "dc-db1", 8008, False),
     ("dr-app1", "dc-db1", 5432, False),     # no direct cross-site PostgreSQL
     ("dr-db1", "dc-db1", 5432, False),
-    ("dr-db1", "dc-app1", 5000, True),      # the standby cluster replicates through DC HAProxy
+    ("dr-db1", "dc-app1", 5002, True),      # the standby cluster replicates through DC HAProxy
+    ("dr-db1", "dc-app1", 5000, False),     # on its replication port, not the app's
+    ("dr-app1", "dc-app1", 5002, False),
     ("dr-app1", "dc-app1", 5000, False),
     ("dc-db1", "dc-app1", 5001, False),
     ("dc-db1", "dc-backup1", 8432, True),   # pgBackRest TLS server on the repository host

@@ -33,7 +33,7 @@ def test_forwarding_out_of_the_lab_is_dropped(lab):
 
 
 def test_cut_stops_dr_reaching_dc_and_heal_restores_it(hosts):
-    probe = f"nc -z -w 2 {ADDR['dc-app1']} 5000"
+    probe = f"nc -z -w 2 {ADDR['dc-app1']} 5002"
     subprocess.run([str(LAB), "cut", "dr"], check=True, capture_output=True)
     try:
         assert hosts("dr-db1").run(probe).rc != 0

@@ -66,7 +66,20 @@ def test_dr_standby_leader_streams_from_the_dc_balancers(hosts):
     leader = next(m["Member"] for m in patroni_members(hosts("dr-db1")) if m["Role"] == "Standby Leader")
     out = hosts(leader).check_output("sudo -u postgres psql -XAtc 'select sender_host, sender_port from pg_stat_wal_receiver'")
     host, port = out.strip().split("|")
-    assert host in (ADDR["dc-app1"], ADDR["dc-app2"]) and port == "5000"
+    assert host in (ADDR["dc-app1"], ADDR["dc-app2"]) and port == "5002"
+
+
+@pytest.mark.parametrize("balancer", ["dc-app1", "dc-app2"])
+def test_the_standby_sites_path_is_never_held_open_by_its_balancer(hosts, balancer):
+    # The app's listeners shut a member's sessions when it is marked down; the standby site's must
+    # not: HAProxy 3.0 leaves the client side of a connection it was still making open for ever,
+    # and the WAL receiver waits on it without limit (reproduced on Debian 13's 3.0.11).
+    cfg = hosts(balancer).file("/etc/haproxy/haproxy.cfg").content_string
+    listeners = {block.split("\n", 1)[0].strip(): block for block in cfg.split("\nlisten ")[1:]}
+    replication = [line.strip() for line in listeners["replication"].splitlines() if not line.strip().startswith("#")]
+    assert "bind *:5002" in replication and "option httpchk OPTIONS /primary" in replication
+    assert not [line for line in replication if "shutdown-sessions" in line], replication
+    assert all("on-marked-down shutdown-sessions" in listeners[name] for name in ("primary", "replicas"))
 
 
 @pytest.mark.parametrize("member", [m for m in DC_DB])
@@ -94,7 +107,7 @@ def test_dr_can_rewind_from_the_dc_primary(hosts, member, balancer):
     # streamed from the old one). Patroni then checks the primary and runs pg_rewind against it,
     # through the DC's balancers, as the rewind role; refused, the DR stops following for good.
     # Through a balancer the role needs its client certificate too, which database hosts hold.
-    dsn = (f"host={ADDR[balancer]} port=5000 dbname=postgres user=rewinder sslmode=verify-ca "
+    dsn = (f"host={ADDR[balancer]} port=5002 dbname=postgres user=rewinder sslmode=verify-ca "
            "sslrootcert=/etc/kntc/tls/ca.crt sslcert=/etc/kntc/tls/postgres-rewinder.crt "
            "sslkey=/etc/kntc/tls/postgres-rewinder.key connect_timeout=5")
     query = ("select pg_is_in_recovery(), (select count(*) > 0 from pg_ls_dir('global', true, false)), "
