@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from dr import runbook
 from dr.drills.monitor import overlaps, primary_intervals
@@ -60,7 +61,12 @@ def test_standby_cluster_settings_follow_the_other_sites_balancers():
     inv = load_inventory(ROOT / "infra/ansible/inventories/production")
     settings = standby_cluster_settings(inv, "dr")
     hosts = [b.address for b in inv.balancers("dr")]
-    assert settings == [f"standby_cluster.host={','.join(hosts)}", "standby_cluster.port=5000",
+    # The port the roles give a standby cluster at provisioning, so a site made standby later
+    # follows by the same path.
+    roles = ROOT / "infra/ansible/roles"
+    port = yaml.safe_load((roles / "haproxy/defaults/main.yml").read_text())["haproxy_replication_port"]
+    assert yaml.safe_load((roles / "patroni/defaults/main.yml").read_text())["patroni_standby_port"] == port
+    assert settings == [f"standby_cluster.host={','.join(hosts)}", f"standby_cluster.port={port}",
                         "standby_cluster.create_replica_methods=[basebackup]"]
 
 
