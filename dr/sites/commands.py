@@ -76,7 +76,7 @@ def resolve_host(lab: Lab, inv: Inventory, spec: str) -> Host:
     if what == "leader" and lead:
         return inv.hosts[lead]
     if what == "replica":
-        rep = next((m["Member"] for m in members if m["Member"] != lead and m["State"] in ("running", "streaming")),
+        rep = next((m["Member"] for m in members if m["Member"] != lead and m["State"] in state.UP_STATES),
                    None)
         if rep:
             return inv.hosts[rep]
@@ -392,7 +392,7 @@ def rejoin(site: SiteArg, follow: Annotated[str, typer.Option(help="site primary
                      interval=2)
         for db in dbs[1:]:
             lab.run(db, unfence)
-        state.wait_until(lambda: all(m["State"] in ("running", "streaming") for m in lab.patroni_members(site))
+        state.wait_until(lambda: all(m["State"] in state.UP_STATES for m in lab.patroni_members(site))
                      and len(lab.patroni_members(site)) == len(dbs), timeout,
                      f"mọi thành viên của {site} chạy / every member of {site} runs", interval=2)
         print(f"{site}: standby (rejoined, following {follow})")

@@ -19,6 +19,9 @@ from dr.lab import Host, Inventory, Lab
 RW_PORT = 5000
 # The balancers' port for the other site's standby cluster (haproxy_replication_port).
 REPLICATION_PORT = 5002
+# A member that serves: `patronictl list` says "streaming" of a replica, and Patroni 4 (Debian 13)
+# of a standby leader too, where Patroni 3 said "running".
+UP_STATES = ("running", "streaming")
 
 APP_ENV = "/etc/kntc/app.env"
 
@@ -95,7 +98,7 @@ def leader(lab: Lab, site: str) -> dict[str, Any] | None:
 def site_role(lab: Lab, site: str) -> str:
     """'primary' (a Leader), 'standby' (a Standby Leader) or 'none'."""
     m = leader(lab, site)
-    if m is None or m.get("State") != "running":
+    if m is None or m.get("State") not in UP_STATES:
         return "none"
     return "primary" if m["Role"] == "Leader" else "standby"
 

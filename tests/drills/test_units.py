@@ -14,7 +14,7 @@ from dr import runbook
 from dr.drills.monitor import overlaps, primary_intervals
 from dr.drills.writer import Ack, rpo
 from dr.lab import load_inventory
-from dr.sites.state import lsn_int, standby_cluster_settings
+from dr.sites.state import lsn_int, site_role, standby_cluster_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 KNTC_DR = Path(sys.executable).parent / "kntc-dr"
@@ -142,3 +142,24 @@ def test_site_commands_fail_in_one_line_with_an_exit_code():
     assert r.stderr.count("\n") == 1 and "no inventory at /nonexistent" in r.stderr
     r = subprocess.run([str(KNTC_DR), "site", "demote", "xx", "--follow", "dr"], capture_output=True, text=True)
     assert r.returncode == 1 and "unknown site 'xx'" in r.stderr and "Traceback" not in r.stderr
+
+
+class Members:
+    """A lab whose `patronictl list` says `rows` of every site."""
+
+    def __init__(self, *rows: tuple[str, str]) -> None:
+        self.rows = [{"Member": f"db{i}", "Role": role, "State": st} for i, (role, st) in enumerate(rows, 1)]
+
+    def patroni_members(self, site: str) -> list[dict[str, str]]:
+        return self.rows
+
+
+@pytest.mark.parametrize(("rows", "role"), [
+    ((("Leader", "running"), ("Sync Standby", "streaming")), "primary"),
+    ((("Standby Leader", "running"), ("Replica", "streaming")), "standby"),        # Patroni 3 (Debian 12)
+    ((("Standby Leader", "streaming"), ("Replica", "streaming")), "standby"),      # Patroni 4 (Debian 13)
+    ((("Standby Leader", "stopped"), ("Replica", "streaming")), "none"),
+    ((("Replica", "streaming"), ("Replica", "streaming")), "none"),
+])
+def test_a_sites_role_reads_patroni_3_and_4_alike(rows, role):
+    assert site_role(Members(*rows), "dr") == role
