@@ -75,7 +75,9 @@ def test_the_standby_sites_path_is_never_held_open_by_its_balancer(hosts, balanc
     # not: HAProxy 3.0 leaves the client side of a connection it was still making open for ever,
     # and the WAL receiver waits on it without limit (reproduced on Debian 13's 3.0.11).
     cfg = hosts(balancer).file("/etc/haproxy/haproxy.cfg").content_string
-    listeners = {block.split("\n", 1)[0].strip(): block for block in cfg.split("\nlisten ")[1:]}
+    # Each listener ends at the blank line before the next section (the last one is followed by
+    # the web frontend, whose lines must not count as the replication listener's).
+    listeners = {block.split("\n", 1)[0].strip(): block.split("\n\n", 1)[0] for block in cfg.split("\nlisten ")[1:]}
     replication = [line.strip() for line in listeners["replication"].splitlines() if not line.strip().startswith("#")]
     assert "bind *:5002" in replication and "option httpchk OPTIONS /primary" in replication
     assert not [line for line in replication if "shutdown-sessions" in line], replication
