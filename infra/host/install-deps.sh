@@ -63,9 +63,13 @@ LOCK=requirements/all.lock
 stamp=.venv/.installed-$(cat pyproject.toml "$LOCK" | sha256sum | cut -c1-16)
 if [ ! -f "$stamp" ]; then
   [ -x .venv/bin/python ] || "$PY" -m venv .venv
-  .venv/bin/pip install -q --require-hashes -r "$LOCK"
+  # uv installs the lock in seconds where pip took three minutes of every fresh clone's test run. It
+  # comes first, by pip, pinned and hashed as the lock has it.
+  [ -x .venv/bin/uv ] || .venv/bin/pip install -q --no-deps --require-hashes \
+    -r <(awk '/^uv==/ {p = 1; print; next} p && /^ +--hash/ {print; next} {p = 0}' "$LOCK")
+  .venv/bin/uv pip install -q --python .venv/bin/python --require-hashes -r "$LOCK"
   # The project itself, without resolving anything more (its dependencies are the lock's).
-  .venv/bin/pip install -q --no-deps --no-build-isolation -e .
+  .venv/bin/uv pip install -q --python .venv/bin/python --no-deps --no-build-isolation -e .
   rm -f .venv/.installed-*
   touch "$stamp"
 fi
