@@ -310,6 +310,19 @@ def drill_site_failover(inventory: InventoryOpt = None, report_dir: ReportDirOpt
                      "diễn tập mất site / site failover drill")
 
 
+@drill.command("site-move")
+def drill_site_move(inventory: InventoryOpt = None, report_dir: ReportDirOpt = Path(".data/dr-reports")) -> None:
+    """Chuyển primary sang site có PostgreSQL mới hơn rồi về / the primary role to the site on a newer
+    PostgreSQL by logical replication, and back (the lab of KNTC_LAB_SUITE=dc=bookworm,dr=trixie).
+
+    runbooks/upgrade-postgres.md
+    """
+    from dr.drills.site_move import run_site_move
+
+    _site_drill_done(*run_site_move(inventory, report_dir, log=lambda s: err.print(f"[dim]{s}[/dim]")),
+                     "diễn tập chuyển site sang phiên bản mới / site move drill")
+
+
 @drill.command("repo-loss")
 def drill_repo_loss(inventory: InventoryOpt = None, report_dir: ReportDirOpt = Path(".data/dr-reports")) -> None:
     """Mất kho repo1, khôi phục từ repo2 / lose repo1 (the DC's repository), restore from repo2.

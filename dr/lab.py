@@ -227,6 +227,20 @@ class Lab:
             raise RemoteError(f"{name}: `{command}` exited {rc}: {stderr.strip() or stdout.strip()}")
         return rc, stdout, stderr
 
+    def put_text(self, host: str | Host, path: str, text: str) -> None:
+        """Write `text` to `path` on `host` over the SSH connection (SFTP): a secret never appears on
+        a command line. The caller makes the file's folder private first."""
+        import io
+
+        name = host.name if isinstance(host, Host) else host
+        with self._locks[name]:
+            try:
+                ok = self._host(name).put_file(io.BytesIO(text.encode()), path)
+            except Exception as exc:
+                raise RemoteError(f"{name}: writing {path} did not complete: {type(exc).__name__}: {exc}") from exc
+        if not ok:
+            raise RemoteError(f"{name}: writing {path} failed")
+
     def out(self, host: str | Host, command: str, timeout: float = 120) -> str:
         return self.run(host, command, timeout=timeout)[1].strip()
 

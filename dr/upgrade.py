@@ -547,3 +547,37 @@ def finish(ends: Endpoints) -> Step:
     with _session(ends.target) as n:
         _drop_replication_side(n, BACK)
     return Step("finish", {}, time.monotonic() - t0)
+
+
+_FENCED = """
+SELECT count(*) FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase
+ WHERE d.datname = current_database() AND 'default_transaction_read_only=on' = ANY(s.setconfig)
+"""
+
+
+def reset(ends: Endpoints) -> Step:
+    """Make the new database anew for another `prepare`, after `abandon` or `rollback`: dropped and
+    created empty, with the same owner, encoding and locale (`prepare` brings its settings and
+    grants). Refused while anything follows or publishes there, and whenever the old cluster does
+    not take writes: after a cut-over the new database is the primary's, until `rollback`."""
+    t0 = time.monotonic()
+    db = _database(ends.target)
+    with _session(ends.source) as o:
+        if _value(o, _FENCED):
+            raise DrError("cụm cũ không nhận ghi: cụm mới đang là primary / the old cluster takes no writes, so "
+                          "the new database is the primary's: `rollback` first, or keep it")
+    with _session(ends.target) as n:
+        following = _value(n, "SELECT count(*) FROM pg_subscription s JOIN pg_database d ON d.oid = s.subdbid "
+                              "WHERE d.datname = current_database()")
+        if following or _value(n, "SELECT count(*) FROM pg_publication"):
+            raise DrError("cơ sở dữ liệu mới còn đang sao chép / the new database still follows or publishes: "
+                          "`abandon` first")
+    with _session(make_conninfo(ends.target, dbname="postgres")) as n:
+        owner, encoding, collate, ctype = n.execute(
+            "SELECT pg_get_userbyid(datdba), pg_encoding_to_char(encoding), datcollate, datctype "
+            "FROM pg_database WHERE datname = %s", (db,)).fetchone()
+        n.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(db)))
+        create = "CREATE DATABASE {} OWNER {} TEMPLATE template0 ENCODING {} LC_COLLATE {} LC_CTYPE {}"
+        n.execute(sql.SQL(create).format(sql.Identifier(db), sql.Identifier(owner), sql.Literal(encoding),
+                                         sql.Literal(collate), sql.Literal(ctype)))
+    return Step("reset", {"database": db, "owner": owner}, time.monotonic() - t0)

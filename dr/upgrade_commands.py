@@ -95,3 +95,9 @@ def abandon(source: Source, target: Target) -> None:
 def finish(source: Source, target: Target) -> None:
     """Giữ cụm mới / keep the new cluster: the old one stops following and stays read-only."""
     _print(upgrade.finish(_ends(source, target, None, None)))
+
+
+@app.command()
+def reset(source: Source, target: Target) -> None:
+    """Làm mới cơ sở dữ liệu đích / make the new database anew (empty) before another `prepare`."""
+    _print(upgrade.reset(_ends(source, target, None, None)))

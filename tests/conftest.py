@@ -68,15 +68,16 @@ _choose_test_port()
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Order the tests needing no lab before the lab's, each part by folder (see _ORDER; stable, so
     modules stay whole); benchmarks measure, they do not
-    assert: they run only when asked for with `-m bench`."""
+    assert: they run only when asked for with `-m bench` (the DR-first move with `-m move`)."""
     # Every test that needs no lab first (the lab comes up beside them), then the lab's, each by folder.
     items.sort(key=lambda i: (i.get_closest_marker("lab") is not None, _rank(i)))
-    if "bench" in (config.getoption("markexpr") or ""):
-        return
-    kept = [i for i in items if i.get_closest_marker("bench") is None]
-    if len(kept) != len(items):
-        config.hook.pytest_deselected(items=[i for i in items if i.get_closest_marker("bench")])
-        items[:] = kept
+    # The DR-first move needs a lab whose sites run two releases (make dr-first-move): like the
+    # benchmarks, it runs only when asked for by its marker.
+    asked = config.getoption("markexpr") or ""
+    left = [i for i in items if any(i.get_closest_marker(m) and m not in asked for m in ("bench", "move"))]
+    if left:
+        config.hook.pytest_deselected(items=left)
+        items[:] = [i for i in items if i not in left]
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

@@ -18,7 +18,7 @@ import typer
 
 from dr.errors import DrError
 from dr.lab import PATRONICTL, Host, Inventory, Lab, load_inventory
-from dr.sites import state
+from dr.sites import move, state
 
 app = typer.Typer(help="Vai trò của các site / the sites' roles (runbooks/dr-site-*.md)", no_args_is_help=True)
 _state: dict[str, Path | None] = {"inventory": None}
@@ -264,6 +264,32 @@ def wait_following(site: SiteArg, from_: Annotated[str, typer.Option("--from", h
         print(f"{site}: streaming from {from_} ({who})")
     finally:
         lab.close()
+
+
+# ------------------------------------------------------------------ a move to a newer major version
+@app.command("move")
+def move_(step: Annotated[str, typer.Argument(help=" | ".join(move.STEPS))],
+          from_: Annotated[str, typer.Option("--from", help="site cũ / the site on the old version")],
+          to: Annotated[str, typer.Option("--to", help="site mới / the site on the new version")],
+          timeout: Annotated[float, typer.Option(help="giây / seconds")] = 600) -> None:
+    """Chuyển vai trò primary sang site có phiên bản PostgreSQL mới hơn / move the primary role to the
+    site on a newer PostgreSQL by logical replication: one step of `kntc-dr upgrade`, run on that
+    site's backup host with both clusters found from the inventory (runbooks/upgrade-postgres.md)."""
+    _check_site(from_)
+    _check_site(to)
+    if step not in move.STEPS:
+        raise DrError(f"bước không hợp lệ / unknown step {step!r}: {' | '.join(move.STEPS)}")
+    inv, lab = _open()
+    try:
+        rc, out, err = move.run(lab, inv, from_, to, step, timeout)
+    finally:
+        lab.close()
+    if out:
+        print(out)
+    if err.strip():
+        typer.echo(err.rstrip(), err=True)
+    if rc:
+        raise RemoteExit(f"{step}: kntc-dr upgrade thoát với mã {rc} / exited {rc}", rc)
 
 
 # ------------------------------------------------------------------ unplanned loss

@@ -33,4 +33,12 @@ release: lab-deps ## roll a release of the case service over the lab's app hosts
 release-rehearsal: lab-deps ## a rolling release, a failing one that rolls back by itself and a return, under officers reading through the balancers
 	.venv/bin/pytest -m lab tests/infra/test_release.py -s $(LAB_PYTEST_ARGS)
 
-.PHONY: lab-deps lab-up lab-down lab-status test-lab failover-trials dc-loss-trials upgrade-rehearsal release release-rehearsal
+# The sites on two releases, as the move passes through them: the lab is made again from nothing in
+# that shape (a DC of another shape would keep a wal_level that needs a restart), and left so.
+MOVE_SUITE := dc=bookworm,dr=trixie
+dr-first-move: lab-deps ## the DR first: remake the lab with the DR on Debian 13 and PostgreSQL 17, fill it by logical replication, move the primary role there and back under a writer (report in .data/dr-reports)
+	$(LAB) down
+	KNTC_LAB_SUITE=$(MOVE_SUITE) $(LAB) up
+	KNTC_LAB_SUITE=$(MOVE_SUITE) .venv/bin/pytest -m move -p no:cacheprovider -s tests/drills/test_site_move.py $(LAB_PYTEST_ARGS)
+
+.PHONY: lab-deps lab-up lab-down lab-status test-lab failover-trials dc-loss-trials upgrade-rehearsal release release-rehearsal dr-first-move

@@ -435,6 +435,40 @@ def ssh_cmd(name: str, command: str) -> list[str]:
 
 
 # ---------------------------------------------------------------- inventory
+PRIMARY_SITE = "dc"  # group_vars/all.yml's kntc_primary_site
+
+
+def site_host_vars(suites: dict[str, str]) -> dict[str, dict[str, object]]:
+    """Each site's host variables beyond the playbook's group_vars.
+
+    A site on another Debian release runs that release's PostgreSQL. A site whose major version is
+    not the primary site's cannot follow it physically: it is a cluster of its own, empty, that the
+    major upgrade fills by logical replication (runbooks/upgrade-postgres.md, the DR first), and
+    both sites are provisioned as that runbook's "Before" asks: the primary publishes
+    (`wal_level = logical`), and each admits the replication role `kntc_upgrade` from its own
+    balancers (the other site's subscriber arrives through their replication port) and the old
+    one the new site's backup host, which runs the steps, as the superuser."""
+    def addresses(site: str, tier: str) -> list[str]:
+        return [addr for s, addr, tiers in HOSTS.values() if s == site and tier in tiers]
+
+    out: dict[str, dict[str, object]] = {site: {} for site in suites}
+    primary_pg = SUITE_POSTGRES[suites[PRIMARY_SITE]]
+    moving = [site for site, suite in suites.items() if SUITE_POSTGRES[suite] != primary_pg]
+    for site, suite in suites.items():
+        if suite != HOST_SUITE:
+            out[site]["kntc_postgres_version"] = SUITE_POSTGRES[suite]
+    for site in moving:
+        out[site]["patroni_is_standby_cluster"] = False
+        out[site]["patroni_pg_hba_extra"] = [f"hostssl kntc kntc_upgrade {a}/32 scram-sha-256"
+                                             for a in addresses(site, "balancer")]
+    if moving:
+        out[PRIMARY_SITE]["patroni_postgresql_parameters_extra"] = {"wal_level": "logical"}
+        out[PRIMARY_SITE]["patroni_pg_hba_extra"] = (
+            [f"hostssl kntc kntc_upgrade {a}/32 scram-sha-256" for a in addresses(PRIMARY_SITE, "balancer")]
+            + [f"hostssl kntc postgres {a}/32 scram-sha-256" for site in moving for a in addresses(site, "backup")])
+    return out
+
+
 def write_inventory() -> None:
     groups: dict[str, list[str]] = {}
     for name, (site, _, tiers) in HOSTS.items():
@@ -451,12 +485,11 @@ def write_inventory() -> None:
         " -o LogLevel=ERROR",
         "  hosts:",
     ]
+    extra = site_host_vars(SUITES)
     for name, (site, addr, _) in HOSTS.items():
         lines += [f"    {name}:", f"      ansible_host: {addr}"]
-        # A host's own vars outrank the playbook's group_vars: a site on another Debian release
-        # runs that release's PostgreSQL.
-        if SUITES[site] != HOST_SUITE:
-            lines.append(f"      kntc_postgres_version: {SUITE_POSTGRES[SUITES[site]]}")
+        # A host's own vars outrank the playbook's group_vars (JSON is YAML, on one line).
+        lines += [f"      {key}: {json.dumps(value)}" for key, value in extra[site].items()]
     lines.append("  children:")
     for g in ("dc", "dr", "etcd", "database", "balancer", "app", "backup", "monitoring"):
         lines.append(f"    {g}:")

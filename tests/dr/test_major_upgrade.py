@@ -331,9 +331,12 @@ def test_a_second_attempt_copies_every_row_alike_and_finish_retires_the_old_clus
     e = upgrade.Endpoints(source.superuser(), target.superuser(DATABASE))
     # The way back left 17's copy behind: it is not reused.
     assert "already holds" in step("upgrade-prepare", book_env, exit_code=1)["error"]
-    provision(target, source)
+    assert step("upgrade-reset", book_env)["name"] == "reset"
+    assert tables(e.target) == []
     step("upgrade-prepare", book_env)
     step("upgrade-wait", book_env)
+    # Nothing is dropped while it follows.
+    assert "abandon" in step("upgrade-reset", book_env, exit_code=1)["error"]
     # What pg_dump leaves to --create came too: the database's own settings and grants.
     assert database_level(source.superuser()) == database_level(target.superuser(DATABASE))
     # The replication role's password is in the new cluster's catalogue alone, which the service's
@@ -351,7 +354,10 @@ def test_a_second_attempt_copies_every_row_alike_and_finish_retires_the_old_clus
     finally:
         bouncer.console(f"RESUME {DATABASE}")
     assert "rollback" in step("upgrade-abandon", book_env, exit_code=1)["error"]  # too late to give up
+    # The new database is the primary's now: never dropped, before `finish` or after.
+    assert "rollback" in step("upgrade-reset", book_env, exit_code=1)["error"]
     step("upgrade-finish", book_env)
+    assert "rollback" in step("upgrade-reset", book_env, exit_code=1)["error"]
     assert catalogue(e.source) == catalogue(e.target) == {"slots": [], "publications": [], "subscriptions": [],
                                                           "roles": []}
     # The old cluster is read-only for the service's roles; the new one serves the officers.

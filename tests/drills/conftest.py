@@ -37,10 +37,11 @@ def drill_env(lab: Path, request: pytest.FixtureRequest) -> Iterator[dict[str, s
            "KNTC_DR_INVENTORY": str(lab.parent), "COLUMNS": "200", "DRILL_REPORTS": str(out)}
 
 
-def run_drill(runbook_name: str, env: dict[str, str], timeout: float = 1800) -> tuple[runbook.StepResult, dict[str, Any]]:
-    """The runbook's `drill` step, with its report written to the test's folder; (result, JSON report)."""
+def run_drill(runbook_name: str, env: dict[str, str], timeout: float = 1800,
+              step_name: str = "drill") -> tuple[runbook.StepResult, dict[str, Any]]:
+    """The runbook's drill step, with its report written to the test's folder; (result, JSON report)."""
     path = RUNBOOKS / runbook_name
-    step = runbook.steps(path)["drill"]
+    step = runbook.steps(path)[step_name]
     cmd = f"{step.command} --report-dir \"$DRILL_REPORTS\""
     res = subprocess.run(["bash", "-euo", "pipefail", "-c", cmd], env=env, cwd=ROOT, text=True, capture_output=True,
                          timeout=timeout)

@@ -60,3 +60,30 @@ def test_an_images_apt_sources_are_this_hosts_mirrors_with_the_images_suite(tmp_
     text = lab.sources_for(src, "trixie")
     assert "Suites: trixie trixie-updates\n" in text and "URIs: http://mirror.example/debian\n" in text
     assert lab.sources_for(src, "bookworm") == src.read_text()
+
+
+def test_the_same_version_on_both_sites_keeps_the_dr_a_standby_of_the_dc():
+    for spec in ("", "trixie"):
+        extra = lab.site_host_vars(lab.site_suites(spec))
+        assert all("patroni_is_standby_cluster" not in v and "patroni_pg_hba_extra" not in v
+                   and "patroni_postgresql_parameters_extra" not in v for v in extra.values())
+    assert lab.site_host_vars(lab.site_suites("trixie"))["dr"] == {"kntc_postgres_version": 17}
+
+
+def test_a_dr_on_a_newer_postgres_is_a_cluster_of_its_own_ready_for_the_move():
+    extra = lab.site_host_vars(lab.site_suites("dc=bookworm,dr=trixie"))
+    dr, dc = extra["dr"], extra["dc"]
+    assert dr["kntc_postgres_version"] == 17 and dr["patroni_is_standby_cluster"] is False
+    assert "kntc_postgres_version" not in dc and "patroni_is_standby_cluster" not in dc
+    assert dc["patroni_postgresql_parameters_extra"] == {"wal_level": "logical"}
+    balancers = {site: {a for s, a, t in lab.HOSTS.values() if s == site and "balancer" in t} for site in ("dc", "dr")}
+    backups = {a for s, a, t in lab.HOSTS.values() if s == "dr" and "backup" in t}
+    # the subscriber on each side arrives through the other side's own balancers, nowhere else
+    assert {line.split()[3].removesuffix("/32") for line in dr["patroni_pg_hba_extra"]} == balancers["dr"]
+    assert all(line.startswith("hostssl kntc kntc_upgrade ") for line in dr["patroni_pg_hba_extra"])
+    upgrade = [line for line in dc["patroni_pg_hba_extra"] if " kntc_upgrade " in line]
+    superuser = [line for line in dc["patroni_pg_hba_extra"] if " postgres " in line]
+    assert {line.split()[3].removesuffix("/32") for line in upgrade} == balancers["dc"]
+    # the DC's superuser only into the case database and only from the DR's backup host
+    assert {line.split()[3].removesuffix("/32") for line in superuser} == backups
+    assert all(line.startswith("hostssl kntc postgres ") and line.endswith(" scram-sha-256") for line in superuser)

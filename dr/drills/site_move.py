@@ -1,0 +1,138 @@
+"""The DR first: the primary role moved to a site on a newer PostgreSQL and back (`kntc-dr drill
+site-move`), on a lab whose sites run different Debian releases (KNTC_LAB_SUITE=dc=bookworm,dr=trixie).
+
+The drill runs the steps of runbooks/upgrade-postgres.md's site-by-site section as written (`kntc-dr
+site move`, `point-app`): the new site's empty cluster is filled by logical replication from the
+primary site, the primary role moves to it, the old site follows it back, and the role returns. A
+writer commits one row per transaction through the primary site's HAProxy throughout and moves to
+the other site's when the runbook says the writes have moved. Every acknowledged commit must be
+on the final primary, and the rows written on the new site must have come back before the return.
+
+Figures: the copy (prepare to every table following), each cut-over's write gap (the last commit
+acknowledged by one site to the first by the other) and its catch-up, and the versions served.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from dr.drills.steps import FAILURES, DrillFailed, StepRunner, step_env
+from dr.drills.writer import Writer, prepare_table, present_seqs, rpo
+from dr.lab import Lab, load_inventory
+from dr.report import Report
+from dr.sites.state import rw_endpoints, stamp, wait_until
+
+RUNBOOK = "upgrade-postgres.md"
+
+
+def _version(lab: Lab, inv: Any, site: str) -> int:
+    """The major version the site's primary runs."""
+    db = inv.db(site)[0]
+    return int(lab.sql(db, "SHOW server_version_num")) // 10000
+
+
+def _json(out: str) -> dict[str, Any]:
+    for line in reversed(out.strip().splitlines()):
+        if line.startswith("{"):
+            return json.loads(line)
+    return {}
+
+
+def _gap(writer: Writer, src: str, dst: str, t0: float) -> tuple[float, float]:
+    """(write gap, first commit through `dst` after t0): from the last commit through `src`."""
+    first = writer.acks_since(t0, dst)
+    if not first:
+        raise DrillFailed(f"không commit nào qua {dst} / no commit acknowledged through {dst}")
+    last = max((a.at for a in writer.acks if a.site == src and a.at < first[0].at), default=t0)
+    return round(first[0].at - last, 2), first[0].at
+
+
+def run_site_move(inventory: Path | None = None, report_dir: Path = Path(".data/dr-reports"),
+                  stay_s: float = 5.0, log: Callable[[str], None] = print) -> tuple[Report, Path, Path]:
+    inv = load_inventory(inventory)
+    lab = Lab(inv)
+    old = inv.primary_site
+    new = inv.other(old)
+    report = Report("drill-site-move", f"Diễn tập chuyển site sang phiên bản mới {old} → {new} → {old} / "
+                    f"the primary role to the newer PostgreSQL of {new} and back", "-")
+    run_id = f"move-{stamp()}"
+    report_dir = report_dir.resolve()
+    report_dir.mkdir(parents=True, exist_ok=True)
+    runner = StepRunner(step_env(inv), report, log)
+    writer: Writer | None = None
+    try:
+        log("[1/6] kiểm tra trước / preflight")
+        versions = {site: _version(lab, inv, site) for site in (old, new)}
+        report.check("site mới chạy phiên bản mới hơn / the new site runs a newer PostgreSQL",
+                     versions[new] > versions[old], f"{old}: {versions[old]}, {new}: {versions[new]}")
+        if versions[new] <= versions[old]:
+            raise DrillFailed(f"{new} runs PostgreSQL {versions[new]}, not newer than {old}'s {versions[old]}: "
+                              "bring the lab up with KNTC_LAB_SUITE=dc=bookworm,dr=trixie")
+        runner.run(RUNBOOK, "move-status-before")
+        # a drill before this one may have left its copy there: the runbook's way to start again
+        runner.run(RUNBOOK, "move-reset")
+        prepare_table(rw_endpoints(inv, old)[0])
+        log("[2/6] bộ ghi / writer")
+        writer = Writer(run_id, rw_endpoints(inv, old), report_dir / f"{run_id}-acks.tsv")
+        writer.start()
+        wait_until(lambda: len(writer.acks) > 0, 30, "bộ ghi được xác nhận / the writer gets acknowledgements")
+        log(f"[3/6] chép sang {new} / copy into {new}")
+        runner.run(RUNBOOK, "move-check")
+        t_copy, _ = runner.run(RUNBOOK, "move-prepare")
+        _, t_ready = runner.run(RUNBOOK, "move-wait", timeout=1900)
+        log(f"[4/6] chuyển sang {new} / cut-over to {new}")
+        t_cut, _ = runner.run(RUNBOOK, "move-cutover")
+        cut = _json(runner.outputs["move-cutover"]).get("facts", {})
+        writer.set_endpoints(rw_endpoints(inv, new))
+        runner.run(RUNBOOK, "move-apps-to-new", fatal=False)
+        there_gap, t_there = _gap(writer, old, new, t_cut)
+        time.sleep(stay_s)  # the new site serves writes for a while
+        on_new = [a.seq for a in writer.acks_since(t_there, new)]
+        # The way back follows: what the new site took is on the old one before the return.
+        came_back = wait_until(lambda: set(on_new) <= present_seqs(rw_endpoints(inv, old)[0], run_id), 60,
+                               f"{old} nhận lại các ghi ở {new} / {old} has the rows written on {new}")
+        report.check(f"{old} theo {new} / {old} follows {new}", bool(came_back and on_new),
+                     f"{len(on_new)} commits acknowledged through {new} were on {old} before the return")
+        log(f"[5/6] quay lại {old} / back to {old}")
+        t_back, _ = runner.run(RUNBOOK, "move-rollback")
+        back = _json(runner.outputs["move-rollback"]).get("facts", {})
+        writer.set_endpoints(rw_endpoints(inv, old))
+        runner.run(RUNBOOK, "move-apps-to-old", fatal=False)
+        back_gap, _ = _gap(writer, new, old, t_back)
+        wait_until(lambda: writer.acks_since(time.time() - 1, old), 30,
+                   f"bộ ghi ghi qua {old} / the writer commits through {old}")
+        writer.stop()
+        log("[6/6] kiểm tra / checks")
+        acks = list(writer.acks)
+        lost, span, seqs = rpo(acks, present_seqs(rw_endpoints(inv, old)[0], run_id))
+        report.check("không mất commit đã xác nhận / no acknowledged commit lost", lost == 0 and bool(acks),
+                     f"{len(acks) - lost} of {len(acks)} acknowledged commits present on {old} after the return"
+                     + (f"; lost {seqs[:10]}" if lost else ""))
+        served = [a for a in acks if t_there <= a.at < t_back and a.site == new]
+        report.check(f"{new} phục vụ ghi / {new} served writes", bool(served),
+                     f"{len(served)} commits acknowledged through {new}'s HAProxy on PostgreSQL {versions[new]}")
+        gaps = [b.at - a.at for a, b in itertools.pairwise(acks)]
+        report.figures.update({
+            "postgres_old": versions[old], "postgres_new": versions[new],
+            "copy_seconds": round(t_ready - t_copy, 2),
+            "cutover_write_gap_seconds": there_gap, "cutover_catch_up_seconds": cut.get("catch_up_s"),
+            "return_write_gap_seconds": back_gap, "return_catch_up_seconds": back.get("catch_up_s"),
+            "rpo_lost_commits": lost, "rpo_seconds": round(span, 3),
+            "writer_commits": len(acks), "writer_errors": writer.errors,
+            "longest_write_gap_seconds": round(max(gaps, default=0.0), 2),
+            "step_seconds": runner.timings,
+        })
+        # The new site's copy is left empty again, ready for the next rehearsal or the real move.
+        runner.run(RUNBOOK, "move-reset", fatal=False)
+    except FAILURES as exc:
+        report.check("diễn tập hoàn tất / drill completed", False, str(exc))
+    finally:
+        if writer is not None and writer.is_alive():
+            writer.stop()
+        lab.close()
+    return (report, *report.write(report_dir, f"drill-site-move-{stamp()}"))
