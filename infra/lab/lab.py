@@ -447,7 +447,8 @@ def site_host_vars(suites: dict[str, str]) -> dict[str, dict[str, object]]:
     both sites are provisioned as that runbook's "Before" asks: the primary publishes
     (`wal_level = logical`), and each admits the replication role `kntc_upgrade` from its own
     balancers (the other site's subscriber arrives through their replication port) and the old
-    one the new site's backup host, which runs the steps, as the superuser."""
+    one the new site's backup host, which runs the steps, as the superuser. Each site keeps to its
+    own pgBackRest repository meanwhile."""
     def addresses(site: str, tier: str) -> list[str]:
         return [addr for s, addr, tiers in HOSTS.values() if s == site and tier in tiers]
 
@@ -462,6 +463,10 @@ def site_host_vars(suites: dict[str, str]) -> dict[str, dict[str, object]]:
         out[site]["patroni_pg_hba_extra"] = [f"hostssl kntc kntc_upgrade {a}/32 scram-sha-256"
                                              for a in addresses(site, "balancer")]
     if moving:
+        # pgBackRest's protocol wants one version at both ends, and each release carries its own:
+        # while the sites differ, each archives into and backs up from its own repository only.
+        for site in suites:
+            out[site]["pgbackrest_remote_repo_enabled"] = False
         out[PRIMARY_SITE]["patroni_postgresql_parameters_extra"] = {"wal_level": "logical"}
         out[PRIMARY_SITE]["patroni_pg_hba_extra"] = (
             [f"hostssl kntc kntc_upgrade {a}/32 scram-sha-256" for a in addresses(PRIMARY_SITE, "balancer")]

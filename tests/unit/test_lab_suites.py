@@ -66,7 +66,8 @@ def test_the_same_version_on_both_sites_keeps_the_dr_a_standby_of_the_dc():
     for spec in ("", "trixie"):
         extra = lab.site_host_vars(lab.site_suites(spec))
         assert all("patroni_is_standby_cluster" not in v and "patroni_pg_hba_extra" not in v
-                   and "patroni_postgresql_parameters_extra" not in v for v in extra.values())
+                   and "patroni_postgresql_parameters_extra" not in v and "pgbackrest_remote_repo_enabled" not in v
+                   for v in extra.values())
     assert lab.site_host_vars(lab.site_suites("trixie"))["dr"] == {"kntc_postgres_version": 17}
 
 
@@ -76,6 +77,8 @@ def test_a_dr_on_a_newer_postgres_is_a_cluster_of_its_own_ready_for_the_move():
     assert dr["kntc_postgres_version"] == 17 and dr["patroni_is_standby_cluster"] is False
     assert "kntc_postgres_version" not in dc and "patroni_is_standby_cluster" not in dc
     assert dc["patroni_postgresql_parameters_extra"] == {"wal_level": "logical"}
+    # two pgBackRest versions do not talk to each other: each site keeps to its own repository
+    assert dc["pgbackrest_remote_repo_enabled"] is False and dr["pgbackrest_remote_repo_enabled"] is False
     balancers = {site: {a for s, a, t in lab.HOSTS.values() if s == site and "balancer" in t} for site in ("dc", "dr")}
     backups = {a for s, a, t in lab.HOSTS.values() if s == "dr" and "backup" in t}
     # the subscriber on each side arrives through the other side's own balancers, nowhere else
