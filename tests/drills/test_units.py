@@ -109,6 +109,11 @@ DRILL_STEPS = {
                             "heal", "fenced-refuses-writes", "rejoin-dc", "dc-follows-dr", "status-after", "drill"},
     "dr-repo-loss.md": {"backups-in-both", "backup-repo2", "restore-point", "lose-repo1", "repo1-unreadable",
                         "restore-from-repo2", "verify-copy", "cleanup-copy", "repo1-back", "drill"},
+    # the major upgrade's own steps (tests/dr/test_major_upgrade.py) and the site move's
+    "upgrade-postgres.md": {"upgrade-check", "upgrade-prepare", "upgrade-wait", "upgrade-abandon", "upgrade-reset",
+                            "upgrade-cutover", "upgrade-rollback", "upgrade-finish", "move-status-before",
+                            "move-reset", "move-check", "move-prepare", "move-wait", "move-cutover",
+                            "move-apps-to-new", "move-rollback", "move-apps-to-old", "move-drill"},
 }
 
 

@@ -1,5 +1,8 @@
 """`kntc-dr site move`: the major upgrade's steps with both clusters named from the inventory. What
-each step is given, read as libpq reads it; the password is in none of it."""
+each step is given, read as libpq reads it; the password is in none of it.
+
+Threat rows (runbooks/security.md): T114.
+"""
 
 from __future__ import annotations
 
