@@ -220,6 +220,10 @@ def check(ends: Endpoints) -> Step:
                             f"version than the source ({facts['source_version']})")
         if not _value(dst, "SELECT rolsuper FROM pg_roles WHERE rolname = current_user"):
             problems.append("cần quyền superuser trên đích / the target session is not a superuser")
+        if _value(dst, "SHOW wal_level") != "logical":
+            # found only at the cut-over otherwise, when the way back cannot be made
+            problems.append("đích chưa có wal_level = logical / the target's wal_level is not logical: after the "
+                            "cut-over it publishes to the old cluster, the way back")
         if missing := sorted(named - set(_column(dst, "SELECT rolname FROM pg_roles"))):
             problems.append("thiếu vai trò trên đích / roles the schema names are missing on the target "
                             "(provision the new cluster first): " + ", ".join(missing))

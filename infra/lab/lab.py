@@ -444,11 +444,11 @@ def site_host_vars(suites: dict[str, str]) -> dict[str, dict[str, object]]:
     A site on another Debian release runs that release's PostgreSQL. A site whose major version is
     not the primary site's cannot follow it physically: it is a cluster of its own, empty, that the
     major upgrade fills by logical replication (runbooks/upgrade-postgres.md, the DR first), and
-    both sites are provisioned as that runbook's "Before" asks: the primary publishes
-    (`wal_level = logical`), and each admits the replication role `kntc_upgrade` from its own
-    balancers (the other site's subscriber arrives through their replication port) and the old
-    one the new site's backup host, which runs the steps, as the superuser. Each site keeps to its
-    own pgBackRest repository meanwhile."""
+    both sites are provisioned as that runbook's "Before" asks: both publish (`wal_level =
+    logical`: the old site first, the new one after the cut-over, as the way back), each admits the
+    replication role `kntc_upgrade` from its own balancers (the other site's subscriber arrives
+    through their replication port), and the old one the new site's backup host, which runs the
+    steps, as the superuser. Each site keeps to its own pgBackRest repository meanwhile."""
     def addresses(site: str, tier: str) -> list[str]:
         return [addr for s, addr, tiers in HOSTS.values() if s == site and tier in tiers]
 
@@ -460,6 +460,8 @@ def site_host_vars(suites: dict[str, str]) -> dict[str, dict[str, object]]:
             out[site]["kntc_postgres_version"] = SUITE_POSTGRES[suite]
     for site in moving:
         out[site]["patroni_is_standby_cluster"] = False
+        # after the cut-over the new site publishes to the old one: the way back
+        out[site]["patroni_postgresql_parameters_extra"] = {"wal_level": "logical"}
         out[site]["patroni_pg_hba_extra"] = [f"hostssl kntc kntc_upgrade {a}/32 scram-sha-256"
                                              for a in addresses(site, "balancer")]
     if moving:

@@ -76,7 +76,9 @@ def test_a_dr_on_a_newer_postgres_is_a_cluster_of_its_own_ready_for_the_move():
     dr, dc = extra["dr"], extra["dc"]
     assert dr["kntc_postgres_version"] == 17 and dr["patroni_is_standby_cluster"] is False
     assert "kntc_postgres_version" not in dc and "patroni_is_standby_cluster" not in dc
-    assert dc["patroni_postgresql_parameters_extra"] == {"wal_level": "logical"}
+    # the DC publishes for the copy, the DR for the way back after the cut-over
+    assert dc["patroni_postgresql_parameters_extra"] == dr["patroni_postgresql_parameters_extra"] == {
+        "wal_level": "logical"}
     # two pgBackRest versions do not talk to each other: each site keeps to its own repository
     assert dc["pgbackrest_remote_repo_enabled"] is False and dr["pgbackrest_remote_repo_enabled"] is False
     balancers = {site: {a for s, a, t in lab.HOSTS.values() if s == site and "balancer" in t} for site in ("dc", "dr")}
