@@ -52,6 +52,19 @@ def _gap(writer: Writer, src: str, dst: str, t0: float) -> tuple[float, float]:
     return round(first[0].at - last, 2), first[0].at
 
 
+def _hand_over(runner: StepRunner, writer: Writer, inv: Any, step: str, apps: str, src: str,
+               dst: str) -> tuple[float, dict[str, Any], float, float]:
+    """One of the runbook's hand-overs (the cut-over, the return) and the writer following it:
+    (its start, its facts, the write gap, the first commit through `dst`). The apps' step is not
+    fatal: the sites are moved back even when a case service does not come up."""
+    t0, _ = runner.run(RUNBOOK, step)
+    facts = _json(runner.outputs[step]).get("facts", {})
+    writer.set_endpoints(rw_endpoints(inv, dst))
+    runner.run(RUNBOOK, apps, fatal=False)
+    gap, first = _gap(writer, src, dst, t0)
+    return t0, facts, gap, first
+
+
 def run_site_move(inventory: Path | None = None, report_dir: Path = Path(".data/dr-reports"),
                   stay_s: float = 5.0, log: Callable[[str], None] = print) -> tuple[Report, Path, Path]:
     inv = load_inventory(inventory)
@@ -86,11 +99,7 @@ def run_site_move(inventory: Path | None = None, report_dir: Path = Path(".data/
         t_copy, _ = runner.run(RUNBOOK, "move-prepare")
         _, t_ready = runner.run(RUNBOOK, "move-wait", timeout=1900)
         log(f"[4/6] chuyển sang {new} / cut-over to {new}")
-        t_cut, _ = runner.run(RUNBOOK, "move-cutover")
-        cut = _json(runner.outputs["move-cutover"]).get("facts", {})
-        writer.set_endpoints(rw_endpoints(inv, new))
-        runner.run(RUNBOOK, "move-apps-to-new", fatal=False)
-        there_gap, t_there = _gap(writer, old, new, t_cut)
+        _, cut, there_gap, t_there = _hand_over(runner, writer, inv, "move-cutover", "move-apps-to-new", old, new)
         time.sleep(stay_s)  # the new site serves writes for a while
         on_new = [a.seq for a in writer.acks_since(t_there, new)]
         # The way back follows: what the new site took is on the old one before the return.
@@ -99,11 +108,7 @@ def run_site_move(inventory: Path | None = None, report_dir: Path = Path(".data/
         report.check(f"{old} theo {new} / {old} follows {new}", bool(came_back and on_new),
                      f"{len(on_new)} commits acknowledged through {new} were on {old} before the return")
         log(f"[5/6] quay lại {old} / back to {old}")
-        t_back, _ = runner.run(RUNBOOK, "move-rollback")
-        back = _json(runner.outputs["move-rollback"]).get("facts", {})
-        writer.set_endpoints(rw_endpoints(inv, old))
-        runner.run(RUNBOOK, "move-apps-to-old", fatal=False)
-        back_gap, _ = _gap(writer, new, old, t_back)
+        t_back, back, back_gap, _ = _hand_over(runner, writer, inv, "move-rollback", "move-apps-to-old", new, old)
         wait_until(lambda: writer.acks_since(time.time() - 1, old), 30,
                    f"bộ ghi ghi qua {old} / the writer commits through {old}")
         writer.stop()

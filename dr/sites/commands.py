@@ -117,12 +117,17 @@ def exec_(host: Annotated[str, typer.Argument(help="máy / host, or <site>:leade
         rc, out, err = lab.run(h, command, check=False, timeout=3600)
     finally:
         lab.close()
+    _relay(rc, out, err, f"{h.name}: lệnh thoát với mã {rc} / the command exited {rc}")
+
+
+def _relay(rc: int, out: str, err: str, failed: str) -> None:
+    """A remote command's output as this command's own, and its exit code."""
     if out:
         print(out)
     if err.strip():
         typer.echo(err.rstrip(), err=True)
     if rc:
-        raise RemoteExit(f"{h.name}: lệnh thoát với mã {rc} / the command exited {rc}", rc)
+        raise RemoteExit(failed, rc)
 
 
 @app.command("write-test")
@@ -284,12 +289,7 @@ def move_(step: Annotated[str, typer.Argument(help=" | ".join(move.STEPS))],
         rc, out, err = move.run(lab, inv, from_, to, step, timeout)
     finally:
         lab.close()
-    if out:
-        print(out)
-    if err.strip():
-        typer.echo(err.rstrip(), err=True)
-    if rc:
-        raise RemoteExit(f"{step}: kntc-dr upgrade thoát với mã {rc} / exited {rc}", rc)
+    _relay(rc, out, err, f"{step}: kntc-dr upgrade thoát với mã {rc} / exited {rc}")
 
 
 # ------------------------------------------------------------------ unplanned loss
