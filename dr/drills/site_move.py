@@ -23,14 +23,14 @@ from typing import Any
 
 from dr.drills.steps import FAILURES, DrillFailed, StepRunner, step_env
 from dr.drills.writer import Writer, prepare_table, present_seqs, rpo
-from dr.lab import Lab, load_inventory
+from dr.lab import Inventory, Lab, load_inventory
 from dr.report import Report
 from dr.sites.state import rw_endpoints, stamp, wait_until
 
 RUNBOOK = "upgrade-postgres.md"
 
 
-def _version(lab: Lab, inv: Any, site: str) -> int:
+def _version(lab: Lab, inv: Inventory, site: str) -> int:
     """The major version the site's primary runs."""
     db = inv.db(site)[0]
     return int(lab.sql(db, "SHOW server_version_num")) // 10000
@@ -52,7 +52,7 @@ def _gap(writer: Writer, src: str, dst: str, t0: float) -> tuple[float, float]:
     return round(first[0].at - last, 2), first[0].at
 
 
-def _hand_over(runner: StepRunner, writer: Writer, inv: Any, step: str, apps: str, src: str,
+def _hand_over(runner: StepRunner, writer: Writer, inv: Inventory, step: str, apps: str, src: str,
                dst: str) -> tuple[float, dict[str, Any], float, float]:
     """One of the runbook's hand-overs (the cut-over, the return) and the writer following it:
     (its start, its facts, the write gap, the first commit through `dst`). The apps' step is not

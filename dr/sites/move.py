@@ -62,13 +62,18 @@ def _through_balancers(inv: Inventory, site: str) -> str:
             f"sslmode=verify-full sslrootcert={CA_BUNDLE}")
 
 
-def plan(inv: Inventory, old: str, new: str, passfile: str) -> Move:
+def runner_host(inv: Inventory, old: str, new: str) -> Host:
+    """The new site's backup host, where the steps run; two different sites of the inventory."""
     if old == new or old not in inv.sites or new not in inv.sites:
         raise ConfigError(f"hai site khác nhau / give two different sites of {list(inv.sites)}, not {old} → {new}")
     runners = inv.backup(new)
     if not runners:
         raise ConfigError(f"{new} không có máy sao lưu / has no backup host to run the steps on")
-    return Move(old, new, runners[0], {
+    return runners[0]
+
+
+def plan(inv: Inventory, old: str, new: str, passfile: str) -> Move:
+    return Move(old, new, runner_host(inv, old, new), {
         "KNTC_UPGRADE_SOURCE": _direct(inv, old, passfile),
         "KNTC_UPGRADE_TARGET": _direct(inv, new, passfile),
         "KNTC_UPGRADE_SOURCE_FROM_TARGET": _through_balancers(inv, old),
@@ -95,7 +100,7 @@ def _pgpass_line(password: str) -> str:
 
 def run(lab: Lab, inv: Inventory, old: str, new: str, step: str, timeout: float) -> tuple[int, str, str]:
     """Run one step on the new site's backup host; (exit code, its JSON line, its messages)."""
-    runner = plan(inv, old, new, "/nonexistent").runner
+    runner = runner_host(inv, old, new)
     folder = lab.out(runner, "umask 077 && mktemp -d /run/kntc-move.XXXXXX")
     try:
         lab.put_text(runner, f"{folder}/pgpass", _pgpass_line(inv.secret("pg_superuser")))
