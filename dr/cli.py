@@ -323,6 +323,21 @@ def drill_site_move(inventory: InventoryOpt = None, report_dir: ReportDirOpt = P
                      "diễn tập chuyển site sang phiên bản mới / site move drill")
 
 
+@drill.command("site-move-keep")
+def drill_site_move_keep(inventory: InventoryOpt = None,
+                         report_dir: ReportDirOpt = Path(".data/dr-reports")) -> None:
+    """Chuyển hẳn sang phiên bản mới / the move kept: the DR on the newer PostgreSQL takes the primary
+    role, the DC's hosts are made anew on that release as its standby, and the role comes home.
+    The lab ends on the newer release at both sites.
+
+    runbooks/upgrade-postgres.md
+    """
+    from dr.drills.site_move import run_site_move_keep
+
+    _site_drill_done(*run_site_move_keep(inventory, report_dir, log=lambda s: err.print(f"[dim]{s}[/dim]")),
+                     "diễn tập chuyển hẳn sang phiên bản mới / site move kept drill")
+
+
 @drill.command("repo-loss")
 def drill_repo_loss(inventory: InventoryOpt = None, report_dir: ReportDirOpt = Path(".data/dr-reports")) -> None:
     """Mất kho repo1, khôi phục từ repo2 / lose repo1 (the DC's repository), restore from repo2.

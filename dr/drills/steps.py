@@ -79,3 +79,20 @@ def heal_lab() -> None:
     lab_py = RUNBOOKS.parent / "infra" / "lab" / "lab.py"
     if lab_py.exists():
         subprocess.run([str(lab_py), "heal"], check=False, capture_output=True, timeout=60)
+
+
+def remake_lab_site(site: str, like: str, timeout: float = 1200) -> float:
+    """The lab's reinstall of a site's machines with the release another site runs (`lab.py remake
+    --no-provision`: new hosts and the inventory that says so; the runbook's own step provisions
+    them). What an operator does with the installer, which no runbook step can do for them."""
+    lab_py = RUNBOOKS.parent / "infra" / "lab" / "lab.py"
+    t0 = time.monotonic()
+    try:
+        res = subprocess.run([str(lab_py), "remake", site, "--like", like, "--no-provision"], check=False,
+                             capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        raise DrillFailed(f"lab.py remake {site}: no end after {timeout:.0f} s") from exc
+    if res.returncode != 0:
+        last = (res.stderr.strip().splitlines() or res.stdout.strip().splitlines() or ["no output"])[-1]
+        raise DrillFailed(f"lab.py remake {site} exited {res.returncode}: {last}")
+    return time.monotonic() - t0

@@ -34,9 +34,10 @@ release-rehearsal: lab-deps ## a rolling release, a failing one that rolls back 
 	.venv/bin/pytest -m lab tests/infra/test_release.py -s $(LAB_PYTEST_ARGS)
 
 # The sites on two releases, as the move passes through them: the lab is made again from nothing in
-# that shape (a DC of another shape would keep a wal_level that needs a restart), and left so.
+# that shape (a DC of another shape would keep a wal_level that needs a restart). The second drill
+# keeps the move, remakes the DC's hosts on Debian 13 and ends with both sites there.
 MOVE_SUITE := dc=bookworm,dr=trixie
-dr-first-move: lab-deps ## the DR first: remake the lab with the DR on Debian 13 and PostgreSQL 17, fill it by logical replication, move the primary role there and back under a writer (report in .data/dr-reports)
+dr-first-move: lab-deps ## the DR first: remake the lab with the DR on Debian 13 and PostgreSQL 17, fill it by logical replication, move the primary role there and back under a writer, then keep it: the DC made anew on Debian 13 as its standby, the role home (reports in .data/dr-reports)
 	$(LAB) down
 	KNTC_LAB_SUITE=$(MOVE_SUITE) $(LAB) up
 	KNTC_LAB_SUITE=$(MOVE_SUITE) .venv/bin/pytest -m move -p no:cacheprovider -s tests/drills/test_site_move.py $(LAB_PYTEST_ARGS)

@@ -6,6 +6,9 @@
     infra/lab/lab.py status   show the hosts, their state and the app addresses
     infra/lab/lab.py cut dr   drop traffic between the DR site and the DC (nftables on this host)
     infra/lab/lab.py heal     remove the cut
+    infra/lab/lab.py remake dc --like dr   (or --suite trixie)
+                              make one site's hosts anew on another release, the other site
+                              running, and provision them as its standby site
 
 The hosts run Debian 12 (bookworm, PostgreSQL 15) unless KNTC_LAB_SUITE says otherwise: `trixie`
 for Debian 13 and its PostgreSQL 17 on both sites, or one suite per site (`dc=bookworm,dr=trixie`),
@@ -508,19 +511,19 @@ def write_inventory() -> None:
         INVENTORY.write_text(text)
 
 
-def provision(extra: list[str]) -> None:
+def provision(extra: list[str], book: str = "site.yml") -> None:
     playbook = VENV_BIN / "ansible-playbook"
     if not playbook.exists():
         sys.exit("lab: .venv/bin/ansible-playbook missing: run `KNTC_WITH_LAB=1 infra/host/install-deps.sh`")
     marker = STATE / "provisioned"
     marker.unlink(missing_ok=True)
-    log("provisioning: ansible-playbook -i inventories/lab site.yml")
+    log(f"provisioning: ansible-playbook -i inventories/lab {book} {' '.join(extra)}".rstrip())
     t0 = time.monotonic()
-    r = run([str(playbook), "-i", "inventories/lab", "site.yml", *extra], check=False, cwd=ANSIBLE_DIR)
+    r = run([str(playbook), "-i", "inventories/lab", book, *extra], check=False, cwd=ANSIBLE_DIR)
     if r.returncode != 0:
-        sys.exit(f"lab: site.yml failed (exit {r.returncode})")
+        sys.exit(f"lab: {book} failed (exit {r.returncode})")
     marker.write_text(time.strftime("%Y-%m-%dT%H:%M:%SZ\n", time.gmtime()))
-    log(f"site.yml took {time.monotonic() - t0:.0f} s")
+    log(f"{book} took {time.monotonic() - t0:.0f} s")
 
 
 # ---------------------------------------------------------------- commands
@@ -555,6 +558,61 @@ def cmd_up(args: argparse.Namespace) -> None:
     write_inventory()
     if not args.no_provision:
         provision(args.ansible_args)
+    print_summary(t0)
+
+
+def running_suites() -> dict[str, str]:
+    """The Debian release of each site whose hosts exist, from the image they were made of."""
+    out: dict[str, str] = {}
+    for name, (site, _, _) in HOSTS.items():
+        if site in out:
+            continue
+        r = podman("container", "inspect", "--format", "{{.ImageName}}", name, check=False)
+        found = re.search(r"kntc-lab:([a-z]+)-", r.stdout)
+        if r.returncode == 0 and found and found.group(1) in SUITE_POSTGRES:
+            out[site] = found.group(1)
+    return out
+
+
+def remake_extra_vars(site: str, primary: str) -> str:
+    """What `provision_site.yml` is given for a site made anew beside a running primary site: only
+    that site, as a standby cluster of `primary` (its Patroni bootstraps by a base backup through
+    the primary site's balancers), and no repository across sites yet, since the primary site's
+    hosts were provisioned without one; `site.yml` on the whole inventory joins them afterwards."""
+    return json.dumps({"provision_site": site, "kntc_primary_site": primary,
+                       "pgbackrest_remote_repo_enabled": False})
+
+
+def cmd_remake(args: argparse.Namespace) -> None:
+    """Make one site's hosts anew, from the image of another Debian release, while the other runs:
+    the lab's way of reinstalling a site's machines (the second half of a move to a new release)."""
+    site = args.site
+    primary = next(s for s in SITES if s != site)
+    t0 = time.monotonic()
+    ensure_state()
+    # The inventory written below must describe the running site as it is, whatever this shell's
+    # KNTC_LAB_SUITE says: each site's release is read from the image its hosts run.
+    SUITES.update(running_suites())
+    suite = args.suite or SUITES[args.like]
+    build_image(suite)
+    ensure_host_safety()
+    ensure_network(site)
+    SUITES[site] = suite
+    IMAGES.update({s: image_name(v) for s, v in SUITES.items()})
+    names = [name for name, (s, _, _) in HOSTS.items() if s == site]
+    for name in names:
+        if container_state(name) is not None:
+            remove_container(name)
+    (STATE / "provisioned").unlink(missing_ok=True)
+    for name in names:
+        start_host(name)
+    record_host_keys()
+    wait_ssh()
+    write_inventory()
+    log(f"{site}: {len(names)} hosts made anew on {suite} in {time.monotonic() - t0:.1f} s; the inventory says "
+        + ", ".join(f"{s}={v}" for s, v in SUITES.items()))
+    if not args.no_provision:
+        provision(["-e", remake_extra_vars(site, primary)], book="provision_site.yml")
     print_summary(t0)
 
 
@@ -615,6 +673,14 @@ def main() -> None:
     up.add_argument("--no-provision", action="store_true", help="start the hosts only")
     up.add_argument("ansible_args", nargs="*", help="extra ansible-playbook arguments (after --)")
     up.set_defaults(fn=cmd_up)
+    remake = sub.add_parser("remake", help="make one site's hosts anew on a Debian release, the other site running")
+    remake.add_argument("site", choices=sorted(SITES))
+    release = remake.add_mutually_exclusive_group(required=True)
+    release.add_argument("--suite", choices=sorted(SUITE_POSTGRES), help="the Debian release to make them of")
+    release.add_argument("--like", choices=sorted(SITES), help="the release the hosts of this site run")
+    remake.add_argument("--no-provision", action="store_true",
+                        help="make the hosts and the inventory only (the runbook provisions them)")
+    remake.set_defaults(fn=cmd_remake)
     sub.add_parser("down", help="remove the lab").set_defaults(fn=cmd_down)
     sub.add_parser("status", help="show the lab").set_defaults(fn=cmd_status)
     cut = sub.add_parser("cut", help="cut the DR site off the DC")

@@ -92,3 +92,19 @@ def test_a_dr_on_a_newer_postgres_is_a_cluster_of_its_own_ready_for_the_move():
     # the DC's superuser only into the case database and only from the DR's backup host
     assert {line.split()[3].removesuffix("/32") for line in superuser} == backups
     assert all(line.startswith("hostssl kntc postgres ") and line.endswith(" scram-sha-256") for line in superuser)
+
+
+def test_a_remade_site_is_provisioned_alone_as_the_running_sites_standby_without_crossing_repositories():
+    """`lab.py remake dc` gives provision_site.yml real JSON values: a string "false" would be true
+    in Ansible's `when:`, and the remade site would reach for a repository the running one lacks."""
+    import json
+
+    given = json.loads(lab.remake_extra_vars("dc", "dr"))
+    assert given == {"provision_site": "dc", "kntc_primary_site": "dr", "pgbackrest_remote_repo_enabled": False}
+    book = (ROOT / "infra/ansible/provision_site.yml").read_text()
+    for name in ("provision_site", "kntc_primary_site"):
+        assert f"{name} | default(" in book  # the playbook's own selectors, not a variable it ignores
+    # and the runbook's step gives the same values
+    from dr import runbook
+    step = runbook.steps(ROOT / "runbooks" / "upgrade-postgres.md")["rebuild-old"]
+    assert json.loads(step.command.split("-e '", 1)[1].rstrip("'")) == given
