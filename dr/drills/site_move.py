@@ -190,6 +190,7 @@ def run_site_move_keep(inventory: Path | None = None, report_dir: Path = Path(".
         runner.run(RUNBOOK, "move-wait", timeout=1900)
         _, _, there_gap, t_there = _hand_over(runner, writer, inv, "move-cutover", "move-apps-to-new", old, new)
         runner.run(RUNBOOK, "move-finish")
+        runner.run(RUNBOOK, "move-backup-new", timeout=1800)
         log(f"[4/7] dựng lại {old} trên bản phát hành của {new} / {old}'s hosts made anew like {new}'s")
         # The old site's hosts get new host keys: this process's SSH connections (whose known hosts
         # are read once) are not used again; the steps are processes of their own.

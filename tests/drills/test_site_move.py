@@ -39,7 +39,7 @@ def test_the_dc_rebuilt_on_the_newer_release_follows_the_dr_and_takes_the_primar
     res, report = run_drill("upgrade-postgres.md", drill_env, step_name="move-keep-drill", timeout=5400)
     assert res.ok, res.explain()
     assert report["passed"], report["reasons"]
-    for step in ("move-cutover", "move-finish", "rebuild-old", "old-follows-new", "move-join-repositories",
+    for step in ("move-cutover", "move-finish", "move-backup-new", "rebuild-old", "old-follows-new", "move-join-repositories",
                  "move-status-after"):
         assert check(report, f"upgrade-postgres.md {step}")["ok"]
     for step in ("demote-dr", "caught-up-dc", "promote-dc", "apps-to-dc", "dr-follows-dc"):
