@@ -1,7 +1,7 @@
 """`kntc-dr site move`: the major upgrade's steps with both clusters named from the inventory. What
 each step is given, read as libpq reads it; the password is in none of it.
 
-Threat rows (runbooks/security.md): T114.
+Threat rows (runbooks/security.md): T114, T115.
 """
 
 from __future__ import annotations
@@ -68,3 +68,24 @@ def test_a_step_is_one_kntc_dr_upgrade_command_with_no_secret_on_its_line(tmp_pa
 def test_a_wrong_site_or_step_is_refused_before_any_host_is_reached(tmp_path, old, new, step):
     with pytest.raises(ConfigError):
         move.command(move.plan(inventory(tmp_path), old, new, "/p"), step, 60)
+
+
+def test_the_new_primary_is_backed_up_and_the_old_disks_wiped_before_the_old_site_is_rebuilt():
+    """While the old site is rebuilt the new one's members are the only copies: its own stanza gets a
+    full backup first, in the runbook's order and in the drill's, and the old disks are wiped."""
+    import re
+
+    from dr import runbook
+
+    path = Path(__file__).resolve().parents[2] / "runbooks" / "upgrade-postgres.md"
+    text = path.read_text()
+    steps = runbook.steps(path)
+    order = [m.group(1) for m in re.finditer(r"step=([\w-]+)", text)]
+    assert order.index("move-finish") < order.index("move-backup-new") < order.index("rebuild-old")
+    backup = steps["move-backup-new"].command
+    assert "dr:backup" in backup and "/etc/kntc-dr/kntc-dr.toml" in backup and "--type full" in backup
+    between = text[text.index("step=move-backup-new"):text.index("step=rebuild-old")]
+    assert "Wipe them" in between and "state secrets" in between
+    drill = (Path(__file__).resolve().parents[2] / "dr" / "drills" / "site_move.py").read_text()
+    keep = drill[drill.index("def run_site_move_keep"):]
+    assert keep.index('"move-backup-new"') < keep.index("remake_lab_site(")
