@@ -215,6 +215,7 @@ def run_site_move_keep(inventory: Path | None = None, report_dir: Path = Path(".
                    f"bộ ghi ghi qua {old} / the writer commits through {old}")
         log("[6/7] nối lại các kho sao lưu / site.yml joins the repositories again")
         runner.run(RUNBOOK, "move-join-repositories", timeout=2400)
+        runner.run(RUNBOOK, "move-restart-standby")
         runner.run(RUNBOOK, "move-status-after")
         writer.stop()
         log("[7/7] kiểm tra / checks")

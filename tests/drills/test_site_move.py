@@ -40,7 +40,7 @@ def test_the_dc_rebuilt_on_the_newer_release_follows_the_dr_and_takes_the_primar
     assert res.ok, res.explain()
     assert report["passed"], report["reasons"]
     for step in ("move-cutover", "move-finish", "move-backup-new", "rebuild-old", "old-follows-new", "move-join-repositories",
-                 "move-status-after"):
+                 "move-restart-standby", "move-status-after"):
         assert check(report, f"upgrade-postgres.md {step}")["ok"]
     for step in ("demote-dr", "caught-up-dc", "promote-dc", "apps-to-dc", "dr-follows-dc"):
         assert check(report, f"dr-site-switchover.md {step}")["ok"]

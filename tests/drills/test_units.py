@@ -114,7 +114,7 @@ DRILL_STEPS = {
                             "upgrade-cutover", "upgrade-rollback", "upgrade-finish", "move-status-before",
                             "move-reset", "move-check", "move-prepare", "move-wait", "move-cutover",
                             "move-apps-to-new", "move-rollback", "move-apps-to-old", "move-drill",
-                            "move-finish", "move-backup-new", "rebuild-old", "old-follows-new", "move-join-repositories",
+                            "move-finish", "move-backup-new", "rebuild-old", "old-follows-new", "move-join-repositories", "move-restart-standby",
                             "move-status-after", "move-keep-drill"},
 }
 
