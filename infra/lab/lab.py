@@ -583,6 +583,17 @@ def remake_extra_vars(site: str, primary: str) -> str:
                        "pgbackrest_remote_repo_enabled": False})
 
 
+def remake_refusal(site: str, states: dict[str, str | None]) -> str | None:
+    """Why `remake SITE` cannot start, from each host's container state: the other site is what the
+    remade one follows, so every host of it must run; None when it may."""
+    other = [name for name, (s, _, _) in HOSTS.items() if s != site]
+    down = [name for name in other if states.get(name) != "running"]
+    if down:
+        return (f"lab: remake {site}: the other site's hosts must run ({', '.join(down)} "
+                f"{'is' if len(down) == 1 else 'are'} not): `lab.py up` first")
+    return None
+
+
 def cmd_remake(args: argparse.Namespace) -> None:
     """Make one site's hosts anew, from the image of another Debian release, while the other runs:
     the lab's way of reinstalling a site's machines (the second half of a move to a new release)."""
@@ -590,6 +601,9 @@ def cmd_remake(args: argparse.Namespace) -> None:
     primary = next(s for s in SITES if s != site)
     t0 = time.monotonic()
     ensure_state()
+    refusal = remake_refusal(site, {name: container_state(name) for name in HOSTS})
+    if refusal:
+        sys.exit(refusal)
     # The inventory written below must describe the running site as it is, whatever this shell's
     # KNTC_LAB_SUITE says: each site's release is read from the image its hosts run.
     SUITES.update(running_suites())

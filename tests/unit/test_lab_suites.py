@@ -108,3 +108,13 @@ def test_a_remade_site_is_provisioned_alone_as_the_running_sites_standby_without
     from dr import runbook
     step = runbook.steps(ROOT / "runbooks" / "upgrade-postgres.md")["rebuild-old"]
     assert json.loads(step.command.split("-e '", 1)[1].rstrip("'")) == given
+
+
+def test_remaking_a_site_is_refused_in_one_line_while_the_site_it_follows_does_not_run():
+    running = {name: "running" for name in lab.HOSTS}
+    assert lab.remake_refusal("dc", running) is None
+    # the DC's own hosts may be in any state: they are the ones made anew
+    assert lab.remake_refusal("dc", {**running, "dc-db1": None, "dc-app1": "exited"}) is None
+    refusal = lab.remake_refusal("dc", {**running, "dr-db2": "exited"})
+    assert refusal and "dr-db2 is not" in refusal and "\n" not in refusal
+    assert "dr-db1, dr-db2" in (lab.remake_refusal("dc", {}) or "")
