@@ -29,10 +29,10 @@ from core_app.settings import Settings
 from core_app.throttle import Budget
 from core_app.waits import app_connection, check_waits
 
-# set_config, the idle check, the actor lookup and the call's API budget in one round trip.
-# kntc.actor() is STABLE and sees the statement's snapshot, so it runs only when
-# kntc.session_begin() found the session live. OFFSET 0 keeps the subqueries whole: flattened,
-# kntc.actor() was evaluated once per column read from it (three calls per request instead of one).
+# The session's judgement (live, idle, expired, setup), the officer and the call's API budget in one
+# round trip. kntc.session_resume() finds the session, its account and units in one lookup and, only
+# for a live session, seals the officer into the transaction's actor cache, so each row-level-security
+# check of the request reads the cache (migration 0027). OFFSET 0 keeps the subqueries whole.
 # The budget is judged only when a purpose is given (a one-time filter on the parameter), by the
 # shared counter plus the calls this process counted and has not added yet (`more`,
 # core_app/call_counts.py): a read, so that reading a case takes no transaction id.
@@ -45,12 +45,10 @@ BEGIN_AS_ACTOR = Planned(
              ("allowed", "boolean"), ("retry_after_s", "integer")),
     volatility="VOLATILE",
     sql="""
-SELECT s.state, (x.a).account_id, (x.a).unit_id, (x.a).roles, (x.a).clearance, u.code AS unit_code,
+SELECT s.state, (s.who).account_id, (s.who).unit_id, (s.who).roles, (s.who).clearance, u.code AS unit_code,
        u.name AS unit_name, u.level AS unit_level, b.allowed, b.retry_after_s
-  FROM (SELECT set_config('kntc.session_token', %(token)s, true) AS cfg,
-               kntc.session_begin(%(token)s, %(idle)s) AS state OFFSET 0) s
-  LEFT JOIN LATERAL (SELECT kntc.actor() AS a WHERE s.state = 'live' AND s.cfg IS NOT NULL OFFSET 0) x ON true
-  LEFT JOIN kntc.unit u ON u.id = (x.a).unit_id
+  FROM (SELECT r.state, r.who FROM kntc.session_resume(%(token)s, %(idle)s) r OFFSET 0) s
+  LEFT JOIN kntc.unit u ON u.id = (s.who).unit_id
   LEFT JOIN LATERAL (SELECT h.allowed, h.retry_after_s FROM kntc.throttle_allows(%(purpose)s, %(key)s, %(more)s) h
                       WHERE %(purpose)s::text IS NOT NULL OFFSET 0) b ON true
 """)

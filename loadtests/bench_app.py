@@ -69,6 +69,9 @@ class Result:
     app_cpu_ms: float | None = None
     db_cpu_ms_http: float | None = None
     db_cpu_ms_pgbench: float | None = None
+    # pgbench's rate of parts of the endpoint's SQL (the case file: the session statement alone, and
+    # the whole script as the tables' owner, whom no policy applies to): where the ratio to -S goes.
+    parts: dict[str, float] | None = None
 
     @property
     def ratio(self) -> float | None:
@@ -142,7 +145,7 @@ def http_bench(base: str, token: str | list[str], method: str, path: Callable[[i
     return len(lat) / elapsed, sorted(lat), errors, used
 
 
-def pgbench(dsn: str, script: str, variables: dict[str, str], concurrency: int, seconds: float
+def pgbench(dsn: str, script: str | Path, variables: dict[str, str], concurrency: int, seconds: float
             ) -> tuple[float, int]:
     cmd = [str(PGBENCH), "-n", "-M", "prepared", "-c", str(concurrency), "-j", "2", "-T", str(int(seconds)),
            "-f", str(SCRIPTS / script)]
@@ -154,6 +157,28 @@ def pgbench(dsn: str, script: str, variables: dict[str, str], concurrency: int, 
     if res.returncode != 0 or not m:
         raise StackError(f"pgbench {script} failed: {(res.stderr or res.stdout).strip()[-400:]}")
     return float(m.group(1)), int(n.group(1)) if n else 0
+
+
+def session_only_script(script: str) -> Path:
+    """The opening of a pgbench script (BEGIN and the session statement, pipelined as the app sends
+    them), then COMMIT: what every officer request costs the database before its own SQL."""
+    lines = (SCRIPTS / script).read_text().splitlines(keepends=True)
+    end = next((i for i, line in enumerate(lines) if line.startswith("\\endpipeline")), None)
+    if end is None:
+        raise StackError(f"{script} has no \\endpipeline after its session statement")
+    out = REPORTS / f"session-of-{script}"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("".join(lines[:end + 1]) + "COMMIT;\n")
+    return out
+
+
+def sql_parts(env: dict[str, str], script: str, variables: dict[str, str], concurrency: int, seconds: float
+              ) -> dict[str, float]:
+    """pgbench's rate of the session statement alone (as the application role) and of the whole script
+    as the tables' owner, whom row-level security does not apply to."""
+    session, _ = pgbench(env["KNTC_DATABASE_URL"], session_only_script(script), variables, concurrency, seconds)
+    unpoliced, _ = pgbench(env["KNTC_ADMIN_DATABASE_URL"], script, variables, concurrency, seconds)
+    return {"session statement alone": round(session, 1), "without row-level security": round(unpoliced, 1)}
 
 
 def has_route(base: str, path: str) -> bool:
@@ -298,6 +323,8 @@ def _run(base: str, dsn: str, env: dict[str, str] | None, concurrency: int, seco
         if db_pid and lat and done:
             res.db_cpu_ms_http = round(1000 * db_cpu / len(lat), 3)
             res.db_cpu_ms_pgbench = round(1000 * (tree_cpu(db_pid) - db_before) / done, 3)
+        if script == "case_file.sql" and env is not None and env.get("KNTC_ADMIN_DATABASE_URL"):
+            res.parts = sql_parts(env, script, variables, concurrency, seconds)
         results.append(res)
         print(f"  {name}: {res.http_rps} req/s, database {res.db_tps} tps", flush=True)
     return results
@@ -371,6 +398,9 @@ def print_summary(results: list[Result], select_tps: float | None, commit: str, 
             return f"{v:7.2f}" if v is not None else "      -"
         lines.append(f"{r.endpoint:58} {r.http_rps:8.1f} {share:>9} {ms(r.app_cpu_ms)} {ms(r.db_cpu_ms_http)} "
                      f"{r.db_tps or 0:9.1f} {of_s:>7}")
+        for part, tps in (r.parts or {}).items():
+            of_s = f"{tps / select_tps:.1%}" if select_tps else "-"
+            lines.append(f"{'  its SQL: ' + part:58} {'':8} {'':9} {'':7} {'':7} {tps:9.1f} {of_s:>7}")
     lines.append(f"{'pgbench -S (primary-key lookup, same cluster)':58} {'':8} {'':9} {'':7} {'':7} "
                  f"{select_tps or 0:9.1f} {'100.0%' if select_tps else '-':>7}")
     text = "\n".join(lines)

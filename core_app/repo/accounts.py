@@ -202,7 +202,10 @@ async def list_accounts(conn: AsyncConnection[Any], unit: str | None, per_page: 
     like = "%" + f.q.strip().lower().replace("\\", "").replace("%", "").replace("_", "\\_") + "%" if f.q else None
     cur = await conn.execute(
         f"SELECT {ACCOUNT_COLUMNS} FROM kntc.account a JOIN kntc.unit u ON u.id = a.unit_id "
-        "WHERE (%(unit)s::text IS NULL OR u.path <@ (SELECT path FROM kntc.unit WHERE code = %(unit)s)) "
+        # The area, stated as row-level security judges it (an officer's own account is in it too): the
+        # list then starts from the area's units rather than checking every account in code order.
+        "WHERE u.path <@ (SELECT (kntc.actor()).scope_path) "
+        "AND (%(unit)s::text IS NULL OR u.path <@ (SELECT path FROM kntc.unit WHERE code = %(unit)s)) "
         "AND (%(like)s::text IS NULL OR lower(a.username) LIKE %(like)s OR lower(a.full_name) LIKE %(like)s "
         "     OR lower(a.email) LIKE %(like)s OR a.phone LIKE %(like)s) "
         "AND (%(active)s::boolean IS NULL OR a.is_active = %(active)s) "

@@ -112,3 +112,36 @@ def test_a_token_left_idle_is_refused_to_the_application_role_even_without_the_g
         state = app.execute("SELECT kntc.session_begin(%s, %s) AS s", (token, 10**6)).fetchone()["s"]
         assert state == "idle"
         assert _acting_account(app, token) is None
+
+
+@pytest.mark.parametrize("case", ["live", "idle", "expired", "setup", "deactivated", "unknown"])
+def test_resuming_a_session_in_one_lookup_judges_it_as_session_begin_and_the_actor_do(pg_env, owner_conn,
+                                                                                        make_account, case):
+    """The session statement's one-lookup form (kntc.session_resume) answers every state as the two calls
+    it replaced, and leaves an officer for row-level security only when the session is live."""
+    account = _account_id(owner_conn, make_account("X00004", ["handling"], clearance=1))
+    token = secrets.token_urlsafe(32)
+    if case != "unknown":
+        owner_conn.execute(
+            "INSERT INTO kntc.session (token_hash, account_id, expires_at, last_seen_at, purpose) "
+            "VALUES (sha256(convert_to(%s, 'UTF8')), %s, now() + %s::interval, now() - %s::interval, %s)",
+            (token, account, "-1 minute" if case == "expired" else "1 hour",
+             "40 minutes" if case == "idle" else "0 seconds", "setup" if case == "setup" else "full"))
+    if case == "deactivated":
+        owner_conn.execute("UPDATE kntc.account SET is_active = false WHERE id = %s", (account,))
+    with psycopg.connect(pg_env["KNTC_DATABASE_URL"], row_factory=dict_row, autocommit=True) as app:
+        with app.transaction():
+            app.execute("SELECT set_config('kntc.session_token', %s, true)", (token,))
+            before = app.execute("SELECT kntc.session_begin(%s, 1800) AS state", (token,)).fetchone()["state"]
+            before_actor = app.execute("SELECT (kntc.actor()).account_id AS a").fetchone()["a"]
+        with app.transaction():
+            row = app.execute("SELECT state, (who).account_id AS a, (who).clearance AS c "
+                              "FROM kntc.session_resume(%s, 1800)", (token,)).fetchone()
+            cached = app.execute("SELECT current_setting('kntc.actor_cache', true) <> '' AS set").fetchone()["set"]
+            after_actor = app.execute("SELECT (kntc.actor()).account_id AS a").fetchone()["a"]
+    assert row["state"] == before == {"deactivated": "expired", "unknown": "expired"}.get(case, case)
+    if case == "live":
+        assert (row["a"], row["c"], after_actor, before_actor) == (account, 1, account, account)
+        assert cached
+    else:
+        assert (row["a"], after_actor, bool(cached)) == (None, None, False)
