@@ -263,7 +263,8 @@ def list_accounts(
 
     async def work(conn: Any) -> list[dict[str, Any]]:
         got = await directory(conn, unit, limit, None, Directory(unit=unit, q=q, stale_days=stale_days,
-                                                                 initial=initial, no_factor=no_factor))
+                                                                 initial=initial, no_factor=no_factor),
+                              officer=False)
         return got["data"]
 
     rows = _run(work)

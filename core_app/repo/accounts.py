@@ -192,20 +192,22 @@ class Directory:
 
 
 async def list_accounts(conn: AsyncConnection[Any], unit: str | None, per_page: int,
-                        after: str | None = None, filters: Directory | None = None) -> dict[str, Any]:
+                        after: str | None = None, filters: Directory | None = None, *,
+                        officer: bool = True) -> dict[str, Any]:
     """By unit code and username; `after` is the `next` cursor of the previous page (keyset paging).
-    Row-level security keeps the list to the officer's area, whatever the filters ask."""
+    Row-level security keeps the list to the officer's area, whatever the filters ask. `officer=False`
+    for the operator's command line, which reads as the schema's owner with no officer acting."""
     from core_app.repo import keyset
 
     f = filters or Directory(unit=unit)
     key = keyset.decode(after, 2)
     like = "%" + f.q.strip().lower().replace("\\", "").replace("%", "").replace("_", "\\_") + "%" if f.q else None
+    # The officer's area, stated as row-level security judges it (their own account is in it too): the
+    # list then starts from the area's units rather than checking every account in code order.
+    area = "u.path <@ (SELECT (kntc.actor()).scope_path) AND " if officer else ""
     cur = await conn.execute(
         f"SELECT {ACCOUNT_COLUMNS} FROM kntc.account a JOIN kntc.unit u ON u.id = a.unit_id "
-        # The area, stated as row-level security judges it (an officer's own account is in it too): the
-        # list then starts from the area's units rather than checking every account in code order.
-        "WHERE u.path <@ (SELECT (kntc.actor()).scope_path) "
-        "AND (%(unit)s::text IS NULL OR u.path <@ (SELECT path FROM kntc.unit WHERE code = %(unit)s)) "
+        f"WHERE {area}(%(unit)s::text IS NULL OR u.path <@ (SELECT path FROM kntc.unit WHERE code = %(unit)s)) "
         "AND (%(like)s::text IS NULL OR lower(a.username) LIKE %(like)s OR lower(a.full_name) LIKE %(like)s "
         "     OR lower(a.email) LIKE %(like)s OR a.phone LIKE %(like)s) "
         "AND (%(active)s::boolean IS NULL OR a.is_active = %(active)s) "
