@@ -115,10 +115,11 @@ def test_a_token_left_idle_is_refused_to_the_application_role_even_without_the_g
 
 
 @pytest.mark.parametrize("case", ["live", "idle", "expired", "setup", "deactivated", "unknown"])
-def test_resuming_a_session_in_one_lookup_judges_it_as_session_begin_and_the_actor_do(pg_env, owner_conn,
-                                                                                        make_account, case):
-    """The session statement's one-lookup form (kntc.session_resume) answers every state as the two calls
-    it replaced, and leaves an officer for row-level security only when the session is live."""
+def test_resuming_a_session_leaves_an_officer_for_row_level_security_only_when_it_is_live(pg_env, owner_conn,
+                                                                                          make_account, case):
+    """The session statement's one lookup (kntc.session_resume) judges each state, and seals the officer
+    for the transaction's policies only for a live session; the release before's form (set_config,
+    kntc.session_begin, then kntc.actor()) answers the same."""
     account = _account_id(owner_conn, make_account("X00004", ["handling"], clearance=1))
     token = secrets.token_urlsafe(32)
     if case != "unknown":
@@ -129,19 +130,19 @@ def test_resuming_a_session_in_one_lookup_judges_it_as_session_begin_and_the_act
              "40 minutes" if case == "idle" else "0 seconds", "setup" if case == "setup" else "full"))
     if case == "deactivated":
         owner_conn.execute("UPDATE kntc.account SET is_active = false WHERE id = %s", (account,))
+    expected = {"deactivated": "expired", "unknown": "expired"}.get(case, case)
+    officer = account if case == "live" else None
     with psycopg.connect(pg_env["KNTC_DATABASE_URL"], row_factory=dict_row, autocommit=True) as app:
-        with app.transaction():
-            app.execute("SELECT set_config('kntc.session_token', %s, true)", (token,))
-            before = app.execute("SELECT kntc.session_begin(%s, 1800) AS state", (token,)).fetchone()["state"]
-            before_actor = app.execute("SELECT (kntc.actor()).account_id AS a").fetchone()["a"]
         with app.transaction():
             row = app.execute("SELECT state, (who).account_id AS a, (who).clearance AS c "
                               "FROM kntc.session_resume(%s, 1800)", (token,)).fetchone()
             cached = app.execute("SELECT current_setting('kntc.actor_cache', true) <> '' AS set").fetchone()["set"]
-            after_actor = app.execute("SELECT (kntc.actor()).account_id AS a").fetchone()["a"]
-    assert row["state"] == before == {"deactivated": "expired", "unknown": "expired"}.get(case, case)
+            visible = app.execute("SELECT (kntc.actor()).account_id AS a").fetchone()["a"]
+        with app.transaction():
+            app.execute("SELECT set_config('kntc.session_token', %s, true)", (token,))
+            before = app.execute("SELECT kntc.session_begin(%s, 1800) AS state", (token,)).fetchone()["state"]
+            before_visible = app.execute("SELECT (kntc.actor()).account_id AS a").fetchone()["a"]
+    assert (row["state"], before) == (expected, expected)
+    assert (row["a"], visible, before_visible, bool(cached)) == (officer, officer, officer, case == "live")
     if case == "live":
-        assert (row["a"], row["c"], after_actor, before_actor) == (account, 1, account, account)
-        assert cached
-    else:
-        assert (row["a"], after_actor, bool(cached)) == (None, None, False)
+        assert row["c"] == 1

@@ -16,7 +16,10 @@ setup-only, idle or expired session sets no actor, and kntc.actor() still refuse
 checks the purpose and the idle ceiling itself): the application role gains nothing it could not
 do with session_begin and kntc.actor().
 
-kntc.session_begin() stays: a host of the release before this one calls it until it is upgraded.
+kntc.session_begin() stays, for a host of the release before this one until it is upgraded, and
+now answers through kntc.session_resume(): one home for the session's judgement. Called that way it
+also seals the officer of a live session a little earlier in the transaction, for the same token,
+which is what the release before's statement asked kntc.actor() for next.
 
 Revision ID: 0027_session_in_one_lookup
 Revises: 0026_search_by_rare_words
@@ -80,6 +83,11 @@ END $$;
 
 REVOKE ALL ON FUNCTION kntc.session_resume(text, integer) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION kntc.session_resume(text, integer) TO kntc_app;
+
+CREATE OR REPLACE FUNCTION kntc.session_begin(p_token text, p_idle_seconds integer) RETURNS text
+LANGUAGE sql VOLATILE AS $$
+    SELECT r.state FROM kntc.session_resume(p_token, p_idle_seconds) r
+$$;
 """
 
 
