@@ -63,3 +63,31 @@ def test_unit_admin_cannot_grant_head_as_the_application_role(officer, make_acco
     rows = owner_conn.execute("SELECT username, roles, clearance FROM kntc.account WHERE username IN (%s, %s)",
                               (clerk, admin.username)).fetchall()
     assert sorted((r["roles"], r["clearance"]) for r in rows) == [(["reception"], 0), (["unit_admin"], 1)]
+
+
+def test_an_officer_reads_the_accounts_of_their_area_and_their_own_and_no_other(pg_env, owner_conn, make_account):
+    """The accounts row-level security lets an officer read, as the application role: their own and those
+    of units under their area's unit, for a commune officer, a province head and a national officer."""
+    def session(username: str) -> str:
+        token = secrets.token_urlsafe(32)
+        owner_conn.execute("INSERT INTO kntc.session (token_hash, account_id, expires_at) SELECT "
+                           "sha256(convert_to(%s, 'UTF8')), id, now() + interval '1 hour' FROM kntc.account "
+                           "WHERE username = %s", (token, username))
+        return token
+
+    made = {unit: make_account(unit, ["handling"]) for unit in ("X00004", "T01", "LT01", "VN")}
+    readers = {"X00004": make_account("X00004", ["handling"]), "T01": make_account("T01", ["head"]),
+               "VN": make_account("VN", ["head"])}
+    with psycopg.connect(pg_env["KNTC_DATABASE_URL"], row_factory=dict_row, autocommit=True) as app:
+        for unit, reader in readers.items():
+            expected = {r["username"] for r in owner_conn.execute(
+                "SELECT a.username FROM kntc.account a JOIN kntc.unit u ON u.id = a.unit_id "
+                "WHERE u.path <@ (SELECT s.path FROM kntc.unit r JOIN kntc.unit s ON s.id = kntc.scope_unit_id(r) "
+                "                 WHERE r.code = %s) OR a.username = %s", (unit, reader))}
+            with app.transaction():
+                app.execute("SELECT state FROM kntc.session_resume(%s, 1800)", (session(reader),))
+                seen = {r["username"] for r in app.execute("SELECT username FROM kntc.account")}
+            assert seen == expected and reader in seen, unit
+            hidden = {"X00004": {"T01", "LT01", "VN"}, "T01": {"LT01", "VN"}, "VN": set()}[unit]
+            assert not seen & {made[u] for u in hidden}, unit
+        assert len(seen) > 4  # the national officer's area is every account
