@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from loadtests.capacity import SCENARIOS, Model
+
 TICK = os.sysconf("SC_CLK_TCK")
 UNIFIED = Path("/sys/fs/cgroup/unified")  # a hybrid host (this one); a pure cgroup v2 host mounts it at /sys/fs/cgroup
 # The lab's services by tier; what a host runs besides (exporters, journald, sshd, the outbox workers)
@@ -229,6 +231,42 @@ def stage_tiers(sampler: Sampler, stages: list[dict[str, Any]]) -> list[dict[str
     return out
 
 
+def fitted(stages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each site and tier's CPU split into what it uses at any rate and what each request adds: a
+    least-squares line of cores against req/s over the measured stages.
+
+    At the lab's rates most of a database host's CPU is its own steady work (Patroni, replication to
+    the standby and to the other site, archiving, the exporters), which CPU per request divides among
+    few requests; sizing a busy day from that figure counts the steady work once per request. The
+    line's slope is what a request costs, its intercept what the tier costs idle; both are None when
+    the stages do not tell them apart (fewer than two distinct rates)."""
+    measured = [s for s in stages if s.get("rps")]
+    cores = [{(r["site"], r["tier"]): r["cores"] or 0.0 for r in s["tiers"]} for s in measured]
+    keys = sorted({k for c in cores for k in c},
+                  key=lambda k: (k[0], TIER_ORDER.index(k[1]) if k[1] in TIER_ORDER else len(TIER_ORDER)))
+    out = []
+    for site, tier in keys:
+        # A tier that used no CPU in a stage is absent from it: it used 0 cores there.
+        xy = [(float(s["rps"]), c.get((site, tier), 0.0)) for s, c in zip(measured, cores, strict=True)]
+        n = len(xy)
+        mx, my = sum(x for x, _ in xy) / n, sum(y for _, y in xy) / n
+        sxx = sum((x - mx) ** 2 for x, _ in xy)
+        if n < 2 or sxx <= 0:
+            out.append({"site": site, "tier": tier, "stages": n, "fixed_cores": None, "ms_per_added_request": None})
+            continue
+        slope = sum((x - mx) * (y - my) for x, y in xy) / sxx
+        out.append({"site": site, "tier": tier, "stages": n, "fixed_cores": round(my - slope * mx, 3),
+                    "ms_per_added_request": round(1000 * slope, 3)})
+    return out
+
+
+def cores_at(fit: dict[str, Any], rps: float) -> float | None:
+    """The cores a tier would use at `rps`, by its fitted line (None when it has none)."""
+    if fit["fixed_cores"] is None or fit["ms_per_added_request"] is None:
+        return None
+    return max(0.0, fit["fixed_cores"]) + max(0.0, fit["ms_per_added_request"]) * rps / 1000
+
+
 def write(folder: Path, sampler: Sampler, source: str) -> dict[str, Any] | None:
     """tiers.json in the run folder: the whole run's and each stage's CPU per tier."""
     stages_file = folder / "stages.json"
@@ -239,6 +277,7 @@ def write(folder: Path, sampler: Sampler, source: str) -> dict[str, Any] | None:
     doc = {"source": source, "sampled_every_s": sampler.every,
            "run": {"seconds": round(t1 - t0, 1), "tiers": per_tier(first, last, t1 - t0, 0)},
            "stages": stage_tiers(sampler, stages)}
+    doc["fitted"] = fitted(doc["stages"])
     (folder / "tiers.json").write_text(json.dumps(doc, indent=1))
     return doc
 
@@ -260,6 +299,30 @@ def markdown(doc: dict[str, Any]) -> list[str]:
         L.append("")
     if not doc["stages"]:
         L += ["No stage was measured: see tiers.json for the whole run.", ""]
+        return L
+    L += fitted_markdown(fitted(doc["stages"]))
+    return L
+
+
+def fitted_markdown(fits: list[dict[str, Any]], target_rps: float | None = None,
+                    utilisation: float = 0.6) -> list[str]:
+    """Each tier's fixed cores and CPU per added request, and what the busy day's rate would need."""
+    rate = target_rps if target_rps is not None else Model().scenario(SCENARIOS["busy"])["total_rps"]
+    L = ["### CPU cố định và theo yêu cầu / Fixed and per-request CPU",
+         "A line fitted over the stages (cores against req/s): what each tier uses at any rate (its "
+         "steady work) and what each added request costs. CPU per request above divides the steady work "
+         f"among the stage's requests; the busy day's {rate:,.0f} req/s is sized from the line, at "
+         f"{utilisation:.0%} of each core.", "",
+         "| site | tier | stages | fixed cores | CPU ms / added request | cores at the busy day | "
+         f"cores to buy ({utilisation:.0%}) |", "|---|---|---:|---:|---:|---:|---:|"]
+    for f in fits:
+        at = cores_at(f, rate)
+        fixed = f"{f['fixed_cores']:.2f}" if f["fixed_cores"] is not None else "–"
+        ms = f"{f['ms_per_added_request']:.2f}" if f["ms_per_added_request"] is not None else "–"
+        need = f"{at:,.1f}" if at is not None else "–"
+        buy = f"{at / utilisation:,.1f}" if at is not None else "–"
+        L.append(f"| {f['site']} | {f['tier']} | {f['stages']} | {fixed} | {ms} | {need} | {buy} |")
+    L.append("")
     return L
 
 

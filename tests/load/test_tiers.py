@@ -1,6 +1,8 @@
 """CPU per tier (loadtests/tiers.py): what a load run reports as each tier's cores and CPU per
 request. Readings are real files and processes: a control-group tree laid out as a container's
-systemd lays it out, and processes that burn CPU and end."""
+systemd lays it out, and processes that burn CPU and end. The busy day is sized from a line fitted over
+the stages (a tier's steady CPU told apart from what a request adds), not from CPU per request, which at
+the lab's low rates divides a database host's steady work among few requests."""
 
 from __future__ import annotations
 
@@ -98,3 +100,38 @@ def test_the_command_without_a_lab_says_so_in_one_line(tmp_path: Path) -> None:
                          capture_output=True, text=True, timeout=60)
     assert res.returncode == 2 and "Traceback" not in res.stderr
     assert res.stderr.strip().startswith("tiers: no lab inventory") and len(res.stderr.strip().splitlines()) == 1
+
+
+def stage(rps: float, **cores: float) -> dict:
+    """A measured stage at `rps` whose DC tiers used these cores."""
+    return {"label": f"{rps} req/s", "kind": "probe", "rps": rps, "requests": int(rps * 60), "seconds": 60.0,
+            "tiers": [{"site": "dc", "tier": tier, "cores": c, "cpu_s": c * 60, "ms_per_request": None, "hosts": {}}
+                      for tier, c in cores.items()]}
+
+
+def test_the_line_separates_the_steady_work_from_the_cost_of_a_request() -> None:
+    # A leader that uses 0.4 cores idle and 3 ms per request; an app with no steady work, 1 ms each;
+    # at the lowest rate the app's CPU rounded to nothing and it is absent from that stage.
+    stages = [stage(20, PostgreSQL=0.46), stage(50, PostgreSQL=0.55, app=0.05), stage(80, PostgreSQL=0.64, app=0.08)]
+    fits = {f["tier"]: f for f in tiers.fitted(stages)}
+    assert fits["PostgreSQL"]["fixed_cores"] == pytest.approx(0.4, abs=1e-3)
+    assert fits["PostgreSQL"]["ms_per_added_request"] == pytest.approx(3.0, abs=1e-3)
+    assert fits["app"]["stages"] == 3
+    # CPU per request at 20 req/s says 23 ms; the line says 3 ms and 0.4 cores: 11.9 cores at 3,830 req/s.
+    assert tiers.cores_at(fits["PostgreSQL"], 3830) == pytest.approx(0.4 + 3.0 * 3.83, abs=1e-3)
+
+
+def test_one_rate_tells_nothing_apart_and_says_so() -> None:
+    fits = tiers.fitted([stage(20, PostgreSQL=0.46), stage(20, PostgreSQL=0.47)])
+    assert fits == [{"site": "dc", "tier": "PostgreSQL", "stages": 2, "fixed_cores": None,
+                     "ms_per_added_request": None}]
+    assert tiers.cores_at(fits[0], 3830) is None
+    assert "| dc | PostgreSQL | 2 | – | – | – | – |" in tiers.fitted_markdown(fits)
+
+
+def test_the_report_sizes_the_busy_day_from_the_line() -> None:
+    doc = {"source": "test", "stages": [stage(20, PostgreSQL=0.46), stage(80, PostgreSQL=0.64)]}
+    text = "\n".join(tiers.markdown(doc))
+    assert "Fixed and per-request CPU" in text
+    # 0.4 + 3 ms × 3,830 req/s ≈ 11.9 cores; at 60 % of each core, 19.8.
+    assert "| dc | PostgreSQL | 2 | 0.40 | 3.00 | 11.9 | 19.8 |" in text

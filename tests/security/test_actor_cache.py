@@ -100,3 +100,35 @@ def test_a_copy_from_an_earlier_transaction_does_not_outlive_a_clearance_taken_a
 def test_the_seal_key_is_not_readable_by_the_application_role(app_conn):
     with pytest.raises(psycopg.errors.InsufficientPrivilege):
         app_conn.execute("SELECT key FROM kntc.actor_key")
+
+
+def test_the_application_role_cannot_have_the_database_seal_an_officer_of_its_choosing(officer, app_conn):
+    """kntc.actor_remember() makes a genuine seal: only the schema's own functions may call it."""
+    theirs = recorded(officer, OTHER, 2)
+    me = officer(UNIT, ["handling"], 0)
+    with app_conn.transaction():
+        app_conn.execute("SELECT set_config('kntc.session_token', %s, true)", (me.token,))
+        mine = cache_of(app_conn).split("#")[0]
+        account, unit_id = mine.strip("()").split(",")[:2]
+        wider = f"({account},{unit_id},u1,u1,\"{{handling,head}}\",2)"
+        with pytest.raises(psycopg.errors.InsufficientPrivilege), app_conn.transaction():
+            app_conn.execute("SELECT kntc.actor_remember(%s, %s::kntc.actor)", (me.token, wider))
+        assert not sees(app_conn, theirs)
+
+
+def test_the_officer_sealed_by_the_session_statement_is_the_one_every_later_check_reads(officer, app_conn,
+                                                                                       owner_conn):
+    """kntc.session_resume() and kntc.actor() seal alike: after the session statement, the transaction's
+    checks read its copy and do not look the session up again, so an account deactivated meanwhile
+    still acts until its transaction ends (and not in the next one)."""
+    mine = recorded(officer, UNIT)
+    me = officer(UNIT, ["handling"], 0)
+    with app_conn.transaction():
+        state = app_conn.execute("SELECT state FROM kntc.session_resume(%s, 1800)", (me.token,)).fetchone()
+        owner_conn.execute("UPDATE kntc.account SET is_active = false WHERE username = %s", (me.username,))
+        assert state["state"] == "live"
+        assert sees(app_conn, mine)
+    with app_conn.transaction():
+        state = app_conn.execute("SELECT state FROM kntc.session_resume(%s, 1800)", (me.token,)).fetchone()
+        assert state["state"] == "expired"
+        assert not sees(app_conn, mine)
