@@ -29,6 +29,7 @@ from core_app.api import main as api
 from core_app.bad_input import BadInput, reject_nul
 from core_app.call_counts import CallCounts
 from core_app.db import Database
+from core_app.domain import deadlines
 from core_app.gate import Refused
 from core_app.repo.rules import RulebookCache
 from core_app.settings import Settings, get_settings
@@ -47,6 +48,7 @@ def create_app(settings: Settings | None = None, clock: Callable[[], date] = vie
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        deadlines.warm(clock())
         db = Database(settings)
         await db.open()
         app.state.db = db

@@ -8,17 +8,21 @@ prints figures and asserts nothing about them.
 
     python -m loadtests.bench_alternate --other-app <export of another commit>   # this tree against it
     python -m loadtests.bench_alternate --modes            # pipeline mode against the pooler's mode
+    python -m loadtests.bench_alternate --other-env GRANIAN_TASK_IMPL=rust   # a server setting, on and off
 
 `--modes` runs this tree straight to PostgreSQL both times, in its own mode and in the mode of the
 app hosts behind PgBouncer (`KNTC_DATABASE_POOLER=pgbouncer`: one statement per round trip, nothing
 prepared). That mode expects the server connections to carry the waits PgBouncer's `connect_query`
 sets, so the bench cluster's application and login roles are given them (`ALTER ROLE ... SET`).
+`--other-env` runs this tree in the pooler's mode both times, once with the given variables (granian
+reads its settings from `GRANIAN_*`, the app from `KNTC_*`) and once without.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -33,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     side = p.add_mutually_exclusive_group(required=True)
     side.add_argument("--other-app", type=Path, help="another source tree (e.g. `git archive` of a commit)")
     side.add_argument("--modes", action="store_true", help="this tree in pipeline mode and in the pooler's mode")
+    side.add_argument("--other-env", nargs="+", metavar="NAME=VALUE",
+                      help="this tree in the pooler's mode with these variables, against it without them")
     p.add_argument("--pg-root", type=Path, default=ROOT / ".data" / "bench-alternate")
     p.add_argument("--pg-port", type=int, default=55526)
     p.add_argument("--rounds", type=int, default=3)
@@ -43,12 +49,19 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"--other-app {args.other_app}: no core_app folder there")
     if args.rounds < 1:
         p.error("--rounds: at least 1")
-    sides = ({"this tree": bench_app.MODES["pipeline"], "pooler's mode": bench_app.MODES["pooler"]} if args.modes else
-             {"this tree": {}, "other app": {"PYTHONPATH": str(args.other_app.resolve())}})
+    if args.other_env and not all(re.fullmatch(r"[A-Z_][A-Z0-9_]*=.*", v) for v in args.other_env):
+        p.error("--other-env: each is NAME=VALUE, e.g. GRANIAN_TASK_IMPL=rust")
+    pooler = bench_app.MODES["pooler"]
+    if args.modes:
+        sides = {"this tree": bench_app.MODES["pipeline"], "pooler's mode": pooler}
+    elif args.other_env:
+        sides = {"this tree": dict(pooler), "with the env": {**pooler, **dict(v.split("=", 1) for v in args.other_env)}}
+    else:
+        sides = {"this tree": {}, "other app": {"PYTHONPATH": str(args.other_app.resolve())}}
     try:
         env = {**os.environ, **local_env(args.pg_root, args.pg_port)}
         prepare_database(env)
-        if args.modes:
+        if args.modes or args.other_env:
             bench_app.pooler_waits(args.pg_root, args.pg_port)
         db_pid = int((args.pg_root.resolve() / "pg" / "postmaster.pid").read_text().split()[0])
         figures: dict[tuple[str, str], list[tuple[float, float, float]]] = {}

@@ -29,6 +29,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,6 +41,7 @@ from geventhttpclient import URL, HTTPClient
 
 from core_app.settings import OperatorSettings
 from core_app.waits import app_waits
+from loadtests import profile_app
 from loadtests.officers import Journal, Officer, set_up
 from loadtests.stack import REPORTS, ROOT, AppServer, StackError, kntc, local_env, prepare_database
 from loadtests.testdata import Api, ensure_admin, new_person_petition, petition_body, record_case
@@ -240,22 +242,34 @@ def sessions(base: str, first: Api, officer: Officer, n: int) -> list[str]:
 
 
 def run(base: str, dsn: str, env: dict[str, str] | None, concurrency: int, seconds: float, cases: int,
-        password: str, app_pid: int | None = None, db_pid: int | None = None) -> list[Result]:
+        password: str, app_pid: int | None = None, db_pid: int | None = None,
+        profile_dir: Path | None = None) -> list[Result]:
     if env is not None:
         # One officer records thousands of petitions, each after its duplicate check: far past an
         # officer's budget of checks (20 a minute). Lifted for the bench, put back after.
         for purpose in ("dedup_minute", "dedup_day"):
             kntc("throttle", "set", purpose, "2000000000", env=env)
     try:
-        return _run(base, dsn, env, concurrency, seconds, cases, password, app_pid, db_pid)
+        return _run(base, dsn, env, concurrency, seconds, cases, password, app_pid, db_pid, profile_dir)
     finally:
         if env is not None:
             kntc("throttle", "set", "dedup_minute", "20", env=env)
             kntc("throttle", "set", "dedup_day", "600", env=env)
 
 
+def profiled(app_pid: int | None, profile_dir: Path | None, endpoint: str) -> AbstractContextManager[Any]:
+    """py-spy on the app's workers while `endpoint` is measured, when asked for (`--profile`)."""
+    if profile_dir is None or app_pid is None:
+        return nullcontext()
+    return profile_app.Profiler(app_pid, profiled_file(profile_dir, endpoint))
+
+
+def profiled_file(profile_dir: Path, endpoint: str) -> Path:
+    return profile_dir / f"{endpoint.split()[0]}.txt"
+
+
 def _run(base: str, dsn: str, env: dict[str, str] | None, concurrency: int, seconds: float, cases: int,
-         password: str, app_pid: int | None, db_pid: int | None) -> list[Result]:
+         password: str, app_pid: int | None, db_pid: int | None, profile_dir: Path | None) -> list[Result]:
     data = prepare(base, env, cases, password)
     if env is not None:
         # The bench's own ward grows with every run (its intakes and pgbench's): the duplicate check and
@@ -301,8 +315,9 @@ def _run(base: str, dsn: str, env: dict[str, str] | None, concurrency: int, seco
                  lambda i: "/api/cases", record, "record_petition.sql", {"token": rec_token}))
     results = []
     # The framework's floor: the same server and workers answering a constant JSON body.
-    rps, lat, errors, (app_cpu, _) = http_bench(base, hnd_tokens, "GET", lambda i: "/livez", None, concurrency,
-                                                seconds, meters=(lambda: tree_cpu(app_pid), lambda: 0.0))
+    with profiled(app_pid, profile_dir, TRIVIAL):
+        rps, lat, errors, (app_cpu, _) = http_bench(base, hnd_tokens, "GET", lambda i: "/livez", None, concurrency,
+                                                    seconds, meters=(lambda: tree_cpu(app_pid), lambda: 0.0))
     trivial = Result(TRIVIAL, round(rps, 1), round(pct(lat, .5), 2), round(pct(lat, .95), 2),
                      round(pct(lat, .99), 2), errors)
     if app_pid and lat:
@@ -310,9 +325,10 @@ def _run(base: str, dsn: str, env: dict[str, str] | None, concurrency: int, seco
     results.append(trivial)
     print(f"  {TRIVIAL}: {trivial.http_rps} req/s", flush=True)
     for name, token, method, path, body, script, variables in plan:
-        rps, lat, errors, (app_cpu, db_cpu) = http_bench(
-            base, token, method, path, body, concurrency, seconds,
-            meters=(lambda: tree_cpu(app_pid), lambda: tree_cpu(db_pid)))
+        with profiled(app_pid, profile_dir, name):
+            rps, lat, errors, (app_cpu, db_cpu) = http_bench(
+                base, token, method, path, body, concurrency, seconds,
+                meters=(lambda: tree_cpu(app_pid), lambda: tree_cpu(db_pid)))
         res = Result(name, round(rps, 1), round(pct(lat, .5), 2), round(pct(lat, .95), 2), round(pct(lat, .99), 2),
                      errors)
         db_before = tree_cpu(db_pid)
@@ -442,8 +458,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--app-pythonpath", type=Path,
                    help="serve the app from another source tree (e.g. an export of the commit before an "
                         "optimisation) to compare before and after on the same database, minutes apart")
+    p.add_argument("--profile", action="store_true",
+                   help="sample the app's workers with py-spy during each endpoint and print whose code the CPU "
+                        "went to (the raw stacks are kept in loadtests/reports/profile-<stamp>/)")
     args = p.parse_args(argv)
     password = os.environ.get("KNTC_LOAD_PASSWORD", "Bench-password-2026")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    profile_dir = REPORTS / f"profile-{stamp}" if args.profile else None
+    if args.profile and (args.host or profile_app.Profiler.available()):
+        why = profile_app.Profiler.available() or "--profile samples the server this command starts, not one at --host"
+        print(f"bench-app: {why}", file=sys.stderr)
+        return 2
     try:
         if args.host:
             dsn = os.environ.get("KNTC_DATABASE_URL")
@@ -464,7 +489,8 @@ def main(argv: list[str] | None = None) -> int:
                 pid_file = args.pg_root.resolve() / "pg" / "postmaster.pid"
                 db_pid = int(pid_file.read_text().split()[0]) if pid_file.exists() else None
                 results = run(app.url, env["KNTC_DATABASE_URL"], env, args.concurrency, args.seconds, args.cases,
-                              password, app_pid=app.proc.pid if app.proc else None, db_pid=db_pid)
+                              password, app_pid=app.proc.pid if app.proc else None, db_pid=db_pid,
+                              profile_dir=profile_dir)
             select_tps = select_only(select_only_dsn(env, args.pg_root, args.pg_port), args.concurrency, args.seconds)
     except StackError as exc:
         print(f"bench-app: {exc}", file=sys.stderr)
@@ -473,14 +499,18 @@ def main(argv: list[str] | None = None) -> int:
     commit = commit_measured()
     mode = "the running app's" if args.host else args.mode
     summary = print_summary(results, select_tps, commit, mode)
+    profile = ""
+    if profile_dir is not None:
+        profile = profile_app.markdown({r.endpoint: profile_app.Profiler.stacks(profiled_file(profile_dir, r.endpoint))
+                                        for r in results})
+        print(f"\n{profile}\n(raw stacks: {profile_dir})", flush=True)
     REPORTS.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     out = REPORTS / f"bench-app-{stamp}.json"
     out.write_text(json.dumps({"at": stamp, "label": args.label, "concurrency": args.concurrency,
                                "workers": args.workers, "commit": commit, "mode": mode,
                                "pgbench_select_tps": select_tps,
                                "results": [{**asdict(r), "ratio": r.ratio} for r in results],
-                               "table": text, "summary": summary}, indent=1))
+                               "table": text, "summary": summary, "profile": profile}, indent=1))
     print(f"figures saved to {out}")
     return 0
 

@@ -3,6 +3,7 @@
 #   make load HOST=https://kntc.lab    the same against a running deployment (KNTC_LOAD_ADMIN_USER/PASSWORD)
 #   make load LOAD_SHAPE=breakpoint    any shape: ramp typical_day busy_day spike soak breakpoint fixed
 #   make bench-app                     endpoint vs pgbench ratios (not a timed test)
+#   make bench-app BENCH_ARGS=--profile   the same, and whose code the app's CPU went to (py-spy)
 #   make bench-login                   what a login costs at the chosen argon2id cost (and at the default)
 #   make bench-reports                 periodic reports for the country and a province on N=1,000,000 case files
 #   make bench-audit                   concurrent audited writers in different units (waits on each other)

@@ -53,6 +53,14 @@ def _vn_holidays(year: int) -> frozenset[date]:
     return frozenset(holidays.country_holidays("VN", years=year).keys())
 
 
+def warm(today: date) -> None:
+    """Load this year's and next year's holidays now. The library loads its countries on first use
+    (about a third of a second of CPU, `make bench-app BENCH_ARGS=--profile`), which would otherwise
+    fall on the first intake each worker serves after it starts."""
+    for year in (today.year, today.year + 1):
+        _vn_holidays(year)
+
+
 class Calendar:
     """Working-day calendar for Vietnam with optional overrides {day: is_working}."""
 

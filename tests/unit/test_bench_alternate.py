@@ -8,7 +8,8 @@ from loadtests import bench_alternate
 
 
 @pytest.mark.parametrize("argv, message", [
-    ([], "one of the arguments --other-app --modes is required"),
+    ([], "one of the arguments --other-app --modes --other-env is required"),
+    (["--other-env", "task-impl rust"], "each is NAME=VALUE"),
     (["--modes", "--other-app", "."], "not allowed with argument"),
     (["--other-app", "/nonexistent-tree"], "no core_app folder there"),
     (["--modes", "--rounds", "0"], "at least 1"),

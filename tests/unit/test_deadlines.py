@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import date, timedelta
 
 import pytest
@@ -82,3 +84,15 @@ def test_due_dates_are_working_days_and_never_early(start, n):
         assert CAL.is_working_day(due)
         assert due >= start + timedelta(days=n)
     assert CAL.working_days_between(start, CAL.due_date(start, n, "working_days")) == n
+
+
+def test_a_worker_started_loads_the_holidays_before_its_first_intake_needs_them():
+    """The holiday library loads its countries on first use (a third of a second): the app's start
+    does it (core_app/app.py), so the first due date a worker computes, into next year too, loads
+    nothing more."""
+    script = ("import sys\nfrom datetime import date\nfrom core_app.domain import deadlines\n"
+              "deadlines.warm(date(2026, 12, 6))\nbefore = set(sys.modules)\n"
+              "due = deadlines.Calendar().add_working_days(date(2026, 12, 20), 30)\n"
+              "print(due.year, len(set(sys.modules) - before))\n")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60)
+    assert out.stdout.split() == ["2027", "0"]
