@@ -1,18 +1,20 @@
 """CPU per tier on the lab (loadtests/tiers.py), as a load run against the lab reports it: requests
 sent through one app host's nginx show in that host's nginx, case service and PgBouncer, in the
-site's HAProxy and in the DC leader's PostgreSQL, read from this machine without touching the hosts."""
+site's HAProxy and in the DC leader's PostgreSQL, read from this machine without touching the hosts.
+The hosts' parent control group weighs as several processes of this machine, not as one."""
 
 from __future__ import annotations
 
 import ssl
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import pytest
 
 from loadtests import tiers
 
-from .conftest import ADDR, CA, DC_APP, DC_DB, dc_leader
+from .conftest import _LAB_MODULE, ADDR, CA, DC_APP, DC_DB, dc_leader
 
 pytestmark = pytest.mark.lab
 
@@ -42,3 +44,12 @@ def test_requests_through_nginx_show_in_each_tier_that_served_them(lab, hosts) -
     assert set(rows[("dc", "PostgreSQL")]["hosts"]) <= set(DC_DB)
     # The figures per request are what the report sizes from: positive and finite.
     assert 0 < rows[("dc", "app")]["ms_per_request"] < 1000
+
+
+def test_the_hosts_together_weigh_as_several_processes_of_this_machine(lab) -> None:
+    pid = next(p for p in (_LAB_MODULE.podman("container", "inspect", "--format", "{{.State.Pid}}", name,
+                                              check=False).stdout.strip() for name in DC_DB) if p.isdigit() and p != "0")
+    found = _LAB_MODULE.cpu_weight_file(Path(f"/proc/{pid}/cgroup").read_text())
+    assert found is not None
+    path, value = found
+    assert path.read_text().strip() == str(value)
