@@ -393,8 +393,7 @@ def start_host(name: str) -> None:
 
 # Podman puts every host's control group under one parent, and the kernel weighs a group as one task
 # against each process beside it: next to a test session's PostgreSQL, app and load processes, the
-# fifteen hosts together got a fraction of the two cores, and a bring-up took 1,162 s where it takes
-# about 600 s alone. The parent gets the weight of this many processes.
+# fifteen hosts together got the share of one of them. The parent gets the weight of this many.
 LAB_CPU_WEIGHT = 4
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 
