@@ -265,7 +265,7 @@ def profiled(app_pid: int | None, profile_dir: Path | None, endpoint: str) -> Ab
 
 
 def profiled_file(profile_dir: Path, endpoint: str) -> Path:
-    return profile_dir / f"{endpoint.split()[0]}.txt"
+    return profile_dir / f"{profile_app.label(endpoint).replace(' ', '-')}.txt"
 
 
 def _run(base: str, dsn: str, env: dict[str, str] | None, concurrency: int, seconds: float, cases: int,

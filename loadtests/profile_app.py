@@ -134,6 +134,11 @@ def py_spy() -> str | None:
     return str(beside) if beside.exists() else shutil.which("py-spy")
 
 
+def label(endpoint: str) -> str:
+    """An endpoint's short name: what comes before its method and path ("case file", "inbox")."""
+    return endpoint.split("  ")[0].strip()
+
+
 def markdown(profiles: dict[str, str]) -> str:
     """One table: each endpoint's samples by package, then each endpoint's heaviest case-service functions."""
     tables = {name: shares(raw) for name, raw in profiles.items()}
@@ -142,7 +147,7 @@ def markdown(profiles: dict[str, str]) -> str:
                 and any(p in s for s, _ in tables.values())]
     names = [n for n in profiles if tables[n][1]]
     lines = ["Where the app's CPU goes (py-spy, every worker; share of samples by the package of the code running)",
-             "", "| package | " + " | ".join(n.split()[0] for n in names) + " |",
+             "", "| package | " + " | ".join(label(n) for n in names) + " |",
              "|---|" + "---:|" * len(names)]
     for p in packages:
         lines.append(f"| {p} | " + " | ".join(f"{100 * tables[n][0].get(p, 0.0):.0f} %" for n in names) + " |")
@@ -150,6 +155,6 @@ def markdown(profiles: dict[str, str]) -> str:
     for n in names:
         heavy = inclusive(profiles[n])
         if heavy:
-            lines += ["", f"{n.split()[0]}: the case service's functions on the stack, share of samples: "
+            lines += ["", f"{label(n)}: the case service's functions on the stack, share of samples: "
                       + ", ".join(f"{f} {100 * s:.0f} %" for f, s in heavy)]
     return "\n".join(lines)

@@ -38,8 +38,8 @@ def test_each_sample_goes_to_the_package_of_the_code_running_and_callers_are_cou
                      "framework (FastAPI, Starlette)": 1 / 12}
     assert profile_app.inclusive(RAW) == [("api/routes/cases.py:case_file", 0.75)]
     text = profile_app.markdown({"case file   GET /api/cases/{code}": RAW, "trivial     GET /livez": ""})
-    assert "| driver (psycopg, its pool) | 50 % |" in text
-    assert "case: the case service's functions on the stack, share of samples: api/routes/cases.py:case_file 75 %" \
+    assert "| package | case file |" in text and "| driver (psycopg, its pool) | 50 % |" in text
+    assert "case file: the case service's functions on the stack, share of samples: api/routes/cases.py:case_file 75 %" \
         in text
 
 
