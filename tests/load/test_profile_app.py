@@ -10,8 +10,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 from loadtests import profile_app
 
 RAW = "\n".join([
@@ -43,8 +41,8 @@ def test_each_sample_goes_to_the_package_of_the_code_running_and_callers_are_cou
         in text
 
 
-@pytest.mark.skipif(profile_app.py_spy() is None, reason="py-spy comes with the load extra")
 def test_py_spy_samples_the_workers_of_a_server_it_was_given_the_parent_of(tmp_path: Path) -> None:
+    assert profile_app.Profiler.available() is None  # the lock's load extra installs py-spy
     # A parent that starts a worker burning CPU in a file of a folder named core_app, as granian starts
     # the app's workers.
     package = tmp_path / "core_app"
