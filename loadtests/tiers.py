@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import threading
@@ -248,14 +249,13 @@ def fitted(stages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for site, tier in keys:
         # A tier that used no CPU in a stage is absent from it: it used 0 cores there.
         xy = [(float(s["rps"]), c.get((site, tier), 0.0)) for s, c in zip(measured, cores, strict=True)]
-        n = len(xy)
-        mx, my = sum(x for x, _ in xy) / n, sum(y for _, y in xy) / n
-        sxx = sum((x - mx) ** 2 for x, _ in xy)
-        if n < 2 or sxx <= 0:
-            out.append({"site": site, "tier": tier, "stages": n, "fixed_cores": None, "ms_per_added_request": None})
+        try:
+            slope, intercept = statistics.linear_regression([x for x, _ in xy], [y for _, y in xy])
+        except statistics.StatisticsError:  # fewer than two stages, or all at one rate
+            out.append({"site": site, "tier": tier, "stages": len(xy), "fixed_cores": None,
+                        "ms_per_added_request": None})
             continue
-        slope = sum((x - mx) * (y - my) for x, y in xy) / sxx
-        out.append({"site": site, "tier": tier, "stages": n, "fixed_cores": round(my - slope * mx, 3),
+        out.append({"site": site, "tier": tier, "stages": len(xy), "fixed_cores": round(intercept, 3),
                     "ms_per_added_request": round(1000 * slope, 3)})
     return out
 

@@ -425,6 +425,7 @@ def favour_lab_cpu() -> None:
         if pid.isdigit() and pid != "0" and Path(f"/proc/{pid}/cgroup").exists():
             break
     else:
+        log("lab: no host runs: their CPU weight is left as it is")
         return
     found = cpu_weight_file(Path(f"/proc/{pid}/cgroup").read_text())
     if found is None:

@@ -49,6 +49,8 @@ def _lab_module():
 
 
 _LAB_MODULE = _lab_module()
+# lab.py itself, for a test of what it does to this machine (the hosts' CPU weight).
+LAB_MODULE = _LAB_MODULE
 HOSTS: dict[str, tuple[str, str, tuple[str, ...]]] = _LAB_MODULE.HOSTS
 # Where the tests connect from: the control node's address on each site's network.
 CONTROL_NODE = {site: gateway for site, (_, _, gateway) in _LAB_MODULE.SITES.items()}

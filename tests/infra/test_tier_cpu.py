@@ -14,7 +14,7 @@ import pytest
 
 from loadtests import tiers
 
-from .conftest import _LAB_MODULE, ADDR, CA, DC_APP, DC_DB, dc_leader
+from .conftest import ADDR, CA, DC_APP, DC_DB, LAB_MODULE, dc_leader
 
 pytestmark = pytest.mark.lab
 
@@ -47,9 +47,9 @@ def test_requests_through_nginx_show_in_each_tier_that_served_them(lab, hosts) -
 
 
 def test_the_hosts_together_weigh_as_several_processes_of_this_machine(lab) -> None:
-    pid = next(p for p in (_LAB_MODULE.podman("container", "inspect", "--format", "{{.State.Pid}}", name,
+    pid = next(p for p in (LAB_MODULE.podman("container", "inspect", "--format", "{{.State.Pid}}", name,
                                               check=False).stdout.strip() for name in DC_DB) if p.isdigit() and p != "0")
-    found = _LAB_MODULE.cpu_weight_file(Path(f"/proc/{pid}/cgroup").read_text())
+    found = LAB_MODULE.cpu_weight_file(Path(f"/proc/{pid}/cgroup").read_text())
     assert found is not None
     path, value = found
     assert path.read_text().strip() == str(value)
