@@ -186,3 +186,28 @@ def test_the_whole_commune_is_compared_however_many_live_there(officer, commune,
     assert found["candidates"][0]["case_code"] == code
     assert "similar_subject" in reasons_of(found, code)
     assert all(c["case_code"] == code for c in found["candidates"])
+
+
+def test_a_crowded_communes_protected_cases_are_looked_into_only_when_near(officer, commune, owner_conn, cluster):
+    """Whether the officer may see a protected key (their hand on its case) is asked only for keys
+    near the petition: a ward's history of protected denunciations about other matters costs one
+    comparison of codes each, not a look-up of the officer each."""
+    unit, _ = commune()
+    clerk = officer(unit, ["reception"])
+    template = record(clerk, unit, "Nguyễn Văn Số 0", None, "Đề nghị cấp bản sao giấy khai sinh số 0")
+    fill_commune(owner_conn, template, unit, 400)
+    owner_conn.execute("UPDATE kntc.dedup_key k SET protected = true FROM kntc.unit u "
+                       "WHERE u.code = %s AND k.address_unit_id = u.id", (unit,))
+    near = record(clerk, unit, "Vương Thị Yến", None, "Kiến nghị làm lại cống thoát nước bị sập trước nhà")
+    out = cluster.superuser_psql(
+        "BEGIN; SET LOCAL track_functions = 'pl'; "
+        "SELECT count(*) FROM kntc.dedup_match(NULL, ARRAY['Vương Thị Hải Yến'], "
+        f"ARRAY[(SELECT id FROM kntc.unit WHERE code = '{unit}')], "
+        "'Tiếp tục kiến nghị làm lại cống thoát nước bị sập trước nhà', NULL); "
+        "SELECT 'asked=' || coalesce(pg_stat_get_xact_function_calls('kntc.handles_case(uuid)'::regprocedure), 0)")
+    asked = int(out.split("asked=")[1].split()[0])
+    # The near case is the clerk's own and not protected; the 401 protected ones are about birth
+    # certificates: none is near enough to ask about.
+    assert asked == 0, out
+    assert near in codes(check(clerk, [{"full_name": "Vương Thị Hải Yến", "address_unit": unit}],
+                               "Tiếp tục kiến nghị làm lại cống thoát nước bị sập trước nhà"))
