@@ -201,7 +201,7 @@ def main() -> None:
              "--unit", unit, "--role", role, "--clearance", "2", env={**env, "KNTC_NEW_PASSWORD": PASSWORD})
     with serving(env) as base:
         officers = {level: Officer(base, f"bench.{level}") for level in accounts}
-        run(officers, probes, rng, args.requests)
+        run(officers, probes, rng, args.requests, env["KNTC_ADMIN_DATABASE_URL"])
         in_database(env, officers["commune"].token, probes, rng, args.requests)
     print(f"\ngeneration + COPY load of {args.cases} case files: {gen_s} s; VACUUM ANALYZE: {vac_s} s; "
           f"whole `kntc generate`: {wall_s} s")
@@ -227,30 +227,56 @@ def prewarm(root: Path, port: int, database: str) -> None:
           f"in {time.monotonic() - t0:.0f} s")
 
 
-def run(officers: dict[str, Officer], probes: list[dict[str, Any]], rng: random.Random, n: int) -> None:
+def planted_found(owner: Any, answer: dict[str, Any], code: str) -> bool:
+    """Whether the planted case is among the check's candidates: by its code where the officer may
+    open it; held in another unit, the officer is told only that some case is held elsewhere, and
+    the check's lead (kntc.dedup_lead, which only the database's owner reads) names it."""
+    if any(c.get("case_code") == code for c in answer["candidates"]):
+        return True
+    if not answer.get("held_elsewhere"):
+        return False
+    row = owner.execute("SELECT EXISTS (SELECT 1 FROM kntc.dedup_lead l JOIN kntc.case_file c "
+                        "ON c.id = ANY (l.case_ids) WHERE l.check_id = %s AND c.code = %s)",
+                        (answer["check_id"], code)).fetchone()
+    return bool(row and row[0])
+
+
+def protected_denouncer(owner: Any, code: str) -> bool:
+    """Whether every party of the case is protected: a denouncer whom the check does not match for an
+    officer who does not handle the case, by design (so that the denounced cannot find them)."""
+    row = owner.execute("SELECT bool_and(p.identity_protected) FROM kntc.party p JOIN kntc.case_file c "
+                        "ON c.id = p.case_id WHERE c.code = %s", (code,)).fetchone()
+    return bool(row and row[0])
+
+
+def run(officers: dict[str, Officer], probes: list[dict[str, Any]], rng: random.Random, n: int,
+        owner_dsn: str) -> None:
+    import psycopg
+
     dup_ms: list[float] = []
     new_ms: list[float] = []
-    found = 0
-    for i in range(n):
-        p = rng.choice(probes)
-        variant = i % 3
-        name = (p["name"], strip(p["name"]).upper(), "  ".join(p["name"].split()))[variant]
-        party = {"full_name": name, "address_unit": p["address_unit"]}
-        if variant != 1 and p["id_number"]:
-            party["id_number"] = p["id_number"]
-        body = {"parties": [party], "subject": p["reworded"], "respondent": p["respondent"]}
-        ms, r = officers["commune"].timed("POST", "/api/dedup/check", json=body)
-        dup_ms.append(ms)
-        hits = r.json()["candidates"]
-        if any(c.get("case_code") == p["case_code"] or (not c["in_scope"] and c["unit_code"] == p["unit"])
-               for c in hits):
-            found += 1
-        # Someone new in the same commune: the common case at intake.
-        newcomer = {"full_name": f"Người Mới Số {i} {rng.randint(1000, 9999)}", "address_unit": p["address_unit"],
-                    "id_number": f"{rng.randint(0, 10**12 - 1):012d}"}
-        ms, _ = officers["commune"].timed("POST", "/api/dedup/check", json={
-            "parties": [newcomer], "subject": "Đề nghị cấp lại giấy chứng nhận bị mất", "respondent": None})
-        new_ms.append(ms)
+    found = protected = 0
+    with psycopg.connect(owner_dsn, autocommit=True, connect_timeout=10) as owner:
+        for i in range(n):
+            p = rng.choice(probes)
+            variant = i % 3
+            name = (p["name"], strip(p["name"]).upper(), "  ".join(p["name"].split()))[variant]
+            party = {"full_name": name, "address_unit": p["address_unit"]}
+            if variant != 1 and p["id_number"]:
+                party["id_number"] = p["id_number"]
+            body = {"parties": [party], "subject": p["reworded"], "respondent": p["respondent"]}
+            ms, r = officers["commune"].timed("POST", "/api/dedup/check", json=body)
+            dup_ms.append(ms)
+            if planted_found(owner, r.json(), p["case_code"]):
+                found += 1
+            elif protected_denouncer(owner, p["case_code"]):
+                protected += 1
+            # Someone new in the same commune: the common case at intake.
+            newcomer = {"full_name": f"Người Mới Số {i} {rng.randint(1000, 9999)}", "address_unit": p["address_unit"],
+                        "id_number": f"{rng.randint(0, 10**12 - 1):012d}"}
+            ms, _ = officers["commune"].timed("POST", "/api/dedup/check", json={
+                "parties": [newcomer], "subject": "Đề nghị cấp lại giấy chứng nhận bị mất", "respondent": None})
+            new_ms.append(ms)
 
     searches: dict[str, list[float]] = {}
 
@@ -278,6 +304,9 @@ def run(officers: dict[str, Officer], probes: list[dict[str, Any]], rng: random.
     print(f"  new person                            {percentiles(new_ms)}")
     print(f"  all checks                            {percentiles(dup_ms + new_ms)}")
     print(f"  planted duplicates found in the candidates: {found}/{len(dup_ms)} ({100 * found / max(1, n):.1f}%)")
+    print(f"  not found, the denouncer protected (not matched for an officer who does not handle the case, "
+          f"by design): {protected}")
+    print(f"  not found otherwise: {len(dup_ms) - found - protected}")
     print("\nsearch, GET /api/search:")
     everything: list[float] = []
     for label, ms in searches.items():
