@@ -32,9 +32,12 @@ import unicodedata
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
+
+if TYPE_CHECKING:
+    import psycopg
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -227,7 +230,7 @@ def prewarm(root: Path, port: int, database: str) -> None:
           f"in {time.monotonic() - t0:.0f} s")
 
 
-def planted_found(owner: Any, answer: dict[str, Any], code: str) -> bool:
+def planted_found(owner: psycopg.Connection[Any], answer: dict[str, Any], code: str) -> bool:
     """Whether the planted case is among the check's candidates: by its code where the officer may
     open it; held in another unit, the officer is told only that some case is held elsewhere, and
     the check's lead (kntc.dedup_lead, which only the database's owner reads) names it."""
@@ -241,7 +244,7 @@ def planted_found(owner: Any, answer: dict[str, Any], code: str) -> bool:
     return bool(row and row[0])
 
 
-def protected_denouncer(owner: Any, code: str) -> bool:
+def protected_denouncer(owner: psycopg.Connection[Any], code: str) -> bool:
     """Whether every party of the case is protected: a denouncer whom the check does not match for an
     officer who does not handle the case, by design (so that the denounced cannot find them)."""
     row = owner.execute("SELECT bool_and(p.identity_protected) FROM kntc.party p JOIN kntc.case_file c "
