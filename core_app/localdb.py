@@ -178,6 +178,9 @@ class LocalCluster:
                 "wal_level = replica\n"
                 "fsync = on\n"
                 "log_min_duration_statement = 1000\n"
+                # As on the lab's servers: the statements' planning and execution can be counted
+                # (the benchmarks and the tests that a function keeps its plans read it).
+                "shared_preload_libraries = 'pg_stat_statements'\n"
             )
         if self.server != self.root:
             link.unlink(missing_ok=True)

@@ -39,9 +39,10 @@ import gevent
 import requests
 from geventhttpclient import URL, HTTPClient
 
+from core_app.localdb import LocalCluster, LocalDbError
 from core_app.settings import OperatorSettings
 from core_app.waits import app_waits
-from loadtests import profile_app
+from loadtests import profile_app, statements
 from loadtests.officers import Journal, Officer, set_up
 from loadtests.stack import REPORTS, ROOT, AppServer, StackError, kntc, local_env, prepare_database
 from loadtests.testdata import Api, ensure_admin, new_person_petition, petition_body, record_case
@@ -74,6 +75,11 @@ class Result:
     # pgbench's rate of parts of the endpoint's SQL (the case file: the session statement alone, and
     # the whole script as the tables' owner, whom no policy applies to): where the ratio to -S goes.
     parts: dict[str, float] | None = None
+    # From pg_stat_statements on the bench's own cluster (every level tracked), per request: the time
+    # of the statements the app sent, and of it the planning, theirs and that of the statements run
+    # inside functions and triggers (through PgBouncer nothing is prepared; PL/pgSQL keeps its plans).
+    db_statements_ms: float | None = None
+    db_planning_ms: float | None = None
 
     @property
     def ratio(self) -> float | None:
@@ -243,14 +249,14 @@ def sessions(base: str, first: Api, officer: Officer, n: int) -> list[str]:
 
 def run(base: str, dsn: str, env: dict[str, str] | None, concurrency: int, seconds: float, cases: int,
         password: str, app_pid: int | None = None, db_pid: int | None = None,
-        profile_dir: Path | None = None) -> list[Result]:
+        profile_dir: Path | None = None, query: statements.Query | None = None) -> list[Result]:
     if env is not None:
         # One officer records thousands of petitions, each after its duplicate check: far past an
         # officer's budget of checks (20 a minute). Lifted for the bench, put back after.
         for purpose in ("dedup_minute", "dedup_day"):
             kntc("throttle", "set", purpose, "2000000000", env=env)
     try:
-        return _run(base, dsn, env, concurrency, seconds, cases, password, app_pid, db_pid, profile_dir)
+        return _run(base, dsn, env, concurrency, seconds, cases, password, app_pid, db_pid, profile_dir, query)
     finally:
         if env is not None:
             kntc("throttle", "set", "dedup_minute", "20", env=env)
@@ -269,7 +275,8 @@ def profiled_file(profile_dir: Path, endpoint: str) -> Path:
 
 
 def _run(base: str, dsn: str, env: dict[str, str] | None, concurrency: int, seconds: float, cases: int,
-         password: str, app_pid: int | None, db_pid: int | None, profile_dir: Path | None) -> list[Result]:
+         password: str, app_pid: int | None, db_pid: int | None, profile_dir: Path | None,
+         query: statements.Query | None) -> list[Result]:
     data = prepare(base, env, cases, password)
     if env is not None:
         # The bench's own ward grows with every run (its intakes and pgbench's): the duplicate check and
@@ -325,12 +332,18 @@ def _run(base: str, dsn: str, env: dict[str, str] | None, concurrency: int, seco
     results.append(trivial)
     print(f"  {TRIVIAL}: {trivial.http_rps} req/s", flush=True)
     for name, token, method, path, body, script, variables in plan:
+        if query:
+            statements.reset(query, every_level=True)
         with profiled(app_pid, profile_dir, name):
             rps, lat, errors, (app_cpu, db_cpu) = http_bench(
                 base, token, method, path, body, concurrency, seconds,
                 meters=(lambda: tree_cpu(app_pid), lambda: tree_cpu(db_pid)))
         res = Result(name, round(rps, 1), round(pct(lat, .5), 2), round(pct(lat, .95), 2), round(pct(lat, .99), 2),
                      errors)
+        if query and lat:
+            used = statements.spent(query)
+            res.db_statements_ms = round(used["statements_ms"] / len(lat), 3)
+            res.db_planning_ms = round(used["planning_ms"] / len(lat), 3)
         db_before = tree_cpu(db_pid)
         tps, done = pgbench(dsn, script, variables, concurrency, seconds)
         res.db_tps = round(tps, 1)
@@ -347,6 +360,23 @@ def _run(base: str, dsn: str, env: dict[str, str] | None, concurrency: int, seco
 
 
 TRIVIAL = "trivial     GET /livez (no database)"
+
+
+def statements_query(pg_root: Path, port: int) -> statements.Query | None:
+    """The bench cluster's statements, read as its superuser, every level tracked from now on; None
+    (and a line saying why) on a cluster that does not load pg_stat_statements: one made before the
+    embedded clusters loaded it."""
+    cluster = LocalCluster(pg_root, port)
+
+    def query(sql: str) -> str:
+        return cluster.superuser_psql(sql, cluster.database)
+
+    try:
+        statements.reset(query, every_level=True)
+    except LocalDbError as exc:
+        print(f"  planning not counted: {str(exc).splitlines()[-1]}", flush=True)
+        return None
+    return query
 
 
 def select_only_dsn(env: dict[str, str] | None, pg_root: Path | None, pg_port: int) -> str | None:
@@ -405,7 +435,8 @@ def print_summary(results: list[Result], select_tps: float | None, commit: str, 
     and the case file's SQL against pgbench -S."""
     base = next((r for r in results if r.endpoint == TRIVIAL), None)
     lines = [f"commit {commit}" + (f", app in {mode} mode" if mode else ""),
-             f"{'endpoint':58} {'req/s':>8} {'of /livez':>9} {'app ms':>7} {'DB ms':>7} {'SQL tps':>9} {'of -S':>7}"]
+             f"{'endpoint':58} {'req/s':>8} {'of /livez':>9} {'app ms':>7} {'DB ms':>7} {'plan ms':>7} "
+             f"{'SQL tps':>9} {'of -S':>7}"]
     for r in results:
         share = f"{r.http_rps / base.http_rps:.1%}" if base and base.http_rps else "-"
         of_s = f"{r.db_tps / select_tps:.1%}" if r.db_tps and select_tps else "-"
@@ -413,11 +444,11 @@ def print_summary(results: list[Result], select_tps: float | None, commit: str, 
         def ms(v: float | None) -> str:
             return f"{v:7.2f}" if v is not None else "      -"
         lines.append(f"{r.endpoint:58} {r.http_rps:8.1f} {share:>9} {ms(r.app_cpu_ms)} {ms(r.db_cpu_ms_http)} "
-                     f"{r.db_tps or 0:9.1f} {of_s:>7}")
+                     f"{ms(r.db_planning_ms)} {r.db_tps or 0:9.1f} {of_s:>7}")
         for part, tps in (r.parts or {}).items():
             of_s = f"{tps / select_tps:.1%}" if select_tps else "-"
-            lines.append(f"{'  its SQL: ' + part:58} {'':8} {'':9} {'':7} {'':7} {tps:9.1f} {of_s:>7}")
-    lines.append(f"{'pgbench -S (primary-key lookup, same cluster)':58} {'':8} {'':9} {'':7} {'':7} "
+            lines.append(f"{'  its SQL: ' + part:58} {'':8} {'':9} {'':7} {'':7} {'':7} {tps:9.1f} {of_s:>7}")
+    lines.append(f"{'pgbench -S (primary-key lookup, same cluster)':58} {'':8} {'':9} {'':7} {'':7} {'':7} "
                  f"{select_tps or 0:9.1f} {'100.0%' if select_tps else '-':>7}")
     text = "\n".join(lines)
     print(text)
@@ -490,7 +521,7 @@ def main(argv: list[str] | None = None) -> int:
                 db_pid = int(pid_file.read_text().split()[0]) if pid_file.exists() else None
                 results = run(app.url, env["KNTC_DATABASE_URL"], env, args.concurrency, args.seconds, args.cases,
                               password, app_pid=app.proc.pid if app.proc else None, db_pid=db_pid,
-                              profile_dir=profile_dir)
+                              profile_dir=profile_dir, query=statements_query(args.pg_root, args.pg_port))
             select_tps = select_only(select_only_dsn(env, args.pg_root, args.pg_port), args.concurrency, args.seconds)
     except StackError as exc:
         print(f"bench-app: {exc}", file=sys.stderr)

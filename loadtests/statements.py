@@ -69,6 +69,23 @@ SELECT json_build_object(
   JOIN pg_database d ON d.oid = s.dbid
  WHERE d.datname = '{DATABASE}'
 """
+# Statements run inside functions too (the duplicate check's PL/pgSQL, the triggers' SQL functions):
+# PostgreSQL plans them while the statement that called them runs, so their planning is part of its
+# time, and counted only when every level is tracked.
+EVERY_LEVEL = "ALTER SYSTEM SET pg_stat_statements.track = 'all'"
+# Every role's statements since the reset, for a database where nothing but the measured requests
+# runs (the benchmark's own cluster): the time of the statements sent (what ran inside them is part
+# of it) and all planning, at every level. Inside a SECURITY DEFINER function a statement is its
+# owner's, so no role is left out.
+SPENT = f"""
+SELECT json_build_object(
+         'statements_ms', round(coalesce(sum(s.total_exec_time + s.total_plan_time) FILTER (WHERE s.toplevel),
+                                         0)::numeric, 1),
+         'planning_ms', round(coalesce(sum(s.total_plan_time), 0)::numeric, 1))
+  FROM pg_stat_statements s
+  JOIN pg_database d ON d.oid = s.dbid
+ WHERE d.datname = '{DATABASE}'
+"""
 Query = Callable[[str], str]  # one SQL text -> psql's unaligned output, as the superuser, in DATABASE
 
 
@@ -89,9 +106,14 @@ def lab_query(site: str = "dc", inventory: Path | None = None) -> Query:
     return lambda sql: lab.sql(leader, sql, db=DATABASE)
 
 
-def reset(query: Query) -> None:
-    for sql in RESET:
+def reset(query: Query, every_level: bool = False) -> None:
+    for sql in ((EVERY_LEVEL,) if every_level else ()) + RESET:
         query(sql)
+
+
+def spent(query: Query) -> dict[str, float]:
+    """Milliseconds since the reset: the statements sent, and the planning at every level."""
+    return {k: float(v) for k, v in json.loads(query(SPENT) or "{}").items()}
 
 
 def top(query: Query, limit: int = 20) -> list[dict[str, Any]]:

@@ -12,14 +12,21 @@ from typing import Any
 from psycopg import AsyncConnection
 
 from core_app.domain import workflow
+from core_app.repo.planned import Planned
 
-CLAIM = """
+# Every intake claims its check: planned once per server connection (core_app/repo/planned.py).
+CLAIM = Planned(
+    "dedup_claim",
+    params=(("check_id", "uuid"),),
+    returns=(("id", "uuid"), ("account_id", "integer"), ("parties", "jsonb"), ("candidates", "jsonb"),
+             ("fresh", "boolean"), ("decided", "boolean"), ("used", "boolean")),
+    sql="""
 SELECT c.id, c.account_id, kntc.dedup_check_parties(c.id) AS parties, c.candidates,
        now() - c.at < interval '12 hours' AS fresh,
        EXISTS (SELECT 1 FROM kntc.dedup_decision d WHERE d.check_id = c.id) AS decided,
        EXISTS (SELECT 1 FROM kntc.petition p WHERE p.intake_check_id = c.id) AS used
   FROM kntc.dedup_check c WHERE c.id = %s
-"""
+""")
 
 
 def _refused(vi: str, en: str) -> workflow.TransitionRefused:
@@ -39,7 +46,7 @@ async def claim(conn: AsyncConnection[Any], actor: workflow.Actor, check_id: str
                        "dedup_check_id của lần kiểm tra đó.",
                        "no duplicate check: run POST /api/dedup/check, then record the petition with its "
                        "dedup_check_id")
-    cur = await conn.execute(CLAIM, (str(check_id),))
+    cur = await conn.execute(CLAIM.call, (str(check_id),))
     chk = await cur.fetchone()
     if chk is None or chk["account_id"] != actor.account_id:
         raise _refused("Không tìm thấy lần kiểm tra trùng này của tài khoản.",

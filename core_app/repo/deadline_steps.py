@@ -18,24 +18,38 @@ from psycopg.types.json import Jsonb
 
 from core_app.domain import workflow
 from core_app.domain.deadlines import due_for, extension_refusal
+from core_app.repo.planned import Planned
 from core_app.repo.rules import RuleBook
 
-UPSERT = """
+# A step started, or started again by a later event of the same kind. A write of every intake and of
+# many workflow steps: planned once per server connection (core_app/repo/planned.py).
+UPSERT = Planned(
+    "deadline_start",
+    params=(("case_id", "uuid"), ("step", "text"), ("code", "text"), ("version", "integer"), ("starts_on", "date"),
+            ("due_on", "date")),
+    returns=(),
+    volatility="VOLATILE",
+    sql="""
 INSERT INTO kntc.case_deadline (case_id, step, rule_code, rule_version, starts_on, due_on, met_on, ended_by)
 VALUES (%(case_id)s, %(step)s, %(code)s, %(version)s, %(starts_on)s, %(due_on)s, NULL, NULL)
 ON CONFLICT (case_id, step) DO UPDATE SET rule_code = EXCLUDED.rule_code, rule_version = EXCLUDED.rule_version,
     starts_on = EXCLUDED.starts_on, due_on = EXCLUDED.due_on, extensions = 0, met_on = NULL, ended_by = NULL
-"""
+""")
 
 # A step ends when the event is among its rule version's end events (a row from before versions
-# existed is read with the rule as it is now).
-END = """
+# existed is read with the rule as it is now). Every workflow step that ends one runs it: planned.
+END = Planned(
+    "deadline_end",
+    params=(("case_id", "uuid"), ("event", "text"), ("on", "date")),
+    returns=(),
+    volatility="VOLATILE",
+    sql="""
 UPDATE kntc.case_deadline d SET met_on = %(on)s, ended_by = %(event)s
  WHERE d.case_id = %(case_id)s AND d.met_on IS NULL
    AND EXISTS (SELECT 1 FROM kntc.deadline_rule r
                  LEFT JOIN kntc.deadline_rule_version v ON v.code = r.code AND v.version = d.rule_version
                 WHERE r.code = d.rule_code AND %(event)s::text = ANY (coalesce(v.end_events, r.end_events)))
-"""
+""")
 
 
 def step_key(step: str, complaint_round: int) -> str:
@@ -51,14 +65,14 @@ async def start(conn: AsyncConnection[Any], book: RuleBook, case: dict[str, Any]
         due = due_for(rule, on, book.calendar, is_complex=case["is_complex"], is_remote=case["is_remote_area"])
         row = {"case_id": case["id"], "step": step_key(rule.step, case["complaint_round"]), "code": rule.code,
                "version": rule.version, "starts_on": on, "due_on": due}
-        await conn.execute(UPSERT, row)
+        await conn.execute(UPSERT.call, row)
         started.append({**row, "legal_basis": rule.legal_basis})
     return started
 
 
 async def end(conn: AsyncConnection[Any], case_id: Any, event: str, on: date) -> None:
     """End the open steps of the case that `event` ends."""
-    await conn.execute(END, {"case_id": case_id, "event": event, "on": on})
+    await conn.execute(END.call, {"case_id": case_id, "event": event, "on": on})
 
 
 async def extend(conn: AsyncConnection[Any], actor: workflow.Actor, book: RuleBook, case: dict[str, Any],
@@ -188,7 +202,7 @@ async def _start_missing(conn: AsyncConnection[Any], actor: workflow.Actor, book
             due = due_for(rule, on, book.calendar, is_complex=case["is_complex"], is_remote=case["is_remote_area"])
             rec = _change(case, {"step": key}, rule, on, due, cause, reason, actor, today)
             await conn.execute(RECORD, rec)
-            await conn.execute(UPSERT, {"case_id": case["id"], "step": key, "code": rule.code,
+            await conn.execute(UPSERT.call, {"case_id": case["id"], "step": key, "code": rule.code,
                                         "version": rule.version, "starts_on": on, "due_on": due})
             done.append(rec)
     return done

@@ -49,7 +49,7 @@ class Planned:
 
     name: str
     params: tuple[tuple[str, str], ...]  # (name, SQL type) of each parameter, in the function's order
-    returns: tuple[tuple[str, str], ...]  # (column, SQL type) of each column, in order
+    returns: tuple[tuple[str, str], ...]  # (column, SQL type) of each column, in order; none: a write alone
     sql: str
     volatility: Literal["STABLE", "VOLATILE"] = "STABLE"  # STABLE for statements that only read
 
@@ -67,9 +67,12 @@ class Planned:
 
     @property
     def call(self) -> str:
-        """The statement the case service sends: the function's rows, bound as the statement's were."""
-        args = (f"%({n})s" for n, _ in self.params) if self.named else ("%s" for _ in self.params)
-        return f"SELECT * FROM {self.function}({', '.join(args)})"
+        """The statement the case service sends: the function's rows, bound as the statement's were.
+        Each value is cast to its parameter's type, as the statement's column would take it: the
+        function is then found whatever type the driver gave the value (a small int, an empty list)."""
+        holders = (f"%({n})s" for n, _ in self.params) if self.named else ("%s" for _ in self.params)
+        args = ", ".join(f"{h}::{t}" for h, (_, t) in zip(holders, self.params, strict=True))
+        return f"SELECT * FROM {self.function}({args})" if self.returns else f"SELECT {self.function}({args})"
 
     def body(self) -> str:
         """The statement with each placeholder as the function's positional parameter ($1, $2, ...)."""
@@ -100,19 +103,22 @@ class Planned:
     def definition(self) -> str:
         params = ", ".join(f"p_{n} {t}" for n, t in self.params)
         columns = ", ".join(f"{c} {t}" for c, t in self.returns)
+        returns, run = (f"TABLE ({columns})", "    RETURN QUERY\n") if self.returns else ("void", "")
         # The returned columns are variables of the function too; the statement means its tables'.
-        return (f"CREATE OR REPLACE FUNCTION {self.function}({params}) RETURNS TABLE ({columns})\n"
+        return (f"CREATE OR REPLACE FUNCTION {self.function}({params}) RETURNS {returns}\n"
                 f"LANGUAGE plpgsql {self.volatility} SECURITY INVOKER AS $planned$\n"
-                f"#variable_conflict use_column\nBEGIN\n    RETURN QUERY\n{self.body()};\nEND $planned$")
+                f"#variable_conflict use_column\nBEGIN\n{run}{self.body()};\nEND $planned$")
 
 
 def registry() -> tuple[Planned, ...]:
     """Every planned statement of the case service (imported here: the modules use this one)."""
     from core_app import db
-    from core_app.repo import cases
+    from core_app.dedup import decisions
+    from core_app.repo import cases, deadline_steps
 
     return (db.BEGIN_AS_ACTOR, cases.CASE_FILE, cases.CASE_ROW, cases.UNIT_INBOX,
-            cases.OVERDUE)
+            cases.OVERDUE, cases.INSERT_PARTY, cases.INSERT_PETITION, decisions.CLAIM,
+            deadline_steps.UPSERT, deadline_steps.END)
 
 
 def install(conn: psycopg.Connection[Any], statements: tuple[Planned, ...] | None = None) -> list[str]:

@@ -19,7 +19,8 @@ import pytest
 from psycopg.rows import dict_row
 
 from core_app.db import BEGIN_AS_ACTOR
-from core_app.repo import cases, planned
+from core_app.dedup import decisions
+from core_app.repo import cases, deadline_steps, planned
 from core_app.repo.planned import Planned
 from tests.conftest import Officer, petition_body
 
@@ -138,7 +139,7 @@ def test_named_placeholders_are_bound_by_name_and_may_repeat() -> None:
     p = Planned("x", params=(("b", "text"), ("a", "integer")), returns=(("n", "integer"),),
                 sql="SELECT %(a)s + length(%(b)s) + %(a)s WHERE '%%' <> %(b)s")
     assert p.body() == "SELECT $2 + length($1) + $2 WHERE '%' <> $1"
-    assert p.call == "SELECT * FROM kntc.planned_x(%(b)s, %(a)s)"
+    assert p.call == "SELECT * FROM kntc.planned_x(%(b)s::text, %(a)s::integer)"
 
 
 def test_the_unit_inbox_and_the_overdue_page_planned_are_the_statements_sent_as_text(
@@ -227,3 +228,85 @@ def test_the_pages_case_file_is_the_planned_document_typed_as_its_parts_read_apa
     assert seen["colleague"] is not None and seen["colleague"]["parties"] == []
     assert seen["colleague"]["hidden_parties"] is True
     assert seen["another province"] is None
+
+
+def _outcome(conn: psycopg.Connection, token: str | None, statement: str, params: Any,
+             case_id: UUID) -> tuple[Any, ...]:
+    """What one officer's transaction sees of a statement: refused (and why), or its rows (new ids
+    counted, not compared) and then the case's time limits as row-level security shows them to
+    the same officer; rolled back."""
+    try:
+        if token:
+            conn.execute("SELECT set_config('kntc.session_token', %s, true)", (token,))
+        cur = conn.execute(statement, params)
+        rows = cur.fetchall() if cur.description else []
+        # a write alone answers its function's one empty value, which the text does not
+        rows = [r if set(r) - {"id"} else "a new row" for r in rows if not next(iter(r)).startswith("planned_")]
+        steps = conn.execute("SELECT step, rule_code, starts_on, due_on, met_on, ended_by FROM kntc.case_deadline "
+                             "WHERE case_id = %s ORDER BY step", (case_id,)).fetchall()
+        return ("done", rows, steps)
+    except psycopg.Error as exc:
+        return ("refused", exc.sqlstate)
+    finally:
+        conn.rollback()
+
+
+def test_the_intakes_writes_planned_are_the_statements_sent_as_text_for_every_officer(
+        pg_env: dict[str, str], owner_conn: psycopg.Connection, officer: Callable[..., Officer]) -> None:
+    """The party, the petition, the claim of the check and the time limit started and ended: each
+    officer, on one server connection shared by all of them as PgBouncer shares it, past the
+    fifth call, gets from the planned statement what the statement sent as text gives them."""
+    own = officer(HOME, ["reception", "handling"])
+    colleague = officer(HOME, ["reception"])
+    far = officer(ELSEWHERE, ["reception", "handling", "head"], clearance=1)
+    r = own.post("/api/cases", json=petition_body())
+    assert r.status_code == 201, r.text
+    case = owner_conn.execute("SELECT c.id, c.handling_unit_id AS unit, c.created_by AS account FROM kntc.case_file c "
+                              "WHERE c.code = %s", (r.json()["code"],)).fetchone()
+    step = owner_conn.execute("SELECT step, rule_code, rule_version FROM kntc.case_deadline WHERE case_id = %s "
+                              "ORDER BY step LIMIT 1", (case["id"],)).fetchone()
+    assert step is not None
+    check = own.post("/api/dedup/check", json={"parties": [{"full_name": "Lê Thị Thử", "address_unit": HOME}],
+                                                "subject": "Kiến nghị sửa đường"})
+    assert check.status_code == 200, check.text
+    today = date.today()
+    statements: tuple[tuple[Planned, Any], ...] = (
+        (cases.INSERT_PARTY, {"case_id": case["id"], "role": "complainant", "party_kind": "person",
+                              "full_name": "Trần Thị Bình", "id_number": None, "address": "Số 2 phố Huế",
+                              "address_unit_id": None, "address_unit_written_id": None, "phone": None,
+                              "email": None, "identity_protected": False, "notify_channels": []}),
+        (cases.INSERT_PETITION, {"case_id": case["id"], "unit_id": case["unit"], "received_on": today,
+                                 "channel": "in_person", "reception_id": None, "sender_party_id": None,
+                                 "content": "Đơn bổ sung.", "people_count": 1, "actor_id": case["account"],
+                                 "check_id": None}),
+        (decisions.CLAIM, (check.json()["check_id"],)),
+        (deadline_steps.UPSERT, {"case_id": case["id"], "step": step["step"], "code": step["rule_code"],
+                                 "version": step["rule_version"], "starts_on": today,
+                                 "due_on": today + timedelta(days=3)}),
+        (deadline_steps.END, {"case_id": case["id"], "event": "accept", "on": today}),
+    )
+    seen: dict[tuple[str, str], tuple[Any, ...]] = {}
+    with psycopg.connect(pg_env["KNTC_DATABASE_URL"], row_factory=dict_row) as conn:
+        for _ in range(7):
+            for who, token in (("own", own.token), ("colleague", colleague.token), ("another province", far.token),
+                               ("no session", None)):
+                for statement, params in statements:
+                    as_text = _outcome(conn, token, statement.sql, params, case["id"])
+                    as_planned = _outcome(conn, token, statement.call, params, case["id"])
+                    assert as_planned == as_text, (who, statement.name)
+                    seen[who, statement.name] = as_text
+    # What each officer may do, so that the comparison above compares something.
+    assert seen["own", "party_insert"][0] == "done" and seen["own", "party_insert"][1] == ["a new row"]
+    assert seen["own", "deadline_start"][2][0]["due_on"] == today + timedelta(days=3)
+    ended = [s for s in seen["own", "deadline_end"][2] if s["ended_by"] == "accept"]
+    assert ended, seen["own", "deadline_end"]
+    assert seen["own", "dedup_claim"][1][0]["account_id"] == owner_conn.execute(
+        "SELECT account_id FROM kntc.dedup_check WHERE id = %s", (check.json()["check_id"],)).fetchone()["account_id"]
+    assert seen["own", "dedup_claim"][1][0]["parties"] is not None
+    # the parties typed at a check are its officer's alone
+    assert all(r["parties"] is None for r in seen["colleague", "dedup_claim"][1])
+    assert all(r["parties"] is None for r in seen["another province", "dedup_claim"][1])
+    for name in ("party_insert", "petition_insert", "deadline_start"):
+        assert seen["another province", name][0] == "refused", name
+        assert seen["no session", name][0] == "refused", name
+    assert seen["another province", "deadline_end"][2] == []  # sees no step of the case, ends none

@@ -38,3 +38,25 @@ def test_the_summary_prints_each_part_as_a_share_of_select_only(capsys: pytest.C
     assert session.split()[-2:] == ["12000.0", "15.0%"]
     unpoliced = next(line for line in lines if "without row-level security" in line)
     assert unpoliced.split()[-2:] == ["2000.0", "2.5%"]
+
+
+def test_the_summary_prints_the_planning_of_each_request_beside_its_database_time() -> None:
+    intake = bench_app.Result("intake      POST /api/dedup/check + POST /api/cases", 60.0, 50.0, 90.0, 120.0, 0,
+                              db_tps=100.0, db_cpu_ms_http=9.5, db_planning_ms=0.25)
+    header, line = bench_app.print_summary([intake], 80000.0, "abc1234").splitlines()[1:3]
+    assert "app ms DB ms plan ms SQL tps" in " ".join(header.split())
+    assert line.split()[-4:] == ["9.50", "0.25", "100.0", "0.1%"]
+
+
+def test_planning_is_counted_at_every_level_from_the_benchs_own_cluster() -> None:
+    from loadtests import statements
+
+    sent: list[str] = []
+    statements.reset(lambda sql: sent.append(sql) or "", every_level=True)
+    # the statements inside functions and triggers too: their planning runs inside the request's
+    assert sent[0] == "ALTER SYSTEM SET pg_stat_statements.track = 'all'"
+    assert sent[1] == "ALTER SYSTEM SET pg_stat_statements.track_planning = on"
+    got = statements.spent(lambda sql: sent.append(sql) or '{"statements_ms": 120.5, "planning_ms": 30.25}')
+    assert got == {"statements_ms": 120.5, "planning_ms": 30.25}
+    # the time of the statements sent, once (what ran inside them is part of it); planning at every level
+    assert "FILTER (WHERE s.toplevel)" in sent[-1] and "sum(s.total_plan_time)" in sent[-1]

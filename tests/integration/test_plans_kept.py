@@ -1,0 +1,87 @@
+"""Functions that every officer request or duplicate check runs keep their plans on a server
+connection: PostgreSQL plans each of their statements once, not at every call.
+
+Through PgBouncer each statement the case service sends is planned at every call; what runs inside a
+PL/pgSQL function is planned once per server connection, if the function lets PL/pgSQL keep its plan.
+A SQL function with settings of its own (SECURITY DEFINER, search_path) is planned at every call, and
+a PL/pgSQL statement may be planned again at every call when its estimates vary with the values.
+
+Counted with `pg_stat_statements` (planning tracked, statements inside functions too), which the
+embedded cluster loads as the lab's servers do.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+import psycopg
+
+from core_app.localdb import LocalCluster
+from tests.conftest import Officer
+
+CALLS = 12
+# PL/pgSQL plans a statement for its values at its first five calls on a connection, then keeps one
+# plan for all values if that costs no more: at most six plans however many calls follow.
+KEPT = 6
+# The statements inside the functions, as pg_stat_statements shows them (constants as $n).
+MATCH = "WITH qp AS MATERIALIZED"
+SEAL = "kntc.actor_seal(p_token, p_actor::text"
+TOKEN = "FROM kntc.exchange_token t"
+HOME = "X00004"
+
+
+def _plans(cluster: LocalCluster, calls: str) -> dict[str, tuple[int, int]]:
+    """(calls, plans) of each counted statement after running `calls` on one connection."""
+    cluster.superuser_psql("CREATE EXTENSION IF NOT EXISTS pg_stat_statements SCHEMA public")
+    out = cluster.superuser_psql(
+        "SET pg_stat_statements.track = 'all'; SET pg_stat_statements.track_planning = on; "
+        "SELECT pg_stat_statements_reset(); "
+        f"{calls} "
+        "SELECT 'stmt|' || calls || '|' || plans || '|' || regexp_replace(query, '\\s+', ' ', 'g') "
+        "FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())")
+    counted: dict[str, tuple[int, int]] = {}
+    for line in out.splitlines():
+        if m := re.match(r"\s*stmt\|(\d+)\|(\d+)\|(.*)", line):
+            for name, marker in (("match", MATCH), ("seal", SEAL), ("token", TOKEN)):
+                if marker in m.group(3):
+                    calls_, plans = counted.get(name, (0, 0))
+                    counted[name] = (calls_ + int(m.group(1)), plans + int(m.group(2)))
+    return counted
+
+
+def test_the_duplicate_checks_match_is_planned_once_for_every_ward_and_subject(
+        cluster: LocalCluster, owner_conn: psycopg.Connection) -> None:
+    # Wards and subjects differ at each call, as the checks of a day's intakes do.
+    wards = [r["code"] for r in owner_conn.execute(
+        "SELECT code FROM kntc.unit WHERE code ~ '^X[0-9]+$' AND valid_to IS NULL ORDER BY md5(code) LIMIT %s",
+        (CALLS,))]
+    calls = " ".join(
+        f"SELECT count(*) FROM kntc.dedup_match(ARRAY['0790{i:08d}'], ARRAY['Nguyễn Văn Thử {i}'], "
+        f"ARRAY[(SELECT id FROM kntc.unit WHERE code = '{w}')], 'Kiến nghị số {i} về việc sửa đường', NULL);"
+        for i, w in enumerate(wards))
+    calls_, plans = _plans(cluster, calls)["match"]
+    assert calls_ == CALLS
+    assert plans <= 1, f"the match was planned {plans} times in {CALLS} calls"
+
+
+def test_the_officers_seal_keeps_its_plan_on_a_connection(cluster: LocalCluster,
+                                                         officer: Callable[..., Officer]) -> None:
+    clerk = officer(HOME, ["reception"])
+    calls = " ".join(f"SELECT state FROM kntc.session_resume('{clerk.token}', 900);" for _ in range(CALLS))
+    counted = _plans(cluster, calls)
+    assert counted["seal"][0] == CALLS, counted
+    assert counted["seal"][1] <= KEPT, f"the seal was planned {counted['seal'][1]} times in {CALLS} calls"
+
+
+def test_a_request_without_a_systems_token_does_not_look_for_one(cluster: LocalCluster) -> None:
+    """The duplicate check asks whether a connected system is calling (to choose its budget): an
+    officer's request has no such token, and the lookup of one is neither planned nor run."""
+    none = " ".join("SELECT kntc.exchange_client_id();" for _ in range(CALLS))
+    assert "token" not in _plans(cluster, none)
+    # With a token (here unknown), the lookup runs at each call and keeps its plan.
+    some = ("SELECT set_config('kntc.exchange_token', 'no-such-token', false); "
+            "SELECT set_config('kntc.exchange_cert', repeat('ab', 32), false); " + none)
+    calls_, plans = _plans(cluster, some)["token"]
+    assert calls_ == CALLS
+    assert plans <= KEPT, f"the token's lookup was planned {plans} times in {CALLS} calls"
