@@ -366,7 +366,8 @@ def statements_query(pg_root: Path, port: int) -> statements.Query | None:
     """The bench cluster's statements, read as its superuser, every level tracked from now on; None
     (and a line saying why) on a cluster that does not load pg_stat_statements: one made before the
     embedded clusters loaded it."""
-    cluster = LocalCluster(pg_root, port)
+    # psql runs as the postgres user, from its own folder: the socket's path must not be relative
+    cluster = LocalCluster(pg_root.resolve(), port)
 
     def query(sql: str) -> str:
         return cluster.superuser_psql(sql, cluster.database)

@@ -12,8 +12,10 @@ embedded cluster loads as the lab's servers do.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable
+from pathlib import Path
 
 import psycopg
 
@@ -85,3 +87,14 @@ def test_a_request_without_a_systems_token_does_not_look_for_one(cluster: LocalC
     calls_, plans = _plans(cluster, some)["token"]
     assert calls_ == CALLS
     assert plans <= KEPT, f"the token's lookup was planned {plans} times in {CALLS} calls"
+
+
+def test_the_benchmark_counts_planning_on_a_cluster_named_by_a_relative_folder(cluster: LocalCluster) -> None:
+    """`make bench-app` reads pg_stat_statements of the cluster it was given, as `--pg-root .data/…`
+    is usually written: relative to the checkout."""
+    from loadtests import bench_app, statements
+
+    query = bench_app.statements_query(Path(os.path.relpath(cluster.root)), cluster.port)
+    assert query is not None
+    query("SELECT count(*) FROM kntc.unit")
+    assert statements.spent(query)["statements_ms"] > 0
