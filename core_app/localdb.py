@@ -146,8 +146,18 @@ class LocalCluster:
         if not ((self.root / "pg").resolve() == self.datadir.resolve() and (self.datadir / "PG_VERSION").exists()):
             self._init()
         if not self.is_running():
+            self._preload()
             self._start()
         return self._provision()
+
+    def _preload(self) -> None:
+        # As on the lab's servers: the statements' planning and execution can be counted (the
+        # benchmarks, and the tests that a function keeps its plans, read them). A cluster made
+        # before this setting gets it at its next start.
+        conf = self.datadir / "postgresql.conf"
+        if "\nshared_preload_libraries = 'pg_stat_statements'" not in conf.read_text():
+            with conf.open("a") as f:
+                f.write("shared_preload_libraries = 'pg_stat_statements'\n")
 
     def _init(self) -> None:
         link = self.root / "pg"
@@ -178,10 +188,8 @@ class LocalCluster:
                 "wal_level = replica\n"
                 "fsync = on\n"
                 "log_min_duration_statement = 1000\n"
-                # As on the lab's servers: the statements' planning and execution can be counted
-                # (the benchmarks and the tests that a function keeps its plans read it).
-                "shared_preload_libraries = 'pg_stat_statements'\n"
             )
+        self._preload()
         if self.server != self.root:
             link.unlink(missing_ok=True)
             link.symlink_to(self.datadir, target_is_directory=True)

@@ -30,6 +30,8 @@ KEPT = 6
 MATCH = "WITH qp AS MATERIALIZED"
 SEAL = "kntc.actor_seal(p_token, p_actor::text"
 TOKEN = "FROM kntc.exchange_token t"
+CASE_CODE = "INSERT INTO kntc.case_code_counter"
+CHECK_PARTIES = "FROM kntc.dedup_check c"
 HOME = "X00004"
 
 
@@ -45,7 +47,8 @@ def _plans(cluster: LocalCluster, calls: str) -> dict[str, tuple[int, int]]:
     counted: dict[str, tuple[int, int]] = {}
     for line in out.splitlines():
         if m := re.match(r"\s*stmt\|(\d+)\|(\d+)\|(.*)", line):
-            for name, marker in (("match", MATCH), ("seal", SEAL), ("token", TOKEN)):
+            for name, marker in (("match", MATCH), ("seal", SEAL), ("token", TOKEN), ("case code", CASE_CODE),
+                                 ("check's parties", CHECK_PARTIES)):
                 if marker in m.group(3):
                     calls_, plans = counted.get(name, (0, 0))
                     counted[name] = (calls_ + int(m.group(1)), plans + int(m.group(2)))
@@ -98,3 +101,17 @@ def test_the_benchmark_counts_planning_on_a_cluster_named_by_a_relative_folder(c
     assert query is not None
     query("SELECT count(*) FROM kntc.unit")
     assert statements.spent(query)["statements_ms"] > 0
+
+
+def test_the_intakes_small_functions_keep_their_plans(cluster: LocalCluster) -> None:
+    """The case's code and the parties typed at the check: each runs its statement at every call and
+    plans it at most for the first calls."""
+    calls = " ".join(
+        f"SELECT kntc.next_case_code((SELECT id FROM kntc.unit WHERE code = '{HOME}'), 2099); "
+        "SELECT kntc.dedup_check_parties(gen_random_uuid());"
+        for _ in range(CALLS))
+    counted = _plans(cluster, calls)
+    for name in ("case code", "check's parties"):
+        calls_, plans = counted[name]
+        assert calls_ == CALLS, (name, counted)
+        assert plans <= KEPT, f"{name}: planned {plans} times in {CALLS} calls"

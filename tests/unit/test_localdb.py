@@ -27,3 +27,15 @@ def test_a_free_port_has_no_holder(tmp_path):
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     assert LocalCluster(tmp_path / "local", port)._port_holder() is None
+
+
+def test_a_cluster_made_before_the_statements_were_counted_loads_them_at_its_next_start(tmp_path, monkeypatch):
+    cluster = LocalCluster(tmp_path / "local", 1)
+    data = tmp_path / "data"
+    data.mkdir()
+    monkeypatch.setattr(LocalCluster, "datadir", property(lambda self: data))
+    (data / "postgresql.conf").write_text("#shared_preload_libraries = ''\nport = 1\n")
+    cluster._preload()
+    cluster._preload()  # once only, however many starts
+    lines = (data / "postgresql.conf").read_text().splitlines()
+    assert lines.count("shared_preload_libraries = 'pg_stat_statements'") == 1
