@@ -51,12 +51,12 @@ CREATE OR REPLACE FUNCTION kntc.exchange_token_row() RETURNS kntc.exchange_token
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
 DECLARE
     token text := nullif(current_setting('kntc.exchange_token', true), '');
-    found kntc.exchange_token;
+    live kntc.exchange_token;
 BEGIN
     IF token IS NULL THEN
         RETURN NULL;
     END IF;
-    SELECT t.* INTO found
+    SELECT t.* INTO live
       FROM kntc.exchange_token t
       JOIN kntc.exchange_credential cr ON cr.id = t.credential_id AND cr.revoked_at IS NULL
                                        AND (cr.not_after IS NULL OR cr.not_after > now())
@@ -65,7 +65,7 @@ BEGIN
        AND t.expires_at > now()
        AND t.thumbprint = (SELECT decode(x, 'hex') FROM (SELECT current_setting('kntc.exchange_cert', true) AS x) s
                             WHERE x ~ '^[0-9a-f]{64}$');
-    RETURN found;
+    RETURN live;
 END $$;
 
 CREATE OR REPLACE FUNCTION kntc.exchange_client_id() RETURNS integer
