@@ -38,6 +38,7 @@ from typing import Any
 import gevent
 import requests
 from geventhttpclient import URL, HTTPClient
+from psycopg.conninfo import conninfo_to_dict
 
 from core_app.localdb import LocalCluster, LocalDbError
 from core_app.settings import OperatorSettings
@@ -362,12 +363,13 @@ def _run(base: str, dsn: str, env: dict[str, str] | None, concurrency: int, seco
 TRIVIAL = "trivial     GET /livez (no database)"
 
 
-def statements_query(pg_root: Path, port: int) -> statements.Query | None:
-    """The bench cluster's statements, read as its superuser, every level tracked from now on; None
-    (and a line saying why) on a cluster that does not load pg_stat_statements: one made before the
-    embedded clusters loaded it."""
+def statements_query(pg_root: Path, port: int, database: str) -> statements.Query | None:
+    """The statements of the bench's database (the app's own, or national data's), read as the
+    cluster's superuser, every level tracked from now on; None (and a line saying why) where that
+    cannot be read: a cluster that does not load pg_stat_statements, made before the embedded
+    clusters loaded it."""
     # psql runs as the postgres user, from its own folder: the socket's path must not be relative
-    cluster = LocalCluster(pg_root.resolve(), port)
+    cluster = LocalCluster(pg_root.resolve(), port, database)
 
     def query(sql: str) -> str:
         return cluster.superuser_psql(sql, cluster.database)
@@ -522,7 +524,9 @@ def main(argv: list[str] | None = None) -> int:
                 db_pid = int(pid_file.read_text().split()[0]) if pid_file.exists() else None
                 results = run(app.url, env["KNTC_DATABASE_URL"], env, args.concurrency, args.seconds, args.cases,
                               password, app_pid=app.proc.pid if app.proc else None, db_pid=db_pid,
-                              profile_dir=profile_dir, query=statements_query(args.pg_root, args.pg_port))
+                              profile_dir=profile_dir,
+                              query=statements_query(args.pg_root, args.pg_port,
+                                                     conninfo_to_dict(env["KNTC_DATABASE_URL"])["dbname"]))
             select_tps = select_only(select_only_dsn(env, args.pg_root, args.pg_port), args.concurrency, args.seconds)
     except StackError as exc:
         print(f"bench-app: {exc}", file=sys.stderr)

@@ -73,18 +73,18 @@ SELECT json_build_object(
 # PostgreSQL plans them while the statement that called them runs, so their planning is part of its
 # time, and counted only when every level is tracked.
 EVERY_LEVEL = "ALTER SYSTEM SET pg_stat_statements.track = 'all'"
-# Every role's statements since the reset, for a database where nothing but the measured requests
-# runs (the benchmark's own cluster): the time of the statements sent (what ran inside them is part
-# of it) and all planning, at every level. Inside a SECURITY DEFINER function a statement is its
-# owner's, so no role is left out.
-SPENT = f"""
+# Every role's statements since the reset in the database this is read in, for one where nothing but
+# the measured requests runs (the benchmark's own cluster): the time of the statements sent (what ran
+# inside them is part of it) and all planning, at every level. Inside a SECURITY DEFINER function a
+# statement is its owner's, so no role is left out.
+SPENT = """
 SELECT json_build_object(
          'statements_ms', round(coalesce(sum(s.total_exec_time + s.total_plan_time) FILTER (WHERE s.toplevel),
                                          0)::numeric, 1),
          'planning_ms', round(coalesce(sum(s.total_plan_time), 0)::numeric, 1))
   FROM pg_stat_statements s
   JOIN pg_database d ON d.oid = s.dbid
- WHERE d.datname = '{DATABASE}'
+ WHERE d.datname = current_database()
 """
 Query = Callable[[str], str]  # one SQL text -> psql's unaligned output, as the superuser, in DATABASE
 

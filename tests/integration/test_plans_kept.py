@@ -93,11 +93,11 @@ def test_a_request_without_a_systems_token_does_not_look_for_one(cluster: LocalC
 
 
 def test_the_benchmark_counts_planning_on_a_cluster_named_by_a_relative_folder(cluster: LocalCluster) -> None:
-    """`make bench-app` reads pg_stat_statements of the cluster it was given, as `--pg-root .data/…`
-    is usually written: relative to the checkout."""
+    """`make bench-app` reads pg_stat_statements of the cluster and database it was given, the
+    cluster as `--pg-root .data/…` is usually written: relative to the checkout."""
     from loadtests import bench_app, statements
 
-    query = bench_app.statements_query(Path(os.path.relpath(cluster.root)), cluster.port)
+    query = bench_app.statements_query(Path(os.path.relpath(cluster.root)), cluster.port, cluster.database)
     assert query is not None
     query("SELECT count(*) FROM kntc.unit")
     assert statements.spent(query)["statements_ms"] > 0
