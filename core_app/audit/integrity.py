@@ -35,7 +35,7 @@ FINGERPRINTS: dict[str, str] = {
     "audit_chain_of": "3a27d3b82d378ee59ca4437c7f5116eb073292cb3e4c21da76bfc92fff0f66b3",
     "audit_chain_count": "1ac1369c354063fb92c5f93602897569f8bc677ed343037fc7fd647d2702a5d3",
     "audit_head": "92c8f99d49557ca9cf226e32ec795b68577dce3a17ab50910d278911454304b1",
-    "audit_drift": "52a5941325a33be21db1a2e1d0aca7c84e4edf5cc76289594146192f9ea6ad44",
+    "audit_drift": "539d1b34900bb54d125d9789bcf6a5ea7300dad513416d860a7241203765b77a",
     "record_access": "6ac94b5b93523fa7ee5112f8e914aece036b86dd71eecea667993785d5fb4d2b",
     "record_declassification": "c29a4c9b8c01a5552dad6b7d22bd3153d988fe884252b485bdec4d71827253df",
     "record_login_failure": "72b5006a422ba288628feda8ede9ae5a69dbcb7bc83111e50e39e7f32ddba8e7",

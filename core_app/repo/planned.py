@@ -113,11 +113,11 @@ class Planned:
 def registry() -> tuple[Planned, ...]:
     """Every planned statement of the case service (imported here: the modules use this one)."""
     from core_app import db
-    from core_app.dedup import decisions
+    from core_app.dedup import decisions, search
     from core_app.repo import cases, deadline_steps
 
     return (db.BEGIN_AS_ACTOR, cases.CASE_FILE, cases.CASE_ROW, cases.UNIT_INBOX,
-            cases.OVERDUE, cases.INSERT_PARTY, cases.INSERT_PETITION, decisions.CLAIM,
+            cases.OVERDUE, search.ROWS, cases.INSERT_PARTY, cases.INSERT_PETITION, decisions.CLAIM,
             deadline_steps.UPSERT, deadline_steps.END)
 
 

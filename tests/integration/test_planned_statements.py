@@ -19,7 +19,7 @@ import pytest
 from psycopg.rows import dict_row
 
 from core_app.db import BEGIN_AS_ACTOR
-from core_app.dedup import decisions
+from core_app.dedup import decisions, search
 from core_app.repo import cases, deadline_steps, planned
 from core_app.repo.planned import Planned
 from tests.conftest import Officer, petition_body
@@ -142,10 +142,11 @@ def test_named_placeholders_are_bound_by_name_and_may_repeat() -> None:
     assert p.call == "SELECT * FROM kntc.planned_x(%(b)s::text, %(a)s::integer)"
 
 
-def test_the_unit_inbox_and_the_overdue_page_planned_are_the_statements_sent_as_text(
+def test_the_unit_inbox_the_overdue_page_and_search_rows_planned_are_the_statements_sent_as_text(
         pg_env: dict[str, str], owner_conn: psycopg.Connection, officer: Callable[..., Officer]) -> None:
     """Past the fifth call PL/pgSQL may keep one plan for every value: each of seven calls on one
-    connection still shows each officer only what row-level security shows them as text."""
+    connection still shows each officer only what row-level security shows them as text. Search's
+    rows are asked for by id, the ids of cases the officer may not read among them."""
     cleared = officer(HOME, ["reception", "handling"], clearance=1)
     codes = {}
     for level in (0, 1):
@@ -156,9 +157,13 @@ def test_the_unit_inbox_and_the_overdue_page_planned_are_the_statements_sent_as_
     plain = officer(HOME, ["reception", "handling"])
     far = officer(ELSEWHERE, ["reception", "handling", "head"], clearance=1)
     later = date.today() + timedelta(days=400)  # every open step of the new cases is late by then
+    ids = [r["id"] for r in owner_conn.execute(
+        "(SELECT id FROM kntc.case_file WHERE code = ANY (%s)) UNION (SELECT id FROM kntc.case_file LIMIT 200)",
+        (list(codes.values()),)).fetchall()]
     statements = ((cases.UNIT_INBOX, {"status": "received", "mine": unit_id, "limit": 500}),
                   (cases.OVERDUE, {"today": later, "unit": None, "limit": 500}),
-                  (cases.OVERDUE, {"today": later, "unit": HOME, "limit": 500}))
+                  (cases.OVERDUE, {"today": later, "unit": HOME, "limit": 500}),
+                  (search.ROWS, {"ids": ids}))
     seen: dict[tuple[str, str], set[str]] = {}
     for who, token in (("cleared", cleared.token), ("not cleared", plain.token), ("another province", far.token),
                        ("no session", None)):
@@ -168,7 +173,7 @@ def test_the_unit_inbox_and_the_overdue_page_planned_are_the_statements_sent_as_
                 for _ in range(7):
                     assert conn.execute(statement.call, params).fetchall() == as_text, (who, statement.name)
                 seen[who, statement.name] = {r["code"] for r in as_text}
-    for name in ("unit_inbox", "overdue"):
+    for name in ("unit_inbox", "overdue", "search_rows"):
         assert set(codes.values()) <= seen["cleared", name]
         assert codes[0] in seen["not cleared", name] and codes[1] not in seen["not cleared", name]
         assert not seen["another province", name] & set(codes.values())
