@@ -40,9 +40,10 @@ SELECT id FROM kntc.search_ids(%(q)s, %(code)s, %(person)s, %(id_number)s, %(res
                                %(after_code)s)
 """
 # The page's rows by their ids: one plan serves every page (the primary key), while row-level security
-# judging each row made planning cost as much as the read.
+# judging each row made planning cost as much as the read. Kept from the first call: the estimates
+# vary with the number of ids, which would have PL/pgSQL plan each page anew.
 ROWS = Planned(
-    "search_rows", params=(("ids", "uuid[]"),),
+    "search_rows", params=(("ids", "uuid[]"),), generic=True,
     returns=(("code", "text"), ("kind", "text"), ("status", "text"), ("subject", "text"), ("respondent", "text"),
              ("classification", "smallint"), ("received_on", "date"), ("handling_unit", "text"),
              ("handling_unit_name", "text")),

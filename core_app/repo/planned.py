@@ -52,6 +52,9 @@ class Planned:
     returns: tuple[tuple[str, str], ...]  # (column, SQL type) of each column, in order; none: a write alone
     sql: str
     volatility: Literal["STABLE", "VOLATILE"] = "STABLE"  # STABLE for statements that only read
+    # One plan from the first call, for a statement whose best plan is the same for every value but
+    # whose estimates vary with them (a list of ids): PL/pgSQL would otherwise plan each call anew.
+    generic: bool = False
 
     @property
     def function(self) -> str:
@@ -104,9 +107,10 @@ class Planned:
         params = ", ".join(f"p_{n} {t}" for n, t in self.params)
         columns = ", ".join(f"{c} {t}" for c, t in self.returns)
         returns, run = (f"TABLE ({columns})", "    RETURN QUERY\n") if self.returns else ("void", "")
+        setting = " SET plan_cache_mode = force_generic_plan" if self.generic else ""
         # The returned columns are variables of the function too; the statement means its tables'.
         return (f"CREATE OR REPLACE FUNCTION {self.function}({params}) RETURNS {returns}\n"
-                f"LANGUAGE plpgsql {self.volatility} SECURITY INVOKER AS $planned$\n"
+                f"LANGUAGE plpgsql {self.volatility} SECURITY INVOKER{setting} AS $planned$\n"
                 f"#variable_conflict use_column\nBEGIN\n{run}{self.body()};\nEND $planned$")
 
 

@@ -32,6 +32,7 @@ SEAL = "kntc.actor_seal(p_token, p_actor::text"
 TOKEN = "FROM kntc.exchange_token t"
 CASE_CODE = "INSERT INTO kntc.case_code_counter"
 CHECK_PARTIES = "FROM kntc.dedup_check c"
+SEARCH_ROWS = "JOIN kntc.unit hu ON hu.id = c.handling_unit_id WHERE c.id = ANY"
 HOME = "X00004"
 
 
@@ -48,7 +49,7 @@ def _plans(cluster: LocalCluster, calls: str) -> dict[str, tuple[int, int]]:
     for line in out.splitlines():
         if m := re.match(r"\s*stmt\|(\d+)\|(\d+)\|(.*)", line):
             for name, marker in (("match", MATCH), ("seal", SEAL), ("token", TOKEN), ("case code", CASE_CODE),
-                                 ("check's parties", CHECK_PARTIES)):
+                                 ("check's parties", CHECK_PARTIES), ("search rows", SEARCH_ROWS)):
                 if marker in m.group(3):
                     calls_, plans = counted.get(name, (0, 0))
                     counted[name] = (calls_ + int(m.group(1)), plans + int(m.group(2)))
@@ -115,3 +116,15 @@ def test_the_intakes_small_functions_keep_their_plans(cluster: LocalCluster) -> 
         calls_, plans = counted[name]
         assert calls_ == CALLS, (name, counted)
         assert plans <= KEPT, f"{name}: planned {plans} times in {CALLS} calls"
+
+
+def test_searchs_page_of_rows_keeps_its_plan_whatever_the_ids(cluster: LocalCluster,
+                                                              owner_conn: psycopg.Connection) -> None:
+    """Each search asks for other ids; sent as text the rows were planned at every search, each
+    row-level-security check with them."""
+    ids = [str(r["id"]) for r in owner_conn.execute("SELECT id FROM kntc.case_file LIMIT %s", (CALLS * 3,))]
+    calls = " ".join(f"SELECT count(*) FROM kntc.planned_search_rows(ARRAY{ids[i:i + 3] or ['00000000-0000-0000-0000-000000000000']}::uuid[]);"
+                     for i in range(0, CALLS * 3, 3))
+    counted = _plans(cluster, calls)
+    assert counted["search rows"][0] == CALLS, counted
+    assert counted["search rows"][1] <= KEPT, f"search's rows were planned {counted['search rows'][1]} times"
