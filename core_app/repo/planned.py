@@ -25,7 +25,9 @@ for all values if it costs no more: right for statements read by a key (a case's
 token) and for lists whose best plan is the same for every value (a unit's inbox by its own index, a
 page of late steps the scope function has already picked); wrong for lists and counts whose best
 plan does depend on the values (a commune's whole area and the country's), which stay statements
-sent as text.
+sent as text. A statement whose best plan is the same for every value while its estimates are not (a
+list of ids: the kept plan guesses its length) may never be judged to cost no more, and is planned
+at every call after all; `generic=True` keeps one plan from the first call.
 """
 
 from __future__ import annotations
