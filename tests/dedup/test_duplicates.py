@@ -215,27 +215,34 @@ def test_a_crowded_communes_protected_cases_are_looked_into_only_when_near(offic
 
 def test_a_crowded_communes_near_cases_are_scored_without_reading_them_again(officer, commune, owner_conn, cluster):
     """The cases near the petition are scored from their keys' codes: 400 near cases cost no read of
-    their rows, and the similarity reported is still pg_trgm's over the case's own subject and
-    respondent, to the last bit."""
+    their rows, nor of their parties for an identity number when their names are not near, and the
+    similarity reported is still pg_trgm's over the case's own subject and respondent, to the last
+    bit."""
     unit, _ = commune()
     clerk = officer(unit, ["reception"])
     template = record(clerk, unit, "Nguyễn Văn Số 0", None, "Đề nghị cấp bản sao giấy khai sinh số 0",
                       respondent="UBND xã Tân Lập")
     fill_commune(owner_conn, template, unit, 400)
     subject, respondent = "Đề nghị cấp lại bản sao giấy khai sinh số 17", "Ủy ban nhân dân xã Tân Lập"
+    idn = id_number()
     out = cluster.superuser_psql(
         "BEGIN; "
-        "CREATE TEMP TABLE m AS SELECT * FROM kntc.dedup_match(NULL, ARRAY['Lê Thị Hoa'], "
-        f"ARRAY[(SELECT id FROM kntc.unit WHERE code = '{unit}')], '{subject}', '{respondent}', 50); "
+        f"CREATE TEMP TABLE m AS SELECT * FROM kntc.dedup_match(ARRAY['{idn}'], ARRAY['Lê Thị Hoa'], "
+        f"ARRAY[(SELECT id FROM kntc.unit WHERE code = '{unit}')], '{subject}', '{respondent}', 50, NULL, "
+        f"ARRAY['{idn}']); "
         "SELECT 'read=' || coalesce(sum(seq_scan + coalesce(idx_scan, 0)), 0) "
         "  FROM pg_stat_xact_user_tables WHERE relid = 'kntc.case_file'::regclass; "
+        "SELECT 'parties=' || coalesce(sum(seq_scan + coalesce(idx_scan, 0)), 0) "
+        "  FROM pg_stat_xact_user_tables WHERE relid = 'kntc.party'::regclass; "
         "SELECT 'found=' || count(*) || ' unlike=' || count(*) FILTER (WHERE "
         f"  m.subject_sim <> similarity(c.subject_norm, kntc.norm('{subject}')) OR "
         f"  m.respondent_sim <> similarity(c.respondent_norm, kntc.norm('{respondent}'))) "
         "  FROM m JOIN kntc.case_file c ON c.id = m.case_id; "
         "ROLLBACK")
-    read = int(out.split("read=")[1].split()[0])
-    found, unlike = (int(out.split(f"{k}=")[1].split()[0]) for k in ("found", "unlike"))
+    read, parties, found, unlike = (int(out.split(f"{k}=")[1].split()[0])
+                                    for k in ("read", "parties", "found", "unlike"))
     assert found == 50, out
     assert read == 0, out
+    # The look-ups by identity number and by exact name, not one per near key.
+    assert parties <= 4, out
     assert unlike == 0, out

@@ -3,17 +3,21 @@
 Why: after `kntc.dedup_match` has found the keys of the ward near the petition in subject (by the
 keys' trigram codes), it read each of those cases' rows and compared subject and respondent again
 with pg_trgm's `similarity()`, about 15 µs a case. On a ward where many cases are about the same
-matter (a land recovery, a site clearance) a third of the ward is near, so a check of the bench's
-ward of 1,100 keys read and compared some 160 cases, half of the match's time.
+matter (a land recovery, a site clearance) most of the ward is near: a check on the bench's ward of
+4,807 keys read and compared some 2,700 cases.
 
 The key's codes are the hashes of exactly the trigrams pg_trgm compares (`kntc.trigram_codes` over
 `show_trgm` of the same normalised text, kept by the key's triggers when a case's subject or
 respondent changes), and both measures are the shared trigrams over the trigrams of either. So a
 case found near now carries the subject and respondent similarity computed from its key, and only a
-case found by a strong hit alone (an ID number, an exact name and unit) has its row read. On the
-bench's cluster the old and new functions gave the same rows, reasons and scores to the last bit
-for 290 queries (32,863 rows), and a match on the bench's ward took 4.5 ms instead of 8.4 ms
-(loadtests/CAPACITY.md, "The duplicate check's candidates scored from their keys").
+case found by a strong hit alone (an ID number, an exact name and unit) has its row read. Two
+smaller savings on the same rows: the respondent's codes are intersected once, not twice, and a
+key's party is read for an identity number that would rule its name out only when the name counts
+(0.7 and above, the only names that change a candidate's reasons or score).
+
+On the bench's cluster the old and new functions gave the same rows, reasons and scores, to the
+last bit, for 320 queries (51,410 rows), and a match on the bench's ward took 19–22 ms instead of
+44–49 ms (loadtests/CAPACITY.md, "The duplicate check's candidates scored from their keys").
 
 The function keeps its setting to plan once (`plan_cache_mode`), which a replacement would
 otherwise drop.
@@ -53,12 +57,17 @@ BEGIN
         -- by the fence below); only a key near enough in subject is compared on the name, and only one
         -- near enough in both is checked for protection (a check of the officer's hand on the case),
         -- and for the identity number, which reads the party row.
-        SELECT m.case_id, max(m.ns) FILTER (WHERE NOT (m.idn IS NOT NULL AND EXISTS (
+        -- A name counts only from 0.7 (similar_name_address), so only such a key's party is read
+        -- for an identity number that would rule the name out.
+        SELECT m.case_id, max(m.ns) FILTER (WHERE m.ns >= 0.7 AND NOT (m.idn IS NOT NULL AND EXISTS (
                    SELECT 1 FROM kntc.party p WHERE p.id = m.party_id AND p.id_number IS NOT NULL
                                                 AND p.id_number <> m.idn))) AS ns,
                max(m.ss) AS ss,
                max(CASE WHEN qr_codes IS NULL OR m.respondent_codes IS NULL THEN 0
-                        ELSE kntc.code_similarity(m.respondent_codes, qr_codes) END)::real AS rs
+                        ELSE (SELECT (r.n::real / greatest(1, cardinality(m.respondent_codes)
+                                                              + cardinality(qr_codes) - r.n))::real
+                                FROM (SELECT cardinality(kntc_intarray._int_inter(m.respondent_codes, qr_codes)) AS n
+                                       OFFSET 0) r) END)::real AS rs
           FROM (SELECT k.case_id, k.party_id, k.protected, k.respondent_codes, qp.idn, s.ss,
                        CASE WHEN s.ss >= 0.29 THEN kntc.code_similarity(k.name_codes, qp.codes) END AS ns
                   FROM qp JOIN kntc.dedup_key k ON k.address_unit_id = qp.u
