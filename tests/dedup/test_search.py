@@ -163,3 +163,29 @@ def test_the_app_role_cannot_read_which_words_the_subjects_hold(pg_env):
     with psycopg.connect(pg_env["KNTC_DATABASE_URL"], autocommit=True) as conn, \
             pytest.raises(psycopg.errors.InsufficientPrivilege):
         conn.execute("SELECT kntc.rare_inner_words('%a b c%')")
+
+
+def test_a_communes_phrase_is_read_from_its_cases_rows_not_looked_up_by_id(officer, commune, owner_conn, pg_env):
+    """A phrase in a commune starts from the commune's cases: their rows are fetched by the address
+    the same statement just read, with no look-up of each id in the primary key (one per case, the
+    larger part of such a search in a crowded commune), and the answers are the phrase's, newest
+    first."""
+    unit, _ = commune()
+    clerk = officer(unit, ["reception"])
+    r = clerk.post("/api/cases", json=petition_body(
+        subject="Đề nghị cấp bản sao giấy khai sinh số 0", received_on="2025-01-15",
+        parties=[{"role": "petitioner", "full_name": "Nguyễn Văn Số 0", "address_unit": unit}]))
+    assert r.status_code == 201, r.text
+    fill_commune(owner_conn, r.json()["code"], unit, 400)
+    with psycopg.connect(pg_env["KNTC_DATABASE_URL"]) as conn:
+        conn.execute("SELECT set_config('kntc.session_token', %s, true)", (clerk.token,))
+        ids = [row[0] for row in conn.execute(
+            "SELECT id FROM kntc.search_ids('%%khai sinh so 17%%', NULL, NULL, NULL, NULL, NULL, NULL, NULL, "
+            "NULL, NULL, 21, NULL, NULL)")]
+        [(by_id,)] = conn.execute("SELECT pg_stat_get_xact_numscans('kntc.case_file_pkey'::regclass)")
+        subjects = [row[0] for row in conn.execute(
+            "SELECT subject FROM kntc.case_file WHERE id = ANY (%s) ORDER BY code", (ids,))]
+        conn.rollback()
+    # "số 17" and "số 170" to "số 179"
+    assert len(ids) == 11 and all("khai sinh số 17" in s for s in subjects), subjects
+    assert by_id == 0
