@@ -10,10 +10,12 @@ The key's codes are the hashes of exactly the trigrams pg_trgm compares (`kntc.t
 `show_trgm` of the same normalised text, kept by the key's triggers when a case's subject or
 respondent changes), and both measures are the shared trigrams over the trigrams of either. So a
 case found near now carries the subject and respondent similarity computed from its key, and only a
-case found by a strong hit alone (an ID number, an exact name and unit) has its row read. Two
-smaller savings on the same rows: the respondent's codes are intersected once, not twice, and a
-key's party is read for an identity number that would rule its name out only when the name counts
-(0.7 and above, the only names that change a candidate's reasons or score).
+case found by a strong hit alone (an ID number, an exact name and unit) has its row read. (Two
+different trigrams of one comparison with the same 32-bit hash, about one comparison in a million,
+count as one: the near keys were already chosen by the codes, and such a score moves by one
+trigram.) Two smaller savings on the same rows: the respondent's codes are intersected once, not
+twice, and a key's party is read for an identity number that would rule its name out only when the
+name counts (0.7 and above, the only names that change a candidate's reasons or score).
 
 On the bench's cluster the old and new functions gave the same rows, reasons and scores, to the
 last bit, for 320 queries (51,410 rows), and a match on the bench's ward took 19–22 ms instead of
@@ -55,10 +57,9 @@ BEGIN
     ), near AS (
         -- Each key of the unit is compared on the subject first (one intersection of the codes, kept
         -- by the fence below); only a key near enough in subject is compared on the name, and only one
-        -- near enough in both is checked for protection (a check of the officer's hand on the case),
-        -- and for the identity number, which reads the party row.
-        -- A name counts only from 0.7 (similar_name_address), so only such a key's party is read
-        -- for an identity number that would rule the name out.
+        -- near enough in both is checked for protection (a check of the officer's hand on the case).
+        -- A name counts only from 0.7 (similar_name_address), so only such a key's party is read for
+        -- an identity number that would rule the name out.
         SELECT m.case_id, max(m.ns) FILTER (WHERE m.ns >= 0.7 AND NOT (m.idn IS NOT NULL AND EXISTS (
                    SELECT 1 FROM kntc.party p WHERE p.id = m.party_id AND p.id_number IS NOT NULL
                                                 AND p.id_number <> m.idn))) AS ns,
