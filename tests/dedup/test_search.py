@@ -93,17 +93,24 @@ def test_confidential_denouncer_is_not_found_by_name_by_others(officer, commune)
         == [code]
 
 
-def test_search_in_a_crowded_commune_and_nationwide(officer, commune, owner_conn):
-    """The ways search_ids starts a query: from a full name's few bearers, from a surname's many
-    (over 5,000), from a commune's cases, from a code prefix; and the nation without a scope."""
-    unit, province = commune()
-    clerk = officer(unit, ["reception"])
+def crowd(clerk, unit: str, owner_conn: psycopg.Connection, n: int) -> str:
+    """A commune with `n` + 1 requests for a birth certificate copy ("... số <i>"), each by its own
+    petitioner; returns the code of the first, which the others' codes extend ("<code>-F<i>")."""
     r = clerk.post("/api/cases", json=petition_body(
         subject="Đề nghị cấp bản sao giấy khai sinh số 0", received_on="2025-01-15",
         parties=[{"role": "petitioner", "full_name": "Nguyễn Văn Số 0", "address_unit": unit}]))
     assert r.status_code == 201, r.text
     template = r.json()["code"]
-    fill_commune(owner_conn, template, unit, 5200)
+    fill_commune(owner_conn, template, unit, n)
+    return template
+
+
+def test_search_in_a_crowded_commune_and_nationwide(officer, commune, owner_conn):
+    """The ways search_ids starts a query: from a full name's few bearers, from a surname's many
+    (over 5,000), from a commune's cases, from a code prefix; and the nation without a scope."""
+    unit, province = commune()
+    clerk = officer(unit, ["reception"])
+    template = crowd(clerk, unit, owner_conn, 5200)
     r = clerk.post("/api/cases", json=petition_body(
         subject="Kiến nghị sửa chữa trạm bơm thủy lợi", received_on="2025-02-01",
         parties=[{"role": "petitioner", "full_name": "Nguyễn Văn Sơn Hà", "address_unit": unit}]))
@@ -172,11 +179,7 @@ def test_a_communes_phrase_is_read_from_its_cases_rows_not_looked_up_by_id(offic
     first."""
     unit, _ = commune()
     clerk = officer(unit, ["reception"])
-    r = clerk.post("/api/cases", json=petition_body(
-        subject="Đề nghị cấp bản sao giấy khai sinh số 0", received_on="2025-01-15",
-        parties=[{"role": "petitioner", "full_name": "Nguyễn Văn Số 0", "address_unit": unit}]))
-    assert r.status_code == 201, r.text
-    fill_commune(owner_conn, r.json()["code"], unit, 400)
+    crowd(clerk, unit, owner_conn, 400)
     with psycopg.connect(pg_env["KNTC_DATABASE_URL"]) as conn:
         conn.execute("SELECT set_config('kntc.session_token', %s, true)", (clerk.token,))
         ids = [row[0] for row in conn.execute(
