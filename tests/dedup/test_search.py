@@ -175,20 +175,21 @@ def test_the_app_role_cannot_read_which_words_the_subjects_hold(pg_env):
 def test_a_communes_phrase_is_read_from_its_cases_rows_not_looked_up_by_id(officer, commune, owner_conn, pg_env):
     """A phrase in a commune starts from the commune's cases: their rows are fetched by the address
     the same statement just read, with no look-up of each id in the primary key (one per case, the
-    larger part of such a search in a crowded commune), and the answers are the phrase's, newest
-    first."""
+    larger part of such a search in a crowded commune), and the answers are the phrase's, in the
+    list's order (newest first, then the latest code)."""
     unit, _ = commune()
     clerk = officer(unit, ["reception"])
     crowd(clerk, unit, owner_conn, 400)
     with psycopg.connect(pg_env["KNTC_DATABASE_URL"]) as conn:
         conn.execute("SELECT set_config('kntc.session_token', %s, true)", (clerk.token,))
         ids = [row[0] for row in conn.execute(
-            "SELECT id FROM kntc.search_ids('%%khai sinh so 17%%', NULL, NULL, NULL, NULL, NULL, NULL, NULL, "
-            "NULL, NULL, 21, NULL, NULL)")]
+            "SELECT id FROM kntc.search_ids(%s, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 21, NULL, NULL)",
+            ("%khai sinh so 17%",))]
         [(by_id,)] = conn.execute("SELECT pg_stat_get_xact_numscans('kntc.case_file_pkey'::regclass)")
-        subjects = [row[0] for row in conn.execute(
-            "SELECT subject FROM kntc.case_file WHERE id = ANY (%s) ORDER BY code", (ids,))]
+        found = conn.execute("SELECT c.received_on, c.code, c.subject FROM unnest(%s::uuid[]) WITH ORDINALITY AS i(id, n) "
+                             "JOIN kntc.case_file c ON c.id = i.id ORDER BY i.n", (ids,)).fetchall()
         conn.rollback()
     # "số 17" and "số 170" to "số 179"
-    assert len(ids) == 11 and all("khai sinh số 17" in s for s in subjects), subjects
+    assert len(found) == 11 and all("khai sinh số 17" in subject for _, _, subject in found), found
+    assert [(on, code) for on, code, _ in found] == sorted(((on, code) for on, code, _ in found), reverse=True)
     assert by_id == 0
