@@ -31,6 +31,7 @@ from core_app.call_counts import CallCounts
 from core_app.db import Database
 from core_app.domain import deadlines
 from core_app.gate import Refused
+from core_app.read_retry import ReadRetried
 from core_app.repo.rules import RulebookCache
 from core_app.settings import Settings, get_settings
 from core_app.web import guard
@@ -75,6 +76,8 @@ def create_app(settings: Settings | None = None, clock: Callable[[], date] = vie
     app.state.clock = clock
     app.state.rulebooks = RulebookCache()
     app.state.call_counts = CallCounts("api_session")
+    # Innermost of the middleware: inside the budget (a read retried counts once).
+    app.add_middleware(ReadRetried)
     api.install(app)   # the JSON API and its error answers
     web.install(app)   # the officer and citizen pages; on their paths errors are pages
 

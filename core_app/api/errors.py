@@ -18,6 +18,7 @@ from core_app.db_errors import describe as _db_message
 from core_app.domain.workflow import TransitionRefused
 from core_app.exchange import problems
 from core_app.gate import Refused
+from core_app.read_retry import mark_unavailable
 from core_app.repo.account_admin import AdminRefused
 from core_app.repo.account_setup import SetupRefused
 from core_app.repo.accounts import LoginFailed
@@ -121,10 +122,11 @@ def install(app: FastAPI) -> None:
         return ORJSONResponse(body(exc.code, exc.vi, exc.en, field=exc.field), status_code=exc.status)
 
     @app.exception_handler(psycopg.Error)
-    async def database(_: Request, exc: psycopg.Error) -> ORJSONResponse:
+    async def database(request: Request, exc: psycopg.Error) -> ORJSONResponse:
         status, payload = _db_message(exc)
         if status >= 500:
             log.exception("database error")
+            mark_unavailable(request)
         return ORJSONResponse(payload, status_code=status)
 
     @app.exception_handler(Exception)

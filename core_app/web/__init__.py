@@ -84,6 +84,7 @@ def is_web(path: str) -> bool:
 def _html_errors_on_web_paths(app: FastAPI) -> None:
     """On the web pages an error is a page in both languages; the API keeps its JSON answers."""
     from core_app.db_errors import describe
+    from core_app.read_retry import mark_unavailable
 
     def wrap(exc_class: type[Exception], describe: Callable[[Exception], tuple[int, str, str]]) -> None:
         original = app.exception_handlers.get(exc_class)
@@ -91,6 +92,8 @@ def _html_errors_on_web_paths(app: FastAPI) -> None:
         async def handler(request: Request, exc: Exception) -> Response:
             if is_web(request.url.path) or original is None:
                 status, vi, en = describe(exc)
+                if status >= 500 and isinstance(exc, psycopg.Error):
+                    mark_unavailable(request)
                 return page(request, "error.html", status_code=status, error=WebError(status, vi, en))
             return await original(request, exc)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 
 import httpx
 
@@ -53,8 +54,6 @@ def test_every_legacy_unit_maps_to_a_current_unit(owner_conn):
 
 def test_requests_survive_the_database_closing_idle_connections(server, cluster, officer):
     """After a failover HAProxy closes every session; the next request must not fail with 503."""
-    import time
-
     off = officer("X00004", ["reception"])
     assert off.get("/api/cases").status_code == 200
     cluster.superuser_psql("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
@@ -67,3 +66,31 @@ def test_requests_survive_the_database_closing_idle_connections(server, cluster,
     for _ in range(3):
         r = httpx.post(server + "/api/auth/login", json={"username": off.username, "password": TEST_PASSWORD})
         assert r.status_code == 200, r.text
+
+
+def _cut_sessions_right_after_use(cluster, off) -> None:
+    """Every pooled connection of both workers used within the last second, then every session of
+    the case service's roles ended, as HAProxy ends them when a leader changes: the next request
+    takes a connection too fresh for the pool to check (core_app/db.py, IDLE_CHECK_SECONDS)."""
+    for _ in range(24):
+        assert off.get("/api/cases?limit=1").status_code == 200
+    cluster.superuser_psql("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                           "WHERE usename IN ('kntc_app', 'kntc_auth')")
+
+
+def test_a_read_caught_by_a_leader_change_is_answered_and_a_write_is_not_replayed(server, cluster, officer):
+    """A switchover ends the sessions under requests already on their way: an officer's read is
+    answered from a second attempt, not with 503; a write is never sent twice (it may have
+    committed), so it says the database did not answer and the officer decides."""
+    off = officer("X00004", ["reception"])
+    for _ in range(3):
+        _cut_sessions_right_after_use(cluster, off)
+        r = off.get("/api/cases?limit=1")
+        assert r.status_code == 200, r.text
+    _cut_sessions_right_after_use(cluster, off)
+    r = off.client.post("/api/cases/X00004-2026-999997/transitions", json={"action": "submit", "version": 1})
+    assert r.status_code == 503 and r.json()["error"] == "database_unavailable", r.text
+    # and the next one, on connections the pool now checks, is answered as usual
+    time.sleep(1.5)
+    r = off.client.post("/api/cases/X00004-2026-999997/transitions", json={"action": "submit", "version": 1})
+    assert r.status_code == 404, r.text
