@@ -4,11 +4,12 @@ runs beside the lab's bring-up rather than on the lab's own path."""
 from __future__ import annotations
 
 import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 ANSIBLE_DIR = ROOT / "infra" / "ansible"
-LINT = ROOT / ".venv" / "bin" / "ansible-lint"
+LINT = Path(sys.executable).parent / "ansible-lint"  # the venv the tests run in
 
 
 def test_ansible_lint_production_profile_is_clean():
