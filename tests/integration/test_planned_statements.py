@@ -8,7 +8,6 @@ Threat rows (runbooks/security.md): T111.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date, timedelta
@@ -23,7 +22,7 @@ from core_app.db import BEGIN_AS_ACTOR
 from core_app.dedup import decisions, search
 from core_app.repo import cases, deadline_steps, planned
 from core_app.repo.planned import Planned
-from tests.conftest import Officer, petition_body
+from tests.conftest import Officer, clear_of_a_window_edge, petition_body
 
 HOME = "X00004"
 ELSEWHERE = "X26704"
@@ -72,16 +71,6 @@ def test_the_case_file_planned_is_the_statement_sent_as_text_for_every_officer(
             seen[who] = as_planned
     assert len(seen["own unit"]) == 1 and code in seen["own unit"][0]["body"]
     assert seen["another province"] == [] and seen["no session"] == []
-
-
-def clear_of_a_window_edge(conn: psycopg.Connection, purpose: str, margin_s: float = 15) -> None:
-    """Past the budget's next window edge if it is near: hits added just before a window turns are
-    the previous window's after it, weighed down, and a call judged then is let through."""
-    row = conn.execute("SELECT r.window_s - mod(extract(epoch FROM clock_timestamp()), r.window_s) AS left_s "
-                       "FROM kntc.throttle_rule r WHERE r.purpose = %s", (purpose,)).fetchone()
-    left = float(row["left_s"] if isinstance(row, dict) else row[0])
-    if left < margin_s:
-        time.sleep(left + 0.2)
 
 
 def test_the_session_statement_planned_is_the_statement_sent_as_text(

@@ -6,11 +6,12 @@ from __future__ import annotations
 import secrets
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import psycopg
+
+from tests.conftest import clear_of_a_window_edge
 
 BIN = Path(sys.executable).parent
 
@@ -32,11 +33,7 @@ def test_a_budget_is_changed_for_every_host_and_put_back(pg_env: dict[str, str],
         # Calls without a session from one address: the fourth in the window is refused. The budget
         # slides (the window before counts in proportion to what is left of it, rounded down), so
         # four calls across the window's end may all pass: they start with ten seconds of it left.
-        window, into = owner_conn.execute(
-            "SELECT r.window_s, mod(extract(epoch FROM clock_timestamp()), r.window_s)::float8 AS into "
-            "FROM kntc.throttle_rule r WHERE r.purpose = 'api_address'").fetchone().values()
-        if window - into < 10:
-            time.sleep(window - into + 0.5)
+        clear_of_a_window_edge(owner_conn, "api_address")
         codes = [httpx.get(f"{server}/api/units", params={"q": "Ba Đình"},
                            headers={"X-Real-IP": address}, timeout=10).status_code for _ in range(4)]
         assert 429 not in codes[:3] and codes[3] == 429, codes
