@@ -90,13 +90,14 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         start_early()
 
 
-def clear_of_a_window_edge(conn: psycopg.Connection, purpose: str, margin_s: float = 10) -> None:
+def clear_of_a_window_edge(conn: psycopg.Connection[dict[str, Any]], purpose: str, margin_s: float = 10) -> None:
     """Wait past a budget's next window edge if it is less than `margin_s` away. The budget slides: the
     window before counts in proportion to what is left of it, so hits added just before an edge weigh
     less after it, and a call a test expects to be refused may pass."""
     row = conn.execute("SELECT r.window_s - mod(extract(epoch FROM clock_timestamp()), r.window_s)::float8 AS left_s "
                        "FROM kntc.throttle_rule r WHERE r.purpose = %s", (purpose,)).fetchone()
-    left = row["left_s"] if isinstance(row, dict) else row[0]
+    assert row is not None, f"no budget named {purpose!r}"
+    left = row["left_s"]
     if left < margin_s:
         time.sleep(left + 0.5)
 
