@@ -12,12 +12,13 @@ import ipaddress
 import os
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -149,12 +150,27 @@ def owner_conn(pg_env: dict[str, str]) -> Iterator[psycopg.Connection]:
 
 
 def stop(proc: subprocess.Popen) -> None:
-    """End a process a fixture started: politely, then for certain after 10 s."""
-    proc.terminate()
+    """End a process a fixture started: politely, then for certain after 10 s. A process started as
+    the leader of its own group (`start_new_session=True`) is ended with its whole group: a server's
+    workers must not outlive a main process that was killed before it could stop them."""
     try:
+        group = proc.pid if proc.poll() is None and os.getpgid(proc.pid) == proc.pid else None
+    except ProcessLookupError:
+        group = None
+
+    def signal_all(sig: signal.Signals) -> None:
+        with suppress(ProcessLookupError):
+            if group is not None:
+                os.killpg(group, sig)
+            else:
+                proc.send_signal(sig)
+
+    signal_all(signal.SIGTERM)
+    with suppress(subprocess.TimeoutExpired):
         proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    # Whatever of the group is left after the main process (or the main process itself) goes now.
+    signal_all(signal.SIGKILL)
+    proc.wait(10)
 
 
 START_TIMEOUT_S = 180
@@ -167,7 +183,8 @@ def running_server(env: dict[str, str], log: Path, workers: int = 2) -> Iterator
     port = free_port()
     with log.open("w") as out:
         proc = subprocess.Popen([str(BIN / "kntc"), "serve", "--port", str(port), "--workers", str(workers)],
-                                env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT)
+                                env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
         # Beside the lab's bring-up (tests/run.py) the machine's two cores run fifteen hosts' provisioning:

@@ -1,0 +1,42 @@
+"""The fixtures' `stop`: a server started in a session of its own leaves nothing behind it, even when
+its main process and its workers ignore the polite signal (a server stuck in its start)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+from tests.conftest import stop
+
+STUBBORN = ("import signal, subprocess, sys, time\n"
+            "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+            "subprocess.Popen([sys.executable, '-c', 'import signal, time; "
+            "signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)'])\n"
+            "time.sleep(600)\n")
+
+
+def group(pgid: int) -> list[str]:
+    """The live (not zombie) processes of a process group."""
+    out = subprocess.run(["ps", "-eo", "pgid=,stat=,pid="], capture_output=True, text=True, check=True).stdout
+    return [f[2] for f in (ln.split() for ln in out.splitlines()) if int(f[0]) == pgid and not f[1].startswith("Z")]
+
+
+def test_a_server_and_its_workers_that_ignore_sigterm_are_all_gone_after_stop():
+    proc = subprocess.Popen([sys.executable, "-c", STUBBORN], start_new_session=True)
+    deadline = time.monotonic() + 30
+    while len(group(proc.pid)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert len(group(proc.pid)) == 2, "the worker did not start"
+    stop(proc)
+    deadline = time.monotonic() + 10
+    while group(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert group(proc.pid) == [], "a process of the server's group outlived stop()"
+
+
+def test_a_process_that_already_ended_is_stopped_without_error():
+    proc = subprocess.Popen([sys.executable, "-c", "pass"], start_new_session=True)
+    proc.wait(30)
+    stop(proc)
+    assert proc.returncode == 0
