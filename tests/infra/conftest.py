@@ -70,6 +70,7 @@ DR_DB = _named("dr", "database")
 DC_APP = _named("dc", "app")
 DR_APP = _named("dr", "app")
 ETCD = _named("dc", "etcd") + _named("dr", "etcd")
+MONITORS = _named("dc", "monitoring") + _named("dr", "monitoring")
 ADDR = {name: address for name, (_, address, _) in HOSTS.items()}
 ALL_HOSTS = list(ADDR)
 

@@ -9,11 +9,10 @@ import pytest
 from tests.browser.conftest import SHOTS
 from tests.dashboard_support import cell, rows
 
-from .conftest import ADDR, DR_DB, STATE, dc_leader, monitoring_client, wait_for
+from .conftest import ADDR, DR_DB, MONITORS, STATE, dc_leader, monitoring_client, wait_for
 
 pytestmark = pytest.mark.lab
 
-MONITORS = ["dc-mon1", "dr-mon1"]
 
 
 def dashboard_url(monitor: str, page: str = "kntc.html") -> str:

@@ -20,7 +20,7 @@ import pytest
 
 from dr.runbook import steps
 
-from .conftest import ADDR, ANSIBLE_DIR, INVENTORY, REPO, VENV_BIN, run_playbook, wait_for
+from .conftest import ADDR, ANSIBLE_DIR, INVENTORY, MONITORS, REPO, VENV_BIN, query, run_playbook, wait_for
 
 pytestmark = pytest.mark.lab
 
@@ -63,6 +63,11 @@ def dr_cluster(hosts) -> dict[str, tuple[str, str]]:
     """Member -> (role, state) of the DR's Patroni cluster, as patronictl (its etcd3 hosts) sees it."""
     out = hosts("dr-db1").check_output("patronictl -c /etc/patroni/config.yml list -f json")
     return {m["Member"]: (m["Role"], m["State"]) for m in json.loads(out)}
+
+
+def scraped_etcd(monitor: str) -> set[str]:
+    """The DR's etcd members the monitoring host's Prometheus scrapes and finds up."""
+    return {r["metric"]["instance"] for r in query(monitor, 'up{job="etcd", site="dr"} == 1')}
 
 
 def postmaster_started(hosts, host: str) -> str:
@@ -117,6 +122,9 @@ def test_etcd_moves_off_the_database_hosts_and_back_while_the_standby_leader_sta
             # Patroni (and patronictl) now name the new members only
             conf = hosts(h).file("/etc/patroni/config.yml").content_string
             assert f"{ADDR['dr-app1']}:2379" in conf and f"{ADDR['dr-db1']}:2379" not in conf, conf
+        # both sites' Prometheus scrape the members the DR has now, and not those that left
+        for mon in MONITORS:
+            wait_for(lambda m=mon: scraped_etcd(m) == {"dr-backup1", *NEW}, 60, f"{mon} scraping the new members")
         # a second run changes no membership
         r = move(inventory(tmp_path / "off", add=NEW, leaving=DR_DB))
         assert r.returncode == 0, r.stdout[-4000:]
@@ -129,6 +137,8 @@ def test_etcd_moves_off_the_database_hosts_and_back_while_the_standby_leader_sta
         back = time.monotonic() - t0
         assert r.returncode == 0, r.stdout[-4000:]
         assert members(hosts, "dr-db1") == set(ORIGINAL)
+        for mon in MONITORS:
+            wait_for(lambda m=mon: scraped_etcd(m) == set(ORIGINAL), 60, f"{mon} scraping the original members")
         for h in NEW:
             assert not hosts(h).service("etcd").is_running
             assert not hosts(h).file("/etc/kntc/tls/etcd-client.key").exists

@@ -11,11 +11,10 @@ import time
 
 import pytest
 
-from .conftest import ADDR, ETCD, FIGURES, active_alerts, monitoring_client, query, wait_for
+from .conftest import ADDR, ETCD, FIGURES, MONITORS, active_alerts, monitoring_client, query, wait_for
 
 pytestmark = pytest.mark.lab
 
-MONITORS = ["dc-mon1", "dr-mon1"]
 DATABASES = ["dc-db1", "dc-db2", "dc-db3", "dr-db1", "dr-db2"]
 APPS = ["dc-app1", "dc-app2", "dr-app1"]
 EXPECTED = ({("node", h) for h in ADDR} | {("postgres", h) for h in DATABASES} | {("patroni", h) for h in DATABASES}
