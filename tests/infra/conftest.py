@@ -90,6 +90,7 @@ def lab_ready() -> bool:
 
 # The lab brought up in the background while the tests that do not need it run (see start_early).
 EARLY_LOG = REPO / "test-output" / "lab-up.log"
+SECOND_RUN_LOG = REPO / "test-output" / "lab-second-run.log"
 EARLY_TIMEOUT = 3600
 _early: dict[str, object] = {}
 
@@ -165,8 +166,12 @@ def second_site_run(background: bool = False) -> subprocess.CompletedProcess:
                               capture_output=True, text=True, timeout=60, check=True).stdout.strip()
     args = [str(VENV_BIN / "ansible-playbook"), "-i", "inventories/lab", "site.yml",
             "-e", f"app_release={deployed.rsplit('/', 1)[-1]}"]
+    # Each task's start, timestamped, in test-output/: where a run that changes nothing spends its time.
+    SECOND_RUN_LOG.parent.mkdir(exist_ok=True)
+    SECOND_RUN_LOG.unlink(missing_ok=True)
     proc = subprocess.Popen(args, cwd=ANSIBLE_DIR, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            stdin=subprocess.DEVNULL, text=True)
+                            stdin=subprocess.DEVNULL, text=True,
+                            env={**os.environ, "ANSIBLE_LOG_PATH": str(SECOND_RUN_LOG)})
     if background:
         _early["proc"] = proc
     try:
