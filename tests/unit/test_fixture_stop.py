@@ -1,5 +1,6 @@
-"""The fixtures' `stop`: a server started in a session of its own leaves nothing behind it, even when
-its main process and its workers ignore the polite signal (a server stuck in its start)."""
+"""The fixtures' `stop`: a server started in a session of its own leaves nothing behind it, whether
+its main process and workers ignore the polite signal (a server stuck in its start) or the main
+process ends on it and leaves a worker behind."""
 
 from __future__ import annotations
 
@@ -14,6 +15,11 @@ STUBBORN = ("import signal, subprocess, sys, time\n"
             "subprocess.Popen([sys.executable, '-c', 'import signal, time; "
             "signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)'])\n"
             "time.sleep(600)\n")
+# A main process with the default SIGTERM (it ends at once) and a worker that ignores it.
+POLITE_MAIN = ("import subprocess, sys, time\n"
+               "subprocess.Popen([sys.executable, '-c', 'import signal, time; "
+               "signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)'])\n"
+               "time.sleep(600)\n")
 
 
 def group(pgid: int) -> list[str]:
@@ -35,8 +41,15 @@ def test_a_server_and_its_workers_that_ignore_sigterm_are_all_gone_after_stop():
     assert group(proc.pid) == [], "a process of the server's group outlived stop()"
 
 
-def test_a_process_that_already_ended_is_stopped_without_error():
-    proc = subprocess.Popen([sys.executable, "-c", "pass"], start_new_session=True)
-    proc.wait(30)
+def test_a_worker_left_by_a_main_process_that_stopped_politely_is_ended_too():
+    """As granian stops: the main process ends on SIGTERM, here without stopping its worker."""
+    proc = subprocess.Popen([sys.executable, "-c", POLITE_MAIN], start_new_session=True)
+    deadline = time.monotonic() + 30
+    while len(group(proc.pid)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert len(group(proc.pid)) == 2, "the worker did not start"
     stop(proc)
-    assert proc.returncode == 0
+    deadline = time.monotonic() + 10
+    while group(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert group(proc.pid) == [], "the worker outlived its main process's stop()"
