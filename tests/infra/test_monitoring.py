@@ -11,12 +11,25 @@ import time
 
 import pytest
 
-from .conftest import ADDR, ETCD, FIGURES, MONITORS, active_alerts, monitoring_client, query, wait_for
+from .conftest import (
+    ADDR,
+    DC_APP,
+    DC_DB,
+    DR_APP,
+    DR_DB,
+    ETCD,
+    FIGURES,
+    MONITORS,
+    active_alerts,
+    monitoring_client,
+    query,
+    wait_for,
+)
 
 pytestmark = pytest.mark.lab
 
-DATABASES = ["dc-db1", "dc-db2", "dc-db3", "dr-db1", "dr-db2"]
-APPS = ["dc-app1", "dc-app2", "dr-app1"]
+DATABASES = DC_DB + DR_DB
+APPS = DC_APP + DR_APP
 EXPECTED = ({("node", h) for h in ADDR} | {("postgres", h) for h in DATABASES} | {("patroni", h) for h in DATABASES}
             | {("etcd", h) for h in ETCD} | {("tls", h) for h in DATABASES}
             | {(job, h) for job in ("haproxy", "app", "nginx", "https") for h in APPS}
