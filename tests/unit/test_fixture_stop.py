@@ -8,6 +8,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from tests.conftest import stop
 
 STUBBORN = ("import signal, subprocess, sys, time\n"
@@ -28,8 +30,9 @@ def group(pgid: int) -> list[str]:
     return [f[2] for f in (ln.split() for ln in out.splitlines()) if int(f[0]) == pgid and not f[1].startswith("Z")]
 
 
-def test_a_server_and_its_workers_that_ignore_sigterm_are_all_gone_after_stop():
-    proc = subprocess.Popen([sys.executable, "-c", STUBBORN], start_new_session=True)
+@pytest.mark.parametrize("program", [STUBBORN, POLITE_MAIN], ids=["both-ignore-sigterm", "main-stops-worker-stays"])
+def test_stop_leaves_no_process_of_the_servers_group(program: str):
+    proc = subprocess.Popen([sys.executable, "-c", program], start_new_session=True)
     deadline = time.monotonic() + 30
     while len(group(proc.pid)) < 2 and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -39,17 +42,3 @@ def test_a_server_and_its_workers_that_ignore_sigterm_are_all_gone_after_stop():
     while group(proc.pid) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert group(proc.pid) == [], "a process of the server's group outlived stop()"
-
-
-def test_a_worker_left_by_a_main_process_that_stopped_politely_is_ended_too():
-    """As granian stops: the main process ends on SIGTERM, here without stopping its worker."""
-    proc = subprocess.Popen([sys.executable, "-c", POLITE_MAIN], start_new_session=True)
-    deadline = time.monotonic() + 30
-    while len(group(proc.pid)) < 2 and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert len(group(proc.pid)) == 2, "the worker did not start"
-    stop(proc)
-    deadline = time.monotonic() + 10
-    while group(proc.pid) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert group(proc.pid) == [], "the worker outlived its main process's stop()"
