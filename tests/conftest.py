@@ -70,8 +70,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """Order the tests needing no lab before the lab's, each part by folder (see _ORDER; stable, so
     modules stay whole); benchmarks measure, they do not
     assert: they run only when asked for with `-m bench` (the DR-first move with `-m move`)."""
-    # Every test that needs no lab first (the lab comes up beside them), then the lab's, each by folder.
-    items.sort(key=lambda i: (i.get_closest_marker("lab") is not None, _rank(i)))
+    # Every test that needs no lab first (the lab comes up beside them), then the lab's, each by folder:
+    # those that only read the lab first, while site.yml runs on it once more (pytest_runtest_setup).
+    items.sort(key=lambda i: (_needs_lab(i), _needs_lab(i) and not _reads_only(i), _rank(i)))
     # The DR-first move needs a lab whose sites run two releases (make dr-first-move): like the
     # benchmarks, it runs only when asked for by its marker.
     asked = config.getoption("markexpr") or ""
@@ -79,6 +80,23 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if left:
         config.hook.pytest_deselected(items=left)
         items[:] = [i for i in items if i not in left]
+
+
+def _needs_lab(item: pytest.Item) -> bool:
+    return item.get_closest_marker("lab") is not None
+
+
+def _reads_only(item: pytest.Item) -> bool:
+    return item.get_closest_marker("readonly") is not None
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """A lab test that changes the lab waits for the idempotence run that follows a background bring-up;
+    one marked `readonly` needs only the bring-up (the `lab` fixture)."""
+    if _needs_lab(item) and not _reads_only(item):
+        from tests.infra.conftest import wait_for_second_run
+
+        wait_for_second_run()
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

@@ -9,7 +9,7 @@ import pytest
 
 from .conftest import ADDR, CA, DC_APP, DR_APP, wait_for
 
-pytestmark = pytest.mark.lab
+pytestmark = [pytest.mark.lab, pytest.mark.readonly]
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ import pytest
 
 from .conftest import ADDR, CA, CONTROL_NODE, DC_APP, WEB_PORT
 
-pytestmark = pytest.mark.lab
+pytestmark = [pytest.mark.lab, pytest.mark.readonly]
 
 
 

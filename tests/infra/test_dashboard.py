@@ -11,7 +11,7 @@ from tests.dashboard_support import cell, rows
 
 from .conftest import ADDR, DR_DB, MONITORS, STATE, dc_leader, monitoring_client, wait_for
 
-pytestmark = pytest.mark.lab
+pytestmark = [pytest.mark.lab, pytest.mark.readonly]
 
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from .conftest import ADDR
 
-pytestmark = pytest.mark.lab
+pytestmark = [pytest.mark.lab, pytest.mark.readonly]
 
 # (from, to, port, open?) - open means a TCP connection succeeds, closed that it is refused.
 PATHS = [

@@ -12,7 +12,7 @@ import pytest
 
 from .conftest import ALL_HOSTS, wait_for
 
-pytestmark = pytest.mark.lab
+pytestmark = [pytest.mark.lab, pytest.mark.readonly]
 
 
 def monitor_of(host: str) -> str:

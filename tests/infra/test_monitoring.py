@@ -46,6 +46,7 @@ def scraped(monitor: str) -> dict[tuple[str, str], str]:
 
 
 @pytest.mark.parametrize("monitor", MONITORS)
+@pytest.mark.readonly
 def test_each_sites_prometheus_scrapes_every_host_of_both_sites(lab, monitor):
     last: dict[str, list] = {}
 
@@ -62,6 +63,7 @@ def test_each_sites_prometheus_scrapes_every_host_of_both_sites(lab, monitor):
 
 
 @pytest.mark.parametrize("monitor", MONITORS)
+@pytest.mark.readonly
 def test_what_the_alerts_read_is_there(lab, monitor):
     """Each source answers with the figures the rules use, not only with `up`."""
     wanted = {
@@ -86,6 +88,7 @@ def test_what_the_alerts_read_is_there(lab, monitor):
     wait_for(lambda: values() == want, 120, f"{monitor}: {want}")
 
 
+@pytest.mark.readonly
 def test_an_exporter_answers_only_a_platform_certificate_and_only_the_monitoring_hosts(lab, hosts):
     mon, app = hosts("dc-mon1"), hosts("dc-app1")
     url = f"https://{ADDR['dr-db1']}:9187/metrics"
@@ -147,6 +150,7 @@ def test_a_target_that_stops_answering_is_alerted_and_mailed_then_resolved(lab, 
     ("dc-app1:9180", "/nginx/metrics", "nginx_up 1"),
     ("dc-app2:8405", "/metrics", "haproxy_backend_active_servers"),
 ])
+@pytest.mark.readonly
 def test_the_new_listeners_answer_only_a_platform_certificate(lab, hosts, target, path, expect):
     """The case service's, nginx's and HAProxy's figures: to the monitoring host's certificate only."""
     mon = hosts("dc-mon1")
@@ -158,6 +162,7 @@ def test_the_new_listeners_answer_only_a_platform_certificate(lab, hosts, target
     assert mon.run(f"curl -sf --max-time 10 {tls} {url}").rc != 0
 
 
+@pytest.mark.readonly
 def test_etcd_metrics_need_an_etcd_certificate_and_the_client_port_stays_closed(lab, hosts):
     mon = hosts("dc-mon1")
     url = f"https://{ADDR[ETCD[0]]}:2381/metrics"

@@ -16,7 +16,7 @@ from loadtests import tiers
 
 from .conftest import ADDR, CA, DC_APP, DC_DB, LAB_MODULE, dc_leader
 
-pytestmark = pytest.mark.lab
+pytestmark = [pytest.mark.lab, pytest.mark.readonly]
 
 
 def test_requests_through_nginx_show_in_each_tier_that_served_them(lab, hosts) -> None:

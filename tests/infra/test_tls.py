@@ -9,7 +9,7 @@ import pytest
 
 from .conftest import ADDR, ALL_HOSTS, CA, DC_APP, DR_APP
 
-pytestmark = pytest.mark.lab
+pytestmark = [pytest.mark.lab, pytest.mark.readonly]
 
 
 @pytest.mark.parametrize("host_name", ALL_HOSTS)

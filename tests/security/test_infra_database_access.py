@@ -14,7 +14,7 @@ import pytest
 
 from .lab_helpers import ADDR, ETCD, PG_TLS, psql_as, secret
 
-pytestmark = pytest.mark.lab
+pytestmark = [pytest.mark.lab, pytest.mark.readonly]
 
 REFUSED = ("no pg_hba.conf entry", "requires a valid client certificate", "certificate authentication failed",
            "password authentication failed", "rejects connection")
