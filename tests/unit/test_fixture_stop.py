@@ -12,16 +12,15 @@ import pytest
 
 from tests.conftest import stop
 
-STUBBORN = ("import signal, subprocess, sys, time\n"
-            "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
-            "subprocess.Popen([sys.executable, '-c', 'import signal, time; "
-            "signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)'])\n"
-            "time.sleep(600)\n")
-# A main process with the default SIGTERM (it ends at once) and a worker that ignores it.
-POLITE_MAIN = ("import subprocess, sys, time\n"
-               "subprocess.Popen([sys.executable, '-c', 'import signal, time; "
-               "signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)'])\n"
-               "time.sleep(600)\n")
+# A worker that ignores SIGTERM, started by a main process that then waits.
+WORKER = ("import subprocess, sys, time\n"
+          "subprocess.Popen([sys.executable, '-c', 'import signal, time; "
+          "signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)'])\n"
+          "time.sleep(600)\n")
+# A main process that ignores SIGTERM too (a server stuck in its start).
+STUBBORN = "import signal\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\n" + WORKER
+# A main process with the default SIGTERM: it ends at once and leaves the worker behind.
+POLITE_MAIN = WORKER
 
 
 def group(pgid: int) -> list[str]:

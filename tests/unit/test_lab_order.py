@@ -41,8 +41,10 @@ def test_the_lab_tests_that_only_read_come_before_every_one_that_changes_the_lab
     items = json.loads(next(ln for ln in r.stdout.splitlines() if ln.startswith("ORDER "))[len("ORDER "):])
     flags = [reads for _, reads in items]
     first_changing = flags.index(False)
-    assert first_changing >= 100, f"only {first_changing} read-only lab tests come first"
     assert not any(flags[first_changing:]), [n for n, reads in items[first_changing:] if reads]
+    # The checks the README names as read-only are among them.
+    reading = {n.split("::")[0] for n, reads in items[:first_changing]}
+    assert {f"tests/infra/test_{m}.py" for m in ("tls", "firewall", "services", "logs")} <= reading, reading
     # The idempotence test itself waits for the run it judges.
     assert all(not reads for n, reads in items if n.startswith("tests/infra/test_provisioning.py"))
 
