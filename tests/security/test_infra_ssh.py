@@ -6,6 +6,7 @@ Threat rows (runbooks/security.md): T41, T42.
 from __future__ import annotations
 
 import configparser
+import json
 import shlex
 import subprocess
 from pathlib import Path
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.infra.conftest import ANSIBLE_DIR, INVENTORY
+from tests.infra.conftest import ANSIBLE_DIR, INVENTORY, VENV_BIN
 
 from .lab_helpers import ADDR, STATE
 
@@ -50,22 +51,64 @@ def server_only(tmp_path: Path) -> list[str]:
     return ["-o", f"UserKnownHostsFile={known}", "-o", "StrictHostKeyChecking=accept-new"]
 
 
+def impostor_known_hosts(known: Path, tmp_path: Path) -> Path:
+    """A copy of `known` in which dc-app1's address carries dc-app2's keys: what a client that
+    checks host keys sees when another machine answers at dc-app1's address."""
+    lines = known.read_text().splitlines()
+    victim, impostor = ADDR["dc-app1"], ADDR["dc-app2"]
+    forged = [ln for ln in lines if not ln.startswith(victim + " ")]
+    forged += [victim + ln[len(impostor):] for ln in lines if ln.startswith(impostor + " ")]
+    fake = tmp_path / "known_hosts"
+    fake.write_text("\n".join(forged) + "\n")
+    return fake
+
+
 def test_a_host_that_answers_with_another_hosts_key_is_refused_by_the_playbooks(lab, tmp_path):
     # A machine that takes over dc-app1's address (a man in the middle, a rebuilt host nobody
     # checked) shows its own key; Ansible must stop, not send it commands and secrets.
     args = playbook_ssh_args()
     known = [a.split("=", 1)[1] for a in args if a.startswith("UserKnownHostsFile=")]
     if known and known[0] != "/dev/null":
-        lines = Path(known[0]).read_text().splitlines()
-        victim, impostor = ADDR["dc-app1"], ADDR["dc-app2"]
-        forged = [ln for ln in lines if not ln.startswith(victim + " ")]
-        forged += [victim + ln[len(impostor):] for ln in lines if ln.startswith(impostor + " ")]
-        fake = tmp_path / "known_hosts"
-        fake.write_text("\n".join(forged) + "\n")
+        fake = impostor_known_hosts(Path(known[0]), tmp_path)
         args = [f"UserKnownHostsFile={fake}" if a == f"UserKnownHostsFile={known[0]}" else a for a in args]
     r = ssh([*args, "-i", str(KEY)], ADDR["dc-app1"])
     assert r.returncode != 0, "Ansible's ssh settings accepted a host key that is not the host's"
     assert "Host key verification failed" in r.stderr or "IDENTIFICATION HAS CHANGED" in r.stderr, r.stderr
+
+
+PROBE = """
+- name: What a play would do on a host it reached
+  hosts: dc-app1
+  gather_facts: false
+  tasks:
+    - name: Run a command on the host
+      ansible.builtin.command: hostname
+      changed_when: false
+"""
+
+
+def test_the_playbooks_own_strategy_stops_at_an_impostors_key(lab, tmp_path):
+    # The strategy (Mitogen) builds its own ssh command line from the inventory and ansible.cfg;
+    # the same impostor must stop a real play there, before the first task reaches the host.
+    book = tmp_path / "probe.yml"
+    book.write_text(PROBE)
+    common = yaml.safe_load(INVENTORY.read_text())["all"]["vars"]["ansible_ssh_common_args"]
+    known = next(a.split("=", 1)[1] for a in shlex.split(common) if a.startswith("UserKnownHostsFile="))
+    fake = impostor_known_hosts(Path(known), tmp_path)
+
+    def play(known_hosts: Path) -> subprocess.CompletedProcess:
+        args = common.replace(f"UserKnownHostsFile={known}", f"UserKnownHostsFile={known_hosts}")
+        return subprocess.run([str(VENV_BIN / "ansible-playbook"), "-i", "inventories/lab", str(book),
+                               "-e", json.dumps({"ansible_ssh_common_args": args})],
+                              cwd=ANSIBLE_DIR, capture_output=True, text=True, timeout=300,
+                              stdin=subprocess.DEVNULL)
+
+    honest = play(Path(known))
+    assert honest.returncode == 0 and "ok: [dc-app1]" in honest.stdout, honest.stdout[-3000:]
+    forged = play(fake)
+    assert forged.returncode != 0 and "ok: [dc-app1]" not in forged.stdout, forged.stdout[-3000:]
+    said = forged.stdout + forged.stderr
+    assert "UNREACHABLE" in said and ("Host key verification failed" in said or "host key" in said.lower()), said[-3000:]
 
 
 @pytest.mark.parametrize("host", ["dc-db1", "dc-app2", "dr-backup1"])
