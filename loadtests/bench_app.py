@@ -2,8 +2,9 @@
 
 For the case file, the inbox, search (when the app has it) and recording a petition it measures
 req/s and p50/p95/p99 at a fixed concurrency, then runs the same SQL through pgbench (as the
-application role, with the session token's set_config + kntc.actor() that row-level security
-uses) at the same concurrency, and prints endpoint ÷ database. Two references frame the figures:
+application role, opening with the session statement that row-level security reads; the reads'
+scripts are made from the app's own statements by loadtests/bench_scripts.py) at the same
+concurrency, and prints endpoint ÷ database. Two references frame the figures:
 `GET /livez` (a trivial JSON answer from the same server and workers: what the framework alone
 costs) and pgbench's built-in `-S` (a primary-key lookup on the same cluster). It is a benchmark: it
 prints figures and asserts nothing about them.
@@ -43,14 +44,17 @@ from psycopg.conninfo import conninfo_to_dict
 from core_app.localdb import LocalCluster, LocalDbError
 from core_app.settings import OperatorSettings
 from core_app.waits import app_waits
-from loadtests import profile_app, statements
+from loadtests import bench_scripts, profile_app, statements
 from loadtests.officers import Journal, Officer, set_up
 from loadtests.stack import REPORTS, ROOT, AppServer, StackError, kntc, local_env, prepare_database
 from loadtests.testdata import Api, ensure_admin, new_person_petition, petition_body, record_case
 from loadtests.tiers import tree_cpu
 
 PGBENCH = Path(os.environ.get("KNTC_PGBENCH", "/usr/lib/postgresql/15/bin/pgbench"))
+# The intake's script, written by hand; the reads' scripts are made from the app's statements
+# (loadtests/bench_scripts.py) into SCRIPTS_MADE at each run.
 SCRIPTS = Path(__file__).resolve().parent / "pgbench"
+SCRIPTS_MADE = REPORTS / "pgbench"
 # How the local app talks to PostgreSQL: as on the app hosts behind PgBouncer, or kntc serve's default.
 MODES: dict[str, dict[str, str]] = {"pooler": {"KNTC_DATABASE_POOLER": "pgbouncer"}, "pipeline": {}}
 PGBIN = PGBENCH.parent
@@ -154,10 +158,10 @@ def http_bench(base: str, token: str | list[str], method: str, path: Callable[[i
     return len(lat) / elapsed, sorted(lat), errors, used
 
 
-def pgbench(dsn: str, script: str | Path, variables: dict[str, str], concurrency: int, seconds: float
+def pgbench(dsn: str, script: Path, variables: dict[str, str], concurrency: int, seconds: float
             ) -> tuple[float, int]:
     cmd = [str(PGBENCH), "-n", "-M", "prepared", "-c", str(concurrency), "-j", "2", "-T", str(int(seconds)),
-           "-f", str(SCRIPTS / script)]
+           "-f", str(script)]
     for k, v in variables.items():
         cmd += ["-D", f"{k}={v}"]
     res = subprocess.run([*cmd, dsn], capture_output=True, text=True, timeout=seconds + 120)
@@ -168,26 +172,25 @@ def pgbench(dsn: str, script: str | Path, variables: dict[str, str], concurrency
     return float(m.group(1)), int(n.group(1)) if n else 0
 
 
-def session_only_script(script: str) -> Path:
-    """The opening of a pgbench script (BEGIN and the session statement, pipelined as the app sends
-    them), then COMMIT: what every officer request costs the database before its own SQL."""
-    lines = (SCRIPTS / script).read_text().splitlines(keepends=True)
-    end = next((i for i, line in enumerate(lines) if line.startswith("\\endpipeline")), None)
-    if end is None:
-        raise StackError(f"{script} has no \\endpipeline after its session statement")
-    out = REPORTS / f"session-of-{script}"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("".join(lines[:end + 1]) + "COMMIT;\n")
-    return out
-
-
-def sql_parts(env: dict[str, str], script: str, variables: dict[str, str], concurrency: int, seconds: float
-              ) -> dict[str, float]:
+def sql_parts(env: dict[str, str], script: Path, variables: dict[str, str], concurrency: int, seconds: float,
+              pipelined: bool) -> dict[str, float]:
     """pgbench's rate of the session statement alone (as the application role) and of the whole script
     as the tables' owner, whom row-level security does not apply to."""
-    session, _ = pgbench(env["KNTC_DATABASE_URL"], session_only_script(script), variables, concurrency, seconds)
+    session_only = bench_scripts.write(SCRIPTS_MADE, "session.sql", pipelined)
+    session, _ = pgbench(env["KNTC_DATABASE_URL"], session_only, variables, concurrency, seconds)
     unpoliced, _ = pgbench(env["KNTC_ADMIN_DATABASE_URL"], script, variables, concurrency, seconds)
     return {"session statement alone": round(session, 1), "without row-level security": round(unpoliced, 1)}
+
+
+def unit_id(dsn: str, code: str) -> int:
+    """A current unit's id, read as the application role (units are not behind row-level security)."""
+    import psycopg
+
+    with psycopg.connect(dsn, connect_timeout=10) as c:
+        row = c.execute("SELECT id FROM kntc.unit WHERE code = %s AND valid_to IS NULL", (code,)).fetchone()
+    if row is None:
+        raise StackError(f"no current unit {code} in the bench's database")
+    return int(row[0])
 
 
 def has_route(base: str, path: str) -> bool:
@@ -250,14 +253,16 @@ def sessions(base: str, first: Api, officer: Officer, n: int) -> list[str]:
 
 def run(base: str, dsn: str, env: dict[str, str] | None, concurrency: int, seconds: float, cases: int,
         password: str, app_pid: int | None = None, db_pid: int | None = None,
-        profile_dir: Path | None = None, query: statements.Query | None = None) -> list[Result]:
+        profile_dir: Path | None = None, query: statements.Query | None = None, pipelined: bool = False,
+        ) -> list[Result]:
     if env is not None:
         # One officer records thousands of petitions, each after its duplicate check: far past an
         # officer's budget of checks (20 a minute). Lifted for the bench, put back after.
         for purpose in ("dedup_minute", "dedup_day"):
             kntc("throttle", "set", purpose, "2000000000", env=env)
     try:
-        return _run(base, dsn, env, concurrency, seconds, cases, password, app_pid, db_pid, profile_dir, query)
+        return _run(base, dsn, env, concurrency, seconds, cases, password, app_pid, db_pid, profile_dir, query,
+                    pipelined)
     finally:
         if env is not None:
             kntc("throttle", "set", "dedup_minute", "20", env=env)
@@ -277,7 +282,7 @@ def profiled_file(profile_dir: Path, endpoint: str) -> Path:
 
 def _run(base: str, dsn: str, env: dict[str, str] | None, concurrency: int, seconds: float, cases: int,
          password: str, app_pid: int | None, db_pid: int | None, profile_dir: Path | None,
-         query: statements.Query | None) -> list[Result]:
+         query: statements.Query | None, pipelined: bool) -> list[Result]:
     data = prepare(base, env, cases, password)
     if env is not None:
         # The bench's own ward grows with every run (its intakes and pgbench's): the duplicate check and
@@ -293,6 +298,11 @@ def _run(base: str, dsn: str, env: dict[str, str] | None, concurrency: int, seco
     rec_tokens = sessions(base, data["reception"], data["who"]["reception"], concurrency)
     hnd_tokens = sessions(base, data["handling"], data["who"]["handling"], concurrency)
     prefix, lo, hi = data["prefix"], data["lo"], data["hi"]
+    # pgbench sends what the app sends for the handling officer's session (bench_scripts.py)
+    as_officer = bench_scripts.variables(hnd_token, unit_id(dsn, BENCH_UNIT))
+
+    def made(name: str) -> Path:
+        return bench_scripts.write(SCRIPTS_MADE, name, pipelined)
     people = random.Random()  # noqa: S311 - test data, not a secret
 
     def record(client: Any, headers: dict[str, str]) -> bytes:
@@ -306,21 +316,20 @@ def _run(base: str, dsn: str, env: dict[str, str] | None, concurrency: int, seco
         r.release()
         return json.dumps({**petition, "dedup_check_id": got.get("check_id")}, ensure_ascii=False).encode()
 
-    plan: list[tuple[str, list[str], str, Callable[[int], str], Body, str, dict[str, str]]] = [
+    plan: list[tuple[str, list[str], str, Callable[[int], str], Body, Path, dict[str, str]]] = [
         ("case file   GET /api/cases/{code}", hnd_tokens, "GET",
          case_path(prefix, lo, hi), None,
-         "case_file.sql", {"token": hnd_token, "prefix": prefix, "lo": str(lo), "hi": str(hi)}),
+         made("case_file.sql"), {**as_officer, "prefix": prefix, "lo": str(lo), "hi": str(hi)}),
         ("inbox       GET /api/cases?scope=unit&status=in_handling", hnd_tokens, "GET",
-         lambda i: INBOX_PATH, None, "inbox.sql", {"token": hnd_token}),
+         lambda i: INBOX_PATH, None, made("inbox.sql"), as_officer),
     ]
-    if has_route(base, "/api/search") and (SCRIPTS / "search.sql").exists():
+    if has_route(base, "/api/search"):
         plan.append(("search      GET /api/search?q=...", hnd_tokens, "GET",
-                     lambda i: SEARCH_PATH, None, "search.sql",
-                     {"token": hnd_token}))
-    elif not has_route(base, "/api/search"):
+                     lambda i: SEARCH_PATH, None, made("search.sql"), as_officer))
+    else:
         print("search: GET /api/search is not in this app yet, skipped")
     plan.append(("intake      POST /api/dedup/check + POST /api/cases", rec_tokens, "POST",
-                 lambda i: "/api/cases", record, "record_petition.sql", {"token": rec_token}))
+                 lambda i: "/api/cases", record, SCRIPTS / "record_petition.sql", {"token": rec_token}))
     results = []
     # The framework's floor: the same server and workers answering a constant JSON body.
     with profiled(app_pid, profile_dir, TRIVIAL):
@@ -353,8 +362,8 @@ def _run(base: str, dsn: str, env: dict[str, str] | None, concurrency: int, seco
         if db_pid and lat and done:
             res.db_cpu_ms_http = round(1000 * db_cpu / len(lat), 3)
             res.db_cpu_ms_pgbench = round(1000 * (tree_cpu(db_pid) - db_before) / done, 3)
-        if script == "case_file.sql" and env is not None and env.get("KNTC_ADMIN_DATABASE_URL"):
-            res.parts = sql_parts(env, script, variables, concurrency, seconds)
+        if script.name.endswith("case_file.sql") and env is not None and env.get("KNTC_ADMIN_DATABASE_URL"):
+            res.parts = sql_parts(env, script, variables, concurrency, seconds, pipelined)
         results.append(res)
         print(f"  {name}: {res.http_rps} req/s, database {res.db_tps} tps", flush=True)
     return results
@@ -530,7 +539,8 @@ def main(argv: list[str] | None = None) -> int:
                               password, app_pid=app.proc.pid if app.proc else None, db_pid=db_pid,
                               profile_dir=profile_dir,
                               query=statements_query(args.pg_root, args.pg_port,
-                                                     conninfo_to_dict(env["KNTC_DATABASE_URL"])["dbname"]))
+                                                     conninfo_to_dict(env["KNTC_DATABASE_URL"])["dbname"]),
+                              pipelined=args.mode == "pipeline")
             select_tps = select_only(select_only_dsn(env, args.pg_root, args.pg_port), args.concurrency, args.seconds)
     except StackError as exc:
         print(f"bench-app: {exc}", file=sys.stderr)

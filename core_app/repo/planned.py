@@ -33,6 +33,7 @@ at every call after all; `generic=True` keeps one plan from the first call.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -75,7 +76,15 @@ class Planned:
         """The statement the case service sends: the function's rows, bound as the statement's were.
         Each value is cast to its parameter's type, as the statement's column would take it: the
         function is then found whatever type the driver gave the value (a small int, an empty list)."""
-        holders = (f"%({n})s" for n, _ in self.params) if self.named else ("%s" for _ in self.params)
+        holders = [f"%({n})s" for n, _ in self.params] if self.named else ["%s" for _ in self.params]
+        return self._call(holders)
+
+    def call_with(self, values: Mapping[str, str]) -> str:
+        """The same call with an SQL expression in place of each parameter, by the parameter's name:
+        the statement as a tool that binds its own values sends it (a pgbench script's variables)."""
+        return self._call([f"({values[n]})" for n, _ in self.params])
+
+    def _call(self, holders: list[str]) -> str:
         args = ", ".join(f"{h}::{t}" for h, (_, t) in zip(holders, self.params, strict=True))
         return f"SELECT * FROM {self.function}({args})" if self.returns else f"SELECT {self.function}({args})"
 

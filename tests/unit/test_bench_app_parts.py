@@ -1,32 +1,34 @@
 """`bench_app` splits the case file's SQL into the session statement every request pays and the
-rest: the session-only script is the case file's own opening, so the two cannot drift apart, and
-the summary prints each part against pgbench -S."""
+rest: the session-only script is each read's own opening, both made from the app's statements, so
+they cannot drift apart, and the summary prints each part against pgbench -S. That the scripts run
+and read the officer's case: tests/integration/test_bench_scripts.py."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from loadtests import bench_app
+from core_app.db import BEGIN_AS_ACTOR
+from core_app.dedup import search
+from core_app.repo import cases
+from loadtests import bench_app, bench_scripts
 
 
-def test_the_session_script_is_the_case_files_opening_then_commit() -> None:
-    whole = (bench_app.SCRIPTS / "case_file.sql").read_text()
-    session = bench_app.session_only_script("case_file.sql").read_text()
-    opening, _, rest = session.rpartition("\\endpipeline\n")
-    assert whole.startswith(opening + "\\endpipeline\n")
-    assert rest == "COMMIT;\n"
-    assert "kntc.session_resume(:token" in opening
-    assert "kntc.party" not in session  # none of the document's own SQL
+@pytest.mark.parametrize("pipelined", [False, True])
+@pytest.mark.parametrize("name", sorted(bench_scripts.READS))
+def test_the_session_script_is_each_reads_opening_then_commit(name: str, pipelined: bool) -> None:
+    whole = bench_scripts.script(name, pipelined)
+    opening = bench_scripts.session_only(pipelined).split("\n", 1)[1].removesuffix("COMMIT;\n")
+    assert opening in whole
+    assert whole.endswith("COMMIT;\n")
+    assert BEGIN_AS_ACTOR.function in opening
+    assert "kntc.case_file" not in opening  # none of the endpoint's own SQL
 
 
-def test_a_script_without_its_session_statement_is_refused_in_one_line(tmp_path: Path,
-                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    (tmp_path / "bare.sql").write_text("BEGIN;\nSELECT 1;\nCOMMIT;\n")
-    monkeypatch.setattr(bench_app, "SCRIPTS", tmp_path)
-    with pytest.raises(bench_app.StackError, match="no \\\\endpipeline"):
-        bench_app.session_only_script("bare.sql")
+def test_each_read_sends_the_apps_own_statements() -> None:
+    assert cases.CASE_FILE.function in bench_scripts.script("case_file.sql", False)
+    assert cases.UNIT_INBOX.function in bench_scripts.script("inbox.sql", False)
+    found = bench_scripts.script("search.sql", False)
+    assert "kntc.search_ids(" in found and search.ROWS.function in found
 
 
 def test_the_summary_prints_each_part_as_a_share_of_select_only(capsys: pytest.CaptureFixture[str]) -> None:
