@@ -51,9 +51,7 @@ from loadtests.testdata import Api, ensure_admin, new_person_petition, petition_
 from loadtests.tiers import tree_cpu
 
 PGBENCH = Path(os.environ.get("KNTC_PGBENCH", "/usr/lib/postgresql/15/bin/pgbench"))
-# The intake's script, written by hand; the reads' scripts are made from the app's statements
-# (loadtests/bench_scripts.py) into SCRIPTS_MADE at each run.
-SCRIPTS = Path(__file__).resolve().parent / "pgbench"
+# pgbench's scripts, made from the app's statements at each run (loadtests/bench_scripts.py)
 SCRIPTS_MADE = REPORTS / "pgbench"
 # How the local app talks to PostgreSQL: as on the app hosts behind PgBouncer, or kntc serve's default.
 MODES: dict[str, dict[str, str]] = {"pooler": {"KNTC_DATABASE_POOLER": "pgbouncer"}, "pipeline": {}}
@@ -329,7 +327,8 @@ def _run(base: str, dsn: str, env: dict[str, str] | None, concurrency: int, seco
     else:
         print("search: GET /api/search is not in this app yet, skipped")
     plan.append(("intake      POST /api/dedup/check + POST /api/cases", rec_tokens, "POST",
-                 lambda i: "/api/cases", record, SCRIPTS / "record_petition.sql", {"token": rec_token}))
+                 lambda i: "/api/cases", record, bench_scripts.write(SCRIPTS_MADE, "record_petition.sql", False),
+                 {"token": rec_token, "key": bench_scripts.budget_key(rec_token)}))
     results = []
     # The framework's floor: the same server and workers answering a constant JSON body.
     with profiled(app_pid, profile_dir, TRIVIAL):

@@ -13,8 +13,9 @@ variables: `token` (the officer's session), `key` (its API budget's counter), `u
 officer's unit), and for the case file `prefix`, `lo` and `hi` (the bench's case codes, one drawn at
 random each time).
 
-The intake (`record_petition.sql`) is still written by hand: it follows create_case's course through
-a dozen statements and triggers, not one registry entry per step.
+The intake's own statements (`pgbench/record_petition.sql`) are still written by hand: they follow
+create_case's course through a dozen statements, not one registry entry per step. Its opening is
+made here like the reads'.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ INBOX_PAGE = 50
 SEARCH_WORDS = "bồi thường"
 SEARCH_PAGE = 20
 _NAMED = re.compile(r"%\((\w+)\)s")
+# The intake's statements after its session statement, written by hand (see the module's docstring).
+INTAKE_BODY = Path(__file__).resolve().parent / "pgbench" / "record_petition.sql"
 
 
 def budget_key(token: str) -> str:
@@ -58,11 +61,14 @@ def _statement(text: str) -> str:
     return " ".join(text.split()) + ";\n"
 
 
-def opening(pipelined: bool) -> str:
-    """BEGIN and the session statement, judging the call against the session's budget as the app does."""
+def opening(pipelined: bool, kept: bool = False) -> str:
+    """BEGIN and the session statement, judging the call against the session's budget as the app does;
+    `kept`: its row kept as variables `a_<column>` (pgbench keeps none inside a pipeline)."""
     session = _statement(BEGIN_AS_ACTOR.call_with({
         "token": ":token", "idle": str(Settings.model_fields["idle_seconds"].default),
         "purpose": literal("api_session"), "key": ":key", "more": "1"}))
+    if kept:
+        return "BEGIN;\n" + session.removesuffix(";\n") + " \\gset a_\n"
     if pipelined:
         return "\\startpipeline\nBEGIN;\n" + session + "\\endpipeline\n"
     return "BEGIN;\n" + session
@@ -103,11 +109,21 @@ def session_only(pipelined: bool) -> str:
     return "-- the session statement alone: made by loadtests/bench_scripts.py\n" + opening(pipelined) + "COMMIT;\n"
 
 
+def intake() -> str:
+    """POST /api/dedup/check + POST /api/cases, from the hand-written `record_petition.sql`: its draws,
+    then BEGIN and the session statement (its row kept, the intake's statements use the officer's unit
+    and account), then the rest. Never pipelined: the intake's statements need the session's row."""
+    lines = INTAKE_BODY.read_text().splitlines(keepends=True)
+    first = next(i for i, line in enumerate(lines) if not line.startswith(("--", "\\set")))
+    return "".join(lines[:first]) + opening(False, kept=True) + "".join(lines[first:])
+
+
 def write(folder: Path, name: str, pipelined: bool) -> Path:
-    """The script `name` (one of READS, or `session.sql`) written into `folder`."""
+    """The script `name` (one of READS, `record_petition.sql`, or `session.sql`) written into `folder`."""
     folder.mkdir(parents=True, exist_ok=True)
     out = folder / (f"pipelined-{name}" if pipelined else name)
-    out.write_text(session_only(pipelined) if name == "session.sql" else script(name, pipelined))
+    made = {"session.sql": lambda: session_only(pipelined), INTAKE_BODY.name: intake}.get(name)
+    out.write_text(made() if made else script(name, pipelined))
     return out
 
 

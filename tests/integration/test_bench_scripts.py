@@ -84,3 +84,27 @@ def test_a_session_that_is_not_live_reads_nothing(one_case_ward: tuple[Officer, 
     res = subprocess.run([*cmd, pg_env["KNTC_DATABASE_URL"]], capture_output=True, text=True, timeout=60)
     assert res.returncode != 0
     assert "expected one row, got 0" in res.stderr, res.stderr[-800:]
+
+
+def test_the_intakes_script_records_petitions_as_the_officer(owner_conn: psycopg.Connection,
+                                                            officer: Callable[..., Officer],
+                                                            pg_env: dict[str, str], tmp_path: Path) -> None:
+    """The intake's statements are written by hand after an opening made from the app's: the case files
+    pgbench records are the officer's, in the officer's ward, each under a duplicate check."""
+    ward = owner_conn.execute(
+        "SELECT u.code FROM kntc.unit u WHERE u.code ~ '^X[0-9]+$' AND u.valid_to IS NULL AND NOT EXISTS ("
+        " SELECT 1 FROM kntc.case_file c WHERE c.handling_unit_id = u.id OR c.receiving_unit_id = u.id)"
+        " ORDER BY md5(u.code) DESC LIMIT 1").fetchone()
+    assert ward
+    clerk = officer(ward["code"], ["reception"])
+    script = bench_scripts.write(tmp_path, "record_petition.sql", False)
+    cmd = [str(bench_app.PGBENCH), "-n", "-M", "prepared", "-c", "1", "-t", "2", "-f", str(script),
+           "-D", f"token={clerk.token}", "-D", f"key={bench_scripts.budget_key(clerk.token)}"]
+    res = subprocess.run([*cmd, pg_env["KNTC_DATABASE_URL"]], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr[-800:]
+    made = owner_conn.execute(
+        "SELECT a.username, count(DISTINCT d.check_id) AS checks FROM kntc.case_file c"
+        " JOIN kntc.unit u ON u.id = c.handling_unit_id JOIN kntc.account a ON a.id = c.created_by"
+        " JOIN kntc.dedup_decision d ON d.case_id = c.id WHERE u.code = %s GROUP BY a.username",
+        (ward["code"],)).fetchall()
+    assert [(r["username"], r["checks"]) for r in made] == [(clerk.username, 2)]
