@@ -441,9 +441,25 @@ def pooler_waits(pg_root: Path, port: int) -> None:
                     "-qc", sql], check=True, capture_output=True, timeout=60)
 
 
-def print_summary(results: list[Result], select_tps: float | None, commit: str, mode: str = "") -> str:
+def driver_floor(dsn: str, mode: str) -> float | None:
+    """The app CPU of a request's round trips carrying nothing (loadtests/driver_floor.py), or None
+    and a line saying why."""
+    res = subprocess.run([sys.executable, "-m", "loadtests.driver_floor", dsn, "--mode", mode],
+                         capture_output=True, text=True, timeout=300, cwd=ROOT)
+    if res.returncode != 0:
+        print(f"  driver floor not measured: {(res.stderr or res.stdout).strip()[-300:]}", flush=True)
+        return None
+    return float(json.loads(res.stdout)["app_cpu_ms"])
+
+
+DRIVER = "floor: the driver, BEGIN + 2 trivial reads + COMMIT"
+
+
+def print_summary(results: list[Result], select_tps: float | None, commit: str, mode: str = "",
+                  driver_ms: float | None = None) -> str:
     """The goals in one table: each endpoint as a share of the trivial answer, its CPU per request,
-    and the case file's SQL against pgbench -S.
+    and the case file's SQL against pgbench -S. `driver_ms`: the app CPU of a request's round trips
+    with nothing in them, printed under /livez (together, the least a request that reads can cost).
 
     "stmt ms" is the time a request's statements took from start to end, planning and waiting for
     locks included: well above "DB ms" (CPU), it says the request waited (the bench's clients are one
@@ -452,7 +468,11 @@ def print_summary(results: list[Result], select_tps: float | None, commit: str, 
     lines = [f"commit {commit}" + (f", app in {mode} mode" if mode else ""),
              f"{'endpoint':58} {'req/s':>8} {'of /livez':>9} {'app ms':>7} {'DB ms':>7} {'stmt ms':>7} "
              f"{'plan ms':>7} {'SQL tps':>9} {'of -S':>7}"]
+    blank = f"{'':7} {'':7} {'':7} {'':9} {'':7}"
     for r in results:
+        if r.endpoint != TRIVIAL and driver_ms is not None:
+            lines.append(f"{DRIVER:58} {'':8} {'':9} {driver_ms:7.2f} {blank}")
+            driver_ms = None
         share = f"{r.http_rps / base.http_rps:.1%}" if base and base.http_rps else "-"
         of_s = f"{r.db_tps / select_tps:.1%}" if r.db_tps and select_tps else "-"
 
@@ -523,6 +543,7 @@ def main(argv: list[str] | None = None) -> int:
             env = dict(os.environ) if os.environ.get("KNTC_ADMIN_DATABASE_URL") else None
             results = run(args.host.rstrip("/"), dsn, env, args.concurrency, args.seconds, args.cases, password)
             select_tps = select_only(select_only_dsn(env, None, args.pg_port), args.concurrency, args.seconds)
+            driver_ms = driver_floor(dsn, "pooler")
         else:
             env = {**os.environ, **local_env(args.pg_root, args.pg_port)}
             prepare_database(env)
@@ -541,13 +562,14 @@ def main(argv: list[str] | None = None) -> int:
                                                      conninfo_to_dict(env["KNTC_DATABASE_URL"])["dbname"]),
                               pipelined=args.mode == "pipeline")
             select_tps = select_only(select_only_dsn(env, args.pg_root, args.pg_port), args.concurrency, args.seconds)
+            driver_ms = driver_floor(env["KNTC_DATABASE_URL"], args.mode)
     except StackError as exc:
         print(f"bench-app: {exc}", file=sys.stderr)
         return 1
     text = print_table(results, args.concurrency, args.workers)
     commit = commit_measured()
     mode = "the running app's" if args.host else args.mode
-    summary = print_summary(results, select_tps, commit, mode)
+    summary = print_summary(results, select_tps, commit, mode, driver_ms)
     profile = ""
     if profile_dir is not None:
         profile = profile_app.markdown({r.endpoint: profile_app.Profiler.stacks(profiled_file(profile_dir, r.endpoint))
@@ -557,7 +579,7 @@ def main(argv: list[str] | None = None) -> int:
     out = REPORTS / f"bench-app-{stamp}.json"
     out.write_text(json.dumps({"at": stamp, "label": args.label, "concurrency": args.concurrency,
                                "workers": args.workers, "commit": commit, "mode": mode,
-                               "pgbench_select_tps": select_tps,
+                               "pgbench_select_tps": select_tps, "driver_floor_app_cpu_ms": driver_ms,
                                "results": [{**asdict(r), "ratio": r.ratio} for r in results],
                                "table": text, "summary": summary, "profile": profile}, indent=1))
     print(f"figures saved to {out}")
