@@ -131,7 +131,7 @@ def registry() -> tuple[Planned, ...]:
     from core_app.dedup import decisions, search
     from core_app.repo import cases, deadline_steps
 
-    return (db.BEGIN_AS_ACTOR, cases.CASE_FILE, cases.CASE_ROW, cases.UNIT_INBOX,
+    return (db.BEGIN_AS_ACTOR, db.BEGIN_WITHOUT_BUDGET, cases.CASE_FILE, cases.CASE_ROW, cases.UNIT_INBOX,
             cases.OVERDUE, search.ROWS, cases.INSERT_PARTY, cases.INSERT_PETITION, decisions.CLAIM,
             deadline_steps.UPSERT, deadline_steps.END)
 
