@@ -23,14 +23,20 @@ from tests.conftest import Officer, act, petition_body
 READ_COLUMN = {"case_file.sql": "body", "inbox.sql": "code", "search.sql": "code"}
 
 
-@pytest.fixture(scope="module")
-def one_case_ward(owner_conn: psycopg.Connection, officer: Callable[..., Officer]) -> tuple[Officer, str, int]:
-    """An officer of a ward with no other case, and its one case, in handling, about compensation."""
+def _ward_without_cases(owner_conn: psycopg.Connection) -> dict:
+    """A current ward that holds and received no case (each call: another, once it has one)."""
     ward = owner_conn.execute(
         "SELECT u.code, u.id FROM kntc.unit u WHERE u.code ~ '^X[0-9]+$' AND u.valid_to IS NULL AND NOT EXISTS ("
         " SELECT 1 FROM kntc.case_file c WHERE c.handling_unit_id = u.id OR c.receiving_unit_id = u.id)"
         " ORDER BY md5(u.code) LIMIT 1").fetchone()
     assert ward
+    return ward
+
+
+@pytest.fixture(scope="module")
+def one_case_ward(owner_conn: psycopg.Connection, officer: Callable[..., Officer]) -> tuple[Officer, str, int]:
+    """An officer of a ward with no other case, and its one case, in handling, about compensation."""
+    ward = _ward_without_cases(owner_conn)
     clerk = officer(ward["code"], ["reception", "handling"])
     r = clerk.post("/api/cases", json=petition_body(subject="Khiếu nại về mức bồi thường đất ở"))
     assert r.status_code == 201, r.text
@@ -91,11 +97,7 @@ def test_the_intakes_script_records_petitions_as_the_officer(owner_conn: psycopg
                                                             pg_env: dict[str, str], tmp_path: Path) -> None:
     """The intake's statements are written by hand after an opening made from the app's: the case files
     pgbench records are the officer's, in the officer's ward, each under a duplicate check."""
-    ward = owner_conn.execute(
-        "SELECT u.code FROM kntc.unit u WHERE u.code ~ '^X[0-9]+$' AND u.valid_to IS NULL AND NOT EXISTS ("
-        " SELECT 1 FROM kntc.case_file c WHERE c.handling_unit_id = u.id OR c.receiving_unit_id = u.id)"
-        " ORDER BY md5(u.code) DESC LIMIT 1").fetchone()
-    assert ward
+    ward = _ward_without_cases(owner_conn)
     clerk = officer(ward["code"], ["reception"])
     script = bench_scripts.write(tmp_path, "record_petition.sql", False)
     cmd = [str(bench_app.PGBENCH), "-n", "-M", "prepared", "-c", "1", "-t", "2", "-f", str(script),
