@@ -45,8 +45,8 @@ SELECT s.state, (s.who).account_id, (s.who).unit_id, (s.who).roles, (s.who).clea
 _SESSION_COLUMNS = (("state", "text"), ("account_id", "integer"), ("unit_id", "integer"), ("roles", "text[]"),
                     ("clearance", "smallint"), ("unit_code", "text"), ("unit_name", "text"),
                     ("unit_level", "text"), ("allowed", "boolean"), ("retry_after_s", "integer"))
-# An API call, judged against its budget. The filter on the purpose stays for the release before this
-# one, which calls this function for the pages too, without a purpose.
+# An API call, judged against its budget. The filter on the purpose stays: during a rolling release a
+# host not yet upgraded calls this function for its pages too, without a purpose.
 BEGIN_AS_ACTOR = Planned(
     "begin_as_actor",
     params=(("token", "text"), ("idle", "integer"), ("purpose", "text"), ("key", "text"), ("more", "integer")),

@@ -18,7 +18,7 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from core_app.db import BEGIN_AS_ACTOR
+from core_app.db import BEGIN_AS_ACTOR, BEGIN_WITHOUT_BUDGET
 from core_app.dedup import decisions, search
 from core_app.repo import cases, deadline_steps, planned
 from core_app.repo.planned import Planned
@@ -76,17 +76,19 @@ def test_the_case_file_planned_is_the_statement_sent_as_text_for_every_officer(
 def test_the_session_statement_planned_is_the_statement_sent_as_text(
         pg_env: dict[str, str], owner_conn: psycopg.Connection, officer: Callable[..., Officer]) -> None:
     own = officer(HOME, ["reception"])
-    for token in (own.token, "not-a-session"):
-        params = {"token": token, "idle": 1800, "purpose": None, "key": None, "more": 0}
-        with psycopg.connect(pg_env["KNTC_DATABASE_URL"], row_factory=dict_row) as conn:
-            as_text = conn.execute(BEGIN_AS_ACTOR.sql, params).fetchall()
-        with psycopg.connect(pg_env["KNTC_DATABASE_URL"], row_factory=dict_row) as conn:
-            as_planned = conn.execute(BEGIN_AS_ACTOR.call, params).fetchall()
-            # the session it set is the transaction's: row-level security sees the officer after it
-            actor = conn.execute("SELECT (kntc.actor()).account_id AS id").fetchone()
-        assert as_planned == as_text, token
-        assert actor == {"id": as_planned[0]["account_id"]}
-    assert as_text[0]["state"] == "expired"  # the made-up token, last
+    # the pages' statement, and the API's without a purpose (as a host of an earlier release sends it)
+    for statement, more in ((BEGIN_WITHOUT_BUDGET, {}), (BEGIN_AS_ACTOR, {"purpose": None, "key": None, "more": 0})):
+        for token in (own.token, "not-a-session"):
+            params = {"token": token, "idle": 1800, **more}
+            with psycopg.connect(pg_env["KNTC_DATABASE_URL"], row_factory=dict_row) as conn:
+                as_text = conn.execute(statement.sql, params).fetchall()
+            with psycopg.connect(pg_env["KNTC_DATABASE_URL"], row_factory=dict_row) as conn:
+                as_planned = conn.execute(statement.call, params).fetchall()
+                # the session it set is the transaction's: row-level security sees the officer after it
+                actor = conn.execute("SELECT (kntc.actor()).account_id AS id").fetchone()
+            assert as_planned == as_text, (statement.name, token)
+            assert actor == {"id": as_planned[0]["account_id"]}
+        assert as_text[0]["state"] == "expired"  # the made-up token, last
     # with a budget's purpose the call is judged by the shared counter plus the calls this process
     # has not added yet, and nothing is written: reading a case takes no transaction id
     key = f"planned-{own.token[:6]}"
