@@ -92,7 +92,8 @@ async def _mark_returned(conn: AsyncConnection[Any]) -> None:
     conn._kntc_returned = time.monotonic()  # type: ignore[attr-defined]
 
 
-async def _without_pipelines(conn: AsyncConnection[Any]) -> None:
+async def without_pipelines(conn: AsyncConnection[Any]) -> None:
+    """Mark a connection to send each statement on its own (behind PgBouncer: see `pipeline`)."""
     conn._kntc_no_pipeline = True  # type: ignore[attr-defined]
 
 
@@ -130,7 +131,7 @@ class Database:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         kwargs = {"row_factory": dict_row, "autocommit": False, **app_connection(settings)}
-        configure = _without_pipelines if settings.database_pooler == "pgbouncer" else None
+        configure = without_pipelines if settings.database_pooler == "pgbouncer" else None
         self.pool = AsyncConnectionPool(
             settings.database_url,
             min_size=settings.pool_min,

@@ -90,8 +90,8 @@ class Result:
 
 
 # The reads measured, as requested (bench_alternate serves the same).
-INBOX_PATH = "/api/cases?scope=unit&status=in_handling"
-SEARCH_PATH = "/api/search?q=b%E1%BB%93i+th%C6%B0%E1%BB%9Dng"  # "bồi thường"
+INBOX_PATH = bench_scripts.INBOX_PATH
+SEARCH_PATH = bench_scripts.SEARCH_PATH
 
 
 def case_path(prefix: str, lo: int, hi: int) -> Callable[[int], str]:

@@ -20,27 +20,35 @@ made here like the reads'.
 
 from __future__ import annotations
 
+import inspect
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from urllib.parse import quote_plus
 
 from psycopg import sql
 
+from core_app.api.routes import cases as case_routes
+from core_app.api.routes import search as search_routes
 from core_app.db import BEGIN_AS_ACTOR
 from core_app.dedup import search
 from core_app.repo import cases
 from core_app.settings import Settings
 from core_app.throttle import budget_of
 
-# What the endpoints' requests ask for, as the bench's requests do (bench_app INBOX_PATH, SEARCH_PATH)
-# with each route's default page.
+# What the bench's reads ask for, over HTTP (bench_app) and here alike, each at its route's default page.
 INBOX_STATUS = "in_handling"
-INBOX_PAGE = 50
 SEARCH_WORDS = "bồi thường"
-SEARCH_PAGE = 20
+INBOX_PATH = f"/api/cases?scope=unit&status={INBOX_STATUS}"
+SEARCH_PATH = f"/api/search?q={quote_plus(SEARCH_WORDS)}"
 _NAMED = re.compile(r"%\((\w+)\)s")
 # The intake's statements after its session statement, written by hand (see the module's docstring).
 INTAKE_BODY = Path(__file__).resolve().parent / "pgbench" / "record_petition.sql"
+
+
+def default_page(route: Callable[..., object]) -> int:
+    """A route's `per_page` when the request names none (FastAPI's Query default)."""
+    return int(inspect.signature(route).parameters["per_page"].default.default)
 
 
 def budget_key(token: str) -> str:
@@ -82,14 +90,15 @@ def case_file() -> str:
 def inbox() -> str:
     """GET /api/cases?scope=unit&status=in_handling: the unit's first page (cases.list_cases)."""
     return _statement(cases.UNIT_INBOX.call_with({"status": literal(INBOX_STATUS), "mine": ":unit_id",
-                                                  "limit": str(INBOX_PAGE + 1)}))
+                                                  "limit": str(default_page(case_routes.list_cases) + 1)}))
 
 
 def search_page() -> str:
     """GET /api/search?q=bồi thường: the ids, then their rows (core_app/dedup/search.py search). The app
     carries the ids to the second statement in Python; here pgbench does (`\\gset`), the ids gathered
     into one array on the server."""
-    ids = bind(search.IDS, {k: literal(v) for k, v in search.params({"q": SEARCH_WORDS}, None, SEARCH_PAGE).items()})
+    given = search.params({"q": SEARCH_WORDS}, None, default_page(search_routes.search))
+    ids = bind(search.IDS, {k: literal(v) for k, v in given.items()})
     gather = " ".join(f"SELECT coalesce(array_agg(id), '{{}}') AS ids FROM ({ids}) i".split())
     return gather + " \\gset s_\n" + _statement(search.ROWS.call_with({"ids": ":s_ids"}))
 

@@ -23,7 +23,7 @@ import uvloop
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
-from core_app.db import pipeline
+from core_app.db import pipeline, without_pipelines
 
 TRIVIAL = "SELECT 1 AS one"
 WARM_UP = 200
@@ -40,7 +40,7 @@ async def measure(dsn: str, pooler: bool, requests: int) -> float:
     """CPU milliseconds of this process per request, after a warm-up."""
     conn = await AsyncConnection.connect(dsn, row_factory=dict_row, autocommit=False, connect_timeout=10)
     if pooler:
-        conn._kntc_no_pipeline = True  # type: ignore[attr-defined]  # as core_app.db marks them
+        await without_pipelines(conn)
     try:
         for _ in range(WARM_UP):
             await one_request(conn)
@@ -52,11 +52,18 @@ async def measure(dsn: str, pooler: bool, requests: int) -> float:
         await conn.close()
 
 
+def positive(text: str) -> int:
+    value = int(text) if text.isdigit() else 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"a whole number of requests of 1 or more, not {text!r}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("dsn")
     p.add_argument("--mode", choices=("pooler", "pipeline"), default="pooler")
-    p.add_argument("--requests", type=int, default=3000)
+    p.add_argument("--requests", type=positive, default=3000)
     args = p.parse_args(argv)
     try:
         ms = uvloop.run(measure(args.dsn, args.mode == "pooler", args.requests))

@@ -40,3 +40,12 @@ def test_the_summary_prints_the_floor_under_livez() -> None:
     assert lines[3].startswith(bench_app.DRIVER) and lines[3].split()[-1] == "0.12"
     assert lines[4].startswith("case file")
     assert len({len(line) for line in lines[1:]}) == 1, lines
+
+
+@pytest.mark.parametrize("given", ["0", "-5", "many"])
+def test_a_count_of_requests_that_is_not_a_positive_number_is_refused_in_one_line(given: str) -> None:
+    res = subprocess.run([sys.executable, "-m", "loadtests.driver_floor", "host=127.0.0.1 port=1 dbname=x",
+                          f"--requests={given}"], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert res.returncode == 2 and res.stdout == ""
+    assert f"a whole number of requests of 1 or more, not '{given}'" in res.stderr
+    assert "Traceback" not in res.stderr
