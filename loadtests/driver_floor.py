@@ -24,6 +24,7 @@ from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
 from core_app.db import pipeline, without_pipelines
+from loadtests.arguments import at_least_one
 
 TRIVIAL = "SELECT 1 AS one"
 WARM_UP = 200
@@ -52,18 +53,11 @@ async def measure(dsn: str, pooler: bool, requests: int) -> float:
         await conn.close()
 
 
-def positive(text: str) -> int:
-    value = int(text) if text.isdigit() else 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"a whole number of requests of 1 or more, not {text!r}")
-    return value
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("dsn")
     p.add_argument("--mode", choices=("pooler", "pipeline"), default="pooler")
-    p.add_argument("--requests", type=positive, default=3000)
+    p.add_argument("--requests", type=at_least_one("requests"), default=3000)
     args = p.parse_args(argv)
     try:
         ms = uvloop.run(measure(args.dsn, args.mode == "pooler", args.requests))

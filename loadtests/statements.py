@@ -27,6 +27,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from loadtests.arguments import at_least_one
+
 DATABASE = "kntc"
 # The roles of the case service's requests (the app's officers and the login and set-up routes).
 ROLES = ("kntc_app", "kntc_login")
@@ -164,18 +166,11 @@ def markdown(doc: dict[str, Any], requests: int | None = None, shown: int = 12) 
     return L
 
 
-def _count(text: str) -> int:
-    n = int(text) if text.isdigit() else 0
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number of statements, at least 1: {text!r}")
-    return n
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="pg_stat_statements on the lab's DC leader: reset, or the top.")
     p.add_argument("action", choices=("reset", "top"))
     p.add_argument("--site", default="dc", help="the site whose leader is read (default dc)")
-    p.add_argument("--limit", type=_count, default=20, help="how many statements (default 20)")
+    p.add_argument("--limit", type=at_least_one("statements"), default=20, help="how many statements (default 20)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--inventory", type=Path, help="the lab's Ansible inventory (default: the lab's own)")
     args = p.parse_args(argv)

@@ -47,5 +47,5 @@ def test_a_count_of_requests_that_is_not_a_positive_number_is_refused_in_one_lin
     res = subprocess.run([sys.executable, "-m", "loadtests.driver_floor", "host=127.0.0.1 port=1 dbname=x",
                           f"--requests={given}"], capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert res.returncode == 2 and res.stdout == ""
-    assert f"a whole number of requests of 1 or more, not '{given}'" in res.stderr
+    assert f"expected a whole number of requests, at least 1: '{given}'" in res.stderr
     assert "Traceback" not in res.stderr
